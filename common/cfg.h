@@ -1,0 +1,106 @@
+/* cfg.h - the one configuration of Raven Zero, shared by every process.
+ *
+ * Values are layered: built-in defaults < YAML file (-c) < environment < command line.
+ * Every source goes through cfg_set(), so each setting is parsed and validated in one
+ * place, and a bad value is reported as "NAME=value: what is allowed". */
+#ifndef RZ_CFG_H
+#define RZ_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* "N/second|minute|hour|day": count requests per period_s seconds. */
+typedef struct {
+    uint32_t count;
+    uint32_t period_s;
+} cfg_rate;
+
+/* An IPv4 or IPv6 network; IPv4 addresses are kept as IPv4-mapped IPv6 so that one
+ * comparison covers both families. */
+typedef struct {
+    uint8_t addr[16];
+    uint8_t prefix; /* 0..128, counted on the mapped form */
+} cfg_cidr;
+
+typedef struct {
+    cfg_cidr *items;
+    size_t n;
+} cfg_cidr_list;
+
+typedef struct {
+    char **items;
+    size_t n;
+} cfg_str_list;
+
+typedef struct cfg {
+    /* SPEC.md names */
+    char *redis_url;
+    char *storage_path;
+    char *temp_path;
+    uint64_t max_file_size;
+    cfg_str_list allowed_mime_types; /* empty = all; an entry's subtype may be the wildcard "*" */
+    cfg_rate upload_rate_limit;
+    cfg_rate health_rate_limit;
+    uint32_t download_fail_limit;
+    uint32_t download_block_window; /* seconds */
+    uint32_t cleanup_interval_minutes;
+    uint32_t orphan_age_minutes;
+    uint32_t secure_shred_passes;
+    char *diceware_wordlist_path;
+
+    /* this implementation */
+    cfg_str_list listen;  /* "host:port", "[v6]:port" or ":port"; comma list */
+    uint32_t workers;     /* resolved: "auto" becomes the number of cores */
+    cfg_cidr_list trusted_proxies;
+    cfg_str_list cors_origins; /* ["*"] by default */
+    char *public_url;          /* "" = derive from the request */
+    char *log_path;
+    uint64_t log_max_bytes;
+    uint32_t log_backups;
+    int log_stdout;            /* bool */
+    int log_level;             /* LOG_DEBUG..LOG_ERROR from log.h */
+    char *secret_path;
+    int fsync_uploads;         /* bool */
+    cfg_cidr_list metrics_allow;
+
+    /* resource bounds */
+    uint32_t max_connections;       /* per worker */
+    uint32_t max_uploads_per_client;
+    uint32_t idle_timeout;          /* seconds, keep-alive and header read */
+    uint32_t body_timeout;          /* seconds, a request body must keep arriving */
+    uint32_t shutdown_timeout;      /* seconds a graceful stop waits for downloads */
+} cfg;
+
+/* Fill with built-in defaults (strings allocated). */
+void cfg_init(cfg *c);
+void cfg_free(cfg *c);
+
+/* Set one setting by its SPEC name (case-insensitive, so YAML may use lower case).
+ * Returns 0, or -1 with err = "NAME=value: expected ...". Unknown names are an error. */
+int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* Apply a YAML mapping of NAME: value (scalars, or sequences for list settings). */
+int cfg_load_yaml(cfg *c, const char *path, char *err, size_t errlen);
+
+/* Apply every known setting present in the environment. */
+int cfg_load_env(cfg *c, char *err, size_t errlen);
+
+/* Checks that involve more than one value (e.g. TEMP_PATH on the STORAGE_PATH
+ * filesystem is checked at start-up by the master, not here). */
+int cfg_validate(const cfg *c, char *err, size_t errlen);
+
+/* Parsers exposed for other modules and tests. */
+int cfg_parse_rate(const char *s, cfg_rate *out);
+int cfg_parse_cidr(const char *s, cfg_cidr *out);
+/* Address (16 bytes, mapped form) inside any network of the list? */
+int cfg_cidr_match(const cfg_cidr_list *l, const uint8_t addr[16]);
+/* Socket address to the 16-byte mapped form; -1 for non-IP families. */
+int cfg_addr_from_sockaddr(const struct sockaddr *sa, uint8_t out[16]);
+/* Is the MIME type allowed by the list (empty list allows all)? */
+int cfg_mime_allowed(const cfg *c, const char *mime);
+
+/* Names of every setting, NULL-terminated, for usage text and tests. */
+extern const char *const cfg_names[];
+
+#endif

@@ -1,0 +1,80 @@
+/* crypt.h - every cryptographic operation of Raven Zero, on OpenSSL libcrypto.
+ *
+ * The server secret, the id and keys derived from a drop key (HMAC/HKDF), sealed
+ * metadata blobs (AES-256-GCM), and the on-disk STREAM format: a header, then the
+ * plaintext cut into segments, each sealed with AES-256-GCM under nonce
+ * prefix(7) || counter(4, big-endian) || last(1), with the header as AAD, so that
+ * reordering, truncation and extension are all detected. */
+#ifndef RZ_CRYPT_H
+#define RZ_CRYPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRYPT_SECRET_LEN 32
+#define CRYPT_KEY_LEN 32
+#define CRYPT_SALT_LEN 16
+#define CRYPT_ID_HEX_LEN 32          /* 16 bytes as lowercase hex */
+#define CRYPT_TAG_LEN 16
+#define CRYPT_NONCE_PREFIX_LEN 7
+#define CRYPT_SEGMENT_SIZE 65536
+#define CRYPT_HEADER_LEN 40
+#define CRYPT_BLOB_OVERHEAD 28       /* 12-byte random nonce + 16-byte tag */
+
+/* Fill buf with CSPRNG bytes; 0 or -1. */
+int crypt_random(void *buf, size_t len);
+
+/* Load the 32-byte secret from path; create it (0600, O_EXCL) if absent. Refuses a
+ * file of the wrong size or one readable/writable by group or others. 0 or -1+err. */
+int crypt_secret_load(const char *path, uint8_t secret[CRYPT_SECRET_LEN], char *err, size_t errlen);
+
+/* id = hex(first 16 bytes of HMAC-SHA256(secret, key)); out gets 32 chars + NUL.
+ * 0, or -1 (out = "") if libcrypto fails, e.g. out of memory. */
+int crypt_id(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+             char out[CRYPT_ID_HEX_LEN + 1]);
+
+/* HKDF-SHA256(ikm = key, salt = secret || upload_salt, info) -> 32 bytes.
+ * info "raven-zero v1 file" for file segments, "raven-zero v1 meta" for the blob. */
+#define CRYPT_INFO_FILE "raven-zero v1 file"
+#define CRYPT_INFO_META "raven-zero v1 meta"
+int crypt_derive(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+                 const uint8_t salt[CRYPT_SALT_LEN], const char *info, uint8_t out[CRYPT_KEY_LEN]);
+
+/* Sealed blob: out = nonce(12) || ciphertext || tag(16); out must hold len + 28. */
+int crypt_blob_seal(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *pt, size_t len, uint8_t *out);
+/* in is len bytes (>= 28); out must hold len - 28; -1 when authentication fails. */
+int crypt_blob_open(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *in, size_t len, uint8_t *out);
+
+/* File header: magic "RZ0F", version 1, 3 reserved zero bytes, segment size (u32 BE),
+ * salt (16), nonce prefix (7), 5 reserved zero bytes = 40 bytes. */
+typedef struct {
+    uint32_t segment_size;
+    uint8_t salt[CRYPT_SALT_LEN];
+    uint8_t nonce_prefix[CRYPT_NONCE_PREFIX_LEN];
+} crypt_header;
+
+/* New header with the given salt, a random nonce prefix and CRYPT_SEGMENT_SIZE. */
+int crypt_header_new(crypt_header *h, const uint8_t salt[CRYPT_SALT_LEN]);
+void crypt_header_encode(const crypt_header *h, uint8_t out[CRYPT_HEADER_LEN]);
+/* -1 for a bad magic, version, reserved bytes or segment size. */
+int crypt_header_decode(const uint8_t in[CRYPT_HEADER_LEN], crypt_header *h);
+
+/* Size on disk of a file of plain_size bytes (>= 1), and back (-1 if impossible). */
+uint64_t crypt_sealed_size(uint64_t plain_size, uint32_t segment_size);
+int crypt_plain_size(uint64_t sealed_size, uint32_t segment_size, uint64_t *plain_size);
+
+/* One stream's cipher state: key plus the encoded header used as AAD. */
+typedef struct crypt_stream crypt_stream;
+crypt_stream *crypt_stream_new(const uint8_t key[CRYPT_KEY_LEN], const crypt_header *h);
+void crypt_stream_free(crypt_stream *s);
+/* Seal segment number index (len <= segment size; only the last may be shorter, and
+ * the last must be flagged): out gets len + 16 bytes. 0 or -1. */
+int crypt_seal_segment(crypt_stream *s, uint32_t index, int last, const uint8_t *pt, size_t len, uint8_t *out);
+/* Open: in is ciphertext||tag of len bytes (> 16); out gets len - 16. -1 on failure. */
+int crypt_open_segment(crypt_stream *s, uint32_t index, int last, const uint8_t *in, size_t len, uint8_t *out);
+
+/* Hex helpers (lowercase). hex_decode returns -1 on bad input or length. */
+void crypt_hex(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
+int crypt_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen);
+
+#endif

@@ -1,0 +1,34 @@
+/* proc.h - what the master hands to each child process it forks. */
+#ifndef RZ_PROC_H
+#define RZ_PROC_H
+
+#include <stddef.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "crypt.h"
+#include "shm.h"
+#include "words.h"
+
+typedef struct {
+    const cfg *cfg;
+    const int *listen_fds;
+    size_t nlisten;
+    shm_state *shm;
+    const uint8_t *secret; /* CRYPT_SECRET_LEN bytes */
+    const words *words;
+    int log_fd;            /* write end of the master's log pipe */
+    uint64_t started_ms;   /* when the master started, for health */
+} proc_env;
+
+/* Child entry points; each returns the process's exit code. */
+int worker_main(const proc_env *env);
+int shredder_main(const proc_env *env);
+
+/* Signals a child acts on, set by its handlers. */
+void proc_child_signals(void);
+extern volatile sig_atomic_t proc_quit;      /* SIGQUIT: finish in-flight work, exit */
+extern volatile sig_atomic_t proc_terminate; /* SIGTERM/SIGINT: exit now */
+
+#endif

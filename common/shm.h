@@ -1,0 +1,46 @@
+/* shm.h - the state every process shares, in one anonymous shared mapping the master
+ * creates before forking: the shredder's heartbeat and the metrics counters. Only
+ * atomics live here, so no lock is ever needed. */
+#ifndef RZ_SHM_H
+#define RZ_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    M_UPLOADS,
+    M_UPLOAD_BYTES,
+    M_DOWNLOADS,
+    M_DOWNLOAD_BYTES,
+    M_BURNS,
+    M_EXPIRED_SHREDDED,
+    M_ORPHANS_SHREDDED,
+    M_BLOCKED,
+    M_STORE_ERRORS,
+    M_WORKER_RESTARTS,
+    M_COUNT
+};
+
+#define SHM_ENDPOINTS 8     /* upload preview download status health other ... */
+#define SHM_LATENCY_BUCKETS 12
+
+typedef struct {
+    _Atomic uint64_t shredder_heartbeat_ms; /* wall clock of the shredder's last sweep */
+    _Atomic uint64_t counters[M_COUNT];
+    _Atomic uint64_t status_class[SHM_ENDPOINTS][6]; /* [endpoint][status / 100] */
+    _Atomic uint64_t latency[SHM_LATENCY_BUCKETS + 1]; /* cumulative at read time */
+    _Atomic uint64_t latency_sum_us;
+    _Atomic uint64_t latency_count;
+} shm_state;
+
+/* Created by the master; NULL on failure. */
+shm_state *shm_create(void);
+
+static inline void shm_add(shm_state *s, int counter, uint64_t n)
+{
+    if (s != NULL)
+        atomic_fetch_add_explicit(&s->counters[counter], n, memory_order_relaxed);
+}
+
+#endif

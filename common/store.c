@@ -1,0 +1,495 @@
+/* store.c - Valkey/Redis client: URL parsing, the async client on h2o's evloop, and a
+ * blocking connection for the shredder.
+ *
+ * hiredis has no adapter for h2o's evloop, so we wrap a dup of its fd in an h2o socket
+ * that never reads by itself (DONT_READ) and hand readiness back to hiredis. hiredis
+ * 0.14 has no command timeout: a watchdog tick declares the connection dead when a
+ * reply is overdue, which makes hiredis fail every pending command (NULL reply). */
+#include "store.h"
+
+#include <errno.h>
+#include <hiredis/async.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crypt.h"
+#include "log.h"
+#include "util.h"
+
+#define TICK_MS 100
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 500
+
+struct store {
+    h2o_loop_t *loop;
+    store_url url;
+    int timeout_ms;
+    redisAsyncContext *ac;
+    h2o_socket_t *sock;
+    int up;                 /* connected, scripts loaded or loading */
+    int was_up;             /* for logging transitions once */
+    unsigned inflight;      /* commands sent, not answered */
+    uint64_t progress_ms;   /* last reply, or when inflight became non-zero */
+    uint64_t connect_started_ms;
+    uint64_t next_connect_ms;
+    int backoff_ms;
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick;
+    char sha[SCRIPT_COUNT][41];
+};
+
+/* A command in flight; for scripts the arguments are kept to retry with EVAL if the
+ * store has lost the script (NOSCRIPT). */
+typedef struct {
+    store *s;
+    store_cb cb;
+    void *data;
+    int script;    /* -1 for plain commands */
+    int argc;
+    char **argv;
+    size_t *argvlen;
+} store_cmd;
+
+int store_url_parse(const char *url, store_url *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *p = url + 7, *q = strchr(p, '?');
+        size_t len = q ? (size_t)(q - p) : strlen(p);
+        if (len == 0 || len >= sizeof(out->unix_path) || p[0] != '/')
+            return -1;
+        memcpy(out->unix_path, p, len);
+        if (q != NULL && sscanf(q, "?db=%d", &out->db) != 1)
+            return -1;
+        return out->db >= 0 ? 0 : -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    const char *p = url + 8, *at = strrchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon == NULL || (size_t)(colon - p) >= sizeof(out->user) ||
+            (size_t)(at - colon - 1) >= sizeof(out->password))
+            return -1;
+        memcpy(out->user, p, (size_t)(colon - p));
+        memcpy(out->password, colon + 1, (size_t)(at - colon - 1));
+        p = at + 1;
+    }
+    const char *end = p + strcspn(p, "/");
+    const char *colon = NULL;
+    if (*p == '[') { /* [v6]:port */
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (rb == NULL)
+            return -1;
+        memcpy(out->host, p + 1, (size_t)(rb - p - 1) < sizeof(out->host) ? (size_t)(rb - p - 1) : 0);
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(end - p));
+        size_t hl = (size_t)((colon ? colon : end) - p);
+        if (hl >= sizeof(out->host))
+            return -1;
+        memcpy(out->host, p, hl);
+    }
+    if (out->host[0] == '\0')
+        return -1;
+    if (colon != NULL) {
+        char *e;
+        long port = strtol(colon + 1, &e, 10);
+        if (e != end || port < 1 || port > 65535)
+            return -1;
+        out->port = (int)port;
+    }
+    if (*end == '/' && end[1] != '\0') {
+        char *e;
+        long db = strtol(end + 1, &e, 10);
+        if (*e != '\0' || db < 0 || db > 65535)
+            return -1;
+        out->db = (int)db;
+    }
+    return 0;
+}
+
+/* ---- the evloop adapter ---- */
+
+static void on_sock_read(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    store *s = sock->data;
+    redisAsyncHandleRead(s->ac);
+}
+
+static void on_sock_write(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    store *s = sock->data;
+    if (s->ac != NULL)
+        redisAsyncHandleWrite(s->ac);
+}
+
+static void ev_add_read(void *p)
+{
+    store *s = p;
+    if (!h2o_socket_is_reading(s->sock))
+        h2o_socket_read_start(s->sock, on_sock_read);
+}
+
+static void ev_del_read(void *p)
+{
+    store *s = p;
+    if (h2o_socket_is_reading(s->sock))
+        h2o_socket_read_stop(s->sock);
+}
+
+static void ev_add_write(void *p)
+{
+    store *s = p;
+    if (!h2o_socket_is_writing(s->sock))
+        h2o_socket_notify_write(s->sock, on_sock_write);
+}
+
+static void ev_del_write(void *p)
+{
+    (void)p; /* a spurious write notification is harmless to hiredis */
+}
+
+static void ev_cleanup(void *p)
+{
+    store *s = p;
+    if (s->sock != NULL) {
+        h2o_socket_close(s->sock);
+        s->sock = NULL;
+    }
+}
+
+/* ---- connection life ---- */
+
+static void connection_lost(store *s, const char *why)
+{
+    s->ac = NULL;
+    s->up = 0;
+    s->inflight = 0;
+    s->next_connect_ms = util_mono_ms() + (uint64_t)s->backoff_ms;
+    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+    if (s->was_up) {
+        log_event(LOG_ERROR, "store_down", "metadata store connection lost: %s", why);
+        s->was_up = 0;
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    store *s = ac->data;
+    if (status != REDIS_OK) {
+        connection_lost(s, ac->errstr); /* hiredis frees ac after this callback */
+        return;
+    }
+    s->up = 1;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    if (!s->was_up) {
+        log_event(LOG_INFO, "store_up", "metadata store connected");
+        s->was_up = 1;
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    store *s = ac->data;
+    connection_lost(s, ac->errstr[0] ? ac->errstr : "closed");
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    (void)priv;
+    redisReply *reply = r;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        log_event(LOG_ERROR, "store_setup_failed", "%s", reply->str);
+}
+
+static void connect_start(store *s)
+{
+    redisAsyncContext *ac = s->url.unix_path[0] ? redisAsyncConnectUnix(s->url.unix_path)
+                                                : redisAsyncConnect(s->url.host, s->url.port);
+    if (ac == NULL || ac->err) {
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        connection_lost(s, "connect failed");
+        return;
+    }
+    int fd = dup(ac->c.fd);
+    if (fd < 0) {
+        redisAsyncFree(ac);
+        connection_lost(s, "dup failed");
+        return;
+    }
+    s->ac = ac;
+    ac->data = s;
+    s->sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    s->sock->data = s;
+    ac->ev.data = s;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->connect_started_ms = util_mono_ms();
+    s->inflight = 0;
+    /* Pipelined ahead of any request: commands are answered in order. */
+    if (s->url.password[0]) {
+        if (s->url.user[0])
+            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", s->url.user, s->url.password);
+        else
+            redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", s->url.password);
+    }
+    if (s->url.db != 0)
+        redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", s->url.db);
+    for (int i = 0; i < SCRIPT_COUNT; i++)
+        redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", store_scripts[i]);
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    store *s = H2O_STRUCT_FROM_MEMBER(store, tick, entry);
+    uint64_t now = util_mono_ms();
+    if (s->ac == NULL) {
+        if (now >= s->next_connect_ms)
+            connect_start(s);
+    } else if ((!s->up && now - s->connect_started_ms > (uint64_t)s->timeout_ms) ||
+               (s->inflight > 0 && now - s->progress_ms > (uint64_t)s->timeout_ms)) {
+        /* Overdue: fail everything pending now rather than let requests hang. */
+        redisAsyncContext *ac = s->ac;
+        connection_lost(s, "timed out");
+        ac->onDisconnect = NULL;
+        redisAsyncFree(ac);
+    }
+    h2o_timeout_link(s->loop, &s->tick_timeout, &s->tick);
+}
+
+store *store_new(h2o_loop_t *loop, const char *url, int timeout_ms)
+{
+    store *s = calloc(1, sizeof(*s));
+    if (s == NULL || store_url_parse(url, &s->url) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->loop = loop;
+    s->timeout_ms = timeout_ms;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    s->was_up = 1; /* so that a store down at start-up is logged */
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        uint8_t d[SHA_DIGEST_LENGTH];
+        SHA1((const uint8_t *)store_scripts[i], strlen(store_scripts[i]), d);
+        crypt_hex(d, sizeof(d), s->sha[i]);
+    }
+    h2o_timeout_init(loop, &s->tick_timeout, TICK_MS);
+    s->tick.cb = on_tick;
+    connect_start(s);
+    h2o_timeout_link(loop, &s->tick_timeout, &s->tick);
+    return s;
+}
+
+void store_free(store *s)
+{
+    if (s == NULL)
+        return;
+    if (h2o_timeout_is_linked(&s->tick))
+        h2o_timeout_unlink(&s->tick);
+    if (s->ac != NULL) {
+        s->ac->onDisconnect = NULL;
+        redisAsyncFree(s->ac);
+    }
+    h2o_timeout_dispose(s->loop, &s->tick_timeout);
+    free(s);
+}
+
+int store_is_up(const store *s)
+{
+    return s->up;
+}
+
+/* ---- commands ---- */
+
+static void cmd_free(store_cmd *c)
+{
+    if (c->argv != NULL) {
+        for (int i = 0; i < c->argc; i++)
+            free(c->argv[i]);
+        free(c->argv);
+        free(c->argvlen);
+    }
+    free(c);
+}
+
+static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body);
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    store_cmd *c = priv;
+    redisReply *reply = r;
+    store *s = c->s;
+    if (s->inflight > 0)
+        s->inflight--;
+    s->progress_ms = util_mono_ms();
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR && c->script >= 0 &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && s->ac != NULL) {
+        int script = c->script;
+        c->script = -1; /* retry once, with the body */
+        if (cmd_send(c, "EVAL", store_scripts[script]) == 0)
+            return;
+        reply = NULL;
+    }
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply != NULL)
+            log_event(LOG_ERROR, "store_error", "%s", reply->str);
+        c->cb(NULL, c->data);
+    } else {
+        c->cb(reply, c->data);
+    }
+    cmd_free(c);
+}
+
+/* Sends VERB sha_or_body numkeys args... when verb is given, else argv as is. */
+static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body)
+{
+    store *s = c->s;
+    int r;
+    if (verb == NULL) {
+        r = redisAsyncCommandArgv(s->ac, on_reply, c, c->argc, (const char **)c->argv, c->argvlen);
+    } else {
+        int n = c->argc + 2;
+        const char *argv[n];
+        size_t lens[n];
+        argv[0] = verb;
+        lens[0] = strlen(verb);
+        argv[1] = sha_or_body;
+        lens[1] = strlen(sha_or_body);
+        for (int i = 0; i < c->argc; i++) {
+            argv[i + 2] = c->argv[i];
+            lens[i + 2] = c->argvlen[i];
+        }
+        r = redisAsyncCommandArgv(s->ac, on_reply, c, n, argv, lens);
+    }
+    if (r != REDIS_OK)
+        return -1;
+    if (s->inflight++ == 0)
+        s->progress_ms = util_mono_ms();
+    return 0;
+}
+
+static store_cmd *cmd_new(store *s, store_cb cb, void *data, int script, int argc, const char **argv,
+                          const size_t *argvlen)
+{
+    store_cmd *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->s = s;
+    c->cb = cb;
+    c->data = data;
+    c->script = script;
+    c->argc = argc;
+    c->argv = calloc((size_t)argc + 1, sizeof(char *));
+    c->argvlen = calloc((size_t)argc + 1, sizeof(size_t));
+    if (c->argv == NULL || c->argvlen == NULL)
+        goto fail;
+    for (int i = 0; i < argc; i++) {
+        if ((c->argv[i] = malloc(argvlen[i] + 1)) == NULL)
+            goto fail;
+        memcpy(c->argv[i], argv[i], argvlen[i]);
+        c->argv[i][argvlen[i]] = '\0';
+        c->argvlen[i] = argvlen[i];
+    }
+    return c;
+fail:
+    cmd_free(c);
+    return NULL;
+}
+
+void store_command(store *s, store_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
+{
+    store_cmd *c = s->up ? cmd_new(s, cb, data, -1, argc, argv, argvlen) : NULL;
+    if (c == NULL || cmd_send(c, NULL, NULL) != 0) {
+        if (c != NULL)
+            cmd_free(c);
+        cb(NULL, data);
+    }
+}
+
+void store_script(store *s, int script, store_cb cb, void *data, int nkeys, int argc, const char **argv,
+                  const size_t *argvlen)
+{
+    /* numkeys travels as the first argument after the sha. */
+    char nk[16];
+    int n = argc + 1;
+    const char *av[n];
+    size_t al[n];
+    al[0] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[0] = nk;
+    for (int i = 0; i < argc; i++) {
+        av[i + 1] = argv[i];
+        al[i + 1] = argvlen[i];
+    }
+    store_cmd *c = s->up ? cmd_new(s, cb, data, script, n, av, al) : NULL;
+    if (c == NULL || cmd_send(c, "EVALSHA", s->sha[script]) != 0) {
+        if (c != NULL)
+            cmd_free(c);
+        cb(NULL, data);
+    }
+}
+
+/* ---- blocking connection ---- */
+
+static int sync_setup(redisContext *c, const store_url *u, char *err, size_t errlen)
+{
+    redisReply *r = NULL;
+    if (u->password[0]) {
+        r = u->user[0] ? redisCommand(c, "AUTH %s %s", u->user, u->password) : redisCommand(c, "AUTH %s", u->password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            goto fail;
+        freeReplyObject(r);
+    }
+    if (u->db != 0) {
+        r = redisCommand(c, "SELECT %d", u->db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            goto fail;
+        freeReplyObject(r);
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "%s", r != NULL ? r->str : c->errstr);
+    if (r != NULL)
+        freeReplyObject(r);
+    return -1;
+}
+
+redisContext *store_connect_sync(const char *url, int timeout_ms, char *err, size_t errlen)
+{
+    store_url u;
+    if (store_url_parse(url, &u) != 0) {
+        snprintf(err, errlen, "bad REDIS_URL");
+        return NULL;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = u.unix_path[0] ? redisConnectUnixWithTimeout(u.unix_path, tv)
+                                     : redisConnectWithTimeout(u.host, u.port, tv);
+    if (c == NULL || c->err) {
+        snprintf(err, errlen, "%s", c != NULL ? c->errstr : "out of memory");
+        if (c != NULL)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (sync_setup(c, &u, err, errlen) != 0) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}

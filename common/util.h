@@ -1,0 +1,19 @@
+/* util.h - small shared helpers: clocks, timestamps, UUIDs, file-system bits. */
+#ifndef RZ_UTIL_H
+#define RZ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+uint64_t util_now_ms(void);      /* wall clock, ms since the epoch */
+uint64_t util_mono_ms(void);     /* monotonic clock, ms */
+/* "2026-11-22T18:00:00Z" (whole seconds) and "...00.123Z" (ms). */
+void util_iso_time(int64_t unix_s, char *out, size_t cap);
+void util_iso_time_ms(uint64_t unix_ms, char *out, size_t cap);
+/* Random UUID v4, 36 chars + NUL. */
+void util_uuid4(char out[37]);
+/* mkdir -p with mode; 0 or -1 (errno set). */
+int util_mkdirs(const char *path, int mode);
+
+#endif

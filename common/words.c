@@ -1,0 +1,182 @@
+/* words.c - load the word list into a sorted array; draw and check keys.
+ *
+ * Drawing uses rejection sampling on 16-bit random values so each word has exactly
+ * the same chance; lookup is a binary search over the sorted copy. */
+#include "words.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypt.h"
+
+#define WORD_MIN 3
+#define WORD_MAX 20
+
+struct words {
+    char **list;   /* file order: what keys are drawn from */
+    char **sorted; /* for lookups */
+    size_t n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int word_ok(const char *s, size_t len)
+{
+    if (len < WORD_MIN || len > WORD_MAX || s[0] == '-' || s[len - 1] == '-')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* The word of one line: after a TAB or space if the line starts with dice digits. */
+static char *line_word(char *line)
+{
+    line[strcspn(line, "\r\n")] = '\0';
+    char *sep = strpbrk(line, "\t ");
+    if (sep != NULL) {
+        for (char *p = line; p < sep; p++)
+            if (*p < '1' || *p > '6')
+                return NULL;
+        line = sep + strspn(sep, "\t ");
+    }
+    return line;
+}
+
+static int words_add(words *w, size_t *cap, const char *word)
+{
+    if (w->n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8192;
+        char **nl = realloc(w->list, ncap * sizeof(*nl));
+        if (nl == NULL)
+            return -1;
+        w->list = nl;
+        *cap = ncap;
+    }
+    if ((w->list[w->n] = strdup(word)) == NULL)
+        return -1;
+    w->n++;
+    return 0;
+}
+
+words *words_load(const char *path, char *err, size_t errlen)
+{
+    words *w = calloc(1, sizeof(*w));
+    FILE *f = fopen(path, "r");
+    char line[256];
+    size_t cap = 0, lineno = 0;
+    if (w == NULL || f == NULL) {
+        snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        char *word = line_word(line);
+        if (word == NULL || !word_ok(word, strlen(word))) {
+            snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: line %zu is not a lowercase word", path, lineno);
+            goto fail;
+        }
+        if (words_add(w, &cap, word) != 0) {
+            snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: out of memory", path);
+            goto fail;
+        }
+    }
+    if (w->n < 2 || w->n > 65536) {
+        snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: %zu words, expected %d", path, w->n, WORDS_EXPECTED);
+        goto fail;
+    }
+    w->sorted = malloc(w->n * sizeof(char *));
+    if (w->sorted == NULL)
+        goto fail;
+    memcpy(w->sorted, w->list, w->n * sizeof(char *));
+    qsort(w->sorted, w->n, sizeof(char *), cmp_str);
+    for (size_t i = 1; i < w->n; i++)
+        if (strcmp(w->sorted[i - 1], w->sorted[i]) == 0) {
+            snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: duplicate word", path);
+            goto fail;
+        }
+    fclose(f);
+    return w;
+fail:
+    if (f != NULL)
+        fclose(f);
+    words_free(w);
+    return NULL;
+}
+
+void words_free(words *w)
+{
+    if (w == NULL)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        free(w->list[i]);
+    free(w->list);
+    free(w->sorted);
+    free(w);
+}
+
+size_t words_count(const words *w)
+{
+    return w != NULL ? w->n : 0;
+}
+
+static int draw_index(size_t n, size_t *out)
+{
+    /* Reject values in the incomplete last stretch of 2^16 so every index is equally likely. */
+    uint32_t limit = (uint32_t)(65536 - 65536 % n);
+    for (;;) {
+        uint16_t r;
+        if (crypt_random(&r, sizeof(r)) != 0)
+            return -1;
+        if (r < limit) {
+            *out = r % n;
+            return 0;
+        }
+    }
+}
+
+int words_draw_key(const words *w, char out[WORDS_KEY_MAX])
+{
+    size_t i[3];
+    for (int k = 0; k < 3; k++)
+        if (draw_index(w->n, &i[k]) != 0)
+            return -1;
+    snprintf(out, WORDS_KEY_MAX, "%s-%s-%s", w->list[i[0]], w->list[i[1]], w->list[i[2]]);
+    return 0;
+}
+
+static int is_word(const words *w, const char *s, size_t len)
+{
+    char buf[WORD_MAX + 1];
+    if (len < WORD_MIN || len > WORD_MAX)
+        return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    const char *key = buf;
+    return bsearch(&key, w->sorted, w->n, sizeof(char *), cmp_str) != NULL;
+}
+
+int words_key_valid(const words *w, const char *s, size_t len)
+{
+    if (w == NULL || len < 3 * WORD_MIN + 2 || len >= WORDS_KEY_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
+            return 0;
+    /* Try every pair of separating hyphens. */
+    for (size_t a = 0; a < len; a++) {
+        if (s[a] != '-' || !is_word(w, s, a))
+            continue;
+        for (size_t b = a + 1; b < len; b++)
+            if (s[b] == '-' && is_word(w, s + a + 1, b - a - 1) && is_word(w, s + b + 1, len - b - 1))
+                return 1;
+    }
+    return 0;
+}

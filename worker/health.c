@@ -1,0 +1,80 @@
+/* health.c - GET /health/: is each service this worker depends on online?
+ *
+ * The rate-limit round trip doubles as the store's liveness probe: if the store
+ * answered it, it is online. A store that is down cannot rate-limit, so health is
+ * then answered (degraded) rather than refused. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "ratelimit.h"
+#include "util.h"
+#include "version.h"
+
+/* The shredder sweeps every second; three missed sweeps and it counts as down. */
+#define SCHEDULER_STALE_MS 5000
+
+typedef struct {
+    req_ref ref;
+} health_op;
+
+static int storage_online(const cfg *c)
+{
+    return access(c->storage_path, W_OK | X_OK) == 0 && access(c->temp_path, W_OK | X_OK) == 0;
+}
+
+static void respond(h2o_req_t *req, int redis_online)
+{
+    worker *w = worker_of(req);
+    uint64_t now = util_now_ms();
+    uint64_t beat = atomic_load(&w->env->shm->shredder_heartbeat_ms);
+    int storage = storage_online(w->cfg);
+    int scheduler = beat != 0 && now - beat < SCHEDULER_STALE_MS;
+    int diceware = words_count(w->env->words) == WORDS_EXPECTED;
+    int healthy = redis_online && storage && scheduler && diceware;
+    char ts[32], started[32];
+    util_iso_time((int64_t)(now / 1000), ts, sizeof(ts));
+    util_iso_time((int64_t)(w->env->started_ms / 1000), started, sizeof(started));
+
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", healthy ? "healthy" : "degraded");
+    cJSON_AddStringToObject(o, "version", RZ_VERSION);
+    cJSON_AddStringToObject(o, "timestamp", ts);
+    cJSON *s = cJSON_AddObjectToObject(o, "services");
+    cJSON_AddStringToObject(s, "redis", redis_online ? "online" : "offline");
+    cJSON_AddStringToObject(s, "storage", storage ? "online" : "offline");
+    cJSON_AddStringToObject(s, "scheduler", scheduler ? "online" : "offline");
+    cJSON_AddStringToObject(s, "diceware", diceware ? "online" : "offline");
+    cJSON_AddNumberToObject(o, "uptime_seconds", (double)((now - w->env->started_ms) / 1000));
+    cJSON_AddStringToObject(o, "started_at", started);
+    http_json(req, healthy ? 200 : 503, o);
+}
+
+static void on_rate(void *data, int outcome, long retry_after)
+{
+    health_op *op = data;
+    h2o_req_t *req = op->ref.req;
+    req_ref_release(&op->ref);
+    free(op);
+    if (req == NULL)
+        return;
+    if (outcome == RATE_LIMITED)
+        http_rate_limited(req, retry_after);
+    else
+        respond(req, outcome == RATE_OK);
+}
+
+int health_handle(h2o_req_t *req)
+{
+    worker *w = worker_of(req);
+    char client[HTTP_ADDR_MAX];
+    health_op *op = malloc(sizeof(*op));
+    if (op == NULL) {
+        respond(req, 0);
+        return 0;
+    }
+    req_ref_init(&op->ref, req);
+    http_client(req, client);
+    ratelimit_check(w->store, "health", client, &w->cfg->health_rate_limit, on_rate, op);
+    return 0;
+}

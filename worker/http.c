@@ -1,0 +1,345 @@
+/* http.c - what every response shares: JSON bodies, the SPEC's headers (a filter, so
+ * even h2o's own errors carry them), CORS, client identity, public URLs, and one log
+ * line per request (a logger, so every way a request can end is logged once). */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "log.h"
+#include "util.h"
+
+#define H(s) s, sizeof(s) - 1
+
+void http_header(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len)
+{
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, h2o_strdup(&req->pool, value, len).base, len);
+}
+
+static void header_str(h2o_req_t *req, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, nlen, 1, NULL, value, vlen);
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 410: return "Gone";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
+    default: return "";
+    }
+}
+
+void http_json(h2o_req_t *req, int status, cJSON *body)
+{
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    size_t len = text != NULL ? strlen(text) : 0;
+    h2o_iovec_t copy = h2o_strdup(&req->pool, text != NULL ? text : "", len);
+    cJSON_free(text);
+    req->res.status = status;
+    req->res.reason = http_reason(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H("application/json; charset=utf-8"));
+    h2o_send_inline(req, copy.base, copy.len);
+}
+
+void http_error(h2o_req_t *req, int status, const char *detail)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "detail", detail);
+    http_json(req, status, o);
+}
+
+void http_unavailable(h2o_req_t *req)
+{
+    http_error(req, 503, "Service temporarily unavailable");
+}
+
+static void retry_after(h2o_req_t *req, long seconds)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%ld", seconds > 0 ? seconds : 1);
+    http_header(req, H2O_TOKEN_RETRY_AFTER, buf, (size_t)n);
+}
+
+void http_blocked(h2o_req_t *req, long seconds)
+{
+    cJSON *o = cJSON_CreateObject(), *d = cJSON_AddObjectToObject(o, "detail");
+    cJSON_AddStringToObject(d, "error", "Too many failed attempts. Temporarily blocked.");
+    cJSON_AddNumberToObject(d, "retry_after_seconds", (double)(seconds > 0 ? seconds : 1));
+    retry_after(req, seconds);
+    http_json(req, 429, o);
+}
+
+void http_rate_limited(h2o_req_t *req, long seconds)
+{
+    retry_after(req, seconds);
+    http_error(req, 429, "Rate limit exceeded");
+}
+
+/* ---- client identity ---- */
+
+/* One X-Forwarded-For entry to the 16-byte mapped form; -1 if it is not an address. */
+static int parse_addr(const char *s, size_t len, uint8_t out[16])
+{
+    char buf[HTTP_ADDR_MAX];
+    while (len > 0 && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && s[0] == '[' && s[len - 1] == ']')
+        s++, len -= 2;
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, buf, &a4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return 0;
+    }
+    return inet_pton(AF_INET6, buf, out) == 1 ? 0 : -1;
+}
+
+static void addr_text(const uint8_t a[16], char *out)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, mapped, 12) == 0)
+        inet_ntop(AF_INET, a + 12, out, HTTP_ADDR_MAX);
+    else
+        inet_ntop(AF_INET6, a, out, HTTP_ADDR_MAX);
+}
+
+static int peer_addr(h2o_req_t *req, uint8_t out[16])
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len == 0 || cfg_addr_from_sockaddr((struct sockaddr *)&ss, out) != 0)
+        return -1;
+    return 0;
+}
+
+static int peer_trusted(h2o_req_t *req)
+{
+    uint8_t peer[16];
+    return peer_addr(req, peer) == 0 && cfg_cidr_match(&worker_of(req)->cfg->trusted_proxies, peer);
+}
+
+/* Walk X-Forwarded-For from the right, past trusted proxies. */
+static void forwarded_client(h2o_req_t *req, const cfg_cidr_list *trusted, uint8_t client[16])
+{
+    ssize_t cursor = -1, last = -1;
+    while ((cursor = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, cursor)) != -1)
+        last = cursor;
+    for (ssize_t h = last; h >= 0; h--) {
+        if (req->headers.entries[h].name != &H2O_TOKEN_X_FORWARDED_FOR->buf)
+            continue;
+        h2o_iovec_t v = req->headers.entries[h].value;
+        size_t end = v.len;
+        for (;;) {
+            size_t start = end;
+            while (start > 0 && v.base[start - 1] != ',')
+                start--;
+            uint8_t a[16];
+            if (parse_addr(v.base + start, end - start, a) != 0)
+                return; /* malformed: believe nothing further left */
+            memcpy(client, a, 16);
+            if (!cfg_cidr_match(trusted, a))
+                return;
+            if (start == 0)
+                break;
+            end = start - 1;
+        }
+    }
+}
+
+void http_client(h2o_req_t *req, char *out)
+{
+    const cfg *c = worker_of(req)->cfg;
+    uint8_t a[16];
+    if (peer_addr(req, a) != 0) {
+        snprintf(out, HTTP_ADDR_MAX, "unknown");
+        return;
+    }
+    if (cfg_cidr_match(&c->trusted_proxies, a))
+        forwarded_client(req, &c->trusted_proxies, a);
+    addr_text(a, out);
+}
+
+/* ---- public URLs ---- */
+
+static int host_ok(h2o_iovec_t h)
+{
+    if (h.len == 0 || h.len > 255)
+        return 0;
+    for (size_t i = 0; i < h.len; i++) {
+        char ch = h.base[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '-' || ch == ':' || ch == '[' || ch == ']' || ch == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static h2o_iovec_t first_header(h2o_req_t *req, const char *name, size_t len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    if (i == -1)
+        return h2o_iovec_init(NULL, 0);
+    h2o_iovec_t v = req->headers.entries[i].value;
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ',')
+        n++;
+    while (n > 0 && v.base[n - 1] == ' ')
+        n--;
+    size_t s = 0;
+    while (s < n && v.base[s] == ' ')
+        s++;
+    return h2o_iovec_init(v.base + s, n - s);
+}
+
+void http_base_url(h2o_req_t *req, char *out, size_t cap)
+{
+    const cfg *c = worker_of(req)->cfg;
+    if (c->public_url[0] != '\0') {
+        snprintf(out, cap, "%s", c->public_url);
+        return;
+    }
+    const char *scheme = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
+    h2o_iovec_t host = req->authority;
+    if (peer_trusted(req)) {
+        h2o_iovec_t p = first_header(req, H("x-forwarded-proto"));
+        if (h2o_lcstris(p.base, p.len, H("https")))
+            scheme = "https";
+        else if (h2o_lcstris(p.base, p.len, H("http")))
+            scheme = "http";
+        h2o_iovec_t fh = first_header(req, H("x-forwarded-host"));
+        if (host_ok(fh))
+            host = fh;
+    }
+    if (!host_ok(host))
+        host = h2o_iovec_init(H("localhost"));
+    snprintf(out, cap, "%s://%.*s", scheme, (int)host.len, host.base);
+}
+
+/* ---- the headers filter ---- */
+
+static void add_cors(h2o_req_t *req, const cfg *c)
+{
+    if (c->cors_origins.n == 1 && strcmp(c->cors_origins.items[0], "*") == 0) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, H("*"));
+    } else {
+        ssize_t i = h2o_find_header_by_str(&req->headers, H("origin"), -1);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H("Origin"));
+        if (i == -1)
+            return;
+        h2o_iovec_t o = req->headers.entries[i].value;
+        for (size_t k = 0; k < c->cors_origins.n; k++)
+            if (h2o_memis(o.base, o.len, c->cors_origins.items[k], strlen(c->cors_origins.items[k]))) {
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, o.base,
+                               o.len);
+                break;
+            }
+    }
+    header_str(req, H("access-control-allow-methods"), H("GET, POST, OPTIONS"));
+    header_str(req, H("access-control-allow-headers"), H("Content-Type, Accept"));
+    header_str(req, H("access-control-expose-headers"), H("X-SHA256, Content-Disposition, X-Request-ID"));
+    header_str(req, H("access-control-max-age"), H("600"));
+}
+
+typedef struct {
+    h2o_filter_t super;
+} headers_filter;
+
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    char id[37];
+    util_uuid4(id);
+    header_str(req, H("x-request-id"), h2o_strdup(&req->pool, id, 36).base, 36);
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H("no-store, no-cache, must-revalidate, max-age=0"));
+    header_str(req, H("pragma"), H("no-cache"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_EXPIRES, NULL, H("0"));
+    header_str(req, H("x-content-type-options"), H("nosniff"));
+    header_str(req, H("x-frame-options"), H("DENY"));
+    header_str(req, H("x-xss-protection"), H("1; mode=block"));
+    header_str(req, H("referrer-policy"), H("no-referrer"));
+    add_cors(req, worker_of(req)->cfg);
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- the request logger ---- */
+
+typedef struct {
+    h2o_logger_t super;
+} request_logger;
+
+/* The path as logged: the key of /download/KEY etc. is never written down. */
+static void loggable_path(h2o_req_t *req, char *out, size_t cap)
+{
+    static const char *const keyed[] = {"/download/", "/preview/", "/status/"};
+    h2o_iovec_t p = req->path_normalized.len ? req->path_normalized : req->path;
+    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++) {
+        size_t n = strlen(keyed[i]);
+        if (p.len > n && memcmp(p.base, keyed[i], n) == 0) {
+            snprintf(out, cap, "%s{key}", keyed[i]);
+            return;
+        }
+    }
+    size_t q = 0;
+    while (q < p.len && p.base[q] != '?')
+        q++;
+    snprintf(out, cap, "%.*s", (int)(q > 200 ? 200 : q), p.base);
+}
+
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double duration = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+                      (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+    char path[256], client[HTTP_ADDR_MAX], method[16];
+    loggable_path(req, path, sizeof(path));
+    http_client(req, client);
+    snprintf(method, sizeof(method), "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H("x-request-id"), -1);
+    cJSON *f = cJSON_CreateObject();
+    if (i != -1)
+        cJSON_AddStringToObject(f, "request_id", h2o_strdup(&req->pool, req->res.headers.entries[i].value.base,
+                                                            req->res.headers.entries[i].value.len)
+                                                     .base);
+    cJSON_AddStringToObject(f, "method", method);
+    cJSON_AddStringToObject(f, "path", path);
+    cJSON_AddNumberToObject(f, "status_code", req->res.status);
+    cJSON_AddNumberToObject(f, "duration", duration < 0 ? 0 : duration);
+    cJSON_AddStringToObject(f, "client", client);
+    log_fields(req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request", f);
+}
+
+void http_register(h2o_pathconf_t *pathconf)
+{
+    headers_filter *f = (headers_filter *)h2o_create_filter(pathconf, sizeof(*f));
+    f->super.on_setup_ostream = on_setup_ostream;
+    request_logger *l = (request_logger *)h2o_create_logger(pathconf, sizeof(*l));
+    l->super.log_access = on_log_access;
+}

@@ -1,0 +1,39 @@
+/* http.h - response helpers shared by the handlers: JSON bodies and errors, the
+ * client's identity, the public base URL, and the filter and logger that give every
+ * response its headers and every request its log line. */
+#ifndef RZ_HTTP_H
+#define RZ_HTTP_H
+
+#include <cjson/cJSON.h>
+#include <h2o.h>
+#include <stdint.h>
+
+#include "worker.h"
+
+#define HTTP_ADDR_MAX 64
+
+const char *http_reason(int status);
+/* Send body as the JSON response (takes ownership). */
+void http_json(h2o_req_t *req, int status, cJSON *body);
+/* {"detail": "..."} */
+void http_error(h2o_req_t *req, int status, const char *detail);
+/* 503 when the store is unreachable. */
+void http_unavailable(h2o_req_t *req);
+/* 429 for a blocked client: {"detail": {"error": ..., "retry_after_seconds": n}}. */
+void http_blocked(h2o_req_t *req, long retry_after);
+/* 429 "Rate limit exceeded" with Retry-After. */
+void http_rate_limited(h2o_req_t *req, long retry_after);
+
+/* The client: the TCP peer, or the right-most untrusted X-Forwarded-For entry when
+ * the peer is a trusted proxy. Text form into out (HTTP_ADDR_MAX). */
+void http_client(h2o_req_t *req, char *out);
+/* "scheme://host" for URLs in responses: PUBLIC_URL, or the request's own. */
+void http_base_url(h2o_req_t *req, char *out, size_t cap);
+
+/* Add a header by name (value copied into the request pool). */
+void http_header(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len);
+
+/* Register the common-headers filter and the request logger on a path. */
+void http_register(h2o_pathconf_t *pathconf);
+
+#endif

@@ -1,0 +1,17 @@
+/* ratelimit.h - per-client rate limits, counted in the store so they hold across all
+ * workers and nodes (fixed windows: one INCR script per check). */
+#ifndef RZ_RATELIMIT_H
+#define RZ_RATELIMIT_H
+
+#include "cfg.h"
+#include "store.h"
+
+enum { RATE_OK, RATE_LIMITED, RATE_UNAVAILABLE };
+
+/* outcome is RATE_*; retry_after in seconds when limited. */
+typedef void (*rate_cb)(void *data, int outcome, long retry_after);
+
+/* Count one request of kind ("upload", "health") for client against rate. */
+void ratelimit_check(store *s, const char *kind, const char *client, const cfg_rate *rate, rate_cb cb, void *data);
+
+#endif

@@ -1,0 +1,257 @@
+/* worker.c - a worker process: its h2o context, the accept loop on the inherited
+ * listening sockets, routing, and the graceful drain.
+ *
+ * Everything runs on one event loop. SIGQUIT closes the listeners and keeps serving
+ * until no request is in flight (bounded by SHUTDOWN_TIMEOUT); SIGTERM exits now. */
+#include "worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define ACCEPT_BATCH 16
+#define TICK_MS 100
+#define STORE_TIMEOUT_MS 1000
+#define BODY_SPILL_BYTES (1 << 20)
+
+struct worker_conn {
+    worker *w;
+    h2o_socket_t *sock;
+    worker_conn *prev, *next;
+};
+
+/* ---- request references and tracking ---- */
+
+static void on_ref_dispose(void *p)
+{
+    req_ref **slot = p;
+    if (*slot != NULL) {
+        (*slot)->req = NULL;
+        (*slot)->slot = NULL;
+    }
+}
+
+void req_ref_init(req_ref *r, h2o_req_t *req)
+{
+    req_ref **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_ref_dispose);
+    *slot = r;
+    r->req = req;
+    r->slot = (void **)slot;
+}
+
+void req_ref_release(req_ref *r)
+{
+    if (r->slot != NULL)
+        *r->slot = NULL;
+    r->slot = NULL;
+    r->req = NULL;
+}
+
+static void on_request_done(void *p)
+{
+    worker *w = *(worker **)p;
+    w->active_reqs--;
+    w->last_activity_ms = util_mono_ms();
+}
+
+void worker_track_request(h2o_req_t *req)
+{
+    worker *w = worker_of(req);
+    worker **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_request_done);
+    *slot = w;
+    w->active_reqs++;
+}
+
+/* ---- routing ---- */
+
+static int path_is(h2o_iovec_t path, const char *prefix, h2o_iovec_t *rest)
+{
+    size_t n = strlen(prefix);
+    if (path.len < n || memcmp(path.base, prefix, n) != 0)
+        return 0;
+    rest->base = path.base + n;
+    rest->len = path.len - n;
+    if (rest->len > 0 && rest->base[rest->len - 1] == '/')
+        rest->len--;
+    return 1;
+}
+
+static int method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static int not_allowed(h2o_req_t *req, const char *allow)
+{
+    http_header(req, H2O_TOKEN_ALLOW, allow, strlen(allow));
+    http_error(req, 405, "Method Not Allowed");
+    return 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    worker_track_request(req);
+    /* The path without its query; trailing slashes are optional everywhere. */
+    h2o_iovec_t path = req->path_normalized, rest;
+    if (method_is(req, "OPTIONS")) {
+        req->res.status = 204;
+        req->res.reason = "No Content";
+        h2o_send_inline(req, NULL, 0);
+        return 0;
+    }
+    int get = method_is(req, "GET") || method_is(req, "HEAD");
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/upload")) || h2o_memis(path.base, path.len, H2O_STRLIT("/upload/")))
+        return method_is(req, "POST") ? upload_handle(req) : not_allowed(req, "POST, OPTIONS");
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/health")) || h2o_memis(path.base, path.len, H2O_STRLIT("/health/")))
+        return get ? health_handle(req) : not_allowed(req, "GET, OPTIONS");
+    if (path_is(path, "/download/", &rest))
+        return get ? download_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
+    if (path_is(path, "/preview/", &rest))
+        return get ? preview_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
+    if (path_is(path, "/status/", &rest))
+        return get ? status_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
+    http_error(req, 404, "Not Found");
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void on_conn_close(void *data)
+{
+    worker_conn *c = data;
+    worker *w = c->w;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    worker *w = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        worker_conn *c = w->nconns < w->cfg->max_connections ? calloc(1, sizeof(*c)) : NULL;
+        if (c == NULL) {
+            h2o_socket_close(sock); /* over MAX_CONNECTIONS: shed load rather than fall over */
+            continue;
+        }
+        c->w = w;
+        c->sock = sock;
+        c->next = w->conns;
+        if (w->conns != NULL)
+            w->conns->prev = c;
+        w->conns = c;
+        w->nconns++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+/* ---- set-up, drain, run ---- */
+
+static void setup_h2o(worker *w)
+{
+    const cfg *c = w->cfg;
+    h2o_config_init(&w->globalconf);
+    w->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("raven-zero"));
+    /* Room for the multipart framing around a file of MAX_FILE_SIZE. */
+    w->globalconf.max_request_entity_size = (size_t)c->max_file_size + 64 * 1024;
+    w->globalconf.http1.req_timeout = (uint64_t)c->body_timeout * 1000;
+    w->globalconf.http2.idle_timeout = (uint64_t)c->idle_timeout * 1000;
+    h2o_hostconf_t *host = h2o_config_register_host(&w->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(path, sizeof(*h));
+    h->on_req = on_req;
+    http_register(path);
+    http_register(&host->fallback_path);
+
+    /* Request bodies above 1 MiB spill to an unlinked file in TEMP_PATH instead of
+     * the heap, so concurrent large uploads cost disk, not memory. */
+    snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
+             "%s/.body.XXXXXX", c->temp_path);
+    h2o_socket_buffer_mmap_settings.threshold = BODY_SPILL_BYTES;
+
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &w->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = w->globalconf.hosts;
+}
+
+static void listeners_start(worker *w)
+{
+    for (size_t i = 0; i < w->env->nlisten && i < WORKER_MAX_LISTEN; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_create(w->ctx.loop, w->env->listen_fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        sock->data = w;
+        h2o_socket_read_start(sock, on_accept);
+        w->listeners[w->nlisten++] = sock;
+    }
+}
+
+static void drain_start(worker *w)
+{
+    for (size_t i = 0; i < w->nlisten; i++) {
+        h2o_socket_read_stop(w->listeners[i]);
+        h2o_socket_close(w->listeners[i]);
+    }
+    w->nlisten = 0;
+    h2o_context_request_shutdown(&w->ctx);
+    w->draining = 1;
+    w->drain_deadline_ms = util_mono_ms() + (uint64_t)w->cfg->shutdown_timeout * 1000;
+}
+
+/* Done when nothing is in flight: no request in a handler or streaming, and no
+ * connection holding a partly received request (idle keep-alive ones hold none). */
+static int drain_done(worker *w)
+{
+    if (w->active_reqs > 0)
+        return util_mono_ms() >= w->drain_deadline_ms;
+    for (worker_conn *c = w->conns; c != NULL; c = c->next)
+        if (c->sock->input != NULL && c->sock->input->size > 0)
+            return util_mono_ms() >= w->drain_deadline_ms;
+    return 1;
+}
+
+int worker_main(const proc_env *env)
+{
+    static worker w; /* one per process */
+    w.env = env;
+    w.cfg = env->cfg;
+    setup_h2o(&w);
+    w.magic = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+    if (w.magic == NULL || magic_load(w.magic, NULL) != 0) {
+        log_event(LOG_ERROR, "magic_failed", "cannot load the libmagic database");
+        return 1;
+    }
+    w.store = store_new(w.ctx.loop, w.cfg->redis_url, STORE_TIMEOUT_MS);
+    if (w.store == NULL) {
+        log_event(LOG_ERROR, "store_failed", "cannot create the store client");
+        return 1;
+    }
+    listeners_start(&w);
+    while (!proc_terminate) {
+        h2o_evloop_run(w.ctx.loop, TICK_MS);
+        if (proc_quit && !w.draining)
+            drain_start(&w);
+        if (w.draining && drain_done(&w))
+            break;
+    }
+    store_free(w.store);
+    magic_close(w.magic);
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* worker.h - one worker process: an h2o event loop on the shared listening sockets,
+ * the routes of the drop, and the state every handler reaches through its request. */
+#ifndef RZ_WORKER_H
+#define RZ_WORKER_H
+
+#include <h2o.h>
+#include <magic.h>
+#include <stdint.h>
+
+#include "proc.h"
+#include "store.h"
+
+#define WORKER_MAX_LISTEN 16
+
+typedef struct worker_conn worker_conn;
+
+typedef struct worker {
+    const proc_env *env;
+    const cfg *cfg;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listeners[WORKER_MAX_LISTEN];
+    size_t nlisten;
+    store *store;
+    magic_t magic;
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick;
+    worker_conn *conns;   /* open client connections */
+    size_t nconns;
+    size_t active_reqs;   /* requests inside a handler or streaming a response */
+    int draining;
+    uint64_t drain_deadline_ms;
+    uint64_t last_activity_ms;
+} worker;
+
+/* The worker serving a request: its h2o context is embedded in the worker. */
+static inline worker *worker_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(worker, ctx, req->conn->ctx);
+}
+
+/* A reference to a request that outlives it: cleared when the request's pool dies
+ * (client gone), so a late store reply can tell. Release before freeing the owner. */
+typedef struct {
+    h2o_req_t *req;
+    void **slot;
+} req_ref;
+void req_ref_init(req_ref *r, h2o_req_t *req);
+void req_ref_release(req_ref *r);
+
+/* Count a request as active until its pool is disposed (for graceful drain). */
+void worker_track_request(h2o_req_t *req);
+
+/* Routes (worker/health.c, upload.c, download.c, lookup.c). */
+int health_handle(h2o_req_t *req);
+int upload_handle(h2o_req_t *req);
+int download_handle(h2o_req_t *req, const char *key, size_t keylen);
+int preview_handle(h2o_req_t *req, const char *key, size_t keylen);
+int status_handle(h2o_req_t *req, const char *key, size_t keylen);
+
+#endif
