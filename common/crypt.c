@@ -1,0 +1,548 @@
+/* crypt.c - every cryptographic operation of Raven Zero, on OpenSSL 3 libcrypto.
+ * Owns the server secret file's creation and checks, key derivation, sealed blobs and
+ * the STREAM segment format; it prints nothing and never exits: callers decide. */
+#include "crypt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#define GCM_NONCE_LEN 12
+#define HEADER_MAGIC "RZ0F"
+#define HEADER_VERSION 1
+#define SEGMENT_MIN 4096u
+#define SEGMENT_MAX (16u * 1024 * 1024)
+/* Segment indices are 32-bit, so a stream holds at most 2^32 segments. */
+#define SEGMENTS_MAX ((uint64_t)UINT32_MAX + 1)
+
+struct crypt_stream {
+    EVP_CIPHER_CTX *ctx; /* keyed once; each segment only sets a fresh IV */
+    uint32_t segment_size;
+    uint8_t nonce_prefix[CRYPT_NONCE_PREFIX_LEN];
+    uint8_t aad[CRYPT_HEADER_LEN];
+};
+
+int crypt_random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    /* RAND_bytes takes an int; chunk so huge requests cannot be truncated silently. */
+    while (len > 0) {
+        int n = len > INT_MAX ? INT_MAX : (int)len;
+        if (RAND_bytes(p, n) != 1)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ---- server secret ---- */
+
+static int read_full(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const uint8_t *buf, size_t len)
+{
+    size_t put = 0;
+
+    while (put < len) {
+        ssize_t n = write(fd, buf + put, len - put);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        put += (size_t)n;
+    }
+    return 0;
+}
+
+/* dir gets the directory part of path ("." when there is none); -1 if too long. */
+static int parent_dir(const char *path, char *dir, size_t dirlen)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (slash == NULL)
+        return snprintf(dir, dirlen, ".") < (int)dirlen ? 0 : -1;
+    n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= dirlen)
+        return -1;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return 0;
+}
+
+/* Best effort: makes the new name durable; failure to open a directory is not fatal. */
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* 1 loaded, 0 absent, -1 refused (err set). */
+static int secret_read(const char *path, uint8_t secret[CRYPT_SECRET_LEN], char *err, size_t errlen)
+{
+    struct stat st;
+    int fd, rc = -1;
+
+    /* O_NONBLOCK so a FIFO planted at the path cannot hang start-up before fstat sees it. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "SECRET_PATH=%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "SECRET_PATH=%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "SECRET_PATH=%s: not a regular file", path);
+        goto out;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(err, errlen, "SECRET_PATH=%s: readable by group or others (chmod 600)", path);
+        goto out;
+    }
+    if (st.st_size == 0) {
+        /* Only a start killed between create and write leaves this; nothing was ever
+         * sealed under it, so removing it loses nothing. */
+        snprintf(err, errlen, "SECRET_PATH=%s: empty (creation interrupted? remove it)", path);
+        goto out;
+    }
+    if (st.st_size != CRYPT_SECRET_LEN) {
+        snprintf(err, errlen, "SECRET_PATH=%s: size %lld, want exactly %d bytes", path,
+                 (long long)st.st_size, CRYPT_SECRET_LEN);
+        goto out;
+    }
+    if (read_full(fd, secret, CRYPT_SECRET_LEN) != 0) {
+        snprintf(err, errlen, "SECRET_PATH=%s: short read", path);
+        goto out;
+    }
+    rc = 1;
+out:
+    close(fd);
+    return rc;
+}
+
+/* O_EXCL: if another process creates the file first we load theirs rather than
+ * overwrite it. 0 created, 1 lost that race, -1 error. */
+static int secret_create(const char *path, const char *dir, uint8_t secret[CRYPT_SECRET_LEN],
+                         char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return 1;
+        snprintf(err, errlen, "SECRET_PATH=%s: create: %s", path, strerror(errno));
+        return -1;
+    }
+    if (crypt_random(secret, CRYPT_SECRET_LEN) != 0) {
+        snprintf(err, errlen, "SECRET_PATH=%s: no random bytes", path);
+        goto fail;
+    }
+    if (write_full(fd, secret, CRYPT_SECRET_LEN) != 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "SECRET_PATH=%s: write: %s", path, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+    fsync_dir(dir);
+    return 0;
+fail:
+    /* A partial file would be refused at every later start; leave nothing instead. */
+    close(fd);
+    (void)unlink(path);
+    OPENSSL_cleanse(secret, CRYPT_SECRET_LEN);
+    return -1;
+}
+
+int crypt_secret_load(const char *path, uint8_t secret[CRYPT_SECRET_LEN], char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    int attempt, r;
+
+    if (path == NULL || path[0] == '\0') {
+        snprintf(err, errlen, "SECRET_PATH is empty");
+        return -1;
+    }
+    if (parent_dir(path, dir, sizeof dir) != 0) {
+        snprintf(err, errlen, "SECRET_PATH=%s: path too long", path);
+        return -1;
+    }
+    /* stat first: mkdir on an existing directory we may not write reports EACCES. */
+    if (stat(dir, &st) != 0 && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "SECRET_PATH=%s: mkdir %s: %s", path, dir, strerror(errno));
+        return -1;
+    }
+    /* Two rounds: if another process creates the file between our read and our create,
+     * the second read loads theirs. */
+    for (attempt = 0; attempt < 2; attempt++) {
+        r = secret_read(path, secret, err, errlen);
+        if (r != 0)
+            return r > 0 ? 0 : -1;
+        r = secret_create(path, dir, secret, err, errlen);
+        if (r <= 0)
+            return r;
+    }
+    snprintf(err, errlen, "SECRET_PATH=%s: vanished while being created", path);
+    return -1;
+}
+
+/* ---- id and key derivation ---- */
+
+int crypt_id(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+             char out[CRYPT_ID_HEX_LEN + 1])
+{
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    static const uint8_t empty = 0;
+
+    /* An empty id on failure: never a stale or shared value two keys could map to. */
+    out[0] = '\0';
+    if (HMAC(EVP_sha256(), secret, CRYPT_SECRET_LEN, keylen ? (const uint8_t *)key : &empty,
+             keylen, mac, &maclen) == NULL || maclen < CRYPT_ID_HEX_LEN / 2) {
+        OPENSSL_cleanse(mac, sizeof mac);
+        return -1;
+    }
+    crypt_hex(mac, CRYPT_ID_HEX_LEN / 2, out);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return 0;
+}
+
+int crypt_derive(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+                 const uint8_t salt[CRYPT_SALT_LEN], const char *info, uint8_t out[CRYPT_KEY_LEN])
+{
+    uint8_t fullsalt[CRYPT_SECRET_LEN + CRYPT_SALT_LEN];
+    OSSL_PARAM params[5], *p = params;
+    EVP_KDF *kdf;
+    EVP_KDF_CTX *kctx = NULL;
+    int rc = -1;
+
+    memcpy(fullsalt, secret, CRYPT_SECRET_LEN);
+    memcpy(fullsalt + CRYPT_SECRET_LEN, salt, CRYPT_SALT_LEN);
+    kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+    if (kdf == NULL)
+        goto out;
+    kctx = EVP_KDF_CTX_new(kdf);
+    if (kctx == NULL)
+        goto out;
+    *p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, keylen);
+    *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, fullsalt, sizeof fullsalt);
+    *p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
+    *p = OSSL_PARAM_construct_end();
+    if (EVP_KDF_derive(kctx, out, CRYPT_KEY_LEN, params) != 1)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0)
+        OPENSSL_cleanse(out, CRYPT_KEY_LEN);
+    OPENSSL_cleanse(fullsalt, sizeof fullsalt);
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    return rc;
+}
+
+/* ---- sealed blobs ---- */
+
+int crypt_blob_seal(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *pt, size_t len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx;
+    uint8_t *ct = out + GCM_NONCE_LEN;
+    int n = 0, fin, rc = -1;
+
+    if (len > INT_MAX - CRYPT_BLOB_OVERHEAD)
+        return -1;
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return -1;
+    /* A random 96-bit nonce is safe: each blob key seals a handful of blobs at most. */
+    if (crypt_random(out, GCM_NONCE_LEN) != 0 ||
+        EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key, out, NULL) != 1 ||
+        (len > 0 && EVP_EncryptUpdate(ctx, ct, &n, pt, (int)len) != 1) ||
+        EVP_EncryptFinal_ex(ctx, ct + n, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CRYPT_TAG_LEN, ct + len) != 1)
+        goto out;
+    rc = 0;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}
+
+int crypt_blob_open(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *in, size_t len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx;
+    size_t ctlen;
+    int n = 0, fin, rc = -1;
+
+    if (len < CRYPT_BLOB_OVERHEAD || len > INT_MAX)
+        return -1;
+    ctlen = len - CRYPT_BLOB_OVERHEAD;
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return -1;
+    if (EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, in, NULL) != 1 ||
+        (ctlen > 0 && EVP_DecryptUpdate(ctx, out, &n, in + GCM_NONCE_LEN, (int)ctlen) != 1) ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRYPT_TAG_LEN,
+                            (void *)(in + GCM_NONCE_LEN + ctlen)) != 1 ||
+        EVP_DecryptFinal_ex(ctx, out + n, &fin) != 1)
+        goto out;
+    rc = 0;
+out:
+    /* Unauthenticated plaintext must not reach a caller that ignores the return value. */
+    if (rc != 0 && ctlen > 0)
+        OPENSSL_cleanse(out, ctlen);
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}
+
+/* ---- file header ---- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Layout: magic 0..3, version 4, reserved 5..7, segment size 8..11, salt 12..27,
+ * nonce prefix 28..34, reserved 35..39. */
+enum { H_VERSION = 4, H_SEGSIZE = 8, H_SALT = 12, H_PREFIX = 28, H_TAIL = 35 };
+
+int crypt_header_new(crypt_header *h, const uint8_t salt[CRYPT_SALT_LEN])
+{
+    h->segment_size = CRYPT_SEGMENT_SIZE;
+    memcpy(h->salt, salt, CRYPT_SALT_LEN);
+    /* The key is already unique per upload (random salt); a random prefix as well keeps
+     * nonces unique even if a salt were ever reused. */
+    return crypt_random(h->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
+}
+
+void crypt_header_encode(const crypt_header *h, uint8_t out[CRYPT_HEADER_LEN])
+{
+    memset(out, 0, CRYPT_HEADER_LEN);
+    memcpy(out, HEADER_MAGIC, 4);
+    out[H_VERSION] = HEADER_VERSION;
+    put_be32(out + H_SEGSIZE, h->segment_size);
+    memcpy(out + H_SALT, h->salt, CRYPT_SALT_LEN);
+    memcpy(out + H_PREFIX, h->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
+}
+
+int crypt_header_decode(const uint8_t in[CRYPT_HEADER_LEN], crypt_header *h)
+{
+    uint32_t seg;
+    int i;
+
+    if (memcmp(in, HEADER_MAGIC, 4) != 0 || in[H_VERSION] != HEADER_VERSION)
+        return -1;
+    for (i = H_VERSION + 1; i < H_SEGSIZE; i++)
+        if (in[i] != 0)
+            return -1;
+    for (i = H_TAIL; i < CRYPT_HEADER_LEN; i++)
+        if (in[i] != 0)
+            return -1;
+    /* Bounded so a forged header cannot make a reader allocate gigabytes per segment. */
+    seg = get_be32(in + H_SEGSIZE);
+    if (seg < SEGMENT_MIN || seg > SEGMENT_MAX)
+        return -1;
+    h->segment_size = seg;
+    memcpy(h->salt, in + H_SALT, CRYPT_SALT_LEN);
+    memcpy(h->nonce_prefix, in + H_PREFIX, CRYPT_NONCE_PREFIX_LEN);
+    return 0;
+}
+
+/* ---- sizes ---- */
+
+/* 0 means impossible: an empty file, a zero segment size, more than 2^32 segments or
+ * a size that overflows. */
+uint64_t crypt_sealed_size(uint64_t plain_size, uint32_t segment_size)
+{
+    uint64_t nseg;
+
+    if (plain_size == 0 || segment_size == 0)
+        return 0;
+    nseg = plain_size / segment_size + (plain_size % segment_size != 0);
+    if (nseg > SEGMENTS_MAX || plain_size > UINT64_MAX - CRYPT_HEADER_LEN - nseg * CRYPT_TAG_LEN)
+        return 0;
+    return CRYPT_HEADER_LEN + plain_size + nseg * CRYPT_TAG_LEN;
+}
+
+int crypt_plain_size(uint64_t sealed_size, uint32_t segment_size, uint64_t *plain_size)
+{
+    uint64_t body, full, rest, stride = (uint64_t)segment_size + CRYPT_TAG_LEN, nseg, plain;
+
+    if (segment_size == 0 || sealed_size <= CRYPT_HEADER_LEN)
+        return -1;
+    body = sealed_size - CRYPT_HEADER_LEN;
+    full = body / stride;
+    rest = body % stride;
+    /* A trailing partial segment needs a tag and at least one byte of plaintext. */
+    if (rest != 0 && rest <= CRYPT_TAG_LEN)
+        return -1;
+    nseg = full + (rest != 0);
+    if (nseg > SEGMENTS_MAX)
+        return -1;
+    plain = full * segment_size + (rest != 0 ? rest - CRYPT_TAG_LEN : 0);
+    *plain_size = plain;
+    return 0;
+}
+
+/* ---- STREAM ---- */
+
+crypt_stream *crypt_stream_new(const uint8_t key[CRYPT_KEY_LEN], const crypt_header *h)
+{
+    crypt_stream *s;
+
+    /* The same bounds as crypt_header_decode; they also keep every length within int. */
+    if (h->segment_size < SEGMENT_MIN || h->segment_size > SEGMENT_MAX)
+        return NULL;
+    s = OPENSSL_zalloc(sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->ctx = EVP_CIPHER_CTX_new();
+    /* Key schedule once here; enc = 1 is arbitrary, each segment sets its direction. */
+    if (s->ctx == NULL || EVP_CipherInit_ex2(s->ctx, EVP_aes_256_gcm(), key, NULL, 1, NULL) != 1) {
+        crypt_stream_free(s);
+        return NULL;
+    }
+    s->segment_size = h->segment_size;
+    memcpy(s->nonce_prefix, h->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
+    crypt_header_encode(h, s->aad);
+    return s;
+}
+
+void crypt_stream_free(crypt_stream *s)
+{
+    if (s == NULL)
+        return;
+    EVP_CIPHER_CTX_free(s->ctx); /* cleanses the expanded key */
+    OPENSSL_free(s);
+}
+
+/* Checks the STREAM shape rule (every segment but the last is full, none is empty),
+ * then starts a segment: fresh nonce, direction, header as AAD. */
+static int segment_begin(crypt_stream *s, uint32_t index, int last, size_t ptlen, int enc)
+{
+    uint8_t nonce[GCM_NONCE_LEN];
+    int n;
+
+    if (ptlen == 0 || ptlen > s->segment_size || (!last && ptlen != s->segment_size))
+        return -1;
+    memcpy(nonce, s->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
+    put_be32(nonce + CRYPT_NONCE_PREFIX_LEN, index);
+    nonce[GCM_NONCE_LEN - 1] = last ? 1 : 0;
+    if (EVP_CipherInit_ex2(s->ctx, NULL, NULL, nonce, enc, NULL) != 1)
+        return -1;
+    return EVP_CipherUpdate(s->ctx, NULL, &n, s->aad, CRYPT_HEADER_LEN) == 1 ? 0 : -1;
+}
+
+int crypt_seal_segment(crypt_stream *s, uint32_t index, int last, const uint8_t *pt, size_t len,
+                       uint8_t *out)
+{
+    int n, fin;
+
+    if (segment_begin(s, index, last, len, 1) != 0 ||
+        EVP_EncryptUpdate(s->ctx, out, &n, pt, (int)len) != 1 ||
+        EVP_EncryptFinal_ex(s->ctx, out + n, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_GET_TAG, CRYPT_TAG_LEN, out + len) != 1)
+        return -1;
+    return 0;
+}
+
+int crypt_open_segment(crypt_stream *s, uint32_t index, int last, const uint8_t *in, size_t len,
+                       uint8_t *out)
+{
+    size_t ptlen;
+    int n, fin;
+
+    if (len <= CRYPT_TAG_LEN)
+        return -1;
+    ptlen = len - CRYPT_TAG_LEN;
+    if (segment_begin(s, index, last, ptlen, 0) != 0)
+        return -1;
+    if (EVP_DecryptUpdate(s->ctx, out, &n, in, (int)ptlen) != 1 ||
+        EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_SET_TAG, CRYPT_TAG_LEN, (void *)(in + ptlen)) != 1 ||
+        EVP_DecryptFinal_ex(s->ctx, out + n, &fin) != 1) {
+        /* Never leave unauthenticated plaintext where a careless caller could send it. */
+        OPENSSL_cleanse(out, ptlen);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- hex ---- */
+
+void crypt_hex(const uint8_t *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+}
+
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Lowercase only: one spelling per value, so ids compare as plain strings. */
+int crypt_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen)
+{
+    size_t i;
+
+    if (inlen != 2 * outlen)
+        return -1;
+    for (i = 0; i < outlen; i++) {
+        int hi = hex_nibble(in[2 * i]), lo = hex_nibble(in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
