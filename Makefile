@@ -47,7 +47,7 @@ $(eval $(call flavour,asan))
 all: raven-zero
 
 raven-zero: build/rel/raven-zero
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 deps:
 	@scripts/deps.sh

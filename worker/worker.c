@@ -19,10 +19,12 @@
 #define TICK_MS 100
 #define STORE_TIMEOUT_MS 1000
 #define BODY_SPILL_BYTES (1 << 20)
+#define FRESH_CONN_MS 1000
 
 struct worker_conn {
     worker *w;
     h2o_socket_t *sock;
+    uint64_t accepted_ms;
     worker_conn *prev, *next;
 };
 
@@ -106,17 +108,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_inline(req, NULL, 0);
         return 0;
     }
-    int get = method_is(req, "GET") || method_is(req, "HEAD");
+    /* HEAD would take a use or spend the preview: only reads that change nothing allow it. */
+    int get = method_is(req, "GET"), read_only = get || method_is(req, "HEAD");
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/upload")) || h2o_memis(path.base, path.len, H2O_STRLIT("/upload/")))
         return method_is(req, "POST") ? upload_handle(req) : not_allowed(req, "POST, OPTIONS");
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/health")) || h2o_memis(path.base, path.len, H2O_STRLIT("/health/")))
-        return get ? health_handle(req) : not_allowed(req, "GET, OPTIONS");
+        return read_only ? health_handle(req) : not_allowed(req, "GET, HEAD, OPTIONS");
     if (path_is(path, "/download/", &rest))
         return get ? download_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
     if (path_is(path, "/preview/", &rest))
         return get ? preview_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
     if (path_is(path, "/status/", &rest))
-        return get ? status_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
+        return read_only ? status_handle(req, rest.base, rest.len) : not_allowed(req, "GET, HEAD, OPTIONS");
     http_error(req, 404, "Not Found");
     return 0;
 }
@@ -153,6 +156,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         }
         c->w = w;
         c->sock = sock;
+        c->accepted_ms = util_mono_ms();
         c->next = w->conns;
         if (w->conns != NULL)
             w->conns->prev = c;
@@ -215,15 +219,19 @@ static void drain_start(worker *w)
     w->drain_deadline_ms = util_mono_ms() + (uint64_t)w->cfg->shutdown_timeout * 1000;
 }
 
-/* Done when nothing is in flight: no request in a handler or streaming, and no
- * connection holding a partly received request (idle keep-alive ones hold none). */
+/* Done when nothing is in flight: no request in a handler or streaming, no
+ * connection holding a partly received request, and none so new that its request
+ * may not have arrived yet. Idle keep-alive connections hold nothing and are closed. */
 static int drain_done(worker *w)
 {
+    uint64_t now = util_mono_ms();
+    if (now >= w->drain_deadline_ms)
+        return 1;
     if (w->active_reqs > 0)
-        return util_mono_ms() >= w->drain_deadline_ms;
+        return 0;
     for (worker_conn *c = w->conns; c != NULL; c = c->next)
-        if (c->sock->input != NULL && c->sock->input->size > 0)
-            return util_mono_ms() >= w->drain_deadline_ms;
+        if ((c->sock->input != NULL && c->sock->input->size > 0) || now - c->accepted_ms < FRESH_CONN_MS)
+            return 0;
     return 1;
 }
 

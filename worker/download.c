@@ -1,0 +1,244 @@
+/* download.c - GET /download/{key}: take one use atomically, then stream the file,
+ * authenticating each segment before a byte of it is sent.
+ *
+ * The open descriptor holds a shared flock for the whole stream; the shredder only
+ * overwrites under an exclusive one, so nothing is destroyed under a reader. When the
+ * last use is taken the file is renamed into the trash at once (the descriptor keeps
+ * reading), so it leaves the namespace immediately and is shredded once we let go. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "drop.h"
+#include "http.h"
+#include "keyed.h"
+#include "log.h"
+#include "paths.h"
+#include "util.h"
+
+typedef struct {
+    h2o_generator_t super;
+    worker *w;
+    int fd;
+    crypt_stream *cs;
+    uint64_t size;     /* plaintext */
+    uint32_t segsize;
+    uint32_t nsegs;
+    uint32_t next;     /* next segment to read */
+    uint8_t *sealed;
+    uint8_t *plain;
+    size_t plain_len;  /* of the segment already opened but not yet sent */
+} stream;
+
+static void stream_dispose(void *p)
+{
+    stream *s = p;
+    if (s->fd >= 0)
+        close(s->fd); /* releases the shared lock: the shredder may now take the file */
+    crypt_stream_free(s->cs);
+    free(s->sealed);
+    free(s->plain);
+}
+
+/* Read and open segment s->next into s->plain; -1 when it does not authenticate. */
+static int read_segment(stream *s)
+{
+    int last = s->next + 1 == s->nsegs;
+    uint64_t before = (uint64_t)s->next * s->segsize;
+    size_t plain = last ? (size_t)(s->size - before) : s->segsize;
+    size_t sealed = plain + CRYPT_TAG_LEN;
+    off_t off = (off_t)(CRYPT_HEADER_LEN + (uint64_t)s->next * (s->segsize + CRYPT_TAG_LEN));
+    size_t got = 0;
+    while (got < sealed) {
+        ssize_t n = pread(s->fd, s->sealed + got, sealed - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    if (crypt_open_segment(s->cs, s->next, last, s->sealed, sealed, s->plain) != 0)
+        return -1;
+    s->plain_len = plain;
+    s->next++;
+    return 0;
+}
+
+static void send_current(stream *s, h2o_req_t *req)
+{
+    h2o_iovec_t buf = h2o_iovec_init(s->plain, s->plain_len);
+    h2o_send(req, &buf, 1, s->next == s->nsegs ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    stream *s = (stream *)g;
+    if (read_segment(s) != 0) {
+        /* Tampered or truncated after the headers went out: abort, never send bad bytes. */
+        log_event(LOG_ERROR, "integrity_check_failed", "segment failed authentication mid-stream");
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len);
+    send_current(s, req);
+}
+
+static void on_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)g;
+    (void)req;
+}
+
+/* ---- headers ---- */
+
+static int attr_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$&+-.^_`|~", c);
+}
+
+/* RFC 6266: an ASCII fallback with anything risky replaced, and the exact UTF-8 name
+ * percent-encoded in filename*. The stored name is already free of control bytes. */
+static void content_disposition(h2o_req_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    char *out = h2o_mem_alloc_pool(&req->pool, 64 + n * 4);
+    size_t o = (size_t)sprintf(out, "attachment; filename=\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[o++] = (c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%') ? '_' : (char)c;
+    }
+    o += (size_t)sprintf(out + o, "\"; filename*=UTF-8''");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (attr_char(c) && c != 0)
+            out[o++] = (char)c;
+        else
+            o += (size_t)sprintf(out + o, "%%%02X", c);
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_DISPOSITION, NULL, out, o);
+}
+
+static void integrity_failed(h2o_req_t *req)
+{
+    log_event(LOG_ERROR, "integrity_check_failed", "stored file failed authentication");
+    cJSON *o = cJSON_CreateObject(), *d = cJSON_AddObjectToObject(o, "detail");
+    cJSON_AddStringToObject(d, "error_code", "INTEGRITY_CHECK_FAILED");
+    cJSON_AddStringToObject(d, "message", "The stored file failed its integrity check and was not sent.");
+    http_json(req, 500, o);
+}
+
+/* ---- opening ---- */
+
+/* Open the stored file under a shared lock and check its header against the record. */
+static int open_locked(worker *w, const char *id, int last, const uint8_t salt[CRYPT_SALT_LEN], crypt_header *h)
+{
+    char path[PATHS_MAX];
+    uint8_t hdr[CRYPT_HEADER_LEN];
+    struct stat st;
+    if (paths_file(w->cfg, id, path, sizeof(path)) != 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    /* A file the shredder holds, or already unlinked by it, is gone. */
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 || fstat(fd, &st) != 0 || st.st_nlink == 0) {
+        close(fd);
+        return -1;
+    }
+    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || crypt_header_decode(hdr, h) != 0 ||
+        memcmp(h->salt, salt, CRYPT_SALT_LEN) != 0) {
+        close(fd);
+        return -2;
+    }
+    if (last) {
+        char trash[PATHS_MAX], to[PATHS_MAX], rnd[17];
+        uint8_t r[8];
+        crypt_random(r, sizeof(r));
+        crypt_hex(r, sizeof(r), rnd);
+        if (paths_trash_dir(w->cfg, trash, sizeof(trash)) == 0 &&
+            snprintf(to, sizeof(to), "%s/%s.%s", trash, id, rnd) < (int)sizeof(to) && rename(path, to) != 0)
+            log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
+    }
+    return fd;
+}
+
+static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
+{
+    worker *w = worker_of(req);
+    if (keyed_is(r, 0, "burned")) {
+        http_error(req, 410, "Download limit has been reached");
+        return;
+    }
+    if (!keyed_is(r, 0, "ok")) {
+        http_error(req, 404, "File not found or link expired");
+        return;
+    }
+    const redisReply *salt = keyed_elem(r, 4), *blob = keyed_elem(r, 5);
+    int last = keyed_int(r, 1) == 0;
+    uint64_t size = (uint64_t)keyed_int(r, 3);
+    uint8_t s[CRYPT_SALT_LEN], fk[CRYPT_KEY_LEN];
+    drop_meta meta;
+    crypt_header h;
+    if (salt == NULL || blob == NULL || salt->type != REDIS_REPLY_STRING || blob->type != REDIS_REPLY_STRING ||
+        crypt_unhex(salt->str, salt->len, s, sizeof(s)) != 0 ||
+        drop_meta_open(w->env->secret, op->key, op->keylen, s, (const uint8_t *)blob->str, blob->len, &meta) != 0) {
+        integrity_failed(req);
+        return;
+    }
+    int fd = open_locked(w, op->id, last, s, &h);
+    if (fd == -1) {
+        http_error(req, 404, "File not found or link expired");
+        return;
+    }
+    stream *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), stream_dispose);
+    memset(st, 0, sizeof(*st));
+    st->fd = fd;
+    if (fd < 0) {
+        integrity_failed(req);
+        return;
+    }
+    st->w = w;
+    st->size = size;
+    st->segsize = h.segment_size;
+    st->nsegs = (uint32_t)((size + h.segment_size - 1) / h.segment_size);
+    st->sealed = malloc(h.segment_size + CRYPT_TAG_LEN);
+    st->plain = malloc(h.segment_size);
+    int ok = crypt_derive(w->env->secret, op->key, op->keylen, s, CRYPT_INFO_FILE, fk) == 0 &&
+             (st->cs = crypt_stream_new(fk, &h)) != NULL && st->sealed != NULL && st->plain != NULL;
+    OPENSSL_cleanse(fk, sizeof(fk));
+    struct stat fs;
+    /* The first segment and the file's length are checked before any header is sent. */
+    if (!ok || fstat(fd, &fs) != 0 || (uint64_t)fs.st_size != crypt_sealed_size(size, h.segment_size) ||
+        read_segment(st) != 0) {
+        integrity_failed(req);
+        return;
+    }
+    shm_add(w->env->shm, M_DOWNLOADS, 1);
+    shm_add(w->env->shm, M_DOWNLOAD_BYTES, st->plain_len);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = size;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   h2o_strdup(&req->pool, meta.mime, SIZE_MAX).base, strlen(meta.mime));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-sha256"), 1, NULL,
+                          h2o_strdup(&req->pool, meta.sha256, 64).base, 64);
+    content_disposition(req, meta.filename);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store, no-cache, must-revalidate, max-age=0, no-transform"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("identity"));
+    st->super.proceed = on_proceed;
+    st->super.stop = on_stop;
+    h2o_start_response(req, &st->super);
+    send_current(st, req);
+}
+
+int download_handle(h2o_req_t *req, const char *key, size_t keylen)
+{
+    keyed_run(req, SCRIPT_TAKE_USE, key, keylen, on_take_use);
+    return 0;
+}

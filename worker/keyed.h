@@ -1,0 +1,33 @@
+/* keyed.h - the first step of every request that names a key (download, preview,
+ * status): derive the id, run the endpoint's store script together with the client's
+ * block check and failure count, and answer 503 / 429 on its behalf. */
+#ifndef RZ_KEYED_H
+#define RZ_KEYED_H
+
+#include <h2o.h>
+
+#include "crypt.h"
+#include "store.h"
+#include "words.h"
+
+typedef struct keyed_op keyed_op;
+/* Called with the script's reply (an array; element 0 names the outcome, never
+ * "blocked"), only while the request is alive. op is freed after it returns. */
+typedef void (*keyed_cb)(h2o_req_t *req, keyed_op *op, const redisReply *reply);
+
+struct keyed_op {
+    char key[WORDS_KEY_MAX];   /* empty unless the key has the right shape */
+    size_t keylen;
+    char echo[WORDS_KEY_MAX];  /* the requested key as shown back (printable ASCII only) */
+    char id[CRYPT_ID_HEX_LEN + 1];
+    keyed_cb cb;
+};
+
+void keyed_run(h2o_req_t *req, int script, const char *key, size_t keylen, keyed_cb cb);
+
+/* Helpers to read reply elements. */
+int keyed_is(const redisReply *r, size_t i, const char *s);
+long long keyed_int(const redisReply *r, size_t i);
+const redisReply *keyed_elem(const redisReply *r, size_t i);
+
+#endif

@@ -1,0 +1,91 @@
+/* lookup.c - GET /preview/{key} (the one look at a file's details) and
+ * GET /status/{key} (never consumes anything). */
+#include <stdio.h>
+#include <string.h>
+
+#include "drop.h"
+#include "http.h"
+#include "keyed.h"
+#include "util.h"
+
+static void status_json(h2o_req_t *req, const keyed_op *op, const char *status, long long uses, long long expires,
+                        int accessible)
+{
+    char ts[32];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", op->echo);
+    cJSON_AddStringToObject(o, "status", status);
+    cJSON_AddNumberToObject(o, "remaining_uses", (double)uses);
+    if (expires > 0) {
+        util_iso_time(expires, ts, sizeof(ts));
+        cJSON_AddStringToObject(o, "expires_at", ts);
+    } else {
+        cJSON_AddNullToObject(o, "expires_at");
+    }
+    cJSON_AddBoolToObject(o, "is_accessible", accessible);
+    http_json(req, 200, o);
+}
+
+static void on_status(h2o_req_t *req, keyed_op *op, const redisReply *r)
+{
+    if (keyed_is(r, 0, "active"))
+        status_json(req, op, "active", keyed_int(r, 1), keyed_int(r, 2), 1);
+    else if (keyed_is(r, 0, "expired") || keyed_is(r, 0, "burned"))
+        status_json(req, op, keyed_elem(r, 0)->str, 0, keyed_int(r, 2), 0);
+    else
+        status_json(req, op, "expired_or_burned", 0, 0, 0);
+}
+
+int status_handle(h2o_req_t *req, const char *key, size_t keylen)
+{
+    keyed_run(req, SCRIPT_STATUS, key, keylen, on_status);
+    return 0;
+}
+
+static void on_preview(h2o_req_t *req, keyed_op *op, const redisReply *r)
+{
+    worker *w = worker_of(req);
+    if (keyed_is(r, 0, "previewed")) {
+        http_error(req, 404, "Preview already accessed. The preview is available only once.");
+        return;
+    }
+    if (!keyed_is(r, 0, "ok")) {
+        http_error(req, 404, "Upload not found or link expired");
+        return;
+    }
+    const redisReply *salt = keyed_elem(r, 4), *blob = keyed_elem(r, 5);
+    uint8_t s[CRYPT_SALT_LEN];
+    drop_meta meta;
+    if (salt == NULL || blob == NULL || salt->type != REDIS_REPLY_STRING || blob->type != REDIS_REPLY_STRING ||
+        crypt_unhex(salt->str, salt->len, s, sizeof(s)) != 0 ||
+        drop_meta_open(w->env->secret, op->key, op->keylen, s, (const uint8_t *)blob->str, blob->len, &meta) != 0) {
+        http_error(req, 404, "Upload not found or link expired");
+        return;
+    }
+    long long expires = keyed_int(r, 2), now = (long long)(util_now_ms() / 1000);
+    char base[512], url[768], curl[800], ts[32];
+    http_base_url(req, base, sizeof(base));
+    snprintf(url, sizeof(url), "%s/download/%s", base, op->key);
+    snprintf(curl, sizeof(curl), "curl -OJ %s", url);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", op->key);
+    cJSON_AddStringToObject(o, "filename", meta.filename);
+    cJSON_AddNumberToObject(o, "size", (double)keyed_int(r, 3));
+    cJSON_AddStringToObject(o, "mime_type", meta.mime);
+    util_iso_time(expires, ts, sizeof(ts));
+    cJSON_AddStringToObject(o, "expiry", ts);
+    cJSON_AddNumberToObject(o, "uses", (double)keyed_int(r, 1));
+    cJSON_AddNumberToObject(o, "minutes_left", (double)(expires > now ? (expires - now) / 60 : 0));
+    cJSON_AddStringToObject(o, "download_url", url);
+    cJSON_AddStringToObject(o, "curl_example", curl);
+    util_iso_time(keyed_int(r, 6), ts, sizeof(ts));
+    cJSON_AddStringToObject(o, "created_at", ts);
+    cJSON_AddStringToObject(o, "sha256", meta.sha256);
+    http_json(req, 200, o);
+}
+
+int preview_handle(h2o_req_t *req, const char *key, size_t keylen)
+{
+    keyed_run(req, SCRIPT_PREVIEW, key, keylen, on_preview);
+    return 0;
+}

@@ -1,0 +1,636 @@
+/* upload.c - POST /upload/: parse the multipart body, sniff, hash and seal the file
+ * into TEMP_PATH, rename it into STORAGE_PATH, record it in the store, answer 201.
+ *
+ * libh2o hands us the whole body (spilled to a file above 1 MiB). We feed it to the
+ * parser a slice per loop turn, so one large upload never stalls the worker's other
+ * requests. Any failure unlinks what was written and records nothing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "drop.h"
+#include "http.h"
+#include "log.h"
+#include "multipart.h"
+#include "paths.h"
+#include "ratelimit.h"
+#include "util.h"
+
+#define SLICE_BYTES (4u << 20) /* body bytes parsed per loop turn */
+#define SNIFF_BYTES 4096
+#define FIELD_MAX 32
+#define MAX_ATTEMPTS 3         /* new keys tried when one is already live */
+#define EXPIRY_DEFAULT 10
+#define USES_DEFAULT 1
+
+enum { PART_NONE, PART_FILE, PART_EXPIRY, PART_USES, PART_IGNORED };
+/* Values a callback returns to stop the parser with a verdict. */
+enum { STOP_TOO_LARGE = 1, STOP_STORAGE, STOP_MIME, STOP_DUPLICATE, STOP_INTERNAL };
+
+typedef struct {
+    char raw[FIELD_MAX + 1];
+    size_t len;
+    int seen;
+    int overflow;
+} form_field;
+
+typedef struct {
+    req_ref ref;
+    worker *w;
+    h2o_timeout_entry_t step;
+    h2o_iovec_t body;
+    size_t offset;
+    int attempt;
+    char boundary[MP_MAX_BOUNDARY + 1];
+    mp_parser *mp;
+    int part;
+    form_field expiry, uses;
+    /* the file */
+    int file_seen;
+    char filename[DROP_NAME_MAX + 1];
+    char key[WORDS_KEY_MAX];
+    char id[CRYPT_ID_HEX_LEN + 1];
+    uint8_t salt[CRYPT_SALT_LEN];
+    uint8_t header[CRYPT_HEADER_LEN];
+    crypt_stream *cs;
+    EVP_MD_CTX *sha;
+    int fd;
+    char temp[PATHS_MAX];
+    uint8_t *seg;           /* plaintext of the segment being filled */
+    uint8_t *sealed;
+    size_t seglen;
+    uint32_t segno;
+    uint64_t size;
+    uint8_t sniff[SNIFF_BYTES];
+    size_t sniff_len;
+    char mime[DROP_MIME_MAX + 1];
+    int write_errno;
+    char sha_hex[65];
+    char stored[PATHS_MAX];
+} upload_op;
+
+static void step_run(h2o_timeout_entry_t *entry);
+
+/* ---- clean-up ---- */
+
+static void file_discard(upload_op *op)
+{
+    if (op->fd >= 0) {
+        close(op->fd);
+        op->fd = -1;
+    }
+    if (op->temp[0] != '\0') {
+        unlink(op->temp);
+        op->temp[0] = '\0';
+    }
+    crypt_stream_free(op->cs);
+    op->cs = NULL;
+}
+
+static void op_free(upload_op *op)
+{
+    if (h2o_timeout_is_linked(&op->step))
+        h2o_timeout_unlink(&op->step);
+    file_discard(op);
+    if (op->stored[0] != '\0')
+        unlink(op->stored);
+    mp_free(op->mp);
+    EVP_MD_CTX_free(op->sha);
+    free(op->seg);
+    free(op->sealed);
+    OPENSSL_cleanse(op->key, sizeof(op->key));
+    req_ref_release(&op->ref);
+    free(op);
+}
+
+/* ---- answers ---- */
+
+static cJSON *error_item(const char *type, const char *field, const char *msg)
+{
+    cJSON *e = cJSON_CreateObject(), *loc = cJSON_CreateArray();
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
+    if (field != NULL)
+        cJSON_AddItemToArray(loc, cJSON_CreateString(field));
+    cJSON_AddItemToObject(e, "loc", loc);
+    cJSON_AddStringToObject(e, "msg", msg);
+    return e;
+}
+
+static void unprocessable(h2o_req_t *req, cJSON *list)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "detail", list);
+    http_json(req, 422, o);
+}
+
+static void unprocessable_one(h2o_req_t *req, const char *type, const char *field, const char *msg)
+{
+    cJSON *list = cJSON_CreateArray();
+    cJSON_AddItemToArray(list, error_item(type, field, msg));
+    unprocessable(req, list);
+}
+
+static void too_large(h2o_req_t *req, uint64_t size, int exact)
+{
+    char detail[160];
+    uint64_t max = worker_of(req)->cfg->max_file_size;
+    if (exact)
+        snprintf(detail, sizeof(detail), "File too large: %llu bytes (Max Size: %llu bytes)",
+                 (unsigned long long)size, (unsigned long long)max);
+    else
+        snprintf(detail, sizeof(detail), "File too large: more than %llu bytes (Max Size: %llu bytes)",
+                 (unsigned long long)max, (unsigned long long)max);
+    http_error(req, 413, detail);
+}
+
+static void finish_with(upload_op *op, int status, const char *detail)
+{
+    h2o_req_t *req = op->ref.req;
+    if (req != NULL)
+        http_error(req, status, detail);
+    op_free(op);
+}
+
+/* ---- form fields ---- */
+
+/* Parse an optional integer field into *out (default when absent or empty). Adds a
+ * FastAPI-style error to list and returns -1 when it is not an integer in range. */
+static int field_int(const form_field *f, const char *name, int def, int lo, int hi, int *out, cJSON *list)
+{
+    char msg[96];
+    const char *s = f->raw;
+    *out = def;
+    if (!f->seen)
+        return 0;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len == 0 && !f->overflow)
+        return 0;
+    size_t i = (s[0] == '+' || s[0] == '-') ? 1 : 0;
+    int digits = len > i && !f->overflow;
+    for (size_t k = i; k < len; k++)
+        if (s[k] < '0' || s[k] > '9')
+            digits = 0;
+    if (!digits || len > 12) {
+        cJSON_AddItemToArray(list, error_item("int_parsing", name,
+                                              "Input should be a valid integer, unable to parse string as an integer"));
+        return -1;
+    }
+    long v = strtol(s, NULL, 10);
+    if (v < lo) {
+        snprintf(msg, sizeof(msg), "Input should be greater than or equal to %d", lo);
+        cJSON_AddItemToArray(list, error_item("greater_than_equal", name, msg));
+        return -1;
+    }
+    if (v > hi) {
+        snprintf(msg, sizeof(msg), "Input should be less than or equal to %d", hi);
+        cJSON_AddItemToArray(list, error_item("less_than_equal", name, msg));
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static void field_add(form_field *f, const uint8_t *data, size_t len)
+{
+    if (f->len + len > FIELD_MAX) {
+        f->overflow = 1;
+        return;
+    }
+    memcpy(f->raw + f->len, data, len);
+    f->len += len;
+    f->raw[f->len] = '\0';
+}
+
+/* ---- the file ---- */
+
+static int write_all(upload_op *op, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(op->fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            op->write_errno = n < 0 ? errno : ENOSPC;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int file_begin(upload_op *op)
+{
+    const proc_env *env = op->w->env;
+    crypt_header h;
+    uint8_t fk[CRYPT_KEY_LEN];
+    if (words_draw_key(env->words, op->key) != 0 || crypt_id(env->secret, op->key, strlen(op->key), op->id) != 0 ||
+        crypt_random(op->salt, sizeof(op->salt)) != 0 || crypt_header_new(&h, op->salt) != 0 ||
+        crypt_derive(env->secret, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
+        return STOP_INTERNAL;
+    crypt_header_encode(&h, op->header);
+    op->cs = crypt_stream_new(fk, &h);
+    OPENSSL_cleanse(fk, sizeof(fk));
+    if (op->cs == NULL || EVP_DigestInit_ex(op->sha, EVP_sha256(), NULL) != 1)
+        return STOP_INTERNAL;
+    snprintf(op->temp, sizeof(op->temp), "%s/up-XXXXXX", op->w->cfg->temp_path);
+    op->fd = mkostemp(op->temp, O_CLOEXEC);
+    if (op->fd < 0) {
+        op->temp[0] = '\0';
+        op->write_errno = errno;
+        return STOP_STORAGE;
+    }
+    return write_all(op, op->header, sizeof(op->header)) == 0 ? 0 : STOP_STORAGE;
+}
+
+static int seal_segment(upload_op *op, int last)
+{
+    if (crypt_seal_segment(op->cs, op->segno, last, op->seg, op->seglen, op->sealed) != 0)
+        return STOP_INTERNAL;
+    if (write_all(op, op->sealed, op->seglen + CRYPT_TAG_LEN) != 0)
+        return STOP_STORAGE;
+    op->segno++;
+    op->seglen = 0;
+    return 0;
+}
+
+static int sniff_check(upload_op *op)
+{
+    const char *m = magic_buffer(op->w->magic, op->sniff, op->sniff_len);
+    snprintf(op->mime, sizeof(op->mime), "%s", m != NULL ? m : "application/octet-stream");
+    return cfg_mime_allowed(op->w->cfg, op->mime) ? 0 : STOP_MIME;
+}
+
+static int file_data(upload_op *op, const uint8_t *data, size_t len)
+{
+    if (op->size + len > op->w->cfg->max_file_size)
+        return STOP_TOO_LARGE;
+    if (op->sniff_len < SNIFF_BYTES) {
+        size_t n = len < SNIFF_BYTES - op->sniff_len ? len : SNIFF_BYTES - op->sniff_len;
+        memcpy(op->sniff + op->sniff_len, data, n);
+        op->sniff_len += n;
+        if (op->sniff_len == SNIFF_BYTES && sniff_check(op) != 0)
+            return STOP_MIME;
+    }
+    op->size += len;
+    EVP_DigestUpdate(op->sha, data, len);
+    while (len > 0) {
+        /* A full segment is sealed only once more data shows it is not the last. */
+        if (op->seglen == CRYPT_SEGMENT_SIZE) {
+            int r = seal_segment(op, 0);
+            if (r != 0)
+                return r;
+        }
+        size_t n = CRYPT_SEGMENT_SIZE - op->seglen;
+        n = n < len ? n : len;
+        memcpy(op->seg + op->seglen, data, n);
+        op->seglen += n;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int file_end(upload_op *op)
+{
+    if (op->size == 0)
+        return 0; /* reported as an empty file after parsing */
+    if (op->sniff_len < SNIFF_BYTES && sniff_check(op) != 0)
+        return STOP_MIME;
+    uint8_t d[32];
+    unsigned dl = 0;
+    EVP_DigestFinal_ex(op->sha, d, &dl);
+    crypt_hex(d, sizeof(d), op->sha_hex);
+    return seal_segment(op, 1);
+}
+
+/* ---- parser callbacks ---- */
+
+static int on_part_begin(void *user, const mp_part_info *info)
+{
+    upload_op *op = user;
+    op->part = PART_IGNORED;
+    if (strcmp(info->name, "file") == 0 && info->filename != NULL && info->filename_len > 0) {
+        if (op->file_seen)
+            return STOP_DUPLICATE;
+        op->file_seen = 1;
+        op->part = PART_FILE;
+        drop_clean_filename(info->filename, info->filename_len, op->filename);
+        return file_begin(op);
+    }
+    if (strcmp(info->name, "expiry") == 0 && info->filename == NULL) {
+        op->part = PART_EXPIRY;
+        op->expiry = (form_field){.seen = 1};
+    } else if (strcmp(info->name, "uses") == 0 && info->filename == NULL) {
+        op->part = PART_USES;
+        op->uses = (form_field){.seen = 1};
+    }
+    return 0;
+}
+
+static int on_part_data(void *user, const uint8_t *data, size_t len)
+{
+    upload_op *op = user;
+    switch (op->part) {
+    case PART_FILE: return file_data(op, data, len);
+    case PART_EXPIRY: field_add(&op->expiry, data, len); return 0;
+    case PART_USES: field_add(&op->uses, data, len); return 0;
+    default: return 0;
+    }
+}
+
+static int on_part_end(void *user)
+{
+    upload_op *op = user;
+    int r = op->part == PART_FILE ? file_end(op) : 0;
+    op->part = PART_NONE;
+    return r;
+}
+
+static const mp_callbacks callbacks = {on_part_begin, on_part_data, on_part_end};
+
+/* ---- committing ---- */
+
+static void respond_created(h2o_req_t *req, upload_op *op, int uses, int64_t created, int64_t expires)
+{
+    char base[512], url[768], ts[32];
+    cJSON *o = cJSON_CreateObject();
+    http_base_url(req, base, sizeof(base));
+    cJSON_AddStringToObject(o, "key", op->key);
+    snprintf(url, sizeof(url), "%s/preview/%s", base, op->key);
+    cJSON_AddStringToObject(o, "preview_url", url);
+    snprintf(url, sizeof(url), "%s/download/%s", base, op->key);
+    cJSON_AddStringToObject(o, "download_url", url);
+    http_header(req, H2O_TOKEN_LOCATION, url, strlen(url));
+    util_iso_time(expires, ts, sizeof(ts));
+    cJSON_AddStringToObject(o, "expiry", ts);
+    cJSON_AddNumberToObject(o, "uses", uses);
+    cJSON_AddStringToObject(o, "filename", op->filename);
+    cJSON_AddNumberToObject(o, "size", (double)op->size);
+    util_iso_time(created, ts, sizeof(ts));
+    cJSON_AddStringToObject(o, "created_at", ts);
+    cJSON_AddStringToObject(o, "sha256", op->sha_hex);
+    http_json(req, 201, o);
+}
+
+typedef struct {
+    upload_op *op;
+    int uses;
+    int64_t created, expires;
+} create_ctx;
+
+static void restart(upload_op *op);
+
+static void on_created(redisReply *reply, void *data)
+{
+    create_ctx *cc = data;
+    upload_op *op = cc->op;
+    h2o_req_t *req = op->ref.req;
+    if (reply == NULL) {
+        finish_with(op, 503, "Service temporarily unavailable");
+    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        restart(op); /* the key is live already: draw another */
+    } else if (req == NULL) {
+        /* Recorded but the client is gone: keep it; it expires like any other. */
+        op->stored[0] = '\0';
+        op_free(op);
+    } else {
+        shm_add(op->w->env->shm, M_UPLOADS, 1);
+        shm_add(op->w->env->shm, M_UPLOAD_BYTES, op->size);
+        respond_created(req, op, cc->uses, cc->created, cc->expires);
+        op->stored[0] = '\0';
+        op_free(op);
+    }
+    free(cc);
+}
+
+static int install_file(upload_op *op)
+{
+    char dir[PATHS_MAX];
+    if (op->w->cfg->fsync_uploads && fsync(op->fd) != 0)
+        return -1;
+    close(op->fd);
+    op->fd = -1;
+    if (paths_file_dir(op->w->cfg, op->id, dir, sizeof(dir)) != 0 ||
+        paths_file(op->w->cfg, op->id, op->stored, sizeof(op->stored)) != 0)
+        return -1;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    if (rename(op->temp, op->stored) != 0) {
+        op->stored[0] = '\0';
+        return -1;
+    }
+    op->temp[0] = '\0';
+    return 0;
+}
+
+static void commit(upload_op *op, int expiry_min, int uses)
+{
+    drop_meta meta;
+    uint8_t blob[DROP_BLOB_MAX];
+    char salt_hex[2 * CRYPT_SALT_LEN + 1], k_upload[64], s_uses[16], s_created[24], s_exp[24], s_size[24], s_ttl[16];
+    int64_t created = (int64_t)(util_now_ms() / 1000), expires = created + (int64_t)expiry_min * 60;
+    snprintf(meta.filename, sizeof(meta.filename), "%s", op->filename);
+    snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
+    memcpy(meta.sha256, op->sha_hex, sizeof(meta.sha256));
+    int bloblen = drop_meta_seal(op->w->env->secret, op->key, strlen(op->key), op->salt, &meta, blob);
+    if (bloblen < 0) {
+        finish_with(op, 500, "Internal server error");
+        return;
+    }
+    if (install_file(op) != 0) {
+        log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(errno));
+        finish_with(op, 507, "Insufficient storage");
+        return;
+    }
+    crypt_hex(op->salt, sizeof(op->salt), salt_hex);
+    drop_store_key(k_upload, sizeof(k_upload), "upload", op->id);
+    const char *argv[10] = {k_upload, "expiries", op->id, s_uses, s_created, s_exp, s_size, salt_hex, (char *)blob,
+                            s_ttl};
+    size_t lens[10];
+    lens[0] = strlen(k_upload);
+    lens[1] = strlen("expiries");
+    lens[2] = strlen(op->id);
+    lens[3] = (size_t)snprintf(s_uses, sizeof(s_uses), "%d", uses);
+    lens[4] = (size_t)snprintf(s_created, sizeof(s_created), "%lld", (long long)created);
+    lens[5] = (size_t)snprintf(s_exp, sizeof(s_exp), "%lld", (long long)expires);
+    lens[6] = (size_t)snprintf(s_size, sizeof(s_size), "%llu", (unsigned long long)op->size);
+    lens[7] = strlen(salt_hex);
+    lens[8] = (size_t)bloblen;
+    lens[9] = (size_t)snprintf(s_ttl, sizeof(s_ttl), "%d", expiry_min * 60);
+    create_ctx *cc = malloc(sizeof(*cc));
+    if (cc == NULL) {
+        finish_with(op, 500, "Internal server error");
+        return;
+    }
+    *cc = (create_ctx){op, uses, created, expires};
+    store_script(op->w->store, SCRIPT_CREATE, on_created, cc, 2, 10, argv, lens);
+}
+
+/* The body is parsed: check what the form said, then commit or refuse. */
+static void parsed(upload_op *op)
+{
+    h2o_req_t *req = op->ref.req;
+    cJSON *errors = cJSON_CreateArray();
+    int expiry, uses;
+    field_int(&op->expiry, "expiry", EXPIRY_DEFAULT, 1, 60, &expiry, errors);
+    field_int(&op->uses, "uses", USES_DEFAULT, 1, 5, &uses, errors);
+    if (!op->file_seen)
+        cJSON_InsertItemInArray(errors, 0, error_item("missing", "file", "Field required"));
+    else if (op->size == 0)
+        cJSON_InsertItemInArray(errors, 0, error_item("value_error", "file", "File is empty"));
+    if (cJSON_GetArraySize(errors) > 0) {
+        unprocessable(req, errors);
+        op_free(op);
+        return;
+    }
+    cJSON_Delete(errors);
+    commit(op, expiry, uses);
+}
+
+/* A callback or the parser stopped: answer with what it means. */
+static void stopped(upload_op *op, int r)
+{
+    h2o_req_t *req = op->ref.req;
+    char detail[160];
+    switch (r) {
+    case STOP_TOO_LARGE: too_large(req, 0, 0); break;
+    case STOP_STORAGE:
+        log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(op->write_errno));
+        http_error(req, 507, "Insufficient storage");
+        break;
+    case STOP_MIME:
+        snprintf(detail, sizeof(detail), "File type not supported: %s", op->mime);
+        http_error(req, 415, detail);
+        break;
+    case STOP_DUPLICATE: unprocessable_one(req, "value_error", "file", "Only one file may be uploaded"); break;
+    case STOP_INTERNAL: http_error(req, 500, "Internal server error"); break;
+    default: unprocessable_one(req, "value_error", NULL, mp_error(op->mp)); break;
+    }
+    op_free(op);
+}
+
+static void step_run(h2o_timeout_entry_t *entry)
+{
+    upload_op *op = H2O_STRUCT_FROM_MEMBER(upload_op, step, entry);
+    if (op->ref.req == NULL) {
+        op_free(op); /* the client left */
+        return;
+    }
+    size_t n = op->body.len - op->offset;
+    n = n < SLICE_BYTES ? n : SLICE_BYTES;
+    int r = mp_feed(op->mp, (const uint8_t *)op->body.base + op->offset, n);
+    op->offset += n;
+    if (r == MP_OK && op->offset < op->body.len) {
+        h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
+        return;
+    }
+    if (r == MP_OK)
+        r = mp_finish(op->mp);
+    if (r == MP_OK)
+        parsed(op);
+    else
+        stopped(op, r);
+}
+
+static int op_begin(upload_op *op)
+{
+    op->fd = -1;
+    op->part = PART_NONE;
+    op->mp = mp_new(op->boundary, &callbacks, op);
+    return op->mp != NULL ? 0 : -1;
+}
+
+/* Start over with a new key (the drawn one is live already). */
+static void restart(upload_op *op)
+{
+    if (op->stored[0] != '\0') {
+        unlink(op->stored);
+        op->stored[0] = '\0';
+    }
+    file_discard(op);
+    mp_free(op->mp);
+    op->mp = NULL;
+    if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS) {
+        finish_with(op, 503, "Service temporarily unavailable");
+        return;
+    }
+    memset(&op->expiry, 0, sizeof(op->expiry));
+    memset(&op->uses, 0, sizeof(op->uses));
+    op->file_seen = 0;
+    op->size = op->segno = 0;
+    op->seglen = op->sniff_len = 0;
+    op->offset = 0;
+    if (op_begin(op) != 0) {
+        finish_with(op, 500, "Internal server error");
+        return;
+    }
+    h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
+}
+
+static void on_rate(void *data, int outcome, long retry_after)
+{
+    upload_op *op = data;
+    h2o_req_t *req = op->ref.req;
+    if (req == NULL) {
+        op_free(op);
+    } else if (outcome == RATE_UNAVAILABLE) {
+        finish_with(op, 503, "Service temporarily unavailable");
+    } else if (outcome == RATE_LIMITED) {
+        http_rate_limited(req, retry_after);
+        op_free(op);
+    } else {
+        h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
+    }
+}
+
+int upload_handle(h2o_req_t *req)
+{
+    worker *w = worker_of(req);
+    char client[HTTP_ADDR_MAX];
+    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    upload_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        http_error(req, 500, "Internal server error");
+        return 0;
+    }
+    req_ref_init(&op->ref, req);
+    op->w = w;
+    op->body = req->entity;
+    op->step.cb = step_run;
+    op->sha = EVP_MD_CTX_new();
+    op->seg = malloc(CRYPT_SEGMENT_SIZE);
+    op->sealed = malloc(CRYPT_SEGMENT_SIZE + CRYPT_TAG_LEN);
+    if (op->sha == NULL || op->seg == NULL || op->sealed == NULL) {
+        finish_with(op, 500, "Internal server error");
+        return 0;
+    }
+    if (ct == -1 || mp_boundary(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
+                                op->boundary) != 0) {
+        unprocessable_one(req, "value_error", NULL, "Expected multipart/form-data with a boundary");
+        op_free(op);
+        return 0;
+    }
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        unprocessable_one(req, "missing", "file", "Field required");
+        op_free(op);
+        return 0;
+    }
+    if (op_begin(op) != 0) {
+        finish_with(op, 500, "Internal server error");
+        return 0;
+    }
+    http_client(req, client);
+    ratelimit_check(w->store, "upload", client, &w->cfg->upload_rate_limit, on_rate, op);
+    return 0;
+}
