@@ -26,17 +26,20 @@ HDRS := $(wildcard common/*.h worker/*.h shredder/*.h master/*.h)
 define flavour
 build/$(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(WARN) $$(DEFS) $$(INCS) $$(CFLAGS_$(1)) $$(PKG_CFLAGS) -c $$< -o $$@
+	@echo "  CC [$(1)] $$<"
+	@$$(CC) $$(WARN) $$(DEFS) $$(INCS) $$(CFLAGS_$(1)) $$(PKG_CFLAGS) -c $$< -o $$@
 
 build/$(1)/libraven.a: $$(LIB_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
-	ar rcs $$@ $$^
+	@ar rcs $$@ $$^
 
 build/$(1)/raven-zero: build/$(1)/master/main.o build/$(1)/libraven.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	@echo "  LD [$(1)] $$@"
+	@$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
 
 build/$(1)/test/unit/%: build/$(1)/test/unit/%.o build/$(1)/libraven.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(shell pkg-config --libs cmocka)
+	@echo "  LD [$(1)] $$@"
+	@$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(shell pkg-config --libs cmocka)
 endef
 $(eval $(call flavour,rel))
 $(eval $(call flavour,asan))
@@ -47,7 +50,7 @@ $(eval $(call flavour,asan))
 all: raven-zero
 
 raven-zero: build/rel/raven-zero
-	cp $< $@.tmp && mv -f $@.tmp $@
+	@cp $< $@.tmp && mv -f $@.tmp $@
 
 deps:
 	@scripts/deps.sh
