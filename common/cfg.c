@@ -1,0 +1,1422 @@
+/* cfg.c - the settings table and the parsers behind it: defaults, YAML file, environment.
+ *
+ * One row per setting gives its name, kind, field, bounds and default text; every source
+ * (the defaults included) goes through set_value(), so a value is checked the same way
+ * wherever it comes from, and a bad one is reported as "NAME=value: expected ...". */
+#include "cfg.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#ifndef RZ_PREFIX
+#define RZ_PREFIX "/usr/local"
+#endif
+
+#define WORDLIST_LOCAL "wordlists/eff_large_wordlist.txt"
+#define WORDLIST_INSTALLED RZ_PREFIX "/share/raven-zero/eff_large_wordlist.txt"
+
+#define TIB (UINT64_C(1) << 40)
+#define RATE_MAX 1000000000u
+#define SHOWN_MAX 160 /* bytes of a value echoed in an error; the rest becomes "..." */
+#define MSG_MAX 1024
+
+typedef enum {
+    K_PATH,    /* char *: non-empty, no control characters */
+    K_REDIS,   /* char *: redis://[:password@]host[:port][/db] or unix:///path */
+    K_URL,     /* char *: "" or an http(s) URL, trailing slash removed */
+    K_UINT,    /* uint32_t in [min, max] */
+    K_BYTES,   /* uint64_t in [min, max]; optional K/M/G/T (binary) suffix */
+    K_BOOL,    /* int 0/1 */
+    K_LEVEL,   /* int LOG_DEBUG..LOG_ERROR */
+    K_WORKERS, /* uint32_t: "auto" or [min, max] */
+    K_RATE,    /* cfg_rate: count in [min, max] */
+    K_MIMES,   /* cfg_str_list: type/subtype, subtype may be "*"; [min, max] entries */
+    K_LISTEN,  /* cfg_str_list: host:port, [v6]:port or :port */
+    K_ORIGINS, /* cfg_str_list: "*" alone, or scheme://host[:port] */
+    K_CIDRS,   /* cfg_cidr_list */
+} kind;
+
+typedef struct {
+    const char *name;
+    kind kind;
+    size_t off;
+    uint64_t min, max;
+    const char *def; /* NULL: computed by default_text() */
+} setting;
+
+/* One list feeds both the table and cfg_names, so a new setting is one line here. */
+#define SETTINGS(X)                                                                     \
+    X(REDIS_URL, K_REDIS, redis_url, 0, 0, "redis://localhost:6379/0")                  \
+    X(STORAGE_PATH, K_PATH, storage_path, 0, 0, "./storage/uploads")                    \
+    X(TEMP_PATH, K_PATH, temp_path, 0, 0, "./storage/temp")                             \
+    X(MAX_FILE_SIZE, K_BYTES, max_file_size, 1, TIB, "10485760")                        \
+    X(ALLOWED_MIME_TYPES, K_MIMES, allowed_mime_types, 0, 1024, "")                     \
+    X(UPLOAD_RATE_LIMIT, K_RATE, upload_rate_limit, 1, RATE_MAX, "30/hour")             \
+    X(HEALTH_RATE_LIMIT, K_RATE, health_rate_limit, 1, RATE_MAX, "1/second")            \
+    X(DOWNLOAD_FAIL_LIMIT, K_UINT, download_fail_limit, 1, 1000000, "10")               \
+    X(DOWNLOAD_BLOCK_WINDOW, K_UINT, download_block_window, 1, 604800, "1800")          \
+    X(CLEANUP_INTERVAL_MINUTES, K_UINT, cleanup_interval_minutes, 1, 1440, "10")        \
+    X(ORPHAN_AGE_MINUTES, K_UINT, orphan_age_minutes, 1, 10080, "15")                   \
+    X(SECURE_SHRED_PASSES, K_UINT, secure_shred_passes, 1, 35, "1")                     \
+    X(DICEWARE_WORDLIST_PATH, K_PATH, diceware_wordlist_path, 0, 0, NULL)               \
+    X(LISTEN, K_LISTEN, listen, 1, 64, "0.0.0.0:8000")                                  \
+    X(WORKERS, K_WORKERS, workers, 1, 256, "auto")                                      \
+    X(TRUSTED_PROXIES, K_CIDRS, trusted_proxies, 0, 1024, "127.0.0.1/32,::1/128")       \
+    X(CORS_ORIGINS, K_ORIGINS, cors_origins, 0, 1024, "*")                              \
+    X(PUBLIC_URL, K_URL, public_url, 0, 0, "")                                          \
+    X(LOG_PATH, K_PATH, log_path, 0, 0, "./logs/raven_zero.log")                        \
+    X(LOG_MAX_BYTES, K_BYTES, log_max_bytes, 4096, TIB, "10485760")                     \
+    X(LOG_BACKUPS, K_UINT, log_backups, 0, 100, "5")                                    \
+    X(LOG_STDOUT, K_BOOL, log_stdout, 0, 1, "false")                                    \
+    X(LOG_LEVEL, K_LEVEL, log_level, LOG_DEBUG, LOG_ERROR, "info")                      \
+    X(SECRET_PATH, K_PATH, secret_path, 0, 0, "./storage/secret.key")                   \
+    X(FSYNC_UPLOADS, K_BOOL, fsync_uploads, 0, 1, "false")                              \
+    X(METRICS_ALLOW, K_CIDRS, metrics_allow, 0, 1024, "127.0.0.0/8,::1/128")            \
+    X(MAX_CONNECTIONS, K_UINT, max_connections, 1, 1000000, "1024")                     \
+    X(MAX_UPLOADS_PER_CLIENT, K_UINT, max_uploads_per_client, 1, 1000, "4")             \
+    X(IDLE_TIMEOUT, K_UINT, idle_timeout, 1, 3600, "10")                                \
+    X(BODY_TIMEOUT, K_UINT, body_timeout, 1, 3600, "60")                                \
+    X(SHUTDOWN_TIMEOUT, K_UINT, shutdown_timeout, 1, 3600, "30")
+
+#define ROW(n, k, f, lo, hi, d) {#n, k, offsetof(cfg, f), lo, hi, d},
+#define NAME(n, k, f, lo, hi, d) #n,
+static const setting settings[] = {SETTINGS(ROW)};
+const char *const cfg_names[] = {SETTINGS(NAME) NULL};
+#undef ROW
+#undef NAME
+
+enum { NSETTINGS = sizeof settings / sizeof settings[0] };
+
+/* What each kind accepts, for the error line. */
+static const char *expectation(const setting *s, char *buf, size_t cap)
+{
+    switch (s->kind) {
+    case K_PATH:
+        return "expected a non-empty path without control characters";
+    case K_REDIS:
+        return "expected redis://[:password@]host[:port][/db] (db 0 to 15) or unix:///path";
+    case K_URL:
+        return "expected empty or an http:// or https:// URL without query or fragment";
+    case K_UINT:
+        snprintf(buf, cap, "expected an integer from %llu to %llu", (unsigned long long)s->min,
+                 (unsigned long long)s->max);
+        return buf;
+    case K_BYTES:
+        snprintf(buf, cap, "expected a byte count (%llu to %llu)", (unsigned long long)s->min,
+                 (unsigned long long)s->max);
+        return buf;
+    case K_BOOL:
+        return "expected true or false (or 1/0, yes/no, on/off)";
+    case K_LEVEL:
+        return "expected debug, info, warning or error";
+    case K_WORKERS:
+        snprintf(buf, cap, "expected auto or an integer from %llu to %llu",
+                 (unsigned long long)s->min, (unsigned long long)s->max);
+        return buf;
+    case K_RATE:
+        snprintf(buf, cap, "expected N/second, N/minute, N/hour or N/day with N from %llu to %llu",
+                 (unsigned long long)s->min, (unsigned long long)s->max);
+        return buf;
+    case K_MIMES:
+        return "expected MIME types like image/png or image/*, comma-separated or a JSON list";
+    case K_LISTEN:
+        return "expected host:port, [IPv6]:port or :port (port 1 to 65535), comma-separated";
+    case K_ORIGINS:
+        return "expected * or origins like https://example.com[:port], comma-separated";
+    case K_CIDRS:
+        return "expected addresses or networks like 10.0.0.0/8 or ::1/128, comma-separated";
+    }
+    return "expected a valid value";
+}
+
+/* ---- error lines ---- */
+
+/* Copy v into out with control characters escaped and the length capped, so an error
+ * stays one readable line whatever the value holds. */
+static void show(char *out, size_t cap, const char *v)
+{
+    size_t o = 0, i;
+    for (i = 0; v[i] != '\0' && i < SHOWN_MAX && o + 5 < cap; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == '\n')
+            o += (size_t)snprintf(out + o, cap - o, "\\n");
+        else if (ch == '\r')
+            o += (size_t)snprintf(out + o, cap - o, "\\r");
+        else if (ch == '\t')
+            o += (size_t)snprintf(out + o, cap - o, "\\t");
+        else if (ch < 0x20 || ch == 0x7f)
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+        else
+            out[o++] = (char)ch;
+    }
+    if (v[i] != '\0' && o + 4 <= cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
+/* A Redis password must not end up in a log: the user part shows as three stars. */
+static void redact_redis(char *out, size_t cap, const char *v)
+{
+    if (strncmp(v, "redis://", 8) == 0) {
+        const char *auth = v + 8;
+        size_t alen = strcspn(auth, "/");
+        const char *at = NULL;
+        for (size_t i = 0; i < alen; i++)
+            if (auth[i] == '@')
+                at = auth + i;
+        if (at != NULL) {
+            snprintf(out, cap, "redis://***@%s", at + 1);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", v);
+}
+
+__attribute__((format(printf, 3, 4))) static void put_err(char *err, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* "NAME=value: expected ...", plus the bad entry of a list when there is one. */
+static int fail(const setting *s, const char *value, const char *entry, char *err, size_t errlen)
+{
+    char raw[SHOWN_MAX + 64], shown[SHOWN_MAX * 4 + 8], bad[SHOWN_MAX * 4 + 8], buf[128];
+    if (s->kind == K_REDIS) {
+        redact_redis(raw, sizeof raw, value);
+        show(shown, sizeof shown, raw);
+    } else {
+        show(shown, sizeof shown, value);
+    }
+    if (entry != NULL) {
+        show(bad, sizeof bad, entry);
+        put_err(err, errlen, "%s=%s: %s (bad entry \"%s\")", s->name, shown,
+                expectation(s, buf, sizeof buf), bad);
+    } else {
+        put_err(err, errlen, "%s=%s: %s", s->name, shown, expectation(s, buf, sizeof buf));
+    }
+    return -1;
+}
+
+/* ---- small scanners ---- */
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+static bool is_digit(char ch)
+{
+    return ch >= '0' && ch <= '9';
+}
+
+static bool is_alnum(char ch)
+{
+    return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+static char lower(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* Copy of s without leading and trailing white space. */
+static char *trimmed(const char *s, size_t len)
+{
+    while (len > 0 && is_space(*s)) {
+        s++;
+        len--;
+    }
+    while (len > 0 && is_space(s[len - 1]))
+        len--;
+    return strndup(s, len);
+}
+
+/* Decimal digits at s into *out; returns the first byte after them, NULL on none or
+ * on overflow. */
+static const char *scan_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!is_digit(*s))
+        return NULL;
+    for (; is_digit(*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return NULL;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return s;
+}
+
+static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    const char *end = scan_u64(s, out);
+    return (end != NULL && *end == '\0' && *out >= min && *out <= max) ? 0 : -1;
+}
+
+/* Bytes, optionally with a binary suffix: K, M, G, T or KiB, MiB, GiB, TiB (any case). */
+static int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    static const char units[] = "kmgt";
+    uint64_t v, mul = 1;
+    const char *end = scan_u64(s, &v);
+    if (end == NULL)
+        return -1;
+    if (*end != '\0') {
+        const char *u = strchr(units, lower(*end));
+        if (u == NULL)
+            return -1;
+        mul = UINT64_C(1) << (10 * (u - units + 1));
+        end++;
+        if (*end != '\0' && strcasecmp(end, "ib") != 0)
+            return -1;
+        if (v > UINT64_MAX / mul)
+            return -1;
+    }
+    v *= mul;
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Private so that cfg does not need log.c to link (tests, fuzzer). */
+static int parse_level(const char *s, int *out)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {{"debug", LOG_DEBUG}, {"info", LOG_INFO}, {"warning", LOG_WARNING},
+                  {"error", LOG_ERROR}};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        if (strcasecmp(s, levels[i].name) == 0) {
+            *out = levels[i].level;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_port(const char *s)
+{
+    uint64_t port;
+    if (strlen(s) > 5 || parse_uint(s, 1, 65535, &port) != 0)
+        return -1;
+    return (int)port;
+}
+
+/* A DNS name or a dotted IPv4 address: labels of letters, digits, '-' and '_'. */
+static bool valid_hostname(const char *h, size_t n)
+{
+    size_t label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i] == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if (is_alnum(h[i]) || h[i] == '-' || h[i] == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0 || h[n - 1] == '.';
+}
+
+static bool valid_ipv6(const char *h, size_t n)
+{
+    char buf[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, h, n);
+    buf[n] = '\0';
+    return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+/* "host", "host:port", "[v6]" or "[v6]:port" exactly filling s[0..n); need_port demands
+ * the port. */
+static bool valid_hostport(const char *s, size_t n, bool need_port)
+{
+    const char *colon;
+    size_t hlen;
+    char port[8];
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (close == NULL || !valid_ipv6(s + 1, (size_t)(close - s - 1)))
+            return false;
+        colon = close + 1;
+        if (colon == s + n)
+            return !need_port;
+        if (*colon != ':')
+            return false;
+        hlen = (size_t)(close - s) + 1;
+    } else {
+        colon = memchr(s, ':', n);
+        if (colon == NULL)
+            return !need_port && valid_hostname(s, n);
+        hlen = (size_t)(colon - s);
+        if (!valid_hostname(s, hlen))
+            return false;
+    }
+    n -= hlen + 1;
+    if (n == 0 || n >= sizeof port)
+        return false;
+    memcpy(port, colon + 1, n);
+    port[n] = '\0';
+    return parse_port(port) > 0;
+}
+
+/* ---- string values ---- */
+
+static int check_path(const char *v)
+{
+    return (v[0] != '\0' && !has_control(v)) ? 0 : -1;
+}
+
+static int check_redis(const char *v)
+{
+    if (has_control(v))
+        return -1;
+    if (strncmp(v, "unix://", 7) == 0)
+        return (v[7] == '/' && v[8] != '\0') ? 0 : -1;
+    if (strncmp(v, "redis://", 8) != 0)
+        return -1;
+    const char *auth = v + 8;
+    size_t alen = strcspn(auth, "/");
+    const char *host = auth;
+    for (size_t i = 0; i < alen; i++)
+        if (auth[i] == '@')
+            host = auth + i + 1;
+    if (host != auth) {
+        /* userinfo is ":password", password non-empty */
+        if (auth[0] != ':' || host - auth < 3)
+            return -1;
+    }
+    if (!valid_hostport(host, alen - (size_t)(host - auth), false))
+        return -1;
+    const char *db = auth + alen;
+    if (*db == '\0')
+        return 0;
+    db++;
+    uint64_t n;
+    return (*db == '\0' || (strlen(db) <= 2 && parse_uint(db, 0, 15, &n) == 0)) ? 0 : -1;
+}
+
+/* Copy of the first n bytes of v, lowercased (*out is NULL if memory ran out). */
+static int lowered(const char *v, size_t n, char **out)
+{
+    *out = strndup(v, n);
+    if (*out != NULL)
+        for (char *p = *out; *p != '\0'; p++)
+            *p = lower(*p);
+    return 0;
+}
+
+/* "" or http(s)://host[:port][/path]; the result has no trailing slash and a lowercase
+ * scheme. Item parsers like this one return -1 for a bad value, else 0 with *out set
+ * (NULL if memory ran out). */
+static int parse_public_url(const char *v, char **out)
+{
+    size_t skip, len = strlen(v);
+    if (len == 0) {
+        *out = strdup("");
+        return 0;
+    }
+    if (strncasecmp(v, "http://", 7) == 0)
+        skip = 7;
+    else if (strncasecmp(v, "https://", 8) == 0)
+        skip = 8;
+    else
+        return -1;
+    for (const char *p = v; *p != '\0'; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("?#\"<>\\^`{|}", *p) != NULL)
+            return -1;
+    size_t hlen = strcspn(v + skip, "/");
+    if (!valid_hostport(v + skip, hlen, false))
+        return -1;
+    while (len > skip + hlen && v[len - 1] == '/')
+        len--;
+    *out = strndup(v, len);
+    if (*out != NULL)
+        for (size_t i = 0; i < skip; i++)
+            (*out)[i] = lower((*out)[i]);
+    return 0;
+}
+
+/* ---- list entries ---- */
+
+/* RFC 6838 restricted-name: a letter or digit, then letters, digits and !#$&-^_.+ */
+static bool valid_mime_token(const char *s, size_t n)
+{
+    if (n == 0 || n > 127 || !is_alnum(s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!is_alnum(s[i]) && strchr("!#$&-^_.+", s[i]) == NULL)
+            return false;
+    return true;
+}
+
+static int parse_mime(const char *v, char **out)
+{
+    const char *slash = strchr(v, '/');
+    if (slash == NULL)
+        return -1;
+    size_t tlen = (size_t)(slash - v);
+    const char *sub = slash + 1;
+    bool sub_star = strcmp(sub, "*") == 0;
+    bool type_ok = valid_mime_token(v, tlen) || (tlen == 1 && v[0] == '*' && sub_star);
+    if (!type_ok || (!sub_star && !valid_mime_token(sub, strlen(sub))))
+        return -1;
+    return lowered(v, strlen(v), out);
+}
+
+static int parse_listen(const char *v, char **out)
+{
+    size_t n = strlen(v);
+    if (n > 0 && v[0] == ':' ? parse_port(v + 1) < 0 : !valid_hostport(v, n, true))
+        return -1;
+    *out = strdup(v);
+    return 0;
+}
+
+/* scheme://host[:port] with at most a trailing "/", lowercased ("*" is handled by the
+ * list, which must then hold nothing else). */
+static int parse_origin(const char *v, char **out)
+{
+    size_t i = 0, n = strlen(v);
+    if (n == 0 || !is_alnum(v[0]) || is_digit(v[0]))
+        return -1;
+    while (is_alnum(v[i]) || v[i] == '+' || v[i] == '-' || v[i] == '.')
+        i++;
+    if (strncmp(v + i, "://", 3) != 0)
+        return -1;
+    i += 3;
+    if (n > i && v[n - 1] == '/')
+        n--;
+    if (!valid_hostport(v + i, n - i, false))
+        return -1;
+    return lowered(v, n, out);
+}
+
+/* ---- list plumbing ---- */
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} strvec;
+
+static void strvec_free(strvec *sv)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        free(sv->v[i]);
+    free(sv->v);
+    sv->v = NULL;
+    sv->n = sv->cap = 0;
+}
+
+/* Takes ownership of s (NULL means an allocation failed). */
+static int strvec_push(strvec *sv, char *s)
+{
+    if (s == NULL)
+        return -1;
+    if (sv->n == sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 8;
+        char **v = realloc(sv->v, cap * sizeof *v);
+        if (v == NULL) {
+            free(s);
+            return -1;
+        }
+        sv->v = v;
+        sv->cap = cap;
+    }
+    sv->v[sv->n++] = s;
+    return 0;
+}
+
+/* '["a", "b"]'? Only when '[' is followed by a quote or ']', because "[::1]:80" is a
+ * LISTEN entry, not JSON. */
+static bool looks_like_json(const char *v)
+{
+    if (v[0] != '[')
+        return false;
+    v++;
+    while (is_space(*v))
+        v++;
+    return *v == '"' || *v == ']';
+}
+
+/* One JSON string at *pp (past the opening quote); simple escapes, \u00XX below 0x80. */
+static char *json_string(const char **pp)
+{
+    const char *p = *pp;
+    size_t len = 0;
+    char *out = malloc(strlen(p) + 1);
+    if (out == NULL)
+        return NULL;
+    for (;; p++) {
+        char ch = *p;
+        if (ch == '\0' || (unsigned char)ch < 0x20)
+            goto bad;
+        if (ch == '"')
+            break;
+        if (ch == '\\') {
+            static const char named[] = "\"\\/bfnrt", real[] = "\"\\/\b\f\n\r\t";
+            const char *esc = strchr(named, *++p);
+            if (*p == 'u') {
+                unsigned code = 0;
+                for (int k = 1; k <= 4; k++) {
+                    char h = lower(p[k]);
+                    if (!is_digit(h) && !(h >= 'a' && h <= 'f'))
+                        goto bad;
+                    code = code * 16 + (unsigned)(is_digit(h) ? h - '0' : h - 'a' + 10);
+                }
+                if (code == 0 || code >= 0x80)
+                    goto bad;
+                ch = (char)code;
+                p += 4;
+            } else if (*p != '\0' && esc != NULL) {
+                ch = real[esc - named];
+            } else {
+                goto bad;
+            }
+        }
+        out[len++] = ch;
+    }
+    out[len] = '\0';
+    *pp = p + 1;
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+/* Returns 0, -1 on bad syntax, -2 when memory ran out. */
+static int split_json(const char *v, strvec *out)
+{
+    const char *p = v + 1;
+    while (is_space(*p))
+        p++;
+    if (*p == ']')
+        p++;
+    else
+        for (;;) {
+            if (*p++ != '"')
+                return -1;
+            char *item = json_string(&p);
+            if (item == NULL)
+                return -1;
+            char *t = trimmed(item, strlen(item));
+            free(item);
+            if (t == NULL)
+                return -2;
+            if (t[0] == '\0')
+                free(t);
+            else if (strvec_push(out, t) != 0)
+                return -2;
+            while (is_space(*p))
+                p++;
+            if (*p == ']') {
+                p++;
+                break;
+            }
+            if (*p++ != ',')
+                return -1;
+            while (is_space(*p))
+                p++;
+        }
+    while (is_space(*p))
+        p++;
+    return *p == '\0' ? 0 : -1;
+}
+
+/* Comma-separated; entries trimmed, empty entries skipped. */
+static int split_commas(const char *v, strvec *out)
+{
+    while (*v != '\0') {
+        size_t n = strcspn(v, ",");
+        char *t = trimmed(v, n);
+        if (t == NULL)
+            return -2;
+        if (t[0] == '\0')
+            free(t);
+        else if (strvec_push(out, t) != 0)
+            return -2;
+        v += n;
+        if (*v == ',')
+            v++;
+    }
+    return 0;
+}
+
+/* ---- storing ---- */
+
+static void *field(cfg *c, const setting *s)
+{
+    return (char *)c + s->off;
+}
+
+static const void *cfield(const cfg *c, const setting *s)
+{
+    return (const char *)c + s->off;
+}
+
+static void str_list_free(cfg_str_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static void free_field(cfg *c, const setting *s)
+{
+    void *f = field(c, s);
+    switch (s->kind) {
+    case K_PATH:
+    case K_REDIS:
+    case K_URL:
+        free(*(char **)f);
+        *(char **)f = NULL;
+        break;
+    case K_MIMES:
+    case K_LISTEN:
+    case K_ORIGINS:
+        str_list_free(f);
+        break;
+    case K_CIDRS:
+        free(((cfg_cidr_list *)f)->items);
+        ((cfg_cidr_list *)f)->items = NULL;
+        ((cfg_cidr_list *)f)->n = 0;
+        break;
+    default:
+        break;
+    }
+}
+
+static int no_memory(const setting *s, char *err, size_t errlen)
+{
+    put_err(err, errlen, "%s: out of memory", s->name);
+    return -1;
+}
+
+/* Check every entry and replace the list setting; shown is the value for errors. */
+static int set_list(cfg *c, const setting *s, char **items, size_t n, const char *shown,
+                    char *err, size_t errlen)
+{
+    cfg_str_list sl = {NULL, 0};
+    cfg_cidr_list cl = {NULL, 0};
+    if (n < s->min || n > s->max)
+        return fail(s, shown, NULL, err, errlen);
+    if (s->kind == K_CIDRS) {
+        if (n > 0 && (cl.items = calloc(n, sizeof *cl.items)) == NULL)
+            return no_memory(s, err, errlen);
+        for (; cl.n < n; cl.n++) {
+            if (cfg_parse_cidr(items[cl.n], &cl.items[cl.n]) != 0) {
+                free(cl.items);
+                return fail(s, shown, items[cl.n], err, errlen);
+            }
+        }
+        free_field(c, s);
+        *(cfg_cidr_list *)field(c, s) = cl;
+        return 0;
+    }
+    if (n > 0 && (sl.items = calloc(n, sizeof *sl.items)) == NULL)
+        return no_memory(s, err, errlen);
+    for (; sl.n < n; sl.n++) {
+        const char *it = items[sl.n];
+        char *v = NULL;
+        int rc;
+        if (s->kind == K_MIMES)
+            rc = parse_mime(it, &v);
+        else if (s->kind == K_LISTEN)
+            rc = parse_listen(it, &v);
+        else if (strcmp(it, "*") == 0)
+            rc = n == 1 ? lowered(it, 1, &v) : -1;
+        else
+            rc = parse_origin(it, &v);
+        if (rc != 0 || v == NULL) {
+            str_list_free(&sl);
+            return rc != 0 ? fail(s, shown, it, err, errlen) : no_memory(s, err, errlen);
+        }
+        sl.items[sl.n] = v;
+    }
+    free_field(c, s);
+    *(cfg_str_list *)field(c, s) = sl;
+    return 0;
+}
+
+static int set_list_text(cfg *c, const setting *s, const char *v, char *err, size_t errlen)
+{
+    strvec sv = {NULL, 0, 0};
+    int rc = looks_like_json(v) ? split_json(v, &sv) : split_commas(v, &sv);
+    if (rc == -2)
+        rc = no_memory(s, err, errlen);
+    else if (rc != 0)
+        rc = fail(s, v, NULL, err, errlen);
+    else
+        rc = set_list(c, s, sv.v, sv.n, v, err, errlen);
+    strvec_free(&sv);
+    return rc;
+}
+
+static int set_string(cfg *c, const setting *s, char *owned, char *err, size_t errlen)
+{
+    if (owned == NULL)
+        return no_memory(s, err, errlen);
+    free_field(c, s);
+    *(char **)field(c, s) = owned;
+    return 0;
+}
+
+static uint32_t cores(uint64_t max)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return (uint64_t)n > max ? (uint32_t)max : (uint32_t)n;
+}
+
+/* Parse the trimmed value v for setting s; on success the old value is freed. */
+static int set_value(cfg *c, const setting *s, const char *v, char *err, size_t errlen)
+{
+    void *f = field(c, s);
+    uint64_t u;
+    int b;
+    cfg_rate r;
+    char *str = NULL;
+
+    switch (s->kind) {
+    case K_PATH:
+        if (check_path(v) != 0)
+            return fail(s, v, NULL, err, errlen);
+        return set_string(c, s, strdup(v), err, errlen);
+    case K_REDIS:
+        if (check_redis(v) != 0)
+            return fail(s, v, NULL, err, errlen);
+        return set_string(c, s, strdup(v), err, errlen);
+    case K_URL:
+        if (parse_public_url(v, &str) != 0)
+            return fail(s, v, NULL, err, errlen);
+        return set_string(c, s, str, err, errlen);
+    case K_UINT:
+        if (parse_uint(v, s->min, s->max, &u) != 0)
+            return fail(s, v, NULL, err, errlen);
+        *(uint32_t *)f = (uint32_t)u;
+        return 0;
+    case K_BYTES:
+        if (parse_bytes(v, s->min, s->max, &u) != 0)
+            return fail(s, v, NULL, err, errlen);
+        *(uint64_t *)f = u;
+        return 0;
+    case K_BOOL:
+        if (parse_bool(v, &b) != 0)
+            return fail(s, v, NULL, err, errlen);
+        *(int *)f = b;
+        return 0;
+    case K_LEVEL:
+        if (parse_level(v, &b) != 0)
+            return fail(s, v, NULL, err, errlen);
+        *(int *)f = b;
+        return 0;
+    case K_WORKERS:
+        if (strcasecmp(v, "auto") == 0)
+            u = cores(s->max);
+        else if (parse_uint(v, s->min, s->max, &u) != 0)
+            return fail(s, v, NULL, err, errlen);
+        *(uint32_t *)f = (uint32_t)u;
+        return 0;
+    case K_RATE:
+        if (cfg_parse_rate(v, &r) != 0 || r.count < s->min || r.count > s->max)
+            return fail(s, v, NULL, err, errlen);
+        *(cfg_rate *)f = r;
+        return 0;
+    case K_MIMES:
+    case K_LISTEN:
+    case K_ORIGINS:
+    case K_CIDRS:
+        return set_list_text(c, s, v, err, errlen);
+    }
+    return fail(s, v, NULL, err, errlen);
+}
+
+static const setting *find(const char *name)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strcasecmp(settings[i].name, name) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static int unknown(const char *name, char *err, size_t errlen)
+{
+    char shown[SHOWN_MAX * 4 + 8];
+    show(shown, sizeof shown, name);
+    put_err(err, errlen, "unknown setting \"%s\"", shown);
+    return -1;
+}
+
+static int set_text(cfg *c, const setting *s, const char *value, char *err, size_t errlen)
+{
+    char *v = trimmed(value, strlen(value));
+    if (v == NULL)
+        return no_memory(s, err, errlen);
+    int rc = set_value(c, s, v, err, errlen);
+    free(v);
+    return rc;
+}
+
+/* ---- public: set, init, free ---- */
+
+int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errlen)
+{
+    const setting *s = find(name != NULL ? name : "");
+    if (s == NULL)
+        return unknown(name != NULL ? name : "", err, errlen);
+    return set_text(c, s, value != NULL ? value : "", err, errlen);
+}
+
+/* The shipped word list when run from a source tree, else the installed one. */
+static const char *default_text(const setting *s)
+{
+    if (s->def != NULL)
+        return s->def;
+    return access(WORDLIST_LOCAL, R_OK) == 0 ? WORDLIST_LOCAL : WORDLIST_INSTALLED;
+}
+
+void cfg_init(cfg *c)
+{
+    char err[MSG_MAX];
+    memset(c, 0, sizeof *c);
+    /* The defaults pass their own parsers (the unit tests check it); only a failed
+     * allocation can stop one, and cfg_validate then reports the unset value. */
+    for (size_t i = 0; i < NSETTINGS; i++)
+        (void)set_text(c, &settings[i], default_text(&settings[i]), err, sizeof err);
+}
+
+void cfg_free(cfg *c)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        free_field(c, &settings[i]);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- environment ---- */
+
+int cfg_load_env(cfg *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *v = getenv(settings[i].name);
+        if (v != NULL && set_text(c, &settings[i], v, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- YAML file ---- */
+
+typedef struct {
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    bool have_ev;
+    const char *path;
+    char *err;
+    size_t errlen;
+    size_t seen[NSETTINGS]; /* line each setting was given on, 0 = not yet */
+} yreader;
+
+static size_t ev_line(const yreader *r)
+{
+    return r->ev.start_mark.line + 1;
+}
+
+__attribute__((format(printf, 3, 4))) static int yfail(yreader *r, size_t line,
+                                                       const char *fmt, ...)
+{
+    char msg[MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    put_err(r->err, r->errlen, "%s:%zu: %s", r->path, line, msg);
+    return -1;
+}
+
+static int next_event(yreader *r)
+{
+    if (r->have_ev)
+        yaml_event_delete(&r->ev);
+    r->have_ev = false;
+    if (!yaml_parser_parse(&r->parser, &r->ev)) {
+        const yaml_parser_t *p = &r->parser;
+        char problem[SHOWN_MAX * 4 + 8];
+        show(problem, sizeof problem, p->problem != NULL ? p->problem : "cannot parse");
+        if (p->context != NULL)
+            return yfail(r, p->problem_mark.line + 1, "%s (%s at line %zu)", problem,
+                         p->context, p->context_mark.line + 1);
+        return yfail(r, p->problem_mark.line + 1, "%s", problem);
+    }
+    r->have_ev = true;
+    return 0;
+}
+
+/* The scalar of the current event as text; YAML null ("", "~", "null") is "". NULL when
+ * it holds a NUL byte, which a C string cannot carry. */
+static const char *scalar_text(const yreader *r)
+{
+    const char *v = (const char *)r->ev.data.scalar.value;
+    if (strlen(v) != r->ev.data.scalar.length)
+        return NULL;
+    if (r->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+         strcmp(v, "NULL") == 0))
+        return "";
+    return v;
+}
+
+static const char *ev_kind(yaml_event_type_t t)
+{
+    switch (t) {
+    case YAML_MAPPING_START_EVENT:
+        return "a mapping";
+    case YAML_SEQUENCE_START_EVENT:
+        return "a list";
+    case YAML_ALIAS_EVENT:
+        return "an alias";
+    default:
+        return "this";
+    }
+}
+
+/* A sequence of scalars for a list setting; on return the current event is its end. */
+static int read_sequence(yreader *r, cfg *c, const setting *s, size_t line)
+{
+    strvec items = {NULL, 0, 0};
+    char shown[MSG_MAX] = "[";
+    size_t used = 1;
+    int rc = -1;
+    for (;;) {
+        if (next_event(r) != 0)
+            goto out;
+        if (r->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        if (r->ev.type != YAML_SCALAR_EVENT) {
+            yfail(r, ev_line(r), "%s: expected plain values in the list, not %s", s->name,
+                  ev_kind(r->ev.type));
+            goto out;
+        }
+        const char *v = scalar_text(r);
+        if (v == NULL) {
+            yfail(r, ev_line(r), "%s: a value contains a NUL byte", s->name);
+            goto out;
+        }
+        char *t = trimmed(v, strlen(v));
+        if (t == NULL) {
+            yfail(r, line, "%s: out of memory", s->name);
+            goto out;
+        }
+        if (used < sizeof shown)
+            used += (size_t)snprintf(shown + used, sizeof shown - used, "%s%s",
+                                     items.n > 0 ? ", " : "", t);
+        if (t[0] == '\0')
+            free(t);
+        else if (strvec_push(&items, t) != 0) {
+            yfail(r, line, "%s: out of memory", s->name);
+            goto out;
+        }
+    }
+    if (used < sizeof shown)
+        snprintf(shown + used, sizeof shown - used, "]");
+    char msg[MSG_MAX];
+    rc = set_list(c, s, items.v, items.n, shown, msg, sizeof msg);
+    if (rc != 0)
+        yfail(r, line, "%s", msg);
+out:
+    strvec_free(&items);
+    return rc;
+}
+
+/* One "NAME: value" pair; the current event is the key. */
+static int read_pair(yreader *r, cfg *c)
+{
+    size_t line = ev_line(r);
+    const char *key = (const char *)r->ev.data.scalar.value;
+    char shown[SHOWN_MAX * 4 + 8];
+    const setting *s = NULL;
+    if (scalar_text(r) != NULL)
+        s = find(key);
+    if (s == NULL) {
+        show(shown, sizeof shown, key);
+        return yfail(r, line, "unknown setting \"%s\"", shown);
+    }
+    size_t *seen = &r->seen[s - settings];
+    if (*seen != 0)
+        return yfail(r, line, "%s is set twice (first on line %zu)", s->name, *seen);
+    *seen = line;
+
+    if (next_event(r) != 0)
+        return -1;
+    if (r->ev.type == YAML_SEQUENCE_START_EVENT) {
+        if (s->kind != K_MIMES && s->kind != K_LISTEN && s->kind != K_ORIGINS &&
+            s->kind != K_CIDRS)
+            return yfail(r, line, "%s: expected a single value, not a list", s->name);
+        return read_sequence(r, c, s, line);
+    }
+    if (r->ev.type != YAML_SCALAR_EVENT)
+        return yfail(r, line, "%s: expected a value or a list of values, not %s", s->name,
+                     ev_kind(r->ev.type));
+    const char *v = scalar_text(r);
+    if (v == NULL)
+        return yfail(r, line, "%s: the value contains a NUL byte", s->name);
+    char msg[MSG_MAX];
+    if (set_text(c, s, v, msg, sizeof msg) != 0)
+        return yfail(r, line, "%s", msg);
+    return 0;
+}
+
+static int read_document(yreader *r, cfg *c)
+{
+    if (next_event(r) != 0)
+        return -1;
+    if (r->ev.type == YAML_STREAM_END_EVENT)
+        return 0; /* no document at all: an empty or all-comment file */
+    if (next_event(r) != 0)
+        return -1;
+    if (r->ev.type == YAML_SCALAR_EVENT && scalar_text(r) != NULL && scalar_text(r)[0] == '\0')
+        ; /* "---" and nothing else */
+    else if (r->ev.type != YAML_MAPPING_START_EVENT)
+        return yfail(r, ev_line(r), "expected a mapping of settings (NAME: value)");
+    else
+        for (;;) {
+            if (next_event(r) != 0)
+                return -1;
+            if (r->ev.type == YAML_MAPPING_END_EVENT)
+                break;
+            if (r->ev.type != YAML_SCALAR_EVENT)
+                return yfail(r, ev_line(r), "expected a setting name, not %s",
+                             ev_kind(r->ev.type));
+            if (read_pair(r, c) != 0)
+                return -1;
+        }
+    if (next_event(r) != 0) /* document end */
+        return -1;
+    if (next_event(r) != 0)
+        return -1;
+    if (r->ev.type != YAML_STREAM_END_EVENT)
+        return yfail(r, ev_line(r), "expected one document");
+    return 0;
+}
+
+int cfg_load_yaml(cfg *c, const char *path, char *err, size_t errlen)
+{
+    yreader *r;
+    FILE *f = fopen(path, "rb");
+    int rc = -1;
+    if (f == NULL) {
+        put_err(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    r = calloc(1, sizeof *r);
+    if (r == NULL || !yaml_parser_initialize(&r->parser)) {
+        put_err(err, errlen, "%s: out of memory", path);
+        free(r);
+        fclose(f);
+        return -1;
+    }
+    yaml_parser_set_input_file(&r->parser, f);
+    r->path = path;
+    r->err = err;
+    r->errlen = errlen;
+    if (next_event(r) == 0) /* stream start */
+        rc = read_document(r, c);
+    if (r->have_ev)
+        yaml_event_delete(&r->ev);
+    yaml_parser_delete(&r->parser);
+    free(r);
+    fclose(f);
+    return rc;
+}
+
+/* ---- cross-checks ---- */
+
+/* Lexical form for comparing paths: no "." components, no doubled or trailing '/'. */
+static void path_norm(const char *p, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool abs = p[0] == '/';
+    if (abs && cap > 1)
+        out[o++] = '/';
+    while (*p != '\0') {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0)
+            break;
+        if (!(n == 1 && p[0] == '.')) {
+            if (o > (size_t)abs && o + 1 < cap)
+                out[o++] = '/';
+            if (o + n >= cap)
+                n = cap - o - 1;
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p += strcspn(p, "/");
+    }
+    if (o == 0 && cap > 1)
+        out[o++] = '.';
+    out[o] = '\0';
+}
+
+/* Is b equal to a or inside it, by name? */
+static bool path_within(const char *a, const char *b)
+{
+    char na[4096], nb[4096];
+    path_norm(a, na, sizeof na);
+    path_norm(b, nb, sizeof nb);
+    size_t n = strlen(na);
+    if (strcmp(na, ".") == 0)
+        return nb[0] != '/';
+    if (strncmp(na, nb, n) != 0)
+        return false;
+    return nb[n] == '\0' || nb[n] == '/' || (n > 0 && na[n - 1] == '/');
+}
+
+static int value_in_range(const cfg *c, const setting *s)
+{
+    const void *f = cfield(c, s);
+    switch (s->kind) {
+    case K_PATH:
+    case K_REDIS:
+        return *(char *const *)f != NULL && (*(char *const *)f)[0] != '\0';
+    case K_URL:
+        return *(char *const *)f != NULL;
+    case K_UINT:
+    case K_WORKERS:
+        return *(const uint32_t *)f >= s->min && *(const uint32_t *)f <= s->max;
+    case K_BYTES:
+        return *(const uint64_t *)f >= s->min && *(const uint64_t *)f <= s->max;
+    case K_BOOL:
+    case K_LEVEL:
+        return *(const int *)f >= (int)s->min && *(const int *)f <= (int)s->max;
+    case K_RATE:
+        return ((const cfg_rate *)f)->count >= s->min && ((const cfg_rate *)f)->count <= s->max &&
+               ((const cfg_rate *)f)->period_s > 0;
+    case K_MIMES:
+    case K_LISTEN:
+    case K_ORIGINS:
+        return ((const cfg_str_list *)f)->n >= s->min && ((const cfg_str_list *)f)->n <= s->max;
+    case K_CIDRS:
+        return ((const cfg_cidr_list *)f)->n >= s->min && ((const cfg_cidr_list *)f)->n <= s->max;
+    }
+    return 0;
+}
+
+int cfg_validate(const cfg *c, char *err, size_t errlen)
+{
+    char a[SHOWN_MAX * 4 + 8], b[SHOWN_MAX * 4 + 8];
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        if (!value_in_range(c, &settings[i])) {
+            char buf[128];
+            put_err(err, errlen, "%s: not set or out of range; %s", settings[i].name,
+                    expectation(&settings[i], buf, sizeof buf));
+            return -1;
+        }
+    }
+    show(a, sizeof a, c->temp_path);
+    show(b, sizeof b, c->storage_path);
+    if (path_within(c->storage_path, c->temp_path) || path_within(c->temp_path, c->storage_path)) {
+        put_err(err, errlen,
+                "TEMP_PATH=%s: expected a directory apart from STORAGE_PATH (%s), neither "
+                "inside the other",
+                a, b);
+        return -1;
+    }
+    static const struct {
+        const char *name;
+        size_t off;
+    } kept[] = {{"SECRET_PATH", offsetof(cfg, secret_path)},
+                {"LOG_PATH", offsetof(cfg, log_path)}};
+    /* Both directories are swept for orphans: a key or log kept there would be shredded. */
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        const char *p = *(char *const *)((const char *)c + kept[i].off);
+        if (path_within(c->storage_path, p) || path_within(c->temp_path, p)) {
+            show(a, sizeof a, p);
+            put_err(err, errlen, "%s=%s: expected a path outside STORAGE_PATH and TEMP_PATH",
+                    kept[i].name, a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- parsers for other modules ---- */
+
+int cfg_parse_rate(const char *s, cfg_rate *out)
+{
+    static const struct {
+        const char *name;
+        uint32_t seconds;
+    } units[] = {{"s", 1},          {"second", 1},       {"seconds", 1}, {"m", 60},
+                 {"minute", 60},    {"minutes", 60},     {"h", 3600},    {"hour", 3600},
+                 {"hours", 3600},   {"d", 86400},        {"day", 86400}, {"days", 86400}};
+    uint64_t n;
+    const char *p = scan_u64(s, &n);
+    if (p == NULL || n < 1 || n > UINT32_MAX)
+        return -1;
+    while (*p == ' ')
+        p++;
+    if (*p++ != '/')
+        return -1;
+    while (*p == ' ')
+        p++;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(p, units[i].name) == 0) {
+            out->count = (uint32_t)n;
+            out->period_s = units[i].seconds;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int cfg_parse_cidr(const char *s, cfg_cidr *out)
+{
+    char buf[INET6_ADDRSTRLEN];
+    const char *slash = strchr(s, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+    struct in_addr a4;
+    struct in6_addr a6;
+    cfg_cidr r;
+    unsigned base, bits;
+    uint64_t prefix;
+
+    if (alen == 0 || alen >= sizeof buf)
+        return -1;
+    memcpy(buf, s, alen);
+    buf[alen] = '\0';
+    memset(&r, 0, sizeof r);
+    if (inet_pton(AF_INET, buf, &a4) == 1) {
+        r.addr[10] = r.addr[11] = 0xff;
+        memcpy(r.addr + 12, &a4, 4);
+        base = 96;
+        bits = 32;
+    } else if (inet_pton(AF_INET6, buf, &a6) == 1) {
+        memcpy(r.addr, &a6, 16);
+        base = 0;
+        bits = 128;
+    } else {
+        return -1;
+    }
+    prefix = bits;
+    if (slash != NULL && (strlen(slash + 1) > 3 || parse_uint(slash + 1, 0, bits, &prefix) != 0))
+        return -1;
+    r.prefix = (uint8_t)(base + prefix);
+    /* Host bits are cleared, so "10.1.2.3/8" means 10.0.0.0/8. */
+    for (unsigned i = r.prefix; i < 128; i++)
+        r.addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+    *out = r;
+    return 0;
+}
+
+int cfg_cidr_match(const cfg_cidr_list *l, const uint8_t addr[16])
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const cfg_cidr *n = &l->items[i];
+        unsigned full = n->prefix / 8, rem = n->prefix % 8;
+        if (memcmp(addr, n->addr, full) != 0)
+            continue;
+        if (rem == 0 || ((addr[full] ^ n->addr[full]) & (0xff00u >> rem) & 0xffu) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int cfg_addr_from_sockaddr(const struct sockaddr *sa, uint8_t out[16])
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &in->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+int cfg_mime_allowed(const cfg *c, const char *mime)
+{
+    const cfg_str_list *l = &c->allowed_mime_types;
+    if (l->n == 0)
+        return 1;
+    if (mime == NULL)
+        return 0;
+    size_t len = strcspn(mime, "; \t"); /* parameters do not count */
+    const char *slash = memchr(mime, '/', len);
+    if (slash == NULL)
+        return 0;
+    size_t tlen = (size_t)(slash - mime);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *e = l->items[i];
+        size_t elen = strlen(e);
+        if (strcmp(e, "*/*") == 0)
+            return 1;
+        if (elen >= 2 && strcmp(e + elen - 2, "/*") == 0) {
+            if (elen - 2 == tlen && strncasecmp(e, mime, tlen) == 0)
+                return 1;
+        } else if (elen == len && strncasecmp(e, mime, len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
