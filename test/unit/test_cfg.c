@@ -171,7 +171,7 @@ static void defaults_are_the_spec_defaults(void **state)
     assert_int_equal(c->max_connections, 1024);
     assert_int_equal(c->max_uploads_per_client, 4);
     assert_int_equal(c->idle_timeout, 10);
-    assert_int_equal(c->body_timeout, 30);
+    assert_int_equal(c->body_timeout, 60);
     assert_int_equal(c->shutdown_timeout, 30);
 }
 
