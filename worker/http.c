@@ -268,6 +268,59 @@ typedef struct {
     h2o_filter_t super;
 } headers_filter;
 
+/* h2o answers some errors itself (body over the limit, request head too long, broken
+ * framing) in text/plain. This ostream swaps such a body for the contract's JSON. */
+typedef struct {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} json_error_ostream;
+
+static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                               h2o_send_state_t state)
+{
+    (void)bufs;
+    (void)bufcnt;
+    json_error_ostream *o = (json_error_ostream *)self;
+    if (state == H2O_SEND_STATE_IN_PROGRESS)
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+    else
+        h2o_ostream_send_next(self, req, &o->body, 1, state);
+}
+
+static h2o_ostream_t **h2o_error_as_json(h2o_req_t *req, h2o_ostream_t **slot)
+{
+    const cfg *c = worker_of(req)->cfg;
+    char detail[200];
+    ssize_t cl = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1);
+    if (req->res.status == 413 && req->method.len == 0) {
+        /* The request head did not fit h2o's buffer. */
+        req->res.status = 431;
+        req->res.reason = "Request Header Fields Too Large";
+        snprintf(detail, sizeof(detail), "Request header fields too large");
+    } else if (req->res.status == 413 && cl != -1) {
+        snprintf(detail, sizeof(detail), "File too large: %.*s bytes (Max Size: %llu bytes)",
+                 (int)(req->headers.entries[cl].value.len < 20 ? req->headers.entries[cl].value.len : 20),
+                 req->headers.entries[cl].value.base, (unsigned long long)c->max_file_size);
+    } else if (req->res.status == 413) {
+        snprintf(detail, sizeof(detail), "File too large: more than %llu bytes (Max Size: %llu bytes)",
+                 (unsigned long long)c->max_file_size, (unsigned long long)c->max_file_size);
+    } else {
+        snprintf(detail, sizeof(detail), "%s", req->res.reason != NULL ? req->res.reason : "Error");
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "detail", detail);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    json_error_ostream *os = (json_error_ostream *)h2o_add_ostream(req, sizeof(*os), slot);
+    os->super.do_send = on_json_error_send;
+    os->body = h2o_strdup(&req->pool, text, SIZE_MAX);
+    cJSON_free(text);
+    req->res.content_length = os->body.len;
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    req->res.headers.entries[ct].value = h2o_iovec_init(H("application/json; charset=utf-8"));
+    return &os->super.next;
+}
+
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     (void)self;
@@ -284,6 +337,11 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     header_str(req, H("x-xss-protection"), H("1; mode=block"));
     header_str(req, H("referrer-policy"), H("no-referrer"));
     add_cors(req, worker_of(req)->cfg);
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->res.status >= 400 && ct != -1 &&
+        h2o_memis(req->res.headers.entries[ct].value.base, req->res.headers.entries[ct].value.len,
+                  H("text/plain; charset=utf-8")))
+        slot = h2o_error_as_json(req, slot);
     h2o_setup_next_ostream(req, slot);
 }
 
