@@ -67,4 +67,15 @@ const char *const store_scripts[SCRIPT_COUNT] = {
     [SCRIPT_RATE] = "local n = redis.call('INCR', KEYS[1])\n"
                     "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
                     "return n\n",
+
+    /* KEYS rate:{upload}:..., inflight:{client}; ARGV period, limit, max inflight, inflight ttl
+     * -> {'rate', retry} | {'busy'} | {'ok'}; on ok the caller DECRs inflight when done */
+    [SCRIPT_UPLOAD_GATE] = "local n = redis.call('INCR', KEYS[1])\n"
+                           "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
+                           "if n > tonumber(ARGV[2]) then return {'rate', redis.call('TTL', KEYS[1])} end\n"
+                           "local busy = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+                           "if busy >= tonumber(ARGV[3]) then return {'busy'} end\n"
+                           "redis.call('INCR', KEYS[2])\n"
+                           "redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+                           "return {'ok'}\n",
 };

@@ -30,6 +30,7 @@ enum {
     SCRIPT_PREVIEW,    /* block check + mark previewed once */
     SCRIPT_STATUS,     /* block check + read state */
     SCRIPT_RATE,       /* fixed-window rate limit */
+    SCRIPT_UPLOAD_GATE,/* upload rate limit + concurrent uploads per client */
     SCRIPT_COUNT
 };
 extern const char *const store_scripts[SCRIPT_COUNT];

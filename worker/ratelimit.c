@@ -7,6 +7,9 @@
 
 #include "util.h"
 
+/* A crashed worker cannot release its uploads in progress; this bounds the damage. */
+#define INFLIGHT_TTL_S 3600
+
 typedef struct {
     rate_cb cb;
     void *data;
@@ -45,4 +48,67 @@ void ratelimit_check(store *s, const char *kind, const char *client, const cfg_r
     lens[0] = (size_t)snprintf(key, sizeof(key), "rate:%s:%s:%llu", kind, client, (unsigned long long)window);
     lens[1] = (size_t)snprintf(period, sizeof(period), "%u", rate->period_s);
     store_script(s, SCRIPT_RATE, on_rate_reply, op, 1, 2, argv, lens);
+}
+
+static void on_gate_reply(redisReply *reply, void *p)
+{
+    rate_op *op = p;
+    const char *verdict = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                                  reply->element[0]->type == REDIS_REPLY_STRING
+                              ? reply->element[0]->str
+                              : NULL;
+    if (verdict == NULL)
+        op->cb(op->data, RATE_UNAVAILABLE, 0);
+    else if (strcmp(verdict, "rate") == 0)
+        op->cb(op->data, RATE_LIMITED, op->retry_after);
+    else if (strcmp(verdict, "busy") == 0)
+        op->cb(op->data, RATE_BUSY, 1);
+    else
+        op->cb(op->data, RATE_OK, 0);
+    free(op);
+}
+
+static int inflight_key(char *out, size_t cap, const char *client)
+{
+    return snprintf(out, cap, "inflight:{%s}", client);
+}
+
+void ratelimit_upload(store *s, const cfg *c, const char *client, rate_cb cb, void *data)
+{
+    rate_op *op = malloc(sizeof(*op));
+    if (op == NULL) {
+        cb(data, RATE_UNAVAILABLE, 0);
+        return;
+    }
+    const cfg_rate *rate = &c->upload_rate_limit;
+    uint64_t now = util_now_ms() / 1000;
+    char k_rate[160], k_busy[128], period[16], limit[16], max[16], ttl[16];
+    op->cb = cb;
+    op->data = data;
+    op->limit = rate->count;
+    op->retry_after = (long)(rate->period_s - now % rate->period_s);
+    const char *argv[6] = {k_rate, k_busy, period, limit, max, ttl};
+    size_t lens[6];
+    lens[0] = (size_t)snprintf(k_rate, sizeof(k_rate), "rate:upload:%s:%llu", client,
+                               (unsigned long long)(now / rate->period_s));
+    lens[1] = (size_t)inflight_key(k_busy, sizeof(k_busy), client);
+    lens[2] = (size_t)snprintf(period, sizeof(period), "%u", rate->period_s);
+    lens[3] = (size_t)snprintf(limit, sizeof(limit), "%u", rate->count);
+    lens[4] = (size_t)snprintf(max, sizeof(max), "%u", c->max_uploads_per_client);
+    lens[5] = (size_t)snprintf(ttl, sizeof(ttl), "%d", INFLIGHT_TTL_S);
+    store_script(s, SCRIPT_UPLOAD_GATE, on_gate_reply, op, 2, 6, argv, lens);
+}
+
+static void on_done_reply(redisReply *reply, void *p)
+{
+    (void)reply;
+    (void)p;
+}
+
+void ratelimit_upload_done(store *s, const char *client)
+{
+    char key[128];
+    const char *argv[2] = {"DECR", key};
+    size_t lens[2] = {4, (size_t)inflight_key(key, sizeof(key), client)};
+    store_command(s, on_done_reply, NULL, 2, argv, lens);
 }

@@ -42,6 +42,8 @@ typedef struct {
 typedef struct {
     req_ref ref;
     worker *w;
+    char client[HTTP_ADDR_MAX];
+    int gated;              /* counted as in progress for its client */
     h2o_timeout_entry_t step;
     h2o_iovec_t body;
     size_t offset;
@@ -99,6 +101,8 @@ static void op_free(upload_op *op)
     file_discard(op);
     if (op->stored[0] != '\0')
         unlink(op->stored);
+    if (op->gated)
+        ratelimit_upload_done(op->w->store, op->client);
     mp_free(op->mp);
     EVP_MD_CTX_free(op->sha);
     free(op->seg);
@@ -589,7 +593,12 @@ static void on_rate(void *data, int outcome, long retry_after)
     } else if (outcome == RATE_LIMITED) {
         http_rate_limited(req, retry_after);
         op_free(op);
+    } else if (outcome == RATE_BUSY) {
+        http_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
+        http_error(req, 429, "Too many uploads in progress");
+        op_free(op);
     } else {
+        op->gated = 1;
         h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
     }
 }
@@ -597,7 +606,6 @@ static void on_rate(void *data, int outcome, long retry_after)
 int upload_handle(h2o_req_t *req)
 {
     worker *w = worker_of(req);
-    char client[HTTP_ADDR_MAX];
     ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     upload_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
@@ -630,7 +638,7 @@ int upload_handle(h2o_req_t *req)
         finish_with(op, 500, "Internal server error");
         return 0;
     }
-    http_client(req, client);
-    ratelimit_check(w->store, "upload", client, &w->cfg->upload_rate_limit, on_rate, op);
+    http_client(req, op->client);
+    ratelimit_upload(w->store, w->cfg, op->client, on_rate, op);
     return 0;
 }
