@@ -178,15 +178,12 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
         http_error(req, 404, "File not found or link expired");
         return;
     }
-    const redisReply *salt = keyed_elem(r, 4), *blob = keyed_elem(r, 5);
     int last = keyed_int(r, 1) == 0;
     uint64_t size = (uint64_t)keyed_int(r, 3);
     uint8_t s[CRYPT_SALT_LEN], fk[CRYPT_KEY_LEN];
     drop_meta meta;
     crypt_header h;
-    if (salt == NULL || blob == NULL || salt->type != REDIS_REPLY_STRING || blob->type != REDIS_REPLY_STRING ||
-        crypt_unhex(salt->str, salt->len, s, sizeof(s)) != 0 ||
-        drop_meta_open(w->env->secret, op->key, op->keylen, s, (const uint8_t *)blob->str, blob->len, &meta) != 0) {
+    if (keyed_open_meta(req, op, r, s, &meta) != 0) {
         integrity_failed(req);
         return;
     }

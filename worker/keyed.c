@@ -38,6 +38,17 @@ long long keyed_int(const redisReply *r, size_t i)
     return 0;
 }
 
+int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const redisReply *r, uint8_t salt[CRYPT_SALT_LEN],
+                    drop_meta *meta)
+{
+    const redisReply *s = keyed_elem(r, 4), *blob = keyed_elem(r, 5);
+    if (s == NULL || blob == NULL || s->type != REDIS_REPLY_STRING || blob->type != REDIS_REPLY_STRING ||
+        crypt_unhex(s->str, s->len, salt, CRYPT_SALT_LEN) != 0)
+        return -1;
+    return drop_meta_open(worker_of(req)->env->secret, op->key, op->keylen, salt, (const uint8_t *)blob->str,
+                          blob->len, meta);
+}
+
 static void on_reply(redisReply *reply, void *data)
 {
     keyed_state *st = data;

@@ -7,6 +7,7 @@
 #include <h2o.h>
 
 #include "crypt.h"
+#include "drop.h"
 #include "store.h"
 #include "words.h"
 
@@ -24,6 +25,11 @@ struct keyed_op {
 };
 
 void keyed_run(h2o_req_t *req, int script, const char *key, size_t keylen, keyed_cb cb);
+
+/* Salt (reply element 4) and sealed metadata (element 5) of an "ok" reply of the
+ * preview and take-use scripts, opened with the request's key; 0 or -1. */
+int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const redisReply *r, uint8_t salt[CRYPT_SALT_LEN],
+                    drop_meta *meta);
 
 /* Helpers to read reply elements. */
 int keyed_is(const redisReply *r, size_t i, const char *s);

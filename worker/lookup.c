@@ -44,7 +44,6 @@ int status_handle(h2o_req_t *req, const char *key, size_t keylen)
 
 static void on_preview(h2o_req_t *req, keyed_op *op, const redisReply *r)
 {
-    worker *w = worker_of(req);
     if (keyed_is(r, 0, "previewed")) {
         http_error(req, 404, "Preview already accessed. The preview is available only once.");
         return;
@@ -53,12 +52,9 @@ static void on_preview(h2o_req_t *req, keyed_op *op, const redisReply *r)
         http_error(req, 404, "Upload not found or link expired");
         return;
     }
-    const redisReply *salt = keyed_elem(r, 4), *blob = keyed_elem(r, 5);
-    uint8_t s[CRYPT_SALT_LEN];
+    uint8_t salt[CRYPT_SALT_LEN];
     drop_meta meta;
-    if (salt == NULL || blob == NULL || salt->type != REDIS_REPLY_STRING || blob->type != REDIS_REPLY_STRING ||
-        crypt_unhex(salt->str, salt->len, s, sizeof(s)) != 0 ||
-        drop_meta_open(w->env->secret, op->key, op->keylen, s, (const uint8_t *)blob->str, blob->len, &meta) != 0) {
+    if (keyed_open_meta(req, op, r, salt, &meta) != 0) {
         http_error(req, 404, "Upload not found or link expired");
         return;
     }
