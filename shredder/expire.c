@@ -1,0 +1,139 @@
+/* expire.c - shred stored files whose expiry has passed, within seconds of it.
+ *
+ * The store keeps the sorted set "expiries" (member id, score expiry in unix seconds).
+ * Each tick takes the ids due, shreds their files and only then removes them from the
+ * set, so a crash, a busy file or a failed write just means "again next tick". */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "shred.h"
+#include "shredder.h"
+#include "util.h"
+
+#define EXPIRE_BATCH 256
+/* A download whose use was taken in the last instant before the expiry may still be
+ * opening the file: give it this long to take its shared lock first. */
+#define EXPIRE_GRACE_S 1
+
+/* Remove the id only while its score still says "due": a new upload under the same
+ * id puts it back with a later expiry, and that entry must stay. */
+static const char ZREM_IF_DUE[] = "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+                                  "if s and tonumber(s) <= tonumber(ARGV[2]) then\n"
+                                  "  return redis.call('ZREM', KEYS[1], ARGV[1])\n"
+                                  "end\n"
+                                  "return 0\n";
+
+typedef struct {
+    double due; /* ids whose expiry <= due (unix seconds) are shredded */
+    unsigned shredded, absent, busy, junk;
+    uint64_t max_latency_ms; /* longest from expiry to overwritten */
+} expire_counts;
+
+/* 0 removed (or no longer due), -1 the store failed. */
+static int zrem_if_due(shredder *s, const char *member, size_t len, double due)
+{
+    redisReply *r = shredder_command(s, "EVAL %s 1 expiries %b %.3f", ZREM_IF_DUE, member, len, due);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* The expiry the store holds now for id (-1: gone, -2: store failure). */
+static double current_expiry(shredder *s, const char *id)
+{
+    redisReply *r = shredder_command(s, "ZSCORE expiries %s", id);
+    if (r == NULL)
+        return -2;
+    double e = r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
+    freeReplyObject(r);
+    return e;
+}
+
+static void count_shredded(shredder *s, const char *id, double expiry, expire_counts *c)
+{
+    uint64_t now = util_now_ms(), at = (uint64_t)(expiry * 1000);
+    uint64_t late = now > at ? now - at : 0;
+    c->max_latency_ms = late > c->max_latency_ms ? late : c->max_latency_ms;
+    c->shredded++;
+    shredder_rmdir_parent(s, id);
+    shredder_beat(s);
+}
+
+/* One due id: 1 it stays in the set (busy, failed), 0 it left, -1 the store failed. */
+static int expire_one(shredder *s, const redisReply *m, expire_counts *c)
+{
+    if (m->type != REDIS_REPLY_STRING || strlen(m->str) != m->len || !shredder_is_id(m->str)) {
+        c->junk++; /* nothing of ours writes such a member: drop it, it would only clog */
+        return m->type == REDIS_REPLY_STRING ? zrem_if_due(s, m->str, m->len, c->due) : 1;
+    }
+    double expiry = current_expiry(s, m->str);
+    if (expiry < -1)
+        return -1;
+    if (expiry < 0 || expiry > c->due)
+        return 0;
+    char path[PATHS_MAX];
+    if (paths_file(s->cfg, m->str, path, sizeof(path)) != 0)
+        return 1;
+    int rc = shredder_shred(s, path);
+    if (rc == SHRED_BUSY) {
+        c->busy++; /* a download still reads it: never under a reader */
+        return 1;
+    }
+    if (rc == SHRED_ERROR && errno != ENOENT) {
+        if (errno != EINTR)
+            shredder_fail(s, WHERE_EXPIRED, errno);
+        return 1;
+    }
+    if (rc == SHRED_DONE)
+        count_shredded(s, m->str, expiry, c);
+    else
+        c->absent++;
+    return zrem_if_due(s, m->str, m->len, c->due);
+}
+
+static void expire_log(shredder *s, const expire_counts *c)
+{
+    if (c->shredded + c->absent + c->junk > 0) {
+        shm_add(s->env->shm, M_EXPIRED_SHREDDED, c->shredded);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "count", c->shredded);
+        cJSON_AddNumberToObject(o, "latency_ms", (double)c->max_latency_ms);
+        cJSON_AddNumberToObject(o, "absent", c->absent);
+        cJSON_AddNumberToObject(o, "busy", c->busy);
+        if (c->junk > 0)
+            cJSON_AddNumberToObject(o, "invalid_members", c->junk);
+        log_fields(LOG_INFO, "expired_shredded", o);
+    }
+    shredder_fails_report(s, WHERE_EXPIRED);
+}
+
+/* One batch of due ids; 1 if it was full (more may follow), else 0. */
+static int expire_batch(shredder *s, expire_counts *c, unsigned *skip)
+{
+    redisReply *r = shredder_command(s, "ZRANGEBYSCORE expiries -inf %.3f LIMIT %u %d", c->due, *skip, EXPIRE_BATCH);
+    if (r == NULL)
+        return 0;
+    int full = r->type == REDIS_REPLY_ARRAY && r->elements == EXPIRE_BATCH;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        int kept = shredder_stopping() ? -1 : expire_one(s, r->element[i], c);
+        if (kept < 0) {
+            full = 0;
+            break;
+        }
+        *skip += (unsigned)kept;
+    }
+    freeReplyObject(r);
+    return full;
+}
+
+void shredder_expired(shredder *s)
+{
+    expire_counts c = {.due = (double)util_now_ms() / 1000 - EXPIRE_GRACE_S};
+    unsigned skip = 0; /* due ids this pass left in the set (busy, failed), ahead of the rest */
+    while (expire_batch(s, &c, &skip))
+        ;
+    expire_log(s, &c);
+}
