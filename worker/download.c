@@ -6,11 +6,9 @@
  * last use is taken the file is renamed into the trash at once (the descriptor keeps
  * reading), so it leaves the namespace immediately and is shredded once we let go. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,37 +132,25 @@ static void integrity_failed(h2o_req_t *req)
 
 /* ---- opening ---- */
 
-/* Open the stored file under a shared lock and check its header against the record. */
-static int open_locked(worker *w, const char *id, int last, const uint8_t salt[CRYPT_SALT_LEN], crypt_header *h)
+/* Check the header against the record; on the last use move the name into the trash
+ * at once (our descriptor keeps reading; the shredder waits for our lock). */
+static int check_header(worker *w, int fd, const char *id, int last, const uint8_t salt[CRYPT_SALT_LEN],
+                        crypt_header *h)
 {
-    char path[PATHS_MAX];
     uint8_t hdr[CRYPT_HEADER_LEN];
-    struct stat st;
-    if (paths_file(w->cfg, id, path, sizeof(path)) != 0)
-        return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -1;
-    /* A file the shredder holds, or already unlinked by it, is gone. */
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0 || fstat(fd, &st) != 0 || st.st_nlink == 0) {
-        close(fd);
-        return -1;
-    }
     if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || crypt_header_decode(hdr, h) != 0 ||
-        memcmp(h->salt, salt, CRYPT_SALT_LEN) != 0) {
-        close(fd);
-        return -2;
-    }
+        memcmp(h->salt, salt, CRYPT_SALT_LEN) != 0)
+        return -1;
     if (last) {
-        char trash[PATHS_MAX], to[PATHS_MAX], rnd[17];
+        char path[PATHS_MAX], trash[PATHS_MAX], to[PATHS_MAX], rnd[17];
         uint8_t r[8];
         crypt_random(r, sizeof(r));
         crypt_hex(r, sizeof(r), rnd);
-        if (paths_trash_dir(w->cfg, trash, sizeof(trash)) == 0 &&
+        if (paths_file(w->cfg, id, path, sizeof(path)) == 0 && paths_trash_dir(w->cfg, trash, sizeof(trash)) == 0 &&
             snprintf(to, sizeof(to), "%s/%s.%s", trash, id, rnd) < (int)sizeof(to) && rename(path, to) != 0)
             log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
     }
-    return fd;
+    return 0;
 }
 
 static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
@@ -187,15 +173,16 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
         integrity_failed(req);
         return;
     }
-    int fd = open_locked(w, op->id, last, s, &h);
-    if (fd == -1) {
+    if (op->fd < 0) {
         http_error(req, 404, "File not found or link expired");
         return;
     }
     stream *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), stream_dispose);
     memset(st, 0, sizeof(*st));
-    st->fd = fd;
-    if (fd < 0) {
+    st->fd = op->fd; /* the stream owns it now */
+    op->fd = -1;
+    int fd = st->fd;
+    if (check_header(w, fd, op->id, last, s, &h) != 0) {
         integrity_failed(req);
         return;
     }
@@ -236,6 +223,6 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
 
 int download_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
-    keyed_run(req, SCRIPT_TAKE_USE, key, keylen, on_take_use);
+    keyed_run(req, SCRIPT_TAKE_USE, KEYED_OPEN_FILE, key, keylen, on_take_use);
     return 0;
 }

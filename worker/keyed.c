@@ -1,13 +1,18 @@
 /* keyed.c - id derivation, block check and failure counting for keyed requests. */
 #include "keyed.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <openssl/crypto.h>
 #include <string.h>
 
 #include "drop.h"
 #include "http.h"
+#include "paths.h"
 #include "util.h"
 
 typedef struct {
@@ -64,11 +69,31 @@ static void on_reply(redisReply *reply, void *data)
     } else {
         st->op.cb(req, &st->op, reply);
     }
+    if (st->op.fd >= 0)
+        close(st->op.fd);
     OPENSSL_cleanse(st->op.key, sizeof(st->op.key));
     free(st);
 }
 
-void keyed_run(h2o_req_t *req, int script, const char *key, size_t keylen, keyed_cb cb)
+/* The stored file, open and share-locked; -1 when absent or held by the shredder
+ * (which overwrites only under an exclusive lock), or already unlinked by it. */
+static int open_stored(const cfg *c, const char *id)
+{
+    char path[PATHS_MAX];
+    struct stat st;
+    if (paths_file(c, id, path, sizeof(path)) != 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 || fstat(fd, &st) != 0 || st.st_nlink == 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void keyed_run(h2o_req_t *req, int script, int flags, const char *key, size_t keylen, keyed_cb cb)
 {
     worker *w = worker_of(req);
     keyed_state *st = calloc(1, sizeof(*st));
@@ -77,6 +102,7 @@ void keyed_run(h2o_req_t *req, int script, const char *key, size_t keylen, keyed
         return;
     }
     st->op.cb = cb;
+    st->op.fd = -1;
     for (size_t i = 0; i < keylen && i + 1 < sizeof(st->op.echo); i++)
         st->op.echo[i] = key[i] > 0x20 && key[i] < 0x7f && key[i] != '"' && key[i] != '\\' ? key[i] : '?';
     /* A key of the wrong shape cannot exist: it gets an id no upload has, so it is
@@ -85,6 +111,8 @@ void keyed_run(h2o_req_t *req, int script, const char *key, size_t keylen, keyed
         memcpy(st->op.key, key, keylen);
         st->op.keylen = keylen;
         crypt_id(w->env->secret, key, keylen, st->op.id);
+        if (flags & KEYED_OPEN_FILE)
+            st->op.fd = open_stored(w->cfg, st->op.id);
     } else {
         snprintf(st->op.id, sizeof(st->op.id), "none");
     }

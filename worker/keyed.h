@@ -20,11 +20,17 @@ struct keyed_op {
     char key[WORDS_KEY_MAX];   /* empty unless the key has the right shape */
     size_t keylen;
     char echo[WORDS_KEY_MAX];  /* the requested key as shown back (printable ASCII only) */
+    int fd;                    /* with KEYED_OPEN_FILE: the stored file, or -1; a callback
+                                * that keeps it sets it to -1, else it is closed after */
     char id[CRYPT_ID_HEX_LEN + 1];
     keyed_cb cb;
 };
 
-void keyed_run(h2o_req_t *req, int script, const char *key, size_t keylen, keyed_cb cb);
+/* Open the stored file under a shared lock before the script runs, so a use taken is
+ * a file held: another download taking the last use cannot move it away first. */
+#define KEYED_OPEN_FILE 1
+
+void keyed_run(h2o_req_t *req, int script, int flags, const char *key, size_t keylen, keyed_cb cb);
 
 /* Salt (reply element 4) and sealed metadata (element 5) of an "ok" reply of the
  * preview and take-use scripts, opened with the request's key; 0 or -1. */

@@ -428,9 +428,17 @@ static int install_file(upload_op *op)
     if (paths_file_dir(op->w->cfg, op->id, dir, sizeof(dir)) != 0 ||
         paths_file(op->w->cfg, op->id, op->stored, sizeof(op->stored)) != 0)
         return -1;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return -1;
-    if (rename(op->temp, op->stored) != 0) {
+    /* The shredder removes emptied directories: if it took ours between mkdir and
+     * rename, make it again once. */
+    int r = -1;
+    for (int attempt = 0; attempt < 2 && r != 0; attempt++) {
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return -1;
+        r = rename(op->temp, op->stored);
+        if (r != 0 && errno != ENOENT)
+            break;
+    }
+    if (r != 0) {
         op->stored[0] = '\0';
         return -1;
     }
