@@ -94,13 +94,22 @@ static void file_discard(upload_op *op)
     op->cs = NULL;
 }
 
+/* Everything written for a failed upload goes before the answer does, so a client
+ * that sees the error never sees a leftover. */
+static void discard_all(upload_op *op)
+{
+    file_discard(op);
+    if (op->stored[0] != '\0') {
+        unlink(op->stored);
+        op->stored[0] = '\0';
+    }
+}
+
 static void op_free(upload_op *op)
 {
     if (h2o_timeout_is_linked(&op->step))
         h2o_timeout_unlink(&op->step);
-    file_discard(op);
-    if (op->stored[0] != '\0')
-        unlink(op->stored);
+    discard_all(op);
     if (op->gated)
         ratelimit_upload_done(op->w->store, op->client);
     mp_free(op->mp);
@@ -156,6 +165,7 @@ static void too_large(h2o_req_t *req, uint64_t size, int exact)
 static void finish_with(upload_op *op, int status, const char *detail)
 {
     h2o_req_t *req = op->ref.req;
+    discard_all(op);
     if (req != NULL)
         http_error(req, status, detail);
     op_free(op);
@@ -502,6 +512,7 @@ static void parsed(upload_op *op)
     else if (op->size == 0)
         cJSON_InsertItemInArray(errors, 0, error_item("value_error", "file", "File is empty"));
     if (cJSON_GetArraySize(errors) > 0) {
+        discard_all(op);
         unprocessable(req, errors);
         op_free(op);
         return;
@@ -515,6 +526,7 @@ static void stopped(upload_op *op, int r)
 {
     h2o_req_t *req = op->ref.req;
     char detail[160];
+    discard_all(op);
     switch (r) {
     case STOP_TOO_LARGE: too_large(req, 0, 0); break;
     case STOP_STORAGE:
@@ -566,11 +578,7 @@ static int op_begin(upload_op *op)
 /* Start over with a new key (the drawn one is live already). */
 static void restart(upload_op *op)
 {
-    if (op->stored[0] != '\0') {
-        unlink(op->stored);
-        op->stored[0] = '\0';
-    }
-    file_discard(op);
+    discard_all(op);
     mp_free(op->mp);
     op->mp = NULL;
     if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS) {
