@@ -1,0 +1,1002 @@
+#!/usr/bin/env python3
+"""bench.py - `make bench`: Raven Zero against Debian nginx, on this machine.
+
+Starts a redis-server and ./raven-zero (WORKERS=2) from test/integration/harness.py, and
+a Debian nginx (2 worker processes) on another loopback port, all in one temporary
+directory, then measures upload and download of 1 KiB, 1 MiB and 10 MiB files at
+concurrency 1 and 50 against both:
+
+  uploads    h2load --h1 -n N -d BODY: a fixed number of POSTs of one multipart body
+             (fields uses=5, expiry=60, then the file). N comes from a short pilot run
+             (which also warms up) so that the measured run lasts about UPLOAD_SECONDS.
+             Latencies and status codes come from h2load's per-request --log-file.
+  downloads  wrk -d DOWNLOAD_SECONDS with test/bench/download.lua: every request takes
+             the next path of a list; for us the list holds fresh keys (uploaded just
+             before with uses=5 by test/bench/keys.lua), each exactly 5 times, so no
+             request hits a spent or unknown key (an unknown key would count towards
+             the brute-force block). If the list runs out, the run is repeated with
+             more keys.
+
+The nginx reference:
+  GET        the same bytes as a static file (sendfile on, keep-alive).
+  POST       `location /upload/` with client_body_in_file_only clean +
+             echo_read_request_body (echo module, shipped with nginx-light):
+             nginx reads the whole body into a temporary file, answers 201 "ok"
+             only after the last byte arrived, and deletes the file. No parsing, no
+             hashing, no encryption, no store. Before measuring, one 1 MiB POST checks
+             that nginx really read every byte ($request_length and
+             $request_body_file in its access log), and after each upload run the
+             access log is checked again.
+
+Worker peak RSS: VmHWM of every `rz-worker` child of the master (and of every nginx
+worker), reset before each measurement (echo 5 > /proc/PID/clear_refs) so the figure
+belongs to that measurement.
+
+Output is informational. The exit status is non-zero only when something could not run
+at all (a missing tool, a server that did not start, a tool that crashed); slow numbers,
+errors and non-2xx answers are reported, never failed on.
+
+Environment: RZ_BENCH_KEEP=1 keeps the temporary directory; RZ_BENCH_QUICK=1 shortens
+every measurement (for trying the script out).
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BENCH_DIR = os.path.join(HERE, 'bench')
+
+QUICK = os.environ.get('RZ_BENCH_QUICK') == '1'
+UPLOAD_SECONDS = 1.0 if QUICK else 3.0     # target length of one measured upload run
+DOWNLOAD_SECONDS = 1 if QUICK else 3       # wrk -d of one download run
+KEY_MARGIN = 1.4                           # keys prepared / keys the estimate needs
+MAX_DOWNLOAD_ATTEMPTS = 3                  # runs when the key list runs out
+TOOL_TIMEOUT = 120.0                       # a single tool run longer than this is killed
+
+SIZES = [('1KiB', 1024), ('1MiB', 1 << 20), ('10MiB', 10 << 20)]
+CONCURRENCY = [1, 50]
+BOUNDARY = 'RavenZeroBenchBoundary7MA4YWxkTrZu0gW'
+
+WORK = tempfile.mkdtemp(prefix='rz-bench-')
+os.environ['RZ_TEST_TMP'] = WORK  # the harness keeps its files (and pid list) here
+sys.path.insert(0, os.path.join(HERE, 'integration'))
+import harness as H  # noqa: E402
+
+_procs = []   # every tool / nginx Popen running now; main() stops them on the way out
+_extra_pids = set()  # nginx workers seen, in case the master dies first
+
+
+def say(*args):
+    print(*args, flush=True)
+
+
+class CannotRun(Exception):
+    """Something the benchmark needs could not run at all."""
+
+
+# ---------------------------------------------------------------------------------
+# Small helpers
+
+def percentile(values, p):
+    """Nearest-rank percentile of a list of numbers (None if empty)."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def which(tool):
+    p = shutil.which(tool) or (tool if os.path.exists(tool) else None)
+    if not p:
+        raise CannotRun('%s is not installed (make deps / scripts/deps.sh installs it)'
+                        % tool)
+    return p
+
+
+def run_tool(cmd, timeout=TOOL_TIMEOUT, label=''):
+    """Run a load tool to completion; (returncode, stdout, stderr). Killed on timeout
+    (returncode None)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=WORK)
+    _procs.append(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        say('    !! %s killed after %.0fs' % (label or cmd[0], timeout))
+        return None, out, err
+    finally:
+        _procs.remove(proc)
+
+
+def status_of(pid):
+    """{'VmHWM': kB, 'VmRSS': kB, 'RssAnon': kB, 'RssFile': kB} of a process, or None."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            out = {}
+            for line in f:
+                if line.startswith(('VmHWM:', 'VmRSS:', 'RssAnon:', 'RssFile:')):
+                    k, v = line.split(':', 1)
+                    out[k] = int(v.split()[0])
+            return out
+    except OSError:
+        return None
+
+
+def reset_peak(pids):
+    """Reset VmHWM to the current RSS (Linux >= 4.0). False if not possible."""
+    ok = True
+    for pid in pids:
+        try:
+            with open('/proc/%d/clear_refs' % pid, 'w') as f:
+                f.write('5')
+        except OSError:
+            ok = False
+    return ok
+
+
+def peak_rss_mib(pids):
+    """The largest VmHWM among pids, in MiB (None if none could be read)."""
+    vals = [s['VmHWM'] for s in (status_of(p) for p in pids) if s and 'VmHWM' in s]
+    return max(vals) / 1024.0 if vals else None
+
+
+class RssSampler(threading.Thread):
+    """Samples RssAnon and RssFile of some processes every 50 ms while a tool runs:
+    VmHWM says how high RSS went, this says how much of it was anonymous memory (heap)
+    and how much file-backed pages (e.g. libh2o's mmap-ed request body buffers)."""
+
+    def __init__(self, pids):
+        super().__init__(daemon=True)
+        self.pids = list(pids)
+        self.anon = {}
+        self.file = {}
+        self.halt = threading.Event()
+
+    def run(self):
+        while True:
+            for pid in self.pids:
+                st = status_of(pid)
+                if st:
+                    self.anon[pid] = max(self.anon.get(pid, 0), st.get('RssAnon', 0))
+                    self.file[pid] = max(self.file.get(pid, 0), st.get('RssFile', 0))
+            if self.halt.wait(0.05):
+                break
+
+    def finish(self):
+        """(peak RssAnon, peak RssFile) of one process, in MiB."""
+        self.halt.set()
+        self.join()
+        return (max(self.anon.values()) / 1024.0 if self.anon else None,
+                max(self.file.values()) / 1024.0 if self.file else None)
+
+
+def file_size(p):
+    try:
+        return os.path.getsize(p)
+    except OSError:
+        return 0
+
+
+def settle(path_, quiet=0.3, limit=5.0):
+    """Wait until a log file has stopped growing for `quiet` seconds (bounded)."""
+    deadline = time.monotonic() + limit
+    last, since = file_size(path_), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = file_size(path_)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
+
+
+def quiesce(trash_dirs, limit=20.0):
+    """Start every measurement from the same state: the shredder has finished with the
+    files burned by the previous run (its trash directory is empty) and dirty pages are
+    written back (os.sync), so one run's disk writes do not slow the next one down.
+    Returns the seconds it took."""
+    t0 = time.monotonic()
+    deadline = t0 + limit
+    for d in trash_dirs:
+        while time.monotonic() < deadline:
+            try:
+                if not os.listdir(d):
+                    break
+            except OSError:
+                break
+            time.sleep(0.05)
+    os.sync()
+    return time.monotonic() - t0
+
+
+def read_from(path_, offset):
+    with open(path_, 'rb') as f:
+        f.seek(offset)
+        data = f.read()
+    # only complete lines
+    cut = data.rfind(b'\n')
+    return data[:cut + 1] if cut >= 0 else b''
+
+
+# ---------------------------------------------------------------------------------
+# Payloads
+
+def make_payloads():
+    """Per size: the file bytes (data/<label>.bin, also nginx's static file) and the
+    multipart body uploading them with uses=5, expiry=60."""
+    os.makedirs(os.path.join(WORK, 'data'), exist_ok=True)
+    os.makedirs(os.path.join(WORK, 'www', 'files'), exist_ok=True)
+    out = {}
+    for label, size in SIZES:
+        data = os.urandom(size)
+        raw = os.path.join(WORK, 'data', label + '.bin')
+        with open(raw, 'wb') as f:
+            f.write(data)
+        shutil.copyfile(raw, os.path.join(WORK, 'www', 'files', label + '.bin'))
+        b = BOUNDARY.encode()
+        body = (b'--' + b + b'\r\nContent-Disposition: form-data; name="uses"\r\n\r\n5\r\n'
+                + b'--' + b + b'\r\nContent-Disposition: form-data; name="expiry"\r\n\r\n60\r\n'
+                + b'--' + b + b'\r\nContent-Disposition: form-data; name="file"; '
+                + b'filename="bench-' + label.encode() + b'.bin"\r\n'
+                + b'Content-Type: application/octet-stream\r\n\r\n'
+                + data + b'\r\n--' + b + b'--\r\n')
+        body_path = os.path.join(WORK, 'data', 'body-' + label + '.bin')
+        with open(body_path, 'wb') as f:
+            f.write(body)
+        out[label] = {'size': size, 'raw': raw, 'body': body_path, 'body_len': len(body),
+                      'sha256': hashlib.sha256(data).hexdigest(),
+                      'static': '/files/%s.bin' % label}
+    return out
+
+
+# ---------------------------------------------------------------------------------
+# nginx
+
+NGINX_CONF = """\
+# Written by test/bench.py: the reference server of `make bench`.
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+{user}daemon off;
+master_process on;
+worker_processes 2;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format bench '$request_method $uri $status $request_length $bytes_sent '
+                     '$request_time "$request_body_file"';
+    access_log {dir}/access.log bench;
+    client_body_temp_path {dir}/body_temp;
+    proxy_temp_path {dir}/proxy_temp;
+    fastcgi_temp_path {dir}/fastcgi_temp;
+    uwsgi_temp_path {dir}/uwsgi_temp;
+    scgi_temp_path {dir}/scgi_temp;
+    types {{ application/octet-stream bin; }}
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    client_max_body_size 20m;
+    server {{
+        listen 127.0.0.1:{port};
+        root {www};
+        location /files/ {{ }}
+        # Upload reference: read the whole body into a temporary file, answer 201 only
+        # once it is all there, then delete the file.
+        location /upload/ {{
+            client_body_buffer_size 1m;
+            client_body_in_file_only clean;
+            echo_read_request_body;
+            echo_status 201;
+            echo ok;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self):
+        self.dir = os.path.join(WORK, 'nginx')
+        os.makedirs(os.path.join(self.dir, 'body_temp'), exist_ok=True)
+        self.port = H.free_port()
+        self.conf = os.path.join(self.dir, 'nginx.conf')
+        self.access_log = os.path.join(self.dir, 'access.log')
+        self.error_log = os.path.join(self.dir, 'error.log')
+        user = 'user root;\n' if os.geteuid() == 0 else ''
+        with open(self.conf, 'w') as f:
+            f.write(NGINX_CONF.format(user=user, dir=self.dir, port=self.port,
+                                      www=os.path.join(WORK, 'www')))
+        self.proc = None
+
+    def start(self):
+        nginx = which('/usr/sbin/nginx')
+        check = subprocess.run([nginx, '-t', '-q', '-p', self.dir, '-c', self.conf],
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            raise CannotRun('nginx -t rejects the reference config:\n' + check.stderr)
+        self.stderr = open(os.path.join(self.dir, 'stderr.txt'), 'wb')
+        self.proc = subprocess.Popen([nginx, '-p', self.dir, '-c', self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+        try:
+            H.wait_until(lambda: self._up(), 10.0, message='nginx on port %d' % self.port)
+        except H.Timeout:
+            raise CannotRun('nginx did not start: ' + H._tail(self.error_log)) from None
+        H.wait_until(lambda: len(self.workers()) == 2, 10.0, message='2 nginx workers')
+        return self
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            raise CannotRun('nginx exited with %s: %s' % (self.proc.returncode,
+                                                          H._tail(self.error_log)))
+        return H.port_open(self.port)
+
+    def workers(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        pids = [p for p in H.children_of(self.proc.pid) if H.comm(p) == 'nginx']
+        _extra_pids.update(pids)
+        return pids
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.workers()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc in _procs:
+            _procs.remove(self.proc)
+        self.stderr.close()
+        left = [p for p in _extra_pids if H.alive(p)]
+        if left:
+            H.kill_and_reap(left)
+
+
+def nginx_log_tally(text):
+    """Access log lines -> ({(method, prefix, status): count}, [parsed POST lines])."""
+    tally, posts = {}, []
+    for line in text.decode('utf-8', 'replace').splitlines():
+        parts = line.split(' ')
+        if len(parts) < 7:
+            continue
+        method, uri, status = parts[0], parts[1], parts[2]
+        prefix = '/' + uri.strip('/').split('/')[0] + '/'
+        tally[(method, prefix, status)] = tally.get((method, prefix, status), 0) + 1
+        if method == 'POST':
+            posts.append({'status': status, 'request_length': int(parts[3]),
+                          'body_file': parts[6].strip('"')})
+    return tally, posts
+
+
+# ---------------------------------------------------------------------------------
+# Our server's log
+
+def ours_log_tally(text):
+    """Log lines -> ({(method, prefix, status): count}, {event: count} of warnings and
+    errors, [unexpected non-request events])."""
+    tally, problems, odd = {}, {}, []
+    for raw in text.split(b'\n'):
+        if not raw.strip():
+            continue
+        try:
+            o = json.loads(raw)
+        except ValueError:
+            problems['(line that is not JSON)'] = problems.get('(line that is not JSON)', 0) + 1
+            continue
+        if o.get('event') == 'request':
+            p = o.get('path') or '?'
+            prefix = '/' + p.strip('/').split('/')[0] + '/'
+            k = (o.get('method'), prefix, str(o.get('status_code')))
+            tally[k] = tally.get(k, 0) + 1
+        if o.get('level') in ('warning', 'error'):
+            name = '%s %s' % (o.get('level'), o.get('event'))
+            problems[name] = problems.get(name, 0) + 1
+            if len(odd) < 10:
+                odd.append(o)
+        elif o.get('event') in ('child_exited', 'child_started') and o.get('kind') == 'worker':
+            odd.append(o)
+    return tally, problems, odd
+
+
+def fmt_tally(tally):
+    return ', '.join('%s %s %s: %d' % (m, p, s, n)
+                     for (m, p, s), n in sorted(tally.items(), key=lambda kv: -kv[1]))
+
+
+# ---------------------------------------------------------------------------------
+# Measurements
+
+def threads_for(c):
+    return 1 if c == 1 else 2
+
+
+def pilot_requests(size, c):
+    """A pilot run of roughly half a second or less, whatever the server."""
+    if size <= 4096:
+        return 300 if c == 1 else 1000
+    if size <= (1 << 20):
+        return 30 if c == 1 else 100
+    return 5 if c == 1 else 50
+
+
+def h2load_upload(url, payload, c, n, label):
+    """One h2load run; a result dict (or None if h2load itself failed)."""
+    log = os.path.join(WORK, 'h2load-%s.log' % re.sub(r'[^A-Za-z0-9]+', '-', label))
+    if os.path.exists(log):
+        os.unlink(log)
+    cmd = ['h2load', '--h1', '-n', str(n), '-c', str(c), '-t', str(threads_for(c)),
+           '-d', payload['body'], '-H',
+           'Content-Type: multipart/form-data; boundary=' + BOUNDARY,
+           '--log-file', log, url]
+    code, out, err = run_tool(cmd, label=label)
+    m = re.search(r'finished in ([\d.]+)(us|ms|s),', out)
+    if code != 0 or not m:
+        say('    !! h2load failed (exit %s): %s' % (code, (err or out)[-500:].strip()))
+        return None
+    secs = float(m.group(1)) * {'us': 1e-6, 'ms': 1e-3, 's': 1.0}[m.group(2)]
+    statuses, lat = {}, []
+    with open(log) as f:
+        for line in f:
+            parts = line.split('\t')
+            if len(parts) < 3:
+                continue
+            st = int(parts[1])
+            statuses[st] = statuses.get(st, 0) + 1
+            lat.append(int(parts[2]) / 1000.0)
+    ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
+    mreq = re.search(r'requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, '
+                     r'(\d+) failed, (\d+) errored, (\d+) timeout', out)
+    return {'n': n, 'secs': secs, 'ok': ok, 'errors': n - ok, 'statuses': statuses,
+            'rps': ok / secs if secs else 0.0,
+            'mbs': ok * payload['size'] / secs / 1e6 if secs else 0.0,
+            'p50': percentile(lat, 50), 'p99': percentile(lat, 99),
+            'h2load': mreq.group(0) if mreq else None}
+
+
+def measure_upload(srv, url, payload, c, label):
+    """Pilot (warm-up, sizes the run) then the measured fixed-count run."""
+    pilot = h2load_upload(url, payload, c, pilot_requests(payload['size'], c),
+                          label + '-pilot')
+    if pilot is None:
+        return None
+    if pilot['ok'] and pilot['secs'] > 0:
+        n = int(pilot['ok'] / pilot['secs'] * UPLOAD_SECONDS)
+    else:
+        n = pilot['n']
+    n = max(n, 2 * c, 10)
+    n = min(n, 200000)
+    n = -(-n // c) * c  # a multiple of c: every client does the same number
+    before = srv.before_case()
+    r = h2load_upload(url, payload, c, n, label)
+    srv.after_case(r, before)
+    return r
+
+
+def write_path_lists(prefix, nthreads, paths_per_thread):
+    for i, paths in enumerate(paths_per_thread, 1):
+        with open('%s.%d' % (prefix, i), 'w') as f:
+            f.write(''.join(p + '\n' for p in paths))
+
+
+def wrk_download(url, c, prefix, label):
+    cmd = ['wrk', '-t', str(threads_for(c)), '-c', str(c), '-d', '%ds' % DOWNLOAD_SECONDS,
+           '--timeout', '60s', '-s', os.path.join(BENCH_DIR, 'download.lua'), url,
+           '--', prefix]
+    code, out, err = run_tool(cmd, label=label)
+    m = re.search(r'^BENCH (\{.*\})$', out, re.M)
+    if code != 0 or not m:
+        say('    !! wrk failed (exit %s): %s' % (code, (err or out)[-500:].strip()))
+        return None
+    return json.loads(m.group(1))
+
+
+def download_result(w, payload):
+    secs = w['duration_us'] / 1e6
+    ok = w['requests'] - w['status']
+    errors = w['status'] + w['connect'] + w['read'] + w['write'] + w['timeout']
+    return {'secs': secs, 'ok': ok, 'errors': errors, 'rps': ok / secs,
+            'mbs': ok * payload['size'] / secs / 1e6,
+            'p50': w['p50_us'] / 1000.0, 'p99': w['p99_us'] / 1000.0,
+            'wrk': w, 'statuses': None}
+
+
+class Ours:
+    name = 'ours'
+
+    def __init__(self, server):
+        self.server = server
+        self.url = 'http://127.0.0.1:%d' % server.port
+        self.workers = server.children()['workers']
+        # Where the shredder takes burned files: "trash" next to TEMP_PATH.
+        self.trash = [os.path.join(os.path.dirname(server.settings['TEMP_PATH'].rstrip('/')),
+                                   'trash')]
+
+    def worker_pids(self):
+        return self.server.children()['workers']
+
+    def before_case(self):
+        if not self.server.running():
+            raise CannotRun('raven-zero exited with %s' % self.server.proc.returncode)
+        pids = self.worker_pids()
+        quiesce(self.trash)
+        log = settle(self.server.log_path, quiet=0.2)
+        self.rss_reset = reset_peak(pids)
+        sampler = RssSampler(pids)
+        sampler.start()
+        return {'pids': pids, 'log': log, 'sampler': sampler}
+
+    def after_case(self, r, before):
+        pids = self.worker_pids()
+        anon, filed = before['sampler'].finish()
+        if r is None:
+            return
+        r['rss'] = peak_rss_mib(pids)
+        r['anon'], r['file'] = anon, filed
+        r['rss_reset'] = self.rss_reset
+        settle(self.server.log_path)
+        tally, problems, odd = ours_log_tally(read_from(self.server.log_path,
+                                                        before['log']))
+        r['log_tally'] = tally
+        r['problems'] = problems
+        r['odd'] = odd
+        if sorted(pids) != sorted(before['pids']):
+            r.setdefault('notes', []).append(
+                'worker pids changed during the run: %s -> %s (a worker died)'
+                % (before['pids'], pids))
+        if not self.server.running():
+            r.setdefault('notes', []).append('raven-zero exited during the run')
+
+
+class NginxSide:
+    name = 'nginx'
+
+    def __init__(self, nginx, trash):
+        self.nginx = nginx
+        self.trash = trash
+        self.url = 'http://127.0.0.1:%d' % nginx.port
+
+    def before_case(self):
+        if self.nginx.proc.poll() is not None:
+            raise CannotRun('nginx exited with %s' % self.nginx.proc.returncode)
+        pids = self.nginx.workers()
+        quiesce(self.trash)
+        log = settle(self.nginx.access_log, quiet=0.1, limit=2)
+        self.rss_reset = reset_peak(pids)
+        sampler = RssSampler(pids)
+        sampler.start()
+        return {'pids': pids, 'log': log, 'sampler': sampler}
+
+    def after_case(self, r, before):
+        pids = self.nginx.workers()
+        anon, filed = before['sampler'].finish()
+        if r is None:
+            return
+        r['rss'] = peak_rss_mib(pids)
+        r['anon'], r['file'] = anon, filed
+        r['rss_reset'] = self.rss_reset
+        settle(self.nginx.access_log, quiet=0.1, limit=2)
+        tally, posts = nginx_log_tally(read_from(self.nginx.access_log, before['log']))
+        r['log_tally'] = tally
+        r['posts'] = posts
+
+
+class KeyMaker:
+    """Prepares fresh keys of one size on our server with wrk + keys.lua."""
+
+    def __init__(self, ours, payloads):
+        self.ours = ours
+        self.payloads = payloads
+        self.n = 0
+
+    def make(self, label, count):
+        p = self.payloads[label]
+        self.n += 1
+        prefix = os.path.join(WORK, 'keys-%s-%d' % (label, self.n))
+        cmd = ['wrk', '-t', '2', '-c', '16', '-d', '%ds' % int(TOOL_TIMEOUT),
+               '--timeout', '60s', '-s', os.path.join(BENCH_DIR, 'keys.lua'),
+               self.ours.url + '/upload/', '--', p['body'], BOUNDARY, prefix]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=WORK)
+        _procs.append(proc)
+        try:
+            while proc.poll() is None:
+                if len(self._read(prefix)) >= count \
+                        or time.monotonic() - t0 > TOOL_TIMEOUT - 5:
+                    break
+                time.sleep(0.05)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            try:
+                out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+        finally:
+            _procs.remove(proc)
+        keys = self._read(prefix)
+        say('    prepared %d keys of %s in %.1fs' % (len(keys), label,
+                                                    time.monotonic() - t0))
+        if len(keys) < count:
+            raise CannotRun('could not prepare %d keys of %s (got %d); wrk said: %s'
+                            % (count, label, len(keys), (err or out)[-400:]))
+        return keys[:count]
+
+    @staticmethod
+    def _read(prefix):
+        keys = []
+        for i in (1, 2):
+            try:
+                with open('%s.%d' % (prefix, i)) as fh:
+                    keys += [line.strip() for line in fh if line.endswith('\n')]
+            except OSError:
+                pass
+        return keys
+
+
+def measure_download_ours(ours, keymaker, payload, label, c, est_rps, tag):
+    nthreads = threads_for(c)
+    est = est_rps
+    for attempt in range(1, MAX_DOWNLOAD_ATTEMPTS + 1):
+        need = int(est * DOWNLOAD_SECONDS * KEY_MARGIN / 5) + 10
+        keys = keymaker.make(label, need)
+        slices = [keys[i::nthreads] for i in range(nthreads)]
+        # Each key 5 times: round after round through the thread's slice.
+        prefix = os.path.join(WORK, 'paths-%s' % tag)
+        write_path_lists(prefix, nthreads, [s * 5 for s in slices])
+        before = ours.before_case()
+        w = wrk_download(ours.url, c, prefix, tag)
+        if w is None:
+            ours.after_case(None, before)
+            return None
+        r = download_result(w, payload)
+        ours.after_case(r, before)
+        r['keys'] = len(keys)
+        if w['wraps'] == 0:
+            return r
+        est = max(est, w['issued'] / (w['duration_us'] / 1e6)) * 1.5
+        say('    key list ran out (%d requests issued for %d keys x 5 uses): again '
+            'with more keys' % (w['issued'], len(keys)))
+    r.setdefault('notes', []).append('key list ran out even on the last attempt: some '
+                                     'requests hit spent keys (410)')
+    return r
+
+
+def measure_download_nginx(ng, payload, c, tag):
+    nthreads = threads_for(c)
+    prefix = os.path.join(WORK, 'paths-%s' % tag)
+    write_path_lists(prefix, nthreads, [[payload['static']]] * nthreads)
+    before = ng.before_case()
+    w = wrk_download(ng.url, c, prefix, tag)
+    if w is None:
+        ng.after_case(None, before)
+        return None
+    r = download_result(w, payload)
+    ng.after_case(r, before)
+    return r
+
+
+# ---------------------------------------------------------------------------------
+# Sanity checks before measuring
+
+def check_ours(server, payloads):
+    """One upload and download per size: the bytes must come back."""
+    for label, p in payloads.items():
+        with open(p['raw'], 'rb') as f:
+            data = f.read()
+        st, _, body = server.upload(data, filename='check.bin', uses=1, expiry=60)
+        if st != 201:
+            raise CannotRun('raven-zero: upload of %s answered %s %r' % (label, st, body))
+        st, hdrs, got = server.request('GET', '/download/' + body['key'], timeout=60)
+        if st != 200 or hashlib.sha256(got).hexdigest() != p['sha256']:
+            raise CannotRun('raven-zero: download of %s answered %s with %d bytes '
+                            '(sha256 mismatch or error)' % (label, st, len(got)))
+
+
+def check_nginx(ng, payloads):
+    """Static files come back intact, and POST /upload/ reads the whole body."""
+    import http.client
+    for label, p in payloads.items():
+        conn = http.client.HTTPConnection('127.0.0.1', ng.port, timeout=30)
+        conn.request('GET', p['static'])
+        resp = conn.getresponse()
+        got = resp.read()
+        conn.close()
+        if resp.status != 200 or hashlib.sha256(got).hexdigest() != p['sha256']:
+            raise CannotRun('nginx: GET %s answered %d with %d bytes'
+                            % (p['static'], resp.status, len(got)))
+    p = payloads['1MiB']
+    with open(p['body'], 'rb') as f:
+        body = f.read()
+    offset = settle(ng.access_log, quiet=0.1, limit=1)
+    conn = http.client.HTTPConnection('127.0.0.1', ng.port, timeout=30)
+    conn.request('POST', '/upload/', body=body,
+                 headers={'Content-Type': 'multipart/form-data; boundary=' + BOUNDARY})
+    resp = conn.getresponse()
+    answer = resp.read()
+    conn.close()
+    settle(ng.access_log, quiet=0.1, limit=2)
+    _, posts = nginx_log_tally(read_from(ng.access_log, offset))
+    if resp.status != 201 or not posts or posts[-1]['request_length'] < len(body) \
+            or not posts[-1]['body_file'] or posts[-1]['body_file'] == '-':
+        raise CannotRun('nginx upload reference does not read the body: status %d %r, '
+                        'log %r' % (resp.status, answer, posts[-1:]))
+    return posts[-1]
+
+
+# ---------------------------------------------------------------------------------
+# Report
+
+def fnum(v, digits=1):
+    if v is None:
+        return '-'
+    if abs(v) >= 1000:
+        return '%.0f' % v
+    if abs(v) >= 100:
+        return '%.0f' % v if digits <= 1 else '%.1f' % v
+    return ('%%.%df' % digits) % v
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return '-'
+    return '%.2fx' % (a / b)
+
+
+def print_table(rows):
+    head = ('%-16s %-6s %9s %9s %9s %9s %7s %9s %9s %6s'
+            % ('case', 'server', 'req/s', 'MB/s', 'p50 ms', 'p99 ms', 'errors',
+               'peak RSS', '(anon)', 'reqs'))
+    say('')
+    say(head)
+    say('-' * len(head))
+    for case, ours, ng in rows:
+        for name, r in (('ours', ours), ('nginx', ng)):
+            if r is None:
+                say('%-16s %-6s %9s' % (case if name == 'ours' else '', name,
+                                        'did not run'))
+                continue
+            say('%-16s %-6s %9s %9s %9s %9s %7d %9s %9s %6d'
+                % (case if name == 'ours' else '', name, fnum(r['rps']), fnum(r['mbs']),
+                   fnum(r['p50'], 2), fnum(r['p99'], 2), r['errors'],
+                   fnum(r.get('rss'), 1), '(%s)' % fnum(r.get('anon'), 1),
+                   r['ok'] + r['errors']))
+        if ours and ng:
+            say('%-16s %-6s %9s %9s %9s %9s' % ('', 'ratio', ratio(ours['rps'], ng['rps']),
+                                                ratio(ours['mbs'], ng['mbs']),
+                                                ratio(ours['p50'], ng['p50']),
+                                                ratio(ours['p99'], ng['p99'])))
+    say('')
+    say('req/s and MB/s count successful (2xx) answers only; MB = 10^6 bytes of file\n'
+        'payload. ratio = ours/nginx (higher is better for req/s and MB/s, lower for\n'
+        'latency). peak RSS = the largest VmHWM (MiB) of one worker process during that\n'
+        'run; (anon) = its largest RssAnon sampled every 50 ms, i.e. heap rather than\n'
+        'file-backed pages such as mmap-ed body buffers. reqs = requests answered or\n'
+        'failed in the measured run.')
+
+
+def main():
+    sys.stdout.reconfigure(line_buffering=True)
+    t_start = time.monotonic()
+    redis = server = nginx = None
+    results = []
+    failures = []
+    try:
+        for tool in ('wrk', 'h2load', 'redis-server', '/usr/sbin/nginx', H.binary()):
+            which(tool)
+        say('bench: working in %s (%d cores, load average %s)'
+            % (WORK, os.cpu_count() or 0, loadavg()))
+        payloads = make_payloads()
+        redis = H.Redis()
+        try:
+            server = H.Server(redis, env={
+                'WORKERS': '2',
+                'UPLOAD_RATE_LIMIT': '1000000/second',
+                'MAX_UPLOADS_PER_CLIENT': '1000',
+                'MAX_FILE_SIZE': str(16 << 20),
+                'LOG_MAX_BYTES': str(1 << 30),
+            })
+        except AssertionError as e:
+            raise CannotRun('raven-zero did not start: %s' % e) from None
+        ours = Ours(server)
+        say('bench: raven-zero pid %d on port %d (workers %s), redis on port %d'
+            % (server.pid, server.port, ours.workers, redis.port))
+        nginx = Nginx().start()
+        ng = NginxSide(nginx, ours.trash)
+        say('bench: nginx pid %d on port %d (workers %s)'
+            % (nginx.proc.pid, nginx.port, nginx.workers()))
+        check_ours(server, payloads)
+        post = check_nginx(nginx, payloads)
+        say('bench: checks passed (round trips intact; nginx read a %d-byte POST body '
+            'into %s)' % (post['request_length'], post['body_file']))
+        keymaker = KeyMaker(ours, payloads)
+
+        for label, size in SIZES:
+            p = payloads[label]
+            up_rps = {}
+            for c in CONCURRENCY:
+                case = 'upload %s c%d' % (label, c)
+                say('bench: %s' % case)
+                r_ours = attempt(lambda: measure_upload(ours, ours.url + '/upload/', p, c,
+                                                        'ours-' + case))
+                r_ng = attempt(lambda: measure_upload(ng, ng.url + '/upload/', p, c,
+                                                      'nginx-' + case))
+                for who, r in (('ours', r_ours), ('nginx', r_ng)):
+                    if r is None:
+                        failures.append('%s %s' % (who, case))
+                    else:
+                        say('    %-5s %8.1f req/s  %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  '
+                            'errors %d  statuses %s'
+                            % (who, r['rps'], r['mbs'], r['p50'] or 0, r['p99'] or 0,
+                               r['errors'], r['statuses']))
+                if r_ng is not None:
+                    bad = [q for q in r_ng.get('posts', [])
+                           if q['status'] == '201' and q['request_length'] < p['body_len']]
+                    r_ng['short_reads'] = len(bad)
+                    logged = sum(1 for q in r_ng.get('posts', []) if q['status'] == '201')
+                    if logged != r_ng['ok']:
+                        r_ng.setdefault('notes', []).append(
+                            'h2load saw %d answers 201 but the access log has %d'
+                            % (r_ng['ok'], logged))
+                up_rps[c] = r_ours['rps'] if r_ours else 100.0
+                results.append(('up', label, c, r_ours, r_ng))
+            prev = None
+            for c in CONCURRENCY:
+                case = 'download %s c%d' % (label, c)
+                say('bench: %s' % case)
+                # A generous guess of the download rate, to prepare enough keys; a run
+                # that runs out of keys is repeated with more.
+                # Keys of 1 KiB are cheap to make, so guess high there.
+                est = max(up_rps[c] * (8 if size <= 4096 else 6),
+                          (prev or 0) * (4 if size <= 4096 else 2), 50)
+                r_ours = attempt(lambda: measure_download_ours(
+                    ours, keymaker, p, label, c, est, 'ours-dl-%s-c%d' % (label, c)))
+                r_ng = attempt(lambda: measure_download_nginx(
+                    ng, p, c, 'nginx-dl-%s-c%d' % (label, c)))
+                for who, r in (('ours', r_ours), ('nginx', r_ng)):
+                    if r is None:
+                        failures.append('%s %s' % (who, case))
+                    else:
+                        say('    %-5s %8.1f req/s  %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  '
+                            'errors %d  log %s'
+                            % (who, r['rps'], r['mbs'], r['p50'], r['p99'], r['errors'],
+                               fmt_tally(r.get('log_tally') or {})))
+                prev = r_ours['rps'] if r_ours else None
+                results.append(('down', label, c, r_ours, r_ng))
+
+        rows = [('%s %s c%d' % ('up' if d == 'up' else 'down', label, c), o, n)
+                for d, label, c, o, n in results]
+        print_table(rows)
+        report_anomalies(results, payloads)
+        if not all(r.get('rss_reset', True) for _, _, _, o, n in results
+                   for r in (o, n) if r):
+            say('note: could not reset VmHWM (clear_refs); RSS figures are peaks since '
+                'the start of the process')
+    finally:
+        for p in list(_procs):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if nginx:
+            nginx.stop()
+        if server:
+            server.stop()
+        if redis:
+            redis.stop()
+        if os.environ.get('RZ_BENCH_KEEP') == '1':
+            say('bench: kept %s' % WORK)
+        else:
+            shutil.rmtree(WORK, ignore_errors=True)
+    say('bench: done in %.0fs (load average now %s; the load tools, redis and both '
+        'servers share these cores, so anything else running skews the figures)'
+        % (time.monotonic() - t_start, loadavg()))
+    if failures:
+        say('bench: these measurements could not run: %s' % ', '.join(failures))
+        return 1
+    return 0
+
+
+def report_anomalies(results, payloads):
+    lines = []
+    for d, label, c, o, n in results:
+        case = '%s %s c%d' % (d, label, c)
+        for who, r in (('ours', o), ('nginx', n)):
+            if r is None:
+                continue
+            if r['errors']:
+                detail = ''
+                if r.get('statuses'):
+                    detail += ' h2load statuses %s;' % r['statuses']
+                if r.get('wrk'):
+                    w = r['wrk']
+                    detail += (' wrk errors: status %d, connect %d, read %d, write %d, '
+                               'timeout %d;' % (w['status'], w['connect'], w['read'],
+                                                w['write'], w['timeout']))
+                if r.get('log_tally'):
+                    detail += ' server log: %s' % fmt_tally(r['log_tally'])
+                lines.append('%s %s: %d errors.%s' % (who, case, r['errors'], detail))
+            if r.get('short_reads'):
+                lines.append('%s %s: %d answers 201 with fewer body bytes read than sent'
+                             % (who, case, r['short_reads']))
+            if r.get('problems'):
+                lines.append('%s %s: server log warnings/errors: %s'
+                             % (who, case, r['problems']))
+                for o_ in r.get('odd', [])[:3]:
+                    lines.append('    %s' % json.dumps(o_)[:300])
+            for note in r.get('notes', []):
+                lines.append('%s %s: %s' % (who, case, note))
+    say('reference: nginx %s, 2 worker processes, same loopback, same load tool and '
+        'options.\n'
+        '  down: GET of the same bytes as a static file (sendfile on, one file per size;\n'
+        '        ours reads, authenticates and decrypts a distinct stored file per key,\n'
+        '        takes a use in redis and burns the key after its 5th download).\n'
+        '  up:   POST of the same multipart body to a location that reads the whole body\n'
+        '        into a temporary file (client_body_in_file_only clean +\n'
+        '        echo_read_request_body) and answers 201 after the last byte; no parsing,\n'
+        '        hashing, sniffing, encryption or store. Checked: every 201 of nginx has\n'
+        '        $request_length >= the body size in its access log.'
+        % nginx_version())
+    say('anomalies:' if lines else 'anomalies: none (no errors, every answer 2xx)')
+    for line in lines:
+        say('  ' + line)
+
+
+def attempt(measure):
+    """Run one measurement; None (reported, and the exit status becomes 1) when it
+    could not run, so that the other measurements still do."""
+    try:
+        return measure()
+    except CannotRun as e:
+        say('    !! could not run: %s' % e)
+        return None
+
+
+def loadavg():
+    try:
+        with open('/proc/loadavg') as f:
+            return ' '.join(f.read().split()[:3])
+    except OSError:
+        return '?'
+
+
+def nginx_version():
+    try:
+        out = subprocess.run(['/usr/sbin/nginx', '-v'], capture_output=True, text=True)
+        return out.stderr.strip().split('/')[-1]
+    except OSError:
+        return '?'
+
+
+def _on_term(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+if __name__ == '__main__':
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        sys.exit(main())
+    except CannotRun as e:
+        print('bench: cannot run: %s' % e, file=sys.stderr, flush=True)
+        sys.exit(2)
