@@ -24,12 +24,14 @@
     "end\n"
 
 const char *const store_scripts[SCRIPT_COUNT] = {
-    /* KEYS upload:{id}, expiries; ARGV id, uses, created, expiry, size, salt, meta, ttl */
+    /* KEYS upload:{id}, expiries, inflight:{client}; ARGV id, uses, created, expiry, size,
+     * salt, meta, ttl. Recording an upload also ends it as "in progress" for its client. */
     [SCRIPT_CREATE] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
                       "redis.call('HSET', KEYS[1], 'u', ARGV[2], 'm', ARGV[2], 'p', 0, 'c', ARGV[3],\n"
                       "  'e', ARGV[4], 's', ARGV[5], 'salt', ARGV[6], 'meta', ARGV[7], 'b', 0)\n"
                       "redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
                       "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])\n"
+                      "redis.call('DECR', KEYS[3])\n"
                       "return 1\n",
 
     /* -> blocked ttl | unknown | expired | burned | ok uses_left expiry size salt meta created */

@@ -68,7 +68,7 @@ static void on_gate_reply(redisReply *reply, void *p)
     free(op);
 }
 
-static int inflight_key(char *out, size_t cap, const char *client)
+int ratelimit_inflight_key(char *out, size_t cap, const char *client)
 {
     return snprintf(out, cap, "inflight:{%s}", client);
 }
@@ -91,7 +91,7 @@ void ratelimit_upload(store *s, const cfg *c, const char *client, rate_cb cb, vo
     size_t lens[6];
     lens[0] = (size_t)snprintf(k_rate, sizeof(k_rate), "rate:upload:%s:%llu", client,
                                (unsigned long long)(now / rate->period_s));
-    lens[1] = (size_t)inflight_key(k_busy, sizeof(k_busy), client);
+    lens[1] = (size_t)ratelimit_inflight_key(k_busy, sizeof(k_busy), client);
     lens[2] = (size_t)snprintf(period, sizeof(period), "%u", rate->period_s);
     lens[3] = (size_t)snprintf(limit, sizeof(limit), "%u", rate->count);
     lens[4] = (size_t)snprintf(max, sizeof(max), "%u", c->max_uploads_per_client);
@@ -99,16 +99,32 @@ void ratelimit_upload(store *s, const cfg *c, const char *client, rate_cb cb, vo
     store_script(s, SCRIPT_UPLOAD_GATE, on_gate_reply, op, 2, 6, argv, lens);
 }
 
+typedef struct {
+    void (*done)(void *data);
+    void *data;
+} done_op;
+
 static void on_done_reply(redisReply *reply, void *p)
 {
     (void)reply;
-    (void)p;
+    done_op *op = p;
+    if (op != NULL) {
+        op->done(op->data);
+        free(op);
+    }
 }
 
-void ratelimit_upload_done(store *s, const char *client)
+void ratelimit_upload_done(store *s, const char *client, void (*done)(void *data), void *data)
 {
     char key[128];
+    done_op *op = NULL;
+    if (done != NULL && (op = malloc(sizeof(*op))) == NULL) {
+        done(data);
+        done = NULL;
+    }
+    if (op != NULL)
+        *op = (done_op){done, data};
     const char *argv[2] = {"DECR", key};
-    size_t lens[2] = {4, (size_t)inflight_key(key, sizeof(key), client)};
-    store_command(s, on_done_reply, NULL, 2, argv, lens);
+    size_t lens[2] = {4, (size_t)ratelimit_inflight_key(key, sizeof(key), client)};
+    store_command(s, on_done_reply, op, 2, argv, lens);
 }

@@ -17,6 +17,9 @@ void ratelimit_check(store *s, const char *kind, const char *client, const cfg_r
 /* The upload gate: UPLOAD_RATE_LIMIT plus at most MAX_UPLOADS_PER_CLIENT uploads in
  * progress (RATE_BUSY). After RATE_OK the caller must call ratelimit_upload_done. */
 void ratelimit_upload(store *s, const cfg *c, const char *client, rate_cb cb, void *data);
-void ratelimit_upload_done(store *s, const char *client);
+/* Release the slot; done(data) runs once the store has it (or could not). */
+void ratelimit_upload_done(store *s, const char *client, void (*done)(void *data), void *data);
+/* The store key of a client's uploads in progress, for scripts that release it. */
+int ratelimit_inflight_key(char *out, size_t cap, const char *client);
 
 #endif

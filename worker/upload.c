@@ -44,6 +44,8 @@ typedef struct {
     worker *w;
     char client[HTTP_ADDR_MAX];
     int gated;              /* counted as in progress for its client */
+    int status;             /* the answer, once decided */
+    cJSON *answer;
     h2o_timeout_entry_t step;
     h2o_iovec_t body;
     size_t offset;
@@ -111,7 +113,8 @@ static void op_free(upload_op *op)
         h2o_timeout_unlink(&op->step);
     discard_all(op);
     if (op->gated)
-        ratelimit_upload_done(op->w->store, op->client);
+        ratelimit_upload_done(op->w->store, op->client, NULL, NULL);
+    cJSON_Delete(op->answer);
     mp_free(op->mp);
     EVP_MD_CTX_free(op->sha);
     free(op->seg);
@@ -135,40 +138,51 @@ static cJSON *error_item(const char *type, const char *field, const char *msg)
     return e;
 }
 
-static void unprocessable(h2o_req_t *req, cJSON *list)
+static void send_answer(void *data)
+{
+    upload_op *op = data;
+    if (op->ref.req != NULL) {
+        http_json(op->ref.req, op->status, op->answer);
+        op->answer = NULL;
+    }
+    op_free(op);
+}
+
+/* The one way an upload ends. What it wrote is removed and its slot among the
+ * client's uploads in progress released before the answer goes out, so the client's
+ * next upload (on any worker) can never find either still there. Takes body. */
+static void answer(upload_op *op, int status, cJSON *body)
+{
+    discard_all(op);
+    op->status = status;
+    op->answer = body;
+    if (op->gated) {
+        op->gated = 0;
+        ratelimit_upload_done(op->w->store, op->client, send_answer, op);
+    } else {
+        send_answer(op);
+    }
+}
+
+static void answer_detail(upload_op *op, int status, const char *detail)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "detail", detail);
+    answer(op, status, o);
+}
+
+static void unprocessable(upload_op *op, cJSON *list)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "detail", list);
-    http_json(req, 422, o);
+    answer(op, 422, o);
 }
 
-static void unprocessable_one(h2o_req_t *req, const char *type, const char *field, const char *msg)
+static void unprocessable_one(upload_op *op, const char *type, const char *field, const char *msg)
 {
     cJSON *list = cJSON_CreateArray();
     cJSON_AddItemToArray(list, error_item(type, field, msg));
-    unprocessable(req, list);
-}
-
-static void too_large(h2o_req_t *req, uint64_t size, int exact)
-{
-    char detail[160];
-    uint64_t max = worker_of(req)->cfg->max_file_size;
-    if (exact)
-        snprintf(detail, sizeof(detail), "File too large: %llu bytes (Max Size: %llu bytes)",
-                 (unsigned long long)size, (unsigned long long)max);
-    else
-        snprintf(detail, sizeof(detail), "File too large: more than %llu bytes (Max Size: %llu bytes)",
-                 (unsigned long long)max, (unsigned long long)max);
-    http_error(req, 413, detail);
-}
-
-static void finish_with(upload_op *op, int status, const char *detail)
-{
-    h2o_req_t *req = op->ref.req;
-    discard_all(op);
-    if (req != NULL)
-        http_error(req, status, detail);
-    op_free(op);
+    unprocessable(op, list);
 }
 
 /* ---- form fields ---- */
@@ -375,7 +389,7 @@ static const mp_callbacks callbacks = {on_part_begin, on_part_data, on_part_end}
 
 /* ---- committing ---- */
 
-static void respond_created(h2o_req_t *req, upload_op *op, int uses, int64_t created, int64_t expires)
+static void created(h2o_req_t *req, upload_op *op, int uses, int64_t created_at, int64_t expires)
 {
     char base[512], url[768], ts[32];
     cJSON *o = cJSON_CreateObject();
@@ -391,10 +405,10 @@ static void respond_created(h2o_req_t *req, upload_op *op, int uses, int64_t cre
     cJSON_AddNumberToObject(o, "uses", uses);
     cJSON_AddStringToObject(o, "filename", op->filename);
     cJSON_AddNumberToObject(o, "size", (double)op->size);
-    util_iso_time(created, ts, sizeof(ts));
+    util_iso_time(created_at, ts, sizeof(ts));
     cJSON_AddStringToObject(o, "created_at", ts);
     cJSON_AddStringToObject(o, "sha256", op->sha_hex);
-    http_json(req, 201, o);
+    answer(op, 201, o);
 }
 
 typedef struct {
@@ -411,19 +425,20 @@ static void on_created(redisReply *reply, void *data)
     upload_op *op = cc->op;
     h2o_req_t *req = op->ref.req;
     if (reply == NULL) {
-        finish_with(op, 503, "Service temporarily unavailable");
+        answer_detail(op, 503, "Service temporarily unavailable");
     } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         restart(op); /* the key is live already: draw another */
-    } else if (req == NULL) {
-        /* Recorded but the client is gone: keep it; it expires like any other. */
-        op->stored[0] = '\0';
-        op_free(op);
     } else {
+        /* Recorded, and the script released the client's slot. If the client is gone
+         * the upload stays: it expires like any other. */
+        op->stored[0] = '\0';
+        op->gated = 0;
         shm_add(op->w->env->shm, M_UPLOADS, 1);
         shm_add(op->w->env->shm, M_UPLOAD_BYTES, op->size);
-        respond_created(req, op, cc->uses, cc->created, cc->expires);
-        op->stored[0] = '\0';
-        op_free(op);
+        if (req != NULL)
+            created(req, op, cc->uses, cc->created, cc->expires);
+        else
+            op_free(op);
     }
     free(cc);
 }
@@ -460,49 +475,49 @@ static void commit(upload_op *op, int expiry_min, int uses)
 {
     drop_meta meta;
     uint8_t blob[DROP_BLOB_MAX];
-    char salt_hex[2 * CRYPT_SALT_LEN + 1], k_upload[64], s_uses[16], s_created[24], s_exp[24], s_size[24], s_ttl[16];
+    char salt_hex[2 * CRYPT_SALT_LEN + 1], k_upload[64], k_busy[128], s_uses[16], s_created[24], s_exp[24], s_size[24], s_ttl[16];
     int64_t created = (int64_t)(util_now_ms() / 1000), expires = created + (int64_t)expiry_min * 60;
     snprintf(meta.filename, sizeof(meta.filename), "%s", op->filename);
     snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
     memcpy(meta.sha256, op->sha_hex, sizeof(meta.sha256));
     int bloblen = drop_meta_seal(op->w->env->secret, op->key, strlen(op->key), op->salt, &meta, blob);
     if (bloblen < 0) {
-        finish_with(op, 500, "Internal server error");
+        answer_detail(op, 500, "Internal server error");
         return;
     }
     if (install_file(op) != 0) {
         log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(errno));
-        finish_with(op, 507, "Insufficient storage");
+        answer_detail(op, 507, "Insufficient storage");
         return;
     }
     crypt_hex(op->salt, sizeof(op->salt), salt_hex);
     drop_store_key(k_upload, sizeof(k_upload), "upload", op->id);
-    const char *argv[10] = {k_upload, "expiries", op->id, s_uses, s_created, s_exp, s_size, salt_hex, (char *)blob,
-                            s_ttl};
-    size_t lens[10];
+    const char *argv[11] = {k_upload, "expiries", k_busy, op->id, s_uses, s_created, s_exp, s_size, salt_hex,
+                            (char *)blob, s_ttl};
+    size_t lens[11];
     lens[0] = strlen(k_upload);
     lens[1] = strlen("expiries");
-    lens[2] = strlen(op->id);
-    lens[3] = (size_t)snprintf(s_uses, sizeof(s_uses), "%d", uses);
-    lens[4] = (size_t)snprintf(s_created, sizeof(s_created), "%lld", (long long)created);
-    lens[5] = (size_t)snprintf(s_exp, sizeof(s_exp), "%lld", (long long)expires);
-    lens[6] = (size_t)snprintf(s_size, sizeof(s_size), "%llu", (unsigned long long)op->size);
-    lens[7] = strlen(salt_hex);
-    lens[8] = (size_t)bloblen;
-    lens[9] = (size_t)snprintf(s_ttl, sizeof(s_ttl), "%d", expiry_min * 60);
+    lens[2] = (size_t)ratelimit_inflight_key(k_busy, sizeof(k_busy), op->client);
+    lens[3] = strlen(op->id);
+    lens[4] = (size_t)snprintf(s_uses, sizeof(s_uses), "%d", uses);
+    lens[5] = (size_t)snprintf(s_created, sizeof(s_created), "%lld", (long long)created);
+    lens[6] = (size_t)snprintf(s_exp, sizeof(s_exp), "%lld", (long long)expires);
+    lens[7] = (size_t)snprintf(s_size, sizeof(s_size), "%llu", (unsigned long long)op->size);
+    lens[8] = strlen(salt_hex);
+    lens[9] = (size_t)bloblen;
+    lens[10] = (size_t)snprintf(s_ttl, sizeof(s_ttl), "%d", expiry_min * 60);
     create_ctx *cc = malloc(sizeof(*cc));
     if (cc == NULL) {
-        finish_with(op, 500, "Internal server error");
+        answer_detail(op, 500, "Internal server error");
         return;
     }
     *cc = (create_ctx){op, uses, created, expires};
-    store_script(op->w->store, SCRIPT_CREATE, on_created, cc, 2, 10, argv, lens);
+    store_script(op->w->store, SCRIPT_CREATE, on_created, cc, 3, 11, argv, lens);
 }
 
 /* The body is parsed: check what the form said, then commit or refuse. */
 static void parsed(upload_op *op)
 {
-    h2o_req_t *req = op->ref.req;
     cJSON *errors = cJSON_CreateArray();
     int expiry, uses;
     field_int(&op->expiry, "expiry", EXPIRY_DEFAULT, 1, 60, &expiry, errors);
@@ -512,9 +527,7 @@ static void parsed(upload_op *op)
     else if (op->size == 0)
         cJSON_InsertItemInArray(errors, 0, error_item("value_error", "file", "File is empty"));
     if (cJSON_GetArraySize(errors) > 0) {
-        discard_all(op);
-        unprocessable(req, errors);
-        op_free(op);
+        unprocessable(op, errors);
         return;
     }
     cJSON_Delete(errors);
@@ -524,24 +537,26 @@ static void parsed(upload_op *op)
 /* A callback or the parser stopped: answer with what it means. */
 static void stopped(upload_op *op, int r)
 {
-    h2o_req_t *req = op->ref.req;
     char detail[160];
-    discard_all(op);
+    uint64_t max = op->w->cfg->max_file_size;
     switch (r) {
-    case STOP_TOO_LARGE: too_large(req, 0, 0); break;
+    case STOP_TOO_LARGE:
+        snprintf(detail, sizeof(detail), "File too large: more than %llu bytes (Max Size: %llu bytes)",
+                 (unsigned long long)max, (unsigned long long)max);
+        answer_detail(op, 413, detail);
+        break;
     case STOP_STORAGE:
         log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(op->write_errno));
-        http_error(req, 507, "Insufficient storage");
+        answer_detail(op, 507, "Insufficient storage");
         break;
     case STOP_MIME:
         snprintf(detail, sizeof(detail), "File type not supported: %s", op->mime);
-        http_error(req, 415, detail);
+        answer_detail(op, 415, detail);
         break;
-    case STOP_DUPLICATE: unprocessable_one(req, "value_error", "file", "Only one file may be uploaded"); break;
-    case STOP_INTERNAL: http_error(req, 500, "Internal server error"); break;
-    default: unprocessable_one(req, "value_error", NULL, mp_error(op->mp)); break;
+    case STOP_DUPLICATE: unprocessable_one(op, "value_error", "file", "Only one file may be uploaded"); break;
+    case STOP_INTERNAL: answer_detail(op, 500, "Internal server error"); break;
+    default: unprocessable_one(op, "value_error", NULL, mp_error(op->mp)); break;
     }
-    op_free(op);
 }
 
 static void step_run(h2o_timeout_entry_t *entry)
@@ -582,7 +597,7 @@ static void restart(upload_op *op)
     mp_free(op->mp);
     op->mp = NULL;
     if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS) {
-        finish_with(op, 503, "Service temporarily unavailable");
+        answer_detail(op, 503, "Service temporarily unavailable");
         return;
     }
     memset(&op->expiry, 0, sizeof(op->expiry));
@@ -592,7 +607,7 @@ static void restart(upload_op *op)
     op->seglen = op->sniff_len = 0;
     op->offset = 0;
     if (op_begin(op) != 0) {
-        finish_with(op, 500, "Internal server error");
+        answer_detail(op, 500, "Internal server error");
         return;
     }
     h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
@@ -602,19 +617,17 @@ static void on_rate(void *data, int outcome, long retry_after)
 {
     upload_op *op = data;
     h2o_req_t *req = op->ref.req;
+    op->gated = outcome == RATE_OK; /* the store counts it as in progress from now */
     if (req == NULL) {
         op_free(op);
     } else if (outcome == RATE_UNAVAILABLE) {
-        finish_with(op, 503, "Service temporarily unavailable");
-    } else if (outcome == RATE_LIMITED) {
-        http_rate_limited(req, retry_after);
-        op_free(op);
-    } else if (outcome == RATE_BUSY) {
-        http_header(req, H2O_TOKEN_RETRY_AFTER, H2O_STRLIT("1"));
-        http_error(req, 429, "Too many uploads in progress");
-        op_free(op);
+        answer_detail(op, 503, "Service temporarily unavailable");
+    } else if (outcome == RATE_LIMITED || outcome == RATE_BUSY) {
+        char after[24];
+        int n = snprintf(after, sizeof(after), "%ld", retry_after > 0 ? retry_after : 1);
+        http_header(req, H2O_TOKEN_RETRY_AFTER, after, (size_t)n);
+        answer_detail(op, 429, outcome == RATE_LIMITED ? "Rate limit exceeded" : "Too many uploads in progress");
     } else {
-        op->gated = 1;
         h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
     }
 }
@@ -625,33 +638,32 @@ int upload_handle(h2o_req_t *req)
     ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     upload_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
-        http_error(req, 500, "Internal server error");
+        http_error(req, 500, "Internal server error"); /* nothing to release yet */
         return 0;
     }
     req_ref_init(&op->ref, req);
     op->w = w;
+    op->fd = -1;
     op->body = req->entity;
     op->step.cb = step_run;
     op->sha = EVP_MD_CTX_new();
     op->seg = malloc(CRYPT_SEGMENT_SIZE);
     op->sealed = malloc(CRYPT_SEGMENT_SIZE + CRYPT_TAG_LEN);
     if (op->sha == NULL || op->seg == NULL || op->sealed == NULL) {
-        finish_with(op, 500, "Internal server error");
+        answer_detail(op, 500, "Internal server error");
         return 0;
     }
     if (ct == -1 || mp_boundary(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
                                 op->boundary) != 0) {
-        unprocessable_one(req, "value_error", NULL, "Expected multipart/form-data with a boundary");
-        op_free(op);
+        unprocessable_one(op, "value_error", NULL, "Expected multipart/form-data with a boundary");
         return 0;
     }
     if (req->entity.base == NULL || req->entity.len == 0) {
-        unprocessable_one(req, "missing", "file", "Field required");
-        op_free(op);
+        unprocessable_one(op, "missing", "file", "Field required");
         return 0;
     }
     if (op_begin(op) != 0) {
-        finish_with(op, 500, "Internal server error");
+        answer_detail(op, 500, "Internal server error");
         return 0;
     }
     http_client(req, op->client);
