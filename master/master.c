@@ -21,6 +21,7 @@
 #include "listen.h"
 #include "log.h"
 #include "logfile.h"
+#include "notify.h"
 #include "paths.h"
 #include "proc.h"
 #include "util.h"
@@ -340,6 +341,7 @@ static void begin_stop(master_ctx *m, int how)
     if (m->state == STOP_FAST || m->state == how)
         return;
     m->state = how;
+    notify_stopping();
     uint64_t grace = how == STOP_FAST ? FAST_STOP_MS : (uint64_t)m->cfg->shutdown_timeout * 1000 + FAST_STOP_MS;
     m->stop_deadline_ms = util_mono_ms() + grace;
     log_event(LOG_INFO, "stopping", how == STOP_FAST ? "fast stop" : "graceful stop");
@@ -378,8 +380,11 @@ static void cycle(master_ctx *m, const sigset_t *orig)
         }
         if (sig_hup) {
             sig_hup = 0;
-            if (m->state == RUNNING)
-                reload(m);
+            if (m->state == RUNNING) {
+                notify_reloading();
+                reload(m); /* kept or replaced, the configuration in force is served */
+                notify_ready(m->cfg->workers);
+            }
         }
         if (sig_usr1) {
             sig_usr1 = 0;
@@ -447,6 +452,9 @@ int master_run(const master_args *a, cfg *c)
     cJSON_AddNumberToObject(f, "workers", m.cfg->workers);
     cJSON_AddNumberToObject(f, "pid", getpid());
     log_fields(LOG_INFO, "started", f);
+    /* The sockets listen already, so connections queue until the workers accept them. */
+    spawn_missing(&m);
+    notify_ready(m.cfg->workers);
     cycle(&m, &orig);
     log_event(LOG_INFO, "stopped", NULL);
     drain_pipe(&m);

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define H(s) s, sizeof(s) - 1
@@ -30,6 +31,7 @@ const char *http_reason(int status)
     case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 410: return "Gone";
@@ -392,6 +394,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     cJSON_AddNumberToObject(f, "duration", duration < 0 ? 0 : duration);
     cJSON_AddStringToObject(f, "client", client);
     log_fields(req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request", f);
+    metrics_observe(worker_of(req)->env->shm, path, req->res.status, duration < 0 ? 0 : duration);
 }
 
 void http_register(h2o_pathconf_t *pathconf)

@@ -13,6 +13,8 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "openapi.h"
 #include "util.h"
 
 #define ACCEPT_BATCH 16
@@ -114,6 +116,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return method_is(req, "POST") ? upload_handle(req) : not_allowed(req, "POST, OPTIONS");
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/health")) || h2o_memis(path.base, path.len, H2O_STRLIT("/health/")))
         return read_only ? health_handle(req) : not_allowed(req, "GET, HEAD, OPTIONS");
+    if (path_is(path, "/openapi.json", &rest) && rest.len == 0)
+        return read_only ? openapi_handle(req) : not_allowed(req, "GET, HEAD, OPTIONS");
+    if (path_is(path, "/metrics", &rest) && rest.len == 0)
+        return read_only ? metrics_handle(req) : not_allowed(req, "GET, HEAD, OPTIONS");
     if (path_is(path, "/download/", &rest))
         return get ? download_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
     if (path_is(path, "/preview/", &rest))

@@ -1,0 +1,163 @@
+/* metrics.c - GET /metrics in the Prometheus text format, read from the counters every
+ * process adds to in shared memory (common/shm.h), so one scrape of any worker sees the
+ * sums over all workers, the shredder and the master, without a store round trip.
+ * metrics_observe() is fed by the request logger: one call per finished response. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+#include "version.h"
+
+#define METRICS_MAX 16384
+
+enum { EP_UPLOAD, EP_PREVIEW, EP_DOWNLOAD, EP_STATUS, EP_HEALTH, EP_OPENAPI, EP_METRICS, EP_OTHER };
+
+static const char *const endpoint_names[SHM_ENDPOINTS] = {"upload", "preview", "download", "status",
+                                                          "health", "openapi", "metrics",  "other"};
+
+/* Upper bounds in seconds; the last slot of shm->latency counts everything slower. */
+static const double latency_le[SHM_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,   0.25,   0.5,   1,    2.5,   5};
+
+static const struct {
+    int counter;
+    const char *name, *help;
+} counters[] = {
+    {M_UPLOADS, "uploads_total", "Uploads stored (201)."},
+    {M_UPLOAD_BYTES, "upload_bytes_total", "Plaintext bytes of the uploads stored."},
+    {M_DOWNLOADS, "downloads_total", "Downloads started (each takes one use)."},
+    {M_DOWNLOAD_BYTES, "download_bytes_total", "Plaintext bytes sent by downloads."},
+    {M_BURNS, "burns_total", "Files shredded after their last download."},
+    {M_EXPIRED_SHREDDED, "expired_shredded_total", "Files shredded because they expired."},
+    {M_ORPHANS_SHREDDED, "orphans_shredded_total", "Files without a live record found by the sweep and shredded."},
+    {M_BLOCKED, "blocked_requests_total", "Requests refused (429) because the client is blocked after failed keys."},
+    {M_STORE_ERRORS, "store_errors_total", "Requests answered 503 because the metadata store did not answer."},
+    {M_WORKER_RESTARTS, "worker_restarts_total", "Workers and shredders that died and were restarted."},
+};
+
+static int endpoint_of(const char *path)
+{
+    static const char *const exact[] = {"/upload", "/health", "/openapi.json", "/metrics"};
+    static const int exact_ep[] = {EP_UPLOAD, EP_HEALTH, EP_OPENAPI, EP_METRICS};
+    static const char *const keyed[] = {"/preview/", "/download/", "/status/"};
+    static const int keyed_ep[] = {EP_PREVIEW, EP_DOWNLOAD, EP_STATUS};
+    size_t len = strlen(path);
+    if (len > 1 && path[len - 1] == '/')
+        len--;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (len == strlen(exact[i]) && memcmp(path, exact[i], len) == 0)
+            return exact_ep[i];
+    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++)
+        if (strncmp(path, keyed[i], strlen(keyed[i])) == 0)
+            return keyed_ep[i];
+    return EP_OTHER;
+}
+
+void metrics_observe(shm_state *shm, const char *path, int status, double seconds)
+{
+    if (shm == NULL)
+        return;
+    int ep = endpoint_of(path), cls = status / 100;
+    atomic_fetch_add_explicit(&shm->status_class[ep][cls >= 0 && cls <= 5 ? cls : 0], 1, memory_order_relaxed);
+    /* Outside /health (where 503 means "degraded"), a 503 is always the store failing. */
+    if (status == 503 && ep != EP_HEALTH)
+        shm_add(shm, M_STORE_ERRORS, 1);
+    size_t b = 0;
+    while (b < SHM_LATENCY_BUCKETS && seconds > latency_le[b])
+        b++;
+    atomic_fetch_add_explicit(&shm->latency[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shm->latency_sum_us, (uint64_t)(seconds > 0 ? seconds * 1e6 : 0), memory_order_relaxed);
+    atomic_fetch_add_explicit(&shm->latency_count, 1, memory_order_relaxed);
+}
+
+/* ---- the page ---- */
+
+typedef struct {
+    char *buf;
+    size_t len;
+} page;
+
+__attribute__((format(printf, 2, 3))) static void put(page *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(p->buf + p->len, METRICS_MAX - p->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        p->len = p->len + (size_t)n < METRICS_MAX ? p->len + (size_t)n : METRICS_MAX - 1;
+}
+
+static uint64_t load(_Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void render(page *p, shm_state *shm, uint64_t started_ms)
+{
+    put(p,
+        "# HELP raven_zero_info Version of the running server.\n# TYPE raven_zero_info gauge\n"
+        "raven_zero_info{version=\"%s\"} 1\n",
+        RZ_VERSION);
+    put(p,
+        "# HELP raven_zero_start_time_seconds When the master started (Unix time).\n"
+        "# TYPE raven_zero_start_time_seconds gauge\nraven_zero_start_time_seconds %llu\n",
+        (unsigned long long)(started_ms / 1000));
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+        put(p, "# HELP raven_zero_%s %s\n# TYPE raven_zero_%s counter\nraven_zero_%s %llu\n", counters[i].name,
+            counters[i].help, counters[i].name, counters[i].name,
+            (unsigned long long)load(&shm->counters[counters[i].counter]));
+
+    put(p, "# HELP raven_zero_responses_total Responses by endpoint and status class.\n"
+           "# TYPE raven_zero_responses_total counter\n");
+    for (int ep = 0; ep < SHM_ENDPOINTS; ep++)
+        for (int cls = 1; cls <= 5; cls++)
+            put(p, "raven_zero_responses_total{endpoint=\"%s\",class=\"%dxx\"} %llu\n", endpoint_names[ep], cls,
+                (unsigned long long)load(&shm->status_class[ep][cls]));
+
+    /* The count is the sum of the buckets read, so the histogram is always consistent. */
+    uint64_t cumulative = 0;
+    put(p, "# HELP raven_zero_request_duration_seconds Time from the request's first byte to its last "
+           "response byte.\n# TYPE raven_zero_request_duration_seconds histogram\n");
+    for (int b = 0; b < SHM_LATENCY_BUCKETS; b++) {
+        cumulative += load(&shm->latency[b]);
+        put(p, "raven_zero_request_duration_seconds_bucket{le=\"%g\"} %llu\n", latency_le[b],
+            (unsigned long long)cumulative);
+    }
+    cumulative += load(&shm->latency[SHM_LATENCY_BUCKETS]);
+    put(p, "raven_zero_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+    put(p, "raven_zero_request_duration_seconds_sum %.6f\n", (double)load(&shm->latency_sum_us) / 1e6);
+    put(p, "raven_zero_request_duration_seconds_count %llu\n", (unsigned long long)cumulative);
+}
+
+/* The client as the rest of the server sees it: the TCP peer, or the forwarded client
+ * when the peer is a trusted proxy, so a public request relayed by a local reverse
+ * proxy is not mistaken for a local scraper. */
+static int allowed(h2o_req_t *req)
+{
+    char client[HTTP_ADDR_MAX];
+    cfg_cidr one;
+    http_client(req, client);
+    return cfg_parse_cidr(client, &one) == 0 && cfg_cidr_match(&worker_of(req)->cfg->metrics_allow, one.addr);
+}
+
+int metrics_handle(h2o_req_t *req)
+{
+    worker *w = worker_of(req);
+    if (!allowed(req)) {
+        http_error(req, 403, "Forbidden");
+        return 0;
+    }
+    page p = {h2o_mem_alloc_pool(&req->pool, METRICS_MAX), 0};
+    p.buf[0] = '\0';
+    render(&p, w->env->shm, w->env->started_ms);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = p.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h2o_send_inline(req, p.buf, p.len);
+    return 0;
+}

@@ -1,0 +1,16 @@
+/* metrics.h - GET /metrics (Prometheus text) and the per-response observations behind it. */
+#ifndef RZ_METRICS_H
+#define RZ_METRICS_H
+
+#include <h2o.h>
+
+#include "shm.h"
+
+/* Count one finished response: its status class by endpoint (path as logged, e.g.
+ * "/download/{key}") and its duration in the latency histogram. */
+void metrics_observe(shm_state *shm, const char *path, int status, double seconds);
+
+/* GET /metrics: 403 unless the client is in METRICS_ALLOW. */
+int metrics_handle(h2o_req_t *req);
+
+#endif
