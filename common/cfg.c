@@ -86,7 +86,10 @@ typedef struct {
     X(MAX_UPLOADS_PER_CLIENT, K_UINT, max_uploads_per_client, 1, 1000, "4")             \
     X(IDLE_TIMEOUT, K_UINT, idle_timeout, 1, 3600, "10")                                \
     X(BODY_TIMEOUT, K_UINT, body_timeout, 1, 3600, "60")                                \
-    X(SHUTDOWN_TIMEOUT, K_UINT, shutdown_timeout, 1, 3600, "30")
+    X(SHUTDOWN_TIMEOUT, K_UINT, shutdown_timeout, 1, 3600, "30")                        \
+    X(MAX_REQUEST_LINE, K_UINT, max_request_line, 256, 65536, "8192")                   \
+    X(MAX_HEADER_BYTES, K_UINT, max_header_bytes, 1024, 262144, "32768")                \
+    X(MAX_HEADER_COUNT, K_UINT, max_header_count, 1, 100, "64")
 
 #define ROW(n, k, f, lo, hi, d) {#n, k, offsetof(cfg, f), lo, hi, d},
 #define NAME(n, k, f, lo, hi, d) #n,

@@ -70,6 +70,9 @@ typedef struct cfg {
     uint32_t idle_timeout;          /* seconds, keep-alive and header read */
     uint32_t body_timeout;          /* seconds, a request body must keep arriving */
     uint32_t shutdown_timeout;      /* seconds a graceful stop waits for downloads */
+    uint32_t max_request_line;      /* bytes of the request target (414 beyond) */
+    uint32_t max_header_bytes;      /* bytes of all header fields (431 beyond) */
+    uint32_t max_header_count;      /* header fields (431 beyond; libh2o parses 100 at most) */
 } cfg;
 
 /* Fill with built-in defaults (strings allocated). */

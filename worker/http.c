@@ -36,9 +36,11 @@ const char *http_reason(int status)
     case 405: return "Method Not Allowed";
     case 410: return "Gone";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     case 507: return "Insufficient Storage";
@@ -289,26 +291,46 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
         h2o_ostream_send_next(self, req, &o->body, 1, state);
 }
 
+/* The Content-Length an HTTP/1 client declared for a body h2o refused unread. h2o
+ * keeps it out of req->headers, but the request head is still in the socket's input. */
+static int declared_length(h2o_req_t *req, unsigned long long *out)
+{
+    h2o_socket_t *sock = req->version < 0x200 ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->input == NULL)
+        return -1;
+    const char *p = sock->input->bytes, *end = p + (sock->input->size < 65536 ? sock->input->size : 65536);
+    static const char name[] = "\ncontent-length:";
+    for (; p + sizeof(name) - 1 < end; p++) {
+        if (!h2o_lcstris(p, sizeof(name) - 1, name, sizeof(name) - 1))
+            continue;
+        p += sizeof(name) - 1;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        unsigned long long v = 0;
+        int digits = 0;
+        for (; p < end && *p >= '0' && *p <= '9' && digits < 19; p++, digits++)
+            v = v * 10 + (unsigned long long)(*p - '0');
+        if (digits == 0)
+            return -1;
+        *out = v;
+        return 0;
+    }
+    return -1;
+}
+
 static h2o_ostream_t **h2o_error_as_json(h2o_req_t *req, h2o_ostream_t **slot)
 {
     const cfg *c = worker_of(req)->cfg;
     char detail[200];
-    ssize_t cl = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1);
-    if (req->res.status == 413 && req->method.len == 0) {
-        /* The request head did not fit h2o's buffer. */
-        req->res.status = 431;
-        req->res.reason = "Request Header Fields Too Large";
-        snprintf(detail, sizeof(detail), "Request header fields too large");
-    } else if (req->res.status == 413 && cl != -1) {
-        snprintf(detail, sizeof(detail), "File too large: %.*s bytes (Max Size: %llu bytes)",
-                 (int)(req->headers.entries[cl].value.len < 20 ? req->headers.entries[cl].value.len : 20),
-                 req->headers.entries[cl].value.base, (unsigned long long)c->max_file_size);
-    } else if (req->res.status == 413) {
+    unsigned long long declared;
+    if (req->res.status == 413 && declared_length(req, &declared) == 0)
+        snprintf(detail, sizeof(detail), "File too large: %llu bytes (Max Size: %llu bytes)", declared,
+                 (unsigned long long)c->max_file_size);
+    else if (req->res.status == 413)
         snprintf(detail, sizeof(detail), "File too large: more than %llu bytes (Max Size: %llu bytes)",
                  (unsigned long long)c->max_file_size, (unsigned long long)c->max_file_size);
-    } else {
+    else
         snprintf(detail, sizeof(detail), "%s", req->res.reason != NULL ? req->res.reason : "Error");
-    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "detail", detail);
     char *text = cJSON_PrintUnformatted(o);

@@ -30,7 +30,7 @@
 
 enum { PART_NONE, PART_FILE, PART_EXPIRY, PART_USES, PART_IGNORED };
 /* Values a callback returns to stop the parser with a verdict. */
-enum { STOP_TOO_LARGE = 1, STOP_STORAGE, STOP_MIME, STOP_DUPLICATE, STOP_INTERNAL };
+enum { STOP_STORAGE = 1, STOP_MIME, STOP_DUPLICATE, STOP_INTERNAL };
 
 typedef struct {
     char raw[FIELD_MAX + 1];
@@ -56,6 +56,7 @@ typedef struct {
     form_field expiry, uses;
     /* the file */
     int file_seen;
+    int too_large;          /* over MAX_FILE_SIZE: counted, not stored */
     char filename[DROP_NAME_MAX + 1];
     char key[WORDS_KEY_MAX];
     char id[CRYPT_ID_HEX_LEN + 1];
@@ -301,8 +302,15 @@ static int sniff_check(upload_op *op)
 
 static int file_data(upload_op *op, const uint8_t *data, size_t len)
 {
-    if (op->size + len > op->w->cfg->max_file_size)
-        return STOP_TOO_LARGE;
+    /* Too large: stop writing but keep counting (the body is here anyway), so the 413
+     * can say how large. */
+    if (op->too_large || op->size + len > op->w->cfg->max_file_size) {
+        if (!op->too_large)
+            file_discard(op);
+        op->too_large = 1;
+        op->size += len;
+        return 0;
+    }
     if (op->sniff_len < SNIFF_BYTES) {
         size_t n = len < SNIFF_BYTES - op->sniff_len ? len : SNIFF_BYTES - op->sniff_len;
         memcpy(op->sniff + op->sniff_len, data, n);
@@ -331,8 +339,8 @@ static int file_data(upload_op *op, const uint8_t *data, size_t len)
 
 static int file_end(upload_op *op)
 {
-    if (op->size == 0)
-        return 0; /* reported as an empty file after parsing */
+    if (op->size == 0 || op->too_large)
+        return 0; /* reported after parsing */
     if (op->sniff_len < SNIFF_BYTES && sniff_check(op) != 0)
         return STOP_MIME;
     uint8_t d[32];
@@ -531,6 +539,13 @@ static void parsed(upload_op *op)
         return;
     }
     cJSON_Delete(errors);
+    if (op->too_large) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "File too large: %llu bytes (Max Size: %llu bytes)",
+                 (unsigned long long)op->size, (unsigned long long)op->w->cfg->max_file_size);
+        answer_detail(op, 413, detail);
+        return;
+    }
     commit(op, expiry, uses);
 }
 
@@ -538,13 +553,7 @@ static void parsed(upload_op *op)
 static void stopped(upload_op *op, int r)
 {
     char detail[160];
-    uint64_t max = op->w->cfg->max_file_size;
     switch (r) {
-    case STOP_TOO_LARGE:
-        snprintf(detail, sizeof(detail), "File too large: more than %llu bytes (Max Size: %llu bytes)",
-                 (unsigned long long)max, (unsigned long long)max);
-        answer_detail(op, 413, detail);
-        break;
     case STOP_STORAGE:
         log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(op->write_errno));
         answer_detail(op, 507, "Insufficient storage");
@@ -602,7 +611,7 @@ static void restart(upload_op *op)
     }
     memset(&op->expiry, 0, sizeof(op->expiry));
     memset(&op->uses, 0, sizeof(op->uses));
-    op->file_seen = 0;
+    op->file_seen = op->too_large = 0;
     op->size = op->segno = 0;
     op->seglen = op->sniff_len = 0;
     op->offset = 0;

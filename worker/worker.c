@@ -27,6 +27,7 @@ struct worker_conn {
     worker *w;
     h2o_socket_t *sock;
     uint64_t accepted_ms;
+    int partial;          /* held part of a request at the last look */
     worker_conn *prev, *next;
 };
 
@@ -72,6 +73,8 @@ void worker_track_request(h2o_req_t *req)
     w->active_reqs++;
 }
 
+static void on_conn_close(void *data);
+
 /* ---- routing ---- */
 
 static int path_is(h2o_iovec_t path, const char *prefix, h2o_iovec_t *rest)
@@ -98,10 +101,33 @@ static int not_allowed(h2o_req_t *req, const char *allow)
     return 0;
 }
 
+/* The request head within REQUEST_LINE / HEADER bounds? Else answered 414 or 431. */
+static int head_too_large(h2o_req_t *req)
+{
+    const cfg *c = worker_of(req)->cfg;
+    size_t bytes = 0;
+    if (req->path.len > c->max_request_line) {
+        http_error(req, 414, "Request line too long");
+        return 1;
+    }
+    for (size_t i = 0; i < req->headers.size; i++)
+        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (req->headers.size > c->max_header_count || bytes > c->max_header_bytes) {
+        http_error(req, 431, "Request header fields too large");
+        return 1;
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     worker_track_request(req);
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock != NULL && sock->on_close.cb == on_conn_close)
+        ((worker_conn *)sock->on_close.data)->partial = 0; /* it arrived whole */
+    if (head_too_large(req))
+        return 0;
     /* The path without its query; trailing slashes are optional everywhere. */
     h2o_iovec_t path = req->path_normalized, rest;
     if (method_is(req, "OPTIONS")) {
@@ -136,6 +162,8 @@ static void on_conn_close(void *data)
 {
     worker_conn *c = data;
     worker *w = c->w;
+    if (c->partial)
+        w->cut_off++;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -158,6 +186,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         worker_conn *c = w->nconns < w->cfg->max_connections ? calloc(1, sizeof(*c)) : NULL;
         if (c == NULL) {
             h2o_socket_close(sock); /* over MAX_CONNECTIONS: shed load rather than fall over */
+            w->shed++;
             continue;
         }
         c->w = w;
@@ -172,6 +201,31 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.data = c;
         h2o_accept(&w->accept_ctx, sock);
     }
+}
+
+/* Once per tick: note which connections hold part of a request, and log (at most
+ * once a second, as counts) connections shed over MAX_CONNECTIONS and connections
+ * that closed holding part of a request (slow senders cut off at BODY_TIMEOUT,
+ * clients gone mid-request). */
+static void housekeeping(worker *w)
+{
+    uint64_t now = util_mono_ms();
+    if (now - w->housekeeping_ms < TICK_MS)
+        return;
+    w->housekeeping_ms = now;
+    for (worker_conn *c = w->conns; c != NULL; c = c->next)
+        c->partial = c->sock->input != NULL && c->sock->input->size > 0;
+    if ((w->shed == 0 && w->cut_off == 0) || now - w->bounds_logged_ms < 1000)
+        return;
+    if (w->shed > 0)
+        log_event(LOG_WARNING, "connections_shed", "%llu connections over MAX_CONNECTIONS=%u closed",
+                  (unsigned long long)w->shed, w->cfg->max_connections);
+    if (w->cut_off > 0)
+        log_event(LOG_WARNING, "requests_cut_off",
+                  "%llu connections closed holding an incomplete request (BODY_TIMEOUT=%u s or client gone)",
+                  (unsigned long long)w->cut_off, w->cfg->body_timeout);
+    w->shed = w->cut_off = 0;
+    w->bounds_logged_ms = now;
 }
 
 /* ---- set-up, drain, run ---- */
@@ -260,6 +314,7 @@ int worker_main(const proc_env *env)
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
+        housekeeping(&w);
         if (proc_quit && !w.draining)
             drain_start(&w);
         if (w.draining && drain_done(&w))

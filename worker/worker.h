@@ -32,6 +32,10 @@ typedef struct worker {
     int draining;
     uint64_t drain_deadline_ms;
     uint64_t last_activity_ms;
+    uint64_t shed;             /* connections closed over MAX_CONNECTIONS, not yet logged */
+    uint64_t cut_off;          /* connections closed mid-request, not yet logged */
+    uint64_t bounds_logged_ms;
+    uint64_t housekeeping_ms;
 } worker;
 
 /* The worker serving a request: its h2o context is embedded in the worker. */
