@@ -111,7 +111,8 @@ void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1]
             i++;
         } else {
             i += l;
-            if (l == 1 && (src[0] < 0x20 || src[0] == 0x7f))
+            /* C0 and C1 controls (U+0000-U+001F, U+007F-U+009F) never reach a header. */
+            if ((l == 1 && (src[0] < 0x20 || src[0] == 0x7f)) || (l == 2 && src[0] == 0xc2 && src[1] <= 0x9f))
                 continue;
         }
         if (o + l > DROP_NAME_MAX)

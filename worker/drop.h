@@ -26,8 +26,8 @@ int drop_meta_seal(const uint8_t *secret, const char *key, size_t keylen, const 
 int drop_meta_open(const uint8_t *secret, const char *key, size_t keylen, const uint8_t salt[CRYPT_SALT_LEN],
                    const uint8_t *blob, size_t len, drop_meta *m);
 
-/* Turn a client's file name into what is stored: the last path component, control
- * characters dropped, invalid UTF-8 replaced by U+FFFD, at most DROP_NAME_MAX bytes
+/* Turn a client's file name into what is stored: the last path component, C0 and C1
+ * control characters dropped, invalid UTF-8 replaced by U+FFFD, at most DROP_NAME_MAX bytes
  * cut on a character boundary; "file" if nothing is left. */
 void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1]);
 
