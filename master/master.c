@@ -151,6 +151,10 @@ static void child_spawn(master_ctx *m, int kind, unsigned slot)
         child_exec(m, kind);
     }
     m->children[m->nchildren++] = (child){.pid = pid, .kind = kind, .slot = slot, .started_ms = util_mono_ms()};
+    /* A shredder just started counts as alive until it has had time to beat itself, so
+     * health does not flap to "scheduler offline" at every start and restart. */
+    if (kind == KIND_SHREDDER)
+        atomic_store(&m->shm->shredder_heartbeat_ms, util_now_ms());
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "kind", kind == KIND_WORKER ? "worker" : "shredder");
     cJSON_AddNumberToObject(f, "pid", pid);
