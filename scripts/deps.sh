@@ -4,7 +4,7 @@
 set -e
 PKGS="make gcc pkg-config libh2o-evloop-dev libhiredis-dev libssl-dev libmagic-dev
 libcjson-dev libyaml-dev libcmocka-dev redis-server curl python3 nghttp2-client
-nginx-light wrk clang python3-yaml"
+nginx-light wrk clang python3-yaml valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -99,6 +99,8 @@ class Report:
             line = '%s %s %s %.2fs' % ('PASS' if ok else 'FAIL', flavour, name, duration)
             if not ok and details:
                 line += '\n' + indent(details)
+            elif ok and details:
+                line += ' (%s)' % details  # a test that could not run here says why
             print(line, flush=True)
 
     def skip(self, flavour, name, why):
@@ -499,11 +501,22 @@ def run_one_test(fn, timeout):
             ok = False
             details += '\n'.join(reports) + '\n'
     if ok:
+        details = skip_reasons(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         tails = failure_tails(tmp)
         details += (tails + '\n' if tails else '') + 'kept: %s' % tmp
     return ok, duration, details
+
+
+def skip_reasons(tmp):
+    """Integration tests that cannot run here (no root for a tmpfs, no valgrind) print
+    'SKIP: why' and pass; surface that on their result line."""
+    try:
+        with open(os.path.join(tmp, 'test-output.txt'), errors='replace') as f:
+            return '; '.join(line.strip() for line in f if line.startswith('SKIP:'))
+    except OSError:
+        return ''
 
 
 def module_runner(flavour, module_path, k, timeout):
