@@ -67,7 +67,11 @@ SIZES = [('1KiB', 1024), ('1MiB', 1 << 20), ('10MiB', 10 << 20)]
 CONCURRENCY = [1, 50]
 BOUNDARY = 'RavenZeroBenchBoundary7MA4YWxkTrZu0gW'
 
-WORK = tempfile.mkdtemp(prefix='rz-bench-')
+# Under build/, not /tmp: on a long-lived machine /tmp's file system block group is
+# crowded by test runs, and ext4 then spends most of an upload hunting for a free inode
+# (measured: ~800 us per file created in /tmp against ~10 us under /work).
+os.makedirs(os.path.join(ROOT, 'build'), exist_ok=True)
+WORK = tempfile.mkdtemp(prefix='rz-bench-', dir=os.path.join(ROOT, 'build'))
 os.environ['RZ_TEST_TMP'] = WORK  # the harness keeps its files (and pid list) here
 sys.path.insert(0, os.path.join(HERE, 'integration'))
 import harness as H  # noqa: E402

@@ -637,7 +637,7 @@ static void on_rate(void *data, int outcome, long retry_after)
         http_header(req, H2O_TOKEN_RETRY_AFTER, after, (size_t)n);
         answer_detail(op, 429, outcome == RATE_LIMITED ? "Rate limit exceeded" : "Too many uploads in progress");
     } else {
-        h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
+        step_run(&op->step); /* the first slice now; any further ones on later loop turns */
     }
 }
 
