@@ -28,6 +28,7 @@ struct worker_conn {
     h2o_socket_t *sock;
     uint64_t accepted_ms;
     int partial;          /* held part of a request at the last look */
+    unsigned active;      /* requests of this connection being served */
     worker_conn *prev, *next;
 };
 
@@ -58,22 +59,38 @@ void req_ref_release(req_ref *r)
     r->req = NULL;
 }
 
+static void on_conn_close(void *data);
+
+typedef struct {
+    worker *w;
+    worker_conn *c; /* NULL if the socket is not one we track */
+} request_slot;
+
+/* libh2o disposes a connection's requests before it closes the socket, so c is
+ * still there when its request ends. */
 static void on_request_done(void *p)
 {
-    worker *w = *(worker **)p;
-    w->active_reqs--;
-    w->last_activity_ms = util_mono_ms();
+    request_slot *slot = p;
+    slot->w->active_reqs--;
+    slot->w->last_activity_ms = util_mono_ms();
+    if (slot->c != NULL)
+        slot->c->active--;
 }
 
-void worker_track_request(h2o_req_t *req)
+/* Count a request as active (for the graceful drain, and so that a connection busy
+ * with a request is never taken for one holding an incomplete request). */
+static void track_request(h2o_req_t *req)
 {
-    worker *w = worker_of(req);
-    worker **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_request_done);
-    *slot = w;
-    w->active_reqs++;
+    request_slot *slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_request_done);
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    slot->w = worker_of(req);
+    slot->c = sock != NULL && sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
+    slot->w->active_reqs++;
+    if (slot->c != NULL) {
+        slot->c->active++;
+        slot->c->partial = 0; /* it arrived whole */
+    }
 }
-
-static void on_conn_close(void *data);
 
 /* ---- routing ---- */
 
@@ -122,10 +139,7 @@ static int head_too_large(h2o_req_t *req)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
-    worker_track_request(req);
-    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-    if (sock != NULL && sock->on_close.cb == on_conn_close)
-        ((worker_conn *)sock->on_close.data)->partial = 0; /* it arrived whole */
+    track_request(req);
     if (head_too_large(req))
         return 0;
     /* The path without its query; trailing slashes are optional everywhere. */
@@ -214,7 +228,7 @@ static void housekeeping(worker *w)
         return;
     w->housekeeping_ms = now;
     for (worker_conn *c = w->conns; c != NULL; c = c->next)
-        c->partial = c->sock->input != NULL && c->sock->input->size > 0;
+        c->partial = c->active == 0 && c->sock->input != NULL && c->sock->input->size > 0;
     if ((w->shed == 0 && w->cut_off == 0) || now - w->bounds_logged_ms < 1000)
         return;
     if (w->shed > 0)

@@ -53,9 +53,6 @@ typedef struct {
 void req_ref_init(req_ref *r, h2o_req_t *req);
 void req_ref_release(req_ref *r);
 
-/* Count a request as active until its pool is disposed (for graceful drain). */
-void worker_track_request(h2o_req_t *req);
-
 /* Routes (worker/health.c, upload.c, download.c, lookup.c). */
 int health_handle(h2o_req_t *req);
 int upload_handle(h2o_req_t *req);

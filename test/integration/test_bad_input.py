@@ -136,6 +136,21 @@ def assert_json_4xx_or_libh2o_400(what, status, headers, body):
     return assert_json_4xx(what, status, headers, body)
 
 
+def assert_each_refused(sweep, cases):
+    """Each (what, raw bytes) gets a clear 4xx; all are tried before failing."""
+    failures = []
+    for what, data in cases:
+        received, end = raw_exchange(sweep.server, data)
+        try:
+            assert received, '%s: no answer (connection %s)' % (what, end)
+            status, headers, body = one_response(received, what)
+            assert_json_4xx_or_libh2o_400(what, status, headers, body)
+        except AssertionError as e:
+            failures.append(str(e))
+    sweep.check()
+    assert not failures, '\n'.join(failures)
+
+
 def post_upload_head(content_type, length=None, extra=b''):
     head = (b'POST /upload/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'
             b'Content-Type: ' + content_type.encode() + b'\r\n')
@@ -344,17 +359,7 @@ def test_huge_request_heads_get_a_clear_4xx():
             ('1 MiB request target', b'GET /' + b'a' * (1 << 20) + b' HTTP/1.1\r\nHost: x\r\n'
              b'Connection: close\r\n\r\n'),
         ]
-        failures = []
-        for what, data in cases:
-            received, end = raw_exchange(sweep.server, data)
-            try:
-                assert received, '%s: no answer (connection %s)' % (what, end)
-                status, headers, body = one_response(received, what)
-                assert_json_4xx_or_libh2o_400(what, status, headers, body)
-            except AssertionError as e:
-                failures.append(str(e))
-        sweep.check()
-        assert not failures, '\n'.join(failures)
+        assert_each_refused(sweep, cases)
 
 
 def test_unparseable_requests_get_a_clear_400():
@@ -372,17 +377,7 @@ def test_unparseable_requests_get_a_clear_400():
              b'boundary=a\x01b\r\nContent-Length: 0\r\n\r\n'),
             ('random bytes', bytes(range(256)) * 4 + b'\r\n\r\n'),
         ]
-        failures = []
-        for what, data in cases:
-            received, end = raw_exchange(sweep.server, data)
-            try:
-                assert received, '%s: no answer (connection %s)' % (what, end)
-                status, headers, body = one_response(received, what)
-                assert_json_4xx_or_libh2o_400(what, status, headers, body)
-            except AssertionError as e:
-                failures.append(str(e))
-        sweep.check()
-        assert not failures, '\n'.join(failures)
+        assert_each_refused(sweep, cases)
 
 
 # --- file names ------------------------------------------------------------------------
