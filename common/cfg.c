@@ -26,6 +26,7 @@
 #define WORDLIST_INSTALLED RZ_PREFIX "/share/raven-zero/eff_large_wordlist.txt"
 
 #define TIB (UINT64_C(1) << 40)
+#define GIB (UINT64_C(1) << 30)
 #define RATE_MAX 1000000000u
 #define SHOWN_MAX 160 /* bytes of a value echoed in an error; the rest becomes "..." */
 #define MSG_MAX 1024
@@ -89,7 +90,8 @@ typedef struct {
     X(SHUTDOWN_TIMEOUT, K_UINT, shutdown_timeout, 1, 3600, "30")                        \
     X(MAX_REQUEST_LINE, K_UINT, max_request_line, 256, 65536, "8192")                   \
     X(MAX_HEADER_BYTES, K_UINT, max_header_bytes, 1024, 262144, "32768")                \
-    X(MAX_HEADER_COUNT, K_UINT, max_header_count, 1, 100, "64")
+    X(MAX_HEADER_COUNT, K_UINT, max_header_count, 1, 100, "64")                        \
+    X(BODY_MEMORY_MAX, K_BYTES, body_memory_max, 65536, GIB, "1048576")
 
 #define ROW(n, k, f, lo, hi, d) {#n, k, offsetof(cfg, f), lo, hi, d},
 #define NAME(n, k, f, lo, hi, d) #n,

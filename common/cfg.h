@@ -73,6 +73,7 @@ typedef struct cfg {
     uint32_t max_request_line;      /* bytes of the request target (414 beyond) */
     uint32_t max_header_bytes;      /* bytes of all header fields (431 beyond) */
     uint32_t max_header_count;      /* header fields (431 beyond; libh2o parses 100 at most) */
+    uint64_t body_memory_max;       /* request bodies above this spill to a file in TEMP_PATH */
 } cfg;
 
 /* Fill with built-in defaults (strings allocated). */

@@ -20,7 +20,6 @@
 #define ACCEPT_BATCH 16
 #define TICK_MS 100
 #define STORE_TIMEOUT_MS 1000
-#define BODY_SPILL_BYTES (1 << 20)
 #define FRESH_CONN_MS 1000
 
 struct worker_conn {
@@ -260,11 +259,11 @@ static void setup_h2o(worker *w)
     http_register(path);
     http_register(&host->fallback_path);
 
-    /* Request bodies above 1 MiB spill to an unlinked file in TEMP_PATH instead of
-     * the heap, so concurrent large uploads cost disk, not memory. */
+    /* Request bodies above BODY_MEMORY_MAX spill to an unlinked file in TEMP_PATH
+     * instead of the heap, so concurrent large uploads cost disk, not memory. */
     snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
              "%s/.body.XXXXXX", c->temp_path);
-    h2o_socket_buffer_mmap_settings.threshold = BODY_SPILL_BYTES;
+    h2o_socket_buffer_mmap_settings.threshold = (size_t)c->body_memory_max;
 
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->globalconf);
     w->accept_ctx.ctx = &w->ctx;
