@@ -451,15 +451,17 @@ static void on_created(redisReply *reply, void *data)
     free(cc);
 }
 
+/* 0 installed, 1 a file with this id is already there (a live upload or one not yet
+ * shredded: the key is taken), -1 error. Never replaces a file. */
 static int install_file(upload_op *op)
 {
-    char dir[PATHS_MAX];
+    char dir[PATHS_MAX], path[PATHS_MAX];
     if (op->w->cfg->fsync_uploads && fsync(op->fd) != 0)
         return -1;
     close(op->fd);
     op->fd = -1;
     if (paths_file_dir(op->w->cfg, op->id, dir, sizeof(dir)) != 0 ||
-        paths_file(op->w->cfg, op->id, op->stored, sizeof(op->stored)) != 0)
+        paths_file(op->w->cfg, op->id, path, sizeof(path)) != 0)
         return -1;
     /* The shredder removes emptied directories: if it took ours between mkdir and
      * rename, make it again once. */
@@ -467,16 +469,25 @@ static int install_file(upload_op *op)
     for (int attempt = 0; attempt < 2 && r != 0; attempt++) {
         if (mkdir(dir, 0700) != 0 && errno != EEXIST)
             return -1;
-        r = rename(op->temp, op->stored);
+        r = renameat2(AT_FDCWD, op->temp, AT_FDCWD, path, RENAME_NOREPLACE);
+        if (r != 0 && errno == EINVAL && (r = link(op->temp, path)) == 0)
+            unlink(op->temp); /* a file system without RENAME_NOREPLACE */
         if (r != 0 && errno != ENOENT)
             break;
     }
-    if (r != 0) {
-        op->stored[0] = '\0';
-        return -1;
-    }
+    if (r != 0)
+        return errno == EEXIST ? 1 : -1;
+    snprintf(op->stored, sizeof(op->stored), "%s", path);
     op->temp[0] = '\0';
-    return 0;
+    if (op->w->cfg->fsync_uploads) {
+        /* The rename is durable only once the directory is. */
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0)
+            r = -1;
+        if (dfd >= 0)
+            close(dfd);
+    }
+    return r;
 }
 
 static void commit(upload_op *op, int expiry_min, int uses)
@@ -493,7 +504,12 @@ static void commit(upload_op *op, int expiry_min, int uses)
         answer_detail(op, 500, "Internal server error");
         return;
     }
-    if (install_file(op) != 0) {
+    int installed = install_file(op);
+    if (installed == 1) {
+        restart(op); /* the key is taken */
+        return;
+    }
+    if (installed != 0) {
         log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(errno));
         answer_detail(op, 507, "Insufficient storage");
         return;
@@ -580,7 +596,7 @@ static void step_run(h2o_timeout_entry_t *entry)
     int r = mp_feed(op->mp, (const uint8_t *)op->body.base + op->offset, n);
     op->offset += n;
     if (r == MP_OK && op->offset < op->body.len) {
-        h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
+        h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step);
         return;
     }
     if (r == MP_OK)
@@ -619,7 +635,7 @@ static void restart(upload_op *op)
         answer_detail(op, 500, "Internal server error");
         return;
     }
-    h2o_timeout_link(op->w->ctx.loop, &op->w->ctx.zero_timeout, &op->step);
+    h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step);
 }
 
 static void on_rate(void *data, int outcome, long retry_after)

@@ -266,6 +266,9 @@ static void setup_h2o(worker *w)
     h2o_socket_buffer_mmap_settings.threshold = (size_t)c->body_memory_max;
 
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->globalconf);
+    /* Not ctx.zero_timeout: libh2o runs a zero timeout linked from a timer callback in
+     * the same pass, so slices re-linked there would never yield to I/O. */
+    h2o_timeout_init(w->ctx.loop, &w->slice_timeout, 1);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->globalconf.hosts;
 }

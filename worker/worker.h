@@ -10,7 +10,7 @@
 #include "proc.h"
 #include "store.h"
 
-#define WORKER_MAX_LISTEN 16
+#define WORKER_MAX_LISTEN 64
 
 typedef struct worker_conn worker_conn;
 
@@ -24,8 +24,7 @@ typedef struct worker {
     size_t nlisten;
     store *store;
     magic_t magic;
-    h2o_timeout_t tick_timeout;
-    h2o_timeout_entry_t tick;
+    h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
     worker_conn *conns;   /* open client connections */
     size_t nconns;
     size_t active_reqs;   /* requests inside a handler or streaming a response */
