@@ -34,7 +34,10 @@ const char *const store_scripts[SCRIPT_COUNT] = {
                       "redis.call('DECR', KEYS[3])\n"
                       "return 1\n",
 
-    /* -> blocked ttl | unknown | expired | burned | ok uses_left expiry size salt meta created */
+    /* -> blocked ttl | unknown | expired | burned | ok uses_left expiry size salt meta created.
+     * Taking the last use also puts the id due in the expiry index: if the download
+     * never gets to move the file into the trash (client gone, worker killed), the
+     * shredder's expiry pass still takes it at once. */
     [SCRIPT_TAKE_USE] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 's', 'salt', 'meta', 'c')\n"
                               "if not h[1] then return fail() end\n"
                               "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired'} end\n"
@@ -44,7 +47,7 @@ const char *const store_scripts[SCRIPT_COUNT] = {
                               "if u == 0 then\n"
                               "  redis.call('HSET', KEYS[1], 'u', 0, 'b', 1)\n"
                               "  redis.call('HDEL', KEYS[1], 'salt', 'meta')\n"
-                              "  redis.call('ZREM', KEYS[4], ARGV[5])\n"
+                              "  redis.call('ZADD', KEYS[4], ARGV[1], ARGV[5])\n"
                               "else\n"
                               "  redis.call('HSET', KEYS[1], 'u', u)\n"
                               "end\n"

@@ -1,6 +1,7 @@
 /* keyed.c - id derivation, block check and failure counting for keyed requests. */
 #include "keyed.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include "drop.h"
 #include "http.h"
+#include "log.h"
 #include "paths.h"
 #include "util.h"
 
@@ -86,8 +88,15 @@ static int open_stored(const cfg *c, const char *id)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -1;
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0 || fstat(fd, &st) != 0 || st.st_nlink == 0) {
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        int e = errno;
         close(fd);
+        errno = e;
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
+        close(fd);
+        errno = ENOENT; /* unlinked by the shredder between our open and lock */
         return -1;
     }
     return fd;
@@ -111,8 +120,17 @@ void keyed_run(h2o_req_t *req, int script, int flags, const char *key, size_t ke
         memcpy(st->op.key, key, keylen);
         st->op.keylen = keylen;
         crypt_id(w->env->secret, key, keylen, st->op.id);
-        if (flags & KEYED_OPEN_FILE)
+        if (flags & KEYED_OPEN_FILE) {
             st->op.fd = open_stored(w->cfg, st->op.id);
+            /* Absent or held by the shredder means gone; anything else (EMFILE, EIO)
+             * is our trouble, and must not cost the client a use. */
+            if (st->op.fd < 0 && errno != ENOENT && errno != EWOULDBLOCK) {
+                log_event(LOG_ERROR, "download_open_failed", "%s", strerror(errno));
+                free(st);
+                http_error(req, 503, "Service temporarily unavailable");
+                return;
+            }
+        }
     } else {
         snprintf(st->op.id, sizeof(st->op.id), "none");
     }
