@@ -375,22 +375,33 @@ typedef struct {
     h2o_logger_t super;
 } request_logger;
 
-/* The path as logged: the key of /download/KEY etc. is never written down. */
+/* The path as logged: the key of /download/KEY etc. is never written down, wherever
+ * the keyed segment appears (a proxy may mount us under a prefix, or a client may
+ * double a slash). */
 static void loggable_path(h2o_req_t *req, char *out, size_t cap)
 {
     static const char *const keyed[] = {"/download/", "/preview/", "/status/"};
     h2o_iovec_t p = req->path_normalized.len ? req->path_normalized : req->path;
-    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++) {
-        size_t n = strlen(keyed[i]);
-        if (p.len > n && memcmp(p.base, keyed[i], n) == 0) {
-            snprintf(out, cap, "%s{key}", keyed[i]);
-            return;
-        }
-    }
     size_t q = 0;
     while (q < p.len && p.base[q] != '?')
         q++;
-    snprintf(out, cap, "%.*s", (int)(q > 200 ? 200 : q), p.base);
+    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++) {
+        const char *at = memmem(p.base, q, keyed[i], strlen(keyed[i]));
+        if (at != NULL) {
+            snprintf(out, cap, "%.*s%s{key}", (int)(at - p.base < 200 ? at - p.base : 200), p.base, keyed[i]);
+            return;
+        }
+    }
+    /* Anything else is logged only if it is one of our routes: a key pasted at the
+     * root, or under a path we do not serve, must not reach the log either. */
+    static const char *const routes[] = {"/", "/upload", "/upload/", "/health", "/health/",
+                                         "/openapi.json", "/metrics", "/metrics/"};
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (h2o_memis(p.base, q, routes[i], strlen(routes[i]))) {
+            snprintf(out, cap, "%s", routes[i]);
+            return;
+        }
+    snprintf(out, cap, "{unrouted}");
 }
 
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
