@@ -26,7 +26,7 @@ enum {
 #define SHM_LATENCY_BUCKETS 12
 
 typedef struct {
-    _Atomic uint64_t shredder_heartbeat_ms; /* wall clock of the shredder's last sweep */
+    _Atomic uint64_t shredder_heartbeat_ms; /* monotonic clock (ms) of the shredder's last beat */
     _Atomic uint64_t counters[M_COUNT];
     _Atomic uint64_t status_class[SHM_ENDPOINTS][6]; /* [endpoint][status / 100] */
     _Atomic uint64_t latency[SHM_LATENCY_BUCKETS + 1]; /* cumulative at read time */

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@
 #include "util.h"
 #include "version.h"
 
-#define MAX_LISTEN 16
+#define MAX_LISTEN 64 /* as many as LISTEN may name */
 #define MAX_CHILDREN 1024
 #define FAST_STOP_MS 5000
 #define BACKOFF_MAX_MS 10000
@@ -154,7 +155,7 @@ static void child_spawn(master_ctx *m, int kind, unsigned slot)
     /* A shredder just started counts as alive until it has had time to beat itself, so
      * health does not flap to "scheduler offline" at every start and restart. */
     if (kind == KIND_SHREDDER)
-        atomic_store(&m->shm->shredder_heartbeat_ms, util_now_ms());
+        atomic_store(&m->shm->shredder_heartbeat_ms, util_mono_ms());
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "kind", kind == KIND_WORKER ? "worker" : "shredder");
     cJSON_AddNumberToObject(f, "pid", pid);
@@ -226,9 +227,11 @@ static void signal_children(master_ctx *m, int worker_sig, int shredder_sig, int
 
 /* ---- log pipe ---- */
 
-static void drain_pipe(master_ctx *m)
+/* At most max_reads reads: under a flood of log lines the cycle still gets back to
+ * signals and children; ppoll wakes it again at once for the rest. */
+static void drain_pipe(master_ctx *m, int max_reads)
 {
-    for (;;) {
+    for (int reads = 0; reads < max_reads; reads++) {
         ssize_t n = read(m->log_rd, m->pipebuf + m->pipelen, sizeof(m->pipebuf) - m->pipelen);
         if (n <= 0)
             return;
@@ -412,7 +415,7 @@ static void cycle(master_ctx *m, const sigset_t *orig)
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
         struct pollfd pfd = {.fd = m->log_rd, .events = POLLIN};
         if (ppoll(&pfd, 1, &ts, orig) > 0)
-            drain_pipe(m);
+            drain_pipe(m, 16);
     }
 }
 
@@ -461,7 +464,7 @@ int master_run(const master_args *a, cfg *c)
     notify_ready(m.cfg->workers);
     cycle(&m, &orig);
     log_event(LOG_INFO, "stopped", NULL);
-    drain_pipe(&m);
+    drain_pipe(&m, INT_MAX);
     logfile_close(&m.lf);
     words_free(m.words);
     cfg_free(m.cfg);

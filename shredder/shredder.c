@@ -23,7 +23,7 @@
 
 void shredder_beat(shredder *s)
 {
-    atomic_store(&s->env->shm->shredder_heartbeat_ms, util_now_ms());
+    atomic_store(&s->env->shm->shredder_heartbeat_ms, util_mono_ms());
 }
 
 int shredder_stopping(void)

@@ -29,7 +29,8 @@ static void respond(h2o_req_t *req, int redis_online)
     uint64_t now = util_now_ms();
     uint64_t beat = atomic_load(&w->env->shm->shredder_heartbeat_ms);
     int storage = storage_online(w->cfg);
-    int scheduler = beat != 0 && now - beat < SCHEDULER_STALE_MS;
+    uint64_t mono = util_mono_ms(); /* the heartbeat is monotonic: a clock step cannot fake it */
+    int scheduler = beat != 0 && mono >= beat && mono - beat < SCHEDULER_STALE_MS;
     int diceware = words_count(w->env->words) == WORDS_EXPECTED;
     int healthy = redis_online && storage && scheduler && diceware;
     char ts[32], started[32];
