@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,8 @@
 typedef struct {
     h2o_generator_t super;
     worker *w;
+    h2o_req_t *req;
+    h2o_timeout_entry_t stall; /* armed while a chunk waits for the client to take it */
     int fd;
     crypt_stream *cs;
     uint64_t size;     /* plaintext */
@@ -36,6 +39,8 @@ typedef struct {
 static void stream_dispose(void *p)
 {
     stream *s = p;
+    if (h2o_timeout_is_linked(&s->stall))
+        h2o_timeout_unlink(&s->stall);
     if (s->fd >= 0)
         close(s->fd); /* releases the shared lock: the shredder may now take the file */
     crypt_stream_free(s->cs);
@@ -67,9 +72,25 @@ static int read_segment(stream *s)
     return 0;
 }
 
+/* A client that stops reading would hold the file (and its lock, so the shredder
+ * cannot take a burned file) forever: libh2o 2.2.5 has no send timeout. After
+ * BODY_TIMEOUT without progress the connection is shut down, and libh2o then ends
+ * the request as for any broken connection. */
+static void on_stall(h2o_timeout_entry_t *entry)
+{
+    stream *s = H2O_STRUCT_FROM_MEMBER(stream, stall, entry);
+    h2o_socket_t *sock = s->req->conn->callbacks->get_socket(s->req->conn);
+    log_event(LOG_WARNING, "download_stalled", "no progress for %u s: connection closed", s->w->cfg->body_timeout);
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+}
+
 static void send_current(stream *s, h2o_req_t *req)
 {
     h2o_iovec_t buf = h2o_iovec_init(s->plain, s->plain_len);
+    if (h2o_timeout_is_linked(&s->stall))
+        h2o_timeout_unlink(&s->stall);
+    h2o_timeout_link(s->w->ctx.loop, &s->w->stall_timeout, &s->stall);
     h2o_send(req, &buf, 1, s->next == s->nsegs ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
@@ -187,6 +208,8 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
         return;
     }
     st->w = w;
+    st->req = req;
+    st->stall.cb = on_stall;
     st->size = size;
     st->segsize = h.segment_size;
     st->nsegs = (uint32_t)((size + h.segment_size - 1) / h.segment_size);

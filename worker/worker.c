@@ -269,6 +269,7 @@ static void setup_h2o(worker *w)
     /* Not ctx.zero_timeout: libh2o runs a zero timeout linked from a timer callback in
      * the same pass, so slices re-linked there would never yield to I/O. */
     h2o_timeout_init(w->ctx.loop, &w->slice_timeout, 1);
+    h2o_timeout_init(w->ctx.loop, &w->stall_timeout, (uint64_t)c->body_timeout * 1000);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->globalconf.hosts;
 }

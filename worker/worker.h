@@ -25,6 +25,7 @@ typedef struct worker {
     store *store;
     magic_t magic;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
+    h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
     worker_conn *conns;   /* open client connections */
     size_t nconns;
     size_t active_reqs;   /* requests inside a handler or streaming a response */

@@ -1241,3 +1241,40 @@ def test_an_idle_http2_connection_is_closed_at_idle_timeout():
             frame_types.append(received[3])
             received = received[9 + length:]
         assert 0x7 in frame_types, 'no GOAWAY before the close: frames %r' % frame_types
+
+
+def test_a_download_that_stops_reading_is_cut_off_at_body_timeout_and_its_file_shredded():
+    # libh2o has no send timeout: without ours, a client that stops reading would hold
+    # the stored file (and its lock, so a burned file could never be shredded).
+    env = {'BODY_TIMEOUT': '2', 'MAX_FILE_SIZE': str(96 << 20)}
+    with Redis() as redis, Server(redis, env=env) as server:
+        data = os.urandom(64 << 20)  # far more than socket buffers can absorb
+        status, _, created = server.upload(data, filename='big.bin')
+        assert status == 201, created
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(('127.0.0.1', server.port))
+        try:
+            s.sendall(b'GET /download/%s HTTP/1.1\r\nHost: x\r\n\r\n' % created['key'].encode())
+            started = time.monotonic()
+            # Read nothing: wait for the server to give up on us.
+            wait_until(lambda: any(x.get('event') == 'download_stalled' for x in server.log_lines()),
+                       10, message='the stalled download logged')
+            took = time.monotonic() - started
+            received = 0
+            s.settimeout(5)
+            try:
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        break
+                    received += len(chunk)
+            except (ConnectionResetError, socket.timeout):
+                pass
+        finally:
+            s.close()
+        assert 1.5 <= took <= 6, 'cut off after %.1fs with BODY_TIMEOUT=2' % took
+        assert received < len(data), 'the whole file arrived: %d bytes' % received
+        # The only use was taken: the file must now be shredded, not held.
+        trash = os.path.join(os.path.dirname(server.settings['TEMP_PATH']), 'trash')
+        wait_until(lambda: not os.listdir(trash), 10, message='the burned file shredded')
