@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -187,6 +188,20 @@ static void on_conn_close(void *data)
     free(c);
 }
 
+/* libh2o spills request bodies above BODY_MEMORY_MAX to a file in TEMP_PATH; if that
+ * file system is nearly full the spill fails inside libh2o, which can only drop the
+ * connection. While it is low, bodies stay in memory (each still capped by
+ * MAX_FILE_SIZE), so the upload reaches our handler and gets its 507. Checked for
+ * each new connection: statvfs costs about a microsecond. */
+static void spill_guard(worker *w)
+{
+    struct statvfs fs;
+    uint64_t need = 2 * w->cfg->max_file_size + (1 << 20), free_bytes = UINT64_MAX;
+    if (statvfs(w->cfg->temp_path, &fs) == 0)
+        free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+    h2o_socket_buffer_mmap_settings.threshold = free_bytes < need ? SIZE_MAX : (size_t)w->cfg->body_memory_max;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     worker *w = listener->data;
@@ -212,6 +227,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         w->nconns++;
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
+        spill_guard(w);
         h2o_accept(&w->accept_ctx, sock);
     }
 }
