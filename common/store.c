@@ -4,11 +4,16 @@
  * hiredis has no adapter for h2o's evloop, so we wrap a dup of its fd in an h2o socket
  * that never reads by itself (DONT_READ) and hand readiness back to hiredis. hiredis
  * 0.14 has no command timeout: a watchdog tick declares the connection dead when a
- * reply is overdue, which makes hiredis fail every pending command (NULL reply). */
+ * reply is overdue, which makes hiredis fail every pending command (NULL reply).
+ * hiredis resolves host names with a blocking getaddrinfo(); a name (compose's
+ * "valkey") is resolved with getaddrinfo_a() off the loop, and hiredis gets the
+ * numeric address. */
 #include "store.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <hiredis/async.h>
+#include <netdb.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +45,9 @@ struct store {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     char sha[SCRIPT_COUNT][41];
+    int resolving;            /* a getaddrinfo_a() of url.host is under way */
+    struct gaicb gai;
+    struct addrinfo gai_hints;
 };
 
 /* A command in flight; for scripts the arguments are kept to retry with EVAL if the
@@ -212,10 +220,10 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
         log_event(LOG_ERROR, "store_setup_failed", "%s", reply->str);
 }
 
-static void connect_start(store *s)
+static void connect_to(store *s, const char *numeric_host)
 {
     redisAsyncContext *ac = s->url.unix_path[0] ? redisAsyncConnectUnix(s->url.unix_path)
-                                                : redisAsyncConnect(s->url.host, s->url.port);
+                                                : redisAsyncConnect(numeric_host, s->url.port);
     if (ac == NULL || ac->err) {
         if (ac != NULL)
             redisAsyncFree(ac);
@@ -255,13 +263,69 @@ static void connect_start(store *s)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", store_scripts[i]);
 }
 
+static int is_numeric(const char *host)
+{
+    uint8_t buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* Connect now when no name needs resolving, or (at start-up, before serving) when
+ * blocking is allowed; else start resolving it in the background. */
+static void connect_start(store *s, int may_block)
+{
+    if (s->url.unix_path[0] || is_numeric(s->url.host) || may_block) {
+        connect_to(s, s->url.host);
+        return;
+    }
+    struct gaicb *list[1] = {&s->gai};
+    memset(&s->gai, 0, sizeof(s->gai));
+    memset(&s->gai_hints, 0, sizeof(s->gai_hints));
+    s->gai_hints.ai_socktype = SOCK_STREAM;
+    s->gai.ar_name = s->url.host;
+    s->gai.ar_request = &s->gai_hints;
+    s->connect_started_ms = util_mono_ms();
+    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
+        connection_lost(s, "cannot resolve the store's host name");
+        return;
+    }
+    s->resolving = 1;
+}
+
+/* Called each tick while resolving: connect once the address is known. */
+static void resolve_poll(store *s)
+{
+    int r = gai_error(&s->gai);
+    if (r == EAI_INPROGRESS) {
+        if (util_mono_ms() - s->connect_started_ms > (uint64_t)s->timeout_ms && gai_cancel(&s->gai) == EAI_CANCELED) {
+            s->resolving = 0;
+            connection_lost(s, "resolving the store's host name timed out");
+        }
+        return;
+    }
+    s->resolving = 0;
+    if (r != 0 || s->gai.ar_result == NULL) {
+        connection_lost(s, r != 0 ? gai_strerror(r) : "no address");
+        return;
+    }
+    char host[INET6_ADDRSTRLEN];
+    const struct sockaddr *sa = s->gai.ar_result->ai_addr;
+    const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                              : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    inet_ntop(sa->sa_family, a, host, sizeof(host));
+    freeaddrinfo(s->gai.ar_result);
+    s->gai.ar_result = NULL;
+    connect_to(s, host);
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     store *s = H2O_STRUCT_FROM_MEMBER(store, tick, entry);
     uint64_t now = util_mono_ms();
-    if (s->ac == NULL) {
+    if (s->resolving) {
+        resolve_poll(s);
+    } else if (s->ac == NULL) {
         if (now >= s->next_connect_ms)
-            connect_start(s);
+            connect_start(s, 0);
     } else if ((!s->up && now - s->connect_started_ms > (uint64_t)s->timeout_ms) ||
                (s->inflight > 0 && now - s->progress_ms > (uint64_t)s->timeout_ms)) {
         /* Overdue: fail everything pending now rather than let requests hang. */
@@ -291,7 +355,7 @@ store *store_new(h2o_loop_t *loop, const char *url, int timeout_ms)
     }
     h2o_timeout_init(loop, &s->tick_timeout, TICK_MS);
     s->tick.cb = on_tick;
-    connect_start(s);
+    connect_start(s, 1); /* the worker serves nothing yet */
     h2o_timeout_link(loop, &s->tick_timeout, &s->tick);
     return s;
 }
