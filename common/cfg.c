@@ -4,6 +4,7 @@
  * (the defaults included) goes through set_value(), so a value is checked the same way
  * wherever it comes from, and a bad one is reported as "NAME=value: expected ...". */
 #include "cfg.h"
+#include "paths.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -1288,12 +1289,17 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
         size_t off;
     } kept[] = {{"SECRET_PATH", offsetof(cfg, secret_path)},
                 {"LOG_PATH", offsetof(cfg, log_path)}};
-    /* Both directories are swept for orphans: a key or log kept there would be shredded. */
+    /* These directories (and the trash beside TEMP_PATH) are swept or emptied by the
+     * shredder: a key or log kept there would be shredded. */
+    char trash[PATHS_MAX];
+    if (paths_trash_dir(c, trash, sizeof trash) != 0)
+        trash[0] = '\0';
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
         const char *p = *(char *const *)((const char *)c + kept[i].off);
-        if (path_within(c->storage_path, p) || path_within(c->temp_path, p)) {
+        if (path_within(c->storage_path, p) || path_within(c->temp_path, p) ||
+            (trash[0] != '\0' && path_within(trash, p))) {
             show(a, sizeof a, p);
-            put_err(err, errlen, "%s=%s: expected a path outside STORAGE_PATH and TEMP_PATH",
+            put_err(err, errlen, "%s=%s: expected a path outside STORAGE_PATH, TEMP_PATH and the trash beside it",
                     kept[i].name, a);
             return -1;
         }

@@ -1057,9 +1057,12 @@ static void validate_rejects_a_secret_or_log_inside_the_swept_directories(void *
     set_ok(f, "SECRET_PATH", "./storage/uploads/secret.key");
     assert_int_equal(cfg_validate(&f->c, f->err, sizeof f->err), -1);
     assert_string_equal(f->err, "SECRET_PATH=./storage/uploads/secret.key: expected a path "
-                                "outside STORAGE_PATH and TEMP_PATH");
+                                "outside STORAGE_PATH, TEMP_PATH and the trash beside it");
     set_ok(f, "SECRET_PATH", "./storage/secret.key");
     set_ok(f, "LOG_PATH", "storage/temp/log");
+    assert_int_equal(cfg_validate(&f->c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "LOG_PATH="));
+    set_ok(f, "LOG_PATH", "./storage/trash/raven.log"); /* the shredder empties the trash */
     assert_int_equal(cfg_validate(&f->c, f->err, sizeof f->err), -1);
     assert_non_null(strstr(f->err, "LOG_PATH="));
 }
