@@ -7,8 +7,11 @@
 
 #include "util.h"
 
-/* A crashed worker cannot release its uploads in progress; this bounds the damage. */
-#define INFLIGHT_TTL_S 3600
+/* A crashed worker cannot release its uploads in progress; this bounds the damage.
+ * The counter is processing-time only (libh2o has the whole body before we count),
+ * so minutes are plenty; a worker killed mid-upload then costs its client a slot for
+ * at most this long. */
+#define INFLIGHT_TTL_S 600
 
 typedef struct {
     rate_cb cb;
