@@ -396,6 +396,32 @@ def _tail(file_path, lines=30):
     return '\n'.join(data.decode('utf-8', 'replace').splitlines()[-lines:])
 
 
+def exchange(conn, method, target, body=None, headers=None):
+    """One request on an open http.client connection: (status, headers lower-cased,
+    body bytes). Repeated headers are joined with ', '."""
+    conn.request(method, target, body=body, headers=headers or {})
+    resp = conn.getresponse()
+    data = resp.read()
+    hdrs = {}
+    for k, v in resp.getheaders():
+        k = k.lower()
+        hdrs[k] = hdrs[k] + ', ' + v if k in hdrs else v
+    return resp.status, hdrs, data
+
+
+def storage(server):
+    return server.settings['STORAGE_PATH']
+
+
+def temp(server):
+    return server.settings['TEMP_PATH']
+
+
+def trash(server):
+    """The shredder's trash: TEMP_PATH's sibling."""
+    return os.path.join(os.path.dirname(temp(server).rstrip('/')), 'trash')
+
+
 class Server:
     """The binary under test, with per-test paths, WORKERS=2 and generous rate limits.
 
@@ -525,14 +551,7 @@ class Server:
         Repeated headers are joined with ', '."""
         conn = self.connection(source_address, timeout)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            data = resp.read()
-            hdrs = {}
-            for k, v in resp.getheaders():
-                k = k.lower()
-                hdrs[k] = hdrs[k] + ', ' + v if k in hdrs else v
-            return resp.status, hdrs, data
+            return exchange(conn, method, path, body, headers)
         finally:
             conn.close()
 

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 
-from harness import (REQUEST_TIMEOUT, WORDLIST, Redis, Server, request_line, wait_until)
+from harness import (REQUEST_TIMEOUT, WORDLIST, Redis, Server, exchange, request_line, wait_until)
 
 UUID4 = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$')
 
@@ -106,18 +106,6 @@ def multipart(data, filename='x.bin'):
             b'Content-Type: application/octet-stream\r\n\r\n%s\r\n--%s--\r\n'
             % (boundary.encode(), filename.encode(), data, boundary.encode()))
     return body, 'multipart/form-data; boundary=' + boundary
-
-
-def exchange(conn, method, target, body=None, headers=None):
-    """One request on an open (keep-alive) http.client connection."""
-    conn.request(method, target, body=body, headers=headers or {})
-    resp = conn.getresponse()
-    data = resp.read()
-    hdrs = {}
-    for k, v in resp.getheaders():
-        k = k.lower()
-        hdrs[k] = hdrs[k] + ', ' + v if k in hdrs else v
-    return resp.status, hdrs, data
 
 
 def parsed(data):

@@ -21,7 +21,7 @@ import urllib.parse
 import uuid
 import zlib
 
-from harness import (WORDLIST, Redis, Server, path, request_line, run, wait_until)
+from harness import (WORDLIST, Redis, Server, path, request_line, run, storage, temp, wait_until)
 
 SEGMENT = 65536
 TAG = 16
@@ -219,18 +219,6 @@ def download(server, key, **kw):
 
 # ---------------------------------------------------------------------------------
 # The store and the disk
-
-def storage(server):
-    return server.settings['STORAGE_PATH']
-
-
-def temp(server):
-    return server.settings['TEMP_PATH']
-
-
-def trash(server):
-    return os.path.join(os.path.dirname(temp(server).rstrip('/')), 'trash')
-
 
 def secret(server):
     with open(server.settings['SECRET_PATH'], 'rb') as f:

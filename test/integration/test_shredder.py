@@ -13,25 +13,13 @@ import signal
 import socket
 import time
 
-from harness import Redis, Server, path, wait_until
+from harness import Redis, Server, path, storage, trash, wait_until
 
 BLOCK = 4096
 MIB = 1024 * 1024
 
 
 # --- helpers --------------------------------------------------------------------
-
-def storage(server):
-    return server.settings['STORAGE_PATH']
-
-
-def temp(server):
-    return server.settings['TEMP_PATH']
-
-
-def trash(server):
-    return os.path.join(os.path.dirname(temp(server).rstrip('/')), 'trash')
-
 
 def stored_files(server):
     out = []
