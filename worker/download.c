@@ -33,8 +33,13 @@ typedef struct {
     uint32_t next;     /* next segment to read */
     uint8_t *sealed;
     uint8_t *plain;
-    size_t plain_len;  /* of the segment already opened but not yet sent */
+    size_t plain_len;  /* opened but not yet sent */
 } stream;
+
+/* Segments read, authenticated and sent per chunk after the first: one pread and one
+ * write of up to 256 KiB instead of four. The first chunk is one segment, so the
+ * headers go out after a single segment has been checked. */
+#define CHUNK_SEGMENTS 4
 
 static void stream_dispose(void *p)
 {
@@ -48,13 +53,15 @@ static void stream_dispose(void *p)
     free(s->plain);
 }
 
-/* Read and open segment s->next into s->plain; -1 when it does not authenticate. */
-static int read_segment(stream *s)
+/* Read and open up to max segments from s->next into s->plain (contiguous on disk);
+ * -1 when one does not authenticate: nothing of such a chunk is ever sent. */
+static int read_chunk(stream *s, uint32_t max)
 {
-    int last = s->next + 1 == s->nsegs;
-    uint64_t before = (uint64_t)s->next * s->segsize;
-    size_t plain = last ? (size_t)(s->size - before) : s->segsize;
-    size_t sealed = plain + CRYPT_TAG_LEN;
+    uint32_t count = s->nsegs - s->next < max ? s->nsegs - s->next : max;
+    uint64_t first = (uint64_t)s->next * s->segsize;
+    uint64_t end = first + (uint64_t)count * s->segsize;
+    size_t plain = (size_t)((end < s->size ? end : s->size) - first);
+    size_t sealed = plain + (size_t)count * CRYPT_TAG_LEN;
     off_t off = (off_t)(CRYPT_HEADER_LEN + (uint64_t)s->next * (s->segsize + CRYPT_TAG_LEN));
     size_t got = 0;
     while (got < sealed) {
@@ -65,10 +72,16 @@ static int read_segment(stream *s)
             return -1;
         got += (size_t)n;
     }
-    if (crypt_open_segment(s->cs, s->next, last, s->sealed, sealed, s->plain) != 0)
-        return -1;
-    s->plain_len = plain;
-    s->next++;
+    size_t in = 0, out = 0;
+    for (uint32_t i = 0; i < count; i++, s->next++) {
+        int last = s->next + 1 == s->nsegs;
+        size_t len = last ? plain - out : s->segsize;
+        if (crypt_open_segment(s->cs, s->next, last, s->sealed + in, len + CRYPT_TAG_LEN, s->plain + out) != 0)
+            return -1;
+        in += len + CRYPT_TAG_LEN;
+        out += len;
+    }
+    s->plain_len = out;
     return 0;
 }
 
@@ -97,7 +110,7 @@ static void send_current(stream *s, h2o_req_t *req)
 static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     stream *s = (stream *)g;
-    if (read_segment(s) != 0) {
+    if (read_chunk(s, CHUNK_SEGMENTS) != 0) {
         /* Tampered or truncated after the headers went out: abort, never send bad bytes. */
         log_event(LOG_ERROR, "integrity_check_failed", "segment failed authentication mid-stream");
         h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
@@ -213,15 +226,15 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
     st->size = size;
     st->segsize = h.segment_size;
     st->nsegs = (uint32_t)((size + h.segment_size - 1) / h.segment_size);
-    st->sealed = malloc(h.segment_size + CRYPT_TAG_LEN);
-    st->plain = malloc(h.segment_size);
+    st->sealed = malloc((size_t)CHUNK_SEGMENTS * (h.segment_size + CRYPT_TAG_LEN));
+    st->plain = malloc((size_t)CHUNK_SEGMENTS * h.segment_size);
     int ok = crypt_derive(w->env->secret, op->key, op->keylen, s, CRYPT_INFO_FILE, fk) == 0 &&
              (st->cs = crypt_stream_new(fk, &h)) != NULL && st->sealed != NULL && st->plain != NULL;
     OPENSSL_cleanse(fk, sizeof(fk));
     struct stat fs;
     /* The first segment and the file's length are checked before any header is sent. */
     if (!ok || fstat(fd, &fs) != 0 || (uint64_t)fs.st_size != crypt_sealed_size(size, h.segment_size) ||
-        read_segment(st) != 0) {
+        read_chunk(st, 1) != 0) {
         integrity_failed(req);
         return;
     }
