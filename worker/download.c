@@ -226,8 +226,11 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
     st->size = size;
     st->segsize = h.segment_size;
     st->nsegs = (uint32_t)((size + h.segment_size - 1) / h.segment_size);
-    st->sealed = malloc((size_t)CHUNK_SEGMENTS * (h.segment_size + CRYPT_TAG_LEN));
-    st->plain = malloc((size_t)CHUNK_SEGMENTS * h.segment_size);
+    /* Buffers for one chunk, or the whole file when it is smaller than that. */
+    uint32_t chunk = st->nsegs < CHUNK_SEGMENTS ? st->nsegs : CHUNK_SEGMENTS;
+    size_t plain_cap = size < (uint64_t)chunk * h.segment_size ? (size_t)size : (size_t)chunk * h.segment_size;
+    st->sealed = malloc(plain_cap + (size_t)chunk * CRYPT_TAG_LEN);
+    st->plain = malloc(plain_cap);
     int ok = crypt_derive(w->env->secret, op->key, op->keylen, s, CRYPT_INFO_FILE, fk) == 0 &&
              (st->cs = crypt_stream_new(fk, &h)) != NULL && st->sealed != NULL && st->plain != NULL;
     OPENSSL_cleanse(fk, sizeof(fk));
