@@ -1,15 +1,14 @@
 /* log.c - format JSON log lines and hand each to one atomic write().
  *
  * A child's fd is the write end of the master's log pipe (non-blocking: a line that
- * does not fit is dropped rather than stalling a request). The master formats its own
- * lines with log_format() and appends them itself. */
+ * does not fit is dropped rather than stalling a request). The master writes its own
+ * lines into the same pipe. */
 #include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -25,7 +24,7 @@ void log_setup(int fd, int min_level, const char *process)
     log_process = process;
 }
 
-int log_enabled(int level)
+static int log_enabled(int level)
 {
     return level >= log_min;
 }
@@ -36,15 +35,8 @@ const char *log_level_name(int level)
     return level >= LOG_DEBUG && level <= LOG_ERROR ? names[level] : "info";
 }
 
-int log_level_parse(const char *s)
-{
-    for (int l = LOG_DEBUG; l <= LOG_ERROR; l++)
-        if (strcasecmp(s, log_level_name(l)) == 0)
-            return l;
-    return -1;
-}
-
-size_t log_format(char *buf, size_t cap, int level, const char *event, cJSON *fields)
+/* Format a line into buf (NUL-terminated, newline included); returns its length. */
+static size_t log_format(char *buf, size_t cap, int level, const char *event, cJSON *fields)
 {
     char ts[40];
     util_iso_time_ms(util_now_ms(), ts, sizeof(ts));

@@ -2,7 +2,9 @@
  *
  * Children (workers, shredder) format a whole line (<= LOG_LINE_MAX bytes, so one
  * write is atomic) and write it to the pipe the master reads; the master is the only
- * writer of LOG_PATH (see master/logfile.c). Before the pipe exists lines go to stderr. */
+ * writer of LOG_PATH (see master/logfile.c), and logs through the same pipe itself so
+ * that its lines keep their order with everyone else's. Before the pipe exists lines
+ * go to stderr. */
 #ifndef RZ_LOG_H
 #define RZ_LOG_H
 
@@ -14,15 +16,10 @@ enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARNING = 2, LOG_ERROR = 3 };
 /* Where lines go (fd), the lowest level written, and this process's name
  * ("master", "worker", "shredder"), added to every line as "process". */
 void log_setup(int fd, int min_level, const char *process);
-int log_enabled(int level);
 /* One event with a human message (may be NULL). */
 void log_event(int level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* One event with extra fields; takes ownership of fields (an object, or NULL). */
 void log_fields(int level, const char *event, cJSON *fields);
-/* Format a line into buf (NUL-terminated, newline included); returns its length. */
-size_t log_format(char *buf, size_t cap, int level, const char *event, cJSON *fields);
 const char *log_level_name(int level);
-/* "debug"/"info"/"warning"/"error" -> level, or -1. */
-int log_level_parse(const char *s);
 
 #endif
