@@ -287,7 +287,10 @@ def test_temp_leftovers_older_than_the_orphan_age_are_shredded_young_ones_spared
         wait_until(lambda: not any(os.path.exists(p) for p in old), 10)
         assert every_block_differs(b't' * 20000, read(link))
         assert os.path.exists(young)
-        line = [ln for ln in events(server, 'orphans_swept') if ln.get('where') == 'temp'][0]
+        # Log lines reach the file through the master's pipe: poll, do not assume.
+        lines = wait_until(lambda: [ln for ln in events(server, 'orphans_swept') if ln.get('where') == 'temp'],
+                           5, message='the temp sweep logged')
+        line = lines[0]
         assert line['count'] == 2 and line['young'] == 1, line
 
 
@@ -368,7 +371,8 @@ def test_shredder_killed_mid_shred_finishes_the_job_after_the_master_restarts_it
         wait_until(lambda: not os.path.exists(dst), 40)
         assert os.path.getsize(link) == 512 * MIB
         assert not has_zero_block(link), 'a part of the file was never overwritten'
-        assert any(ln.get('kind') == 'shredder' for ln in events(server, 'child_died', 'master'))
+        wait_until(lambda: any(ln.get('kind') == 'shredder' for ln in events(server, 'child_died', 'master')), 5,
+                   message='the shredder death logged')
 
 
 def test_sigterm_mid_shred_stops_at_once_and_the_next_start_redoes_it():
