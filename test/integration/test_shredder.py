@@ -173,16 +173,23 @@ def test_burned_file_is_overwritten_in_place_within_seconds_of_the_last_download
         assert status == 410
 
 
+def reading_a_new_upload(server, uses):
+    """Upload 8 MiB and start a download that reads its first 64 KiB and pauses:
+    (data, upload body, stored path, stored bytes, a hard link to them, the download)."""
+    data = os.urandom(8 * MIB)
+    body = upload(server, data, uses=uses)
+    stored = the_stored_file(server)
+    before = read(stored)
+    link = link_aside(stored)
+    slow = SlowDownload(server, body['key'])
+    assert slow.status == 200, slow.headers
+    slow.read(65536)
+    return data, body, stored, before, link, slow
+
+
 def test_burn_while_another_download_still_reads_waits_for_it_and_both_get_correct_bytes():
     with Redis() as redis, Server(redis, env=BIG) as server:
-        data = os.urandom(8 * MIB)
-        body = upload(server, data, uses=2)
-        stored = the_stored_file(server)
-        before = read(stored)
-        link = link_aside(stored)
-        slow = SlowDownload(server, body['key'])
-        assert slow.status == 200, slow.headers
-        slow.read(65536)
+        data, body, stored, before, link, slow = reading_a_new_upload(server, uses=2)
         status, headers, fast = server.request('GET', '/download/' + body['key'])  # the last use
         assert status == 200 and fast == data
         assert not os.path.exists(stored)  # out of the namespace at once
@@ -221,14 +228,7 @@ def test_expired_file_is_overwritten_in_place_within_10_seconds_of_its_expiry():
 
 def test_download_in_progress_at_expiry_still_receives_correct_bytes():
     with Redis() as redis, Server(redis, env=BIG) as server:
-        data = os.urandom(8 * MIB)
-        body = upload(server, data, uses=3)
-        stored = the_stored_file(server)
-        before = read(stored)
-        link = link_aside(stored)
-        slow = SlowDownload(server, body['key'])
-        assert slow.status == 200, slow.headers
-        slow.read(65536)
+        data, body, stored, before, link, slow = reading_a_new_upload(server, uses=3)
         set_expired(redis, os.path.basename(stored), int(time.time()) - 5)
         time.sleep(3)  # several ticks: the shredder found it due but locked
         assert os.path.exists(stored) and read(link) == before, 'shredded under a reader'
