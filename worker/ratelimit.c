@@ -32,23 +32,33 @@ static void on_rate_reply(redisReply *reply, void *p)
     free(op);
 }
 
-void ratelimit_check(store *s, const char *kind, const char *client, const cfg_rate *rate, rate_cb cb, void *data)
+/* A pending check of rate for client in the current fixed window, whose store key
+ * ("rate:KIND:CLIENT:WINDOW") goes to key; NULL (cb already told) when out of memory. */
+static rate_op *rate_op_new(const cfg_rate *rate, const char *kind, const char *client, rate_cb cb, void *data,
+                            char *key, size_t cap, size_t *keylen)
 {
     rate_op *op = malloc(sizeof(*op));
     if (op == NULL) {
         cb(data, RATE_UNAVAILABLE, 0);
-        return;
+        return NULL;
     }
     uint64_t now = util_now_ms() / 1000;
-    uint64_t window = now / rate->period_s;
-    char key[160], period[16];
     op->cb = cb;
     op->data = data;
     op->limit = rate->count;
     op->retry_after = (long)(rate->period_s - now % rate->period_s);
+    *keylen = (size_t)snprintf(key, cap, "rate:%s:%s:%llu", kind, client, (unsigned long long)(now / rate->period_s));
+    return op;
+}
+
+void ratelimit_check(store *s, const char *kind, const char *client, const cfg_rate *rate, rate_cb cb, void *data)
+{
+    char key[160], period[16];
     const char *argv[2] = {key, period};
     size_t lens[2];
-    lens[0] = (size_t)snprintf(key, sizeof(key), "rate:%s:%s:%llu", kind, client, (unsigned long long)window);
+    rate_op *op = rate_op_new(rate, kind, client, cb, data, key, sizeof(key), &lens[0]);
+    if (op == NULL)
+        return;
     lens[1] = (size_t)snprintf(period, sizeof(period), "%u", rate->period_s);
     store_script(s, SCRIPT_RATE, on_rate_reply, op, 1, 2, argv, lens);
 }
@@ -78,22 +88,13 @@ int ratelimit_inflight_key(char *out, size_t cap, const char *client)
 
 void ratelimit_upload(store *s, const cfg *c, const char *client, rate_cb cb, void *data)
 {
-    rate_op *op = malloc(sizeof(*op));
-    if (op == NULL) {
-        cb(data, RATE_UNAVAILABLE, 0);
-        return;
-    }
     const cfg_rate *rate = &c->upload_rate_limit;
-    uint64_t now = util_now_ms() / 1000;
     char k_rate[160], k_busy[128], period[16], limit[16], max[16], ttl[16];
-    op->cb = cb;
-    op->data = data;
-    op->limit = rate->count;
-    op->retry_after = (long)(rate->period_s - now % rate->period_s);
     const char *argv[6] = {k_rate, k_busy, period, limit, max, ttl};
     size_t lens[6];
-    lens[0] = (size_t)snprintf(k_rate, sizeof(k_rate), "rate:upload:%s:%llu", client,
-                               (unsigned long long)(now / rate->period_s));
+    rate_op *op = rate_op_new(rate, "upload", client, cb, data, k_rate, sizeof(k_rate), &lens[0]);
+    if (op == NULL)
+        return;
     lens[1] = (size_t)ratelimit_inflight_key(k_busy, sizeof(k_busy), client);
     lens[2] = (size_t)snprintf(period, sizeof(period), "%u", rate->period_s);
     lens[3] = (size_t)snprintf(limit, sizeof(limit), "%u", rate->count);
