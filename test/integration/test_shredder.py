@@ -230,7 +230,7 @@ def test_download_in_progress_at_expiry_still_receives_correct_bytes():
     with Redis() as redis, Server(redis, env=BIG) as server:
         data, body, stored, before, link, slow = reading_a_new_upload(server, uses=3)
         set_expired(redis, os.path.basename(stored), int(time.time()) - 5)
-        time.sleep(3)  # several ticks: the shredder found it due but locked
+        time.sleep(3)  # several ticks: the shredder found it due but locked (it logs nothing then)
         assert os.path.exists(stored) and read(link) == before, 'shredded under a reader'
         got = slow.finish()
         assert got == data and hashlib.sha256(got).hexdigest() == slow.headers['x-sha256']
@@ -306,7 +306,9 @@ def test_store_down_defers_the_storage_sweep_and_keeps_the_heartbeat():
         wait_until(lambda: not os.path.exists(leftover), 10)  # temp needs no store
         status, _, body = server.json('GET', '/health/')
         assert body['services']['scheduler'] == 'online', body
-        time.sleep(3)
+        # The storage sweep has been tried (and deferred) before we look at the orphan.
+        wait_until(lambda: events(server, 'orphan_sweep_deferred'), 10, message='the sweep deferred')
+        time.sleep(1.5)  # and retried at later ticks: it must keep refusing
         assert os.path.exists(orphan), 'treated as an orphan while the store could not say'
         assert len(events(server, 'orphan_sweep_deferred')) == 1
         assert len(events(server, 'store_down')) == 1
