@@ -7,6 +7,10 @@ A test reads like the contract:
         status, headers, body = server.json('GET', '/health/')
         assert status == 200, body
 
+It holds one helper of each kind that more than one test module needs: raw HTTP/1.1
+exchanges, multipart bodies, the checks every JSON error and every answer's headers
+get, a download read at the test's pace, keys, failed attempts and blocks.
+
 Nothing here sleeps and hopes: conditions are polled with a deadline (wait_until).
 Every process started here is registered (pid file and artifact list in the test's
 temporary directory) so that test/run.py can check sanitizer output, show log tails on
@@ -15,14 +19,20 @@ failure, and kill whatever a test left behind.
 Python 3.11 standard library only.
 """
 
+import datetime
+import hashlib
+import hmac
 import http.client
 import json
 import os
+import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -573,30 +583,35 @@ class Server:
                source_address=None, path='/upload/'):
         """POST a multipart/form-data upload; (status, headers, parsed JSON body).
         Fields whose value is None are left out; fields_order sets their order."""
-        boundary = '----rzboundary' + uuid.uuid4().hex
+        boundary = new_boundary()
         parts = []
         for field in fields_order:
             if field == 'file':
-                if data is None:
-                    continue
-                disp = 'form-data; name="file"'
-                if filename is not None:
-                    disp += '; filename="%s"' % filename
-                parts.append(b'--%s\r\nContent-Disposition: %s\r\nContent-Type: %s\r\n\r\n'
-                             % (boundary.encode(), disp.encode('utf-8'),
-                                content_type.encode()) + data + b'\r\n')
-            else:
-                value = {'expiry': expiry, 'uses': uses}.get(field)
-                if value is None:
-                    continue
-                parts.append(b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n'
-                             b'%s\r\n' % (boundary.encode(), field.encode(),
-                                          str(value).encode()))
-        body = b''.join(parts) + b'--%s--\r\n' % boundary.encode()
+                if data is not None:
+                    parts.append(file_part(data, filename, content_type=content_type))
+            elif {'expiry': expiry, 'uses': uses}.get(field) is not None:
+                parts.append(field_part(field, {'expiry': expiry, 'uses': uses}[field]))
         hdrs = {'Content-Type': 'multipart/form-data; boundary=' + boundary}
         hdrs.update(headers or {})
-        return self.json('POST', path, body=body, headers=hdrs,
+        return self.json('POST', path, body=form_body(boundary, parts), headers=hdrs,
                          source_address=source_address)
+
+    # -- processes -------------------------------------------------------------------
+    def full_tree(self, workers=None, timeout=10):
+        """Wait until the master has its workers (WORKERS unless given) and a shredder;
+        return children()."""
+        workers = int(self.settings.get('WORKERS') or 2) if workers is None else workers
+
+        def complete():
+            kids = self.children()
+            return len(kids['workers']) == workers and kids['shredder'] and kids
+        return wait_until(complete, timeout,
+                          message='%d rz-worker and one rz-shredder' % workers)
+
+    def events(self, name, process=None):
+        """The log lines of one event (of one process kind if given)."""
+        return [x for x in self.log_lines() if x.get('event') == name and
+                (process is None or x.get('process') == process)]
 
     # -- output ----------------------------------------------------------------------
     def log_lines(self, file_path=None):
@@ -656,6 +671,628 @@ def write_file(name, text):
     with open(p, 'w') as f:
         f.write(text)
     return p
+
+
+
+def _bytes(v):
+    if isinstance(v, bytes):
+        return v
+    return (v if isinstance(v, str) else str(v)).encode('utf-8')
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def parse_iso(text):
+    return datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
+
+
+# ---------------------------------------------------------------------------------
+# Multipart bodies built by hand (hostile ones included)
+
+def new_boundary():
+    return '----rzTest' + uuid.uuid4().hex
+
+
+def file_part(data, filename=b'x.bin', name=b'file', content_type=b'application/octet-stream',
+              disposition=None):
+    """A part's header block and data. filename None leaves the parameter out;
+    disposition replaces the whole Content-Disposition value (for hostile names)."""
+    if disposition is None:
+        disposition = b'form-data; name="' + _bytes(name) + b'"'
+        if filename is not None:
+            disposition += b'; filename="' + _bytes(filename) + b'"'
+    head = b'Content-Disposition: ' + disposition + b'\r\n'
+    if content_type is not None:
+        head += b'Content-Type: ' + _bytes(content_type) + b'\r\n'
+    return head + b'\r\n' + data
+
+
+def field_part(name, value):
+    return b'Content-Disposition: form-data; name="' + _bytes(name) + b'"\r\n\r\n' + \
+        _bytes(value)
+
+
+def form_body(boundary, parts, preamble=b'', epilogue=b'', close=True):
+    """The parts framed by the boundary; close=False leaves out the closing delimiter."""
+    b = _bytes(boundary)
+    out = [preamble] + [b'--' + b + b'\r\n' + p + b'\r\n' for p in parts]
+    if close:
+        out.append(b'--' + b + b'--\r\n' + epilogue)
+    return b''.join(out)
+
+
+def multipart(data, filename=b'x.bin', fields=(), boundary=None, close=True):
+    """(body, Content-Type) of an upload form: the fields [(name, value)], then the file."""
+    boundary = boundary or new_boundary()
+    parts = [field_part(n, v) for n, v in fields] + [file_part(data, filename)]
+    return (form_body(boundary, parts, close=close),
+            'multipart/form-data; boundary=' + boundary)
+
+
+def post_form(server, parts, boundary=None, content_type=None, target='/upload/', **kw):
+    """POST parts built by hand (file_part, field_part) as multipart/form-data; kw go to
+    form_body. (status, headers, parsed JSON body)."""
+    boundary = boundary or new_boundary()
+    ct = content_type or 'multipart/form-data; boundary=' + boundary
+    return server.json('POST', target, body=form_body(boundary, parts, **kw),
+                       headers={'Content-Type': ct})
+
+
+def chunked(body, size):
+    """body in Transfer-Encoding: chunked framing, `size` bytes a chunk."""
+    return b''.join(b'%x\r\n%s\r\n' % (len(body[i:i + size]), body[i:i + size])
+                    for i in range(0, len(body), size)) + b'0\r\n\r\n'
+
+
+# ---------------------------------------------------------------------------------
+# Raw HTTP/1.1, for what http.client will not send
+
+def raw_connect(server, source=None, timeout=REQUEST_TIMEOUT, rcvbuf=None):
+    """A TCP connection to the server (from a given loopback address), nothing sent."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if source:
+        s.bind((source, 0))
+    s.connect(('127.0.0.1', server.port))
+    return s
+
+
+def read_response(sock, method='GET'):
+    """One HTTP/1 response read from an open socket: (status, headers, body bytes)."""
+    resp = http.client.HTTPResponse(sock, method=method)
+    resp.begin()
+    data = resp.read()
+    hdrs = {}
+    for k, v in resp.getheaders():
+        k = k.lower()
+        hdrs[k] = hdrs[k] + ', ' + v if k in hdrs else v
+    return resp.status, hdrs, data
+
+
+def raw_exchange(server, data, pause=0.0, half_close=False, source=None,
+                 timeout=REQUEST_TIMEOUT, responses=None):
+    """Write data (bytes, or a list of pieces sent `pause` seconds apart as separate TCP
+    segments) on a new connection, from a thread so that an answer sent before the
+    server read everything is still seen; half_close shuts the write side afterwards.
+    Read until the server closes, `timeout` passes, or `responses` complete responses
+    have arrived. Returns (bytes received, how it ended: 'closed', 'reset', 'timeout'
+    or 'answered')."""
+    pieces = [data] if isinstance(data, (bytes, bytearray)) else list(data)
+    sock = raw_connect(server, source, timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send():
+        try:
+            for i, piece in enumerate(pieces):
+                if i and pause:
+                    time.sleep(pause)  # a separate TCP segment, the point of the exercise
+                sock.sendall(piece)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may answer and close before taking everything
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    received, end = bytearray(), 'closed'
+    deadline = time.monotonic() + timeout
+    try:
+        while not (responses and _complete_responses(received) >= responses):
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        else:
+            end = 'answered'
+    except socket.timeout:
+        end = 'timeout'
+    except ConnectionResetError:
+        end = 'reset'
+    finally:
+        sock.close()
+        sender.join(5)
+    return bytes(received), end
+
+
+def _split_response(data):
+    """(status, headers, body, rest, complete) of the first response in data, or None
+    if its head is not all there. Interim 1xx responses are skipped."""
+    while True:
+        head_end = data.find(b'\r\n\r\n')
+        if head_end < 0:
+            return None
+        lines = data[:head_end].decode('latin-1').split('\r\n')
+        parts = lines[0].split(' ', 2)
+        if len(parts) < 2 or not parts[0].startswith('HTTP/') or not parts[1].isdigit():
+            raise AssertionError('not a status line: %r' % lines[0])
+        status = int(parts[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(':')
+            key = name.strip().lower()
+            headers[key] = headers[key] + ', ' + value.strip() if key in headers \
+                else value.strip()
+        rest = data[head_end + 4:]
+        if 100 <= status < 200:
+            data = rest
+            continue
+        if 'content-length' in headers:
+            n = int(headers['content-length'])
+            return status, headers, rest[:n], rest[n:], len(rest) >= n
+        return status, headers, rest, b'', False
+
+
+def _complete_responses(data):
+    n, data = 0, bytes(data)
+    while data:
+        first = _split_response(data)
+        if first is None or not first[4]:
+            break
+        n, data = n + 1, first[3]
+    return n
+
+
+def parse_responses(data):
+    """Every HTTP/1.1 response in data: [(status, headers lower-cased, body)]. A response
+    without Content-Length (or cut short) takes the rest."""
+    out = []
+    while data:
+        first = _split_response(data)
+        if first is None:
+            raise AssertionError('an incomplete response head: %r' % data[:300])
+        status, headers, body, data, _ = first
+        out.append((status, headers, body))
+    return out
+
+
+def one_response(data, what):
+    """The only response in data: (status, headers, body)."""
+    responses = parse_responses(data)
+    assert len(responses) == 1, '%s: %d responses: %r' % (what, len(responses), data[:600])
+    return responses[0]
+
+
+# ---------------------------------------------------------------------------------
+# What every answer carries
+
+UUID4 = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$')
+JSON_CT = 'application/json; charset=utf-8'
+COMMON_HEADERS = {
+    'cache-control': 'no-store, no-cache, must-revalidate, max-age=0',
+    'pragma': 'no-cache',
+    'expires': '0',
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'x-xss-protection': '1; mode=block',
+    'referrer-policy': 'no-referrer',
+}
+DOWNLOAD_CACHE_CONTROL = 'no-store, no-cache, must-revalidate, max-age=0, no-transform'
+
+
+def tokens(value):
+    """The comma-separated items of a header value, lower-cased and sorted."""
+    return sorted(t.strip().lower() for t in (value or '').split(',') if t.strip())
+
+
+def header_problems(what, headers, origin='*', cache_control=None):
+    """Everything missing or wrong among the headers every answer carries ([] if none):
+    the cache and security headers, a uuid v4 X-Request-ID, and CORS for `origin`.
+    A header sent twice shows up joined (a, b) and fails the exact comparisons."""
+    problems = []
+    want = dict(COMMON_HEADERS)
+    if cache_control:
+        want['cache-control'] = cache_control
+    for name, value in want.items():
+        if headers.get(name) != value:
+            problems.append('%s: %s is %r, expected %r' % (what, name, headers.get(name), value))
+    rid = headers.get('x-request-id', '')
+    if not UUID4.match(rid.lower()):
+        problems.append('%s: X-Request-ID %r is not a uuid v4' % (what, rid))
+    if headers.get('access-control-allow-origin') != origin:
+        problems.append('%s: Access-Control-Allow-Origin %r, expected %r'
+                        % (what, headers.get('access-control-allow-origin'), origin))
+    for name, expect in (('access-control-allow-methods', 'GET, POST, OPTIONS'),
+                         ('access-control-allow-headers', 'Content-Type, Accept'),
+                         ('access-control-expose-headers',
+                          'X-SHA256, Content-Disposition, X-Request-ID')):
+        if tokens(headers.get(name)) != tokens(expect):
+            problems.append('%s: %s is %r, expected %r' % (what, name, headers.get(name), expect))
+    return problems
+
+
+def assert_common_headers(what, headers, **kw):
+    problems = header_problems(what, headers, **kw)
+    assert not problems, '\n'.join(problems) + '\nall: %r' % headers
+
+
+def json_answer(what, status, headers, body):
+    """The body of an answer that must be JSON (Content-Type included), parsed."""
+    ctype = headers.get('content-type', '').replace(' ', '').lower()
+    assert ctype == JSON_CT.replace(' ', ''), \
+        '%s: answered %d with Content-Type %r, body %r' % (what, status, ctype, body[:200])
+    if not isinstance(body, (bytes, bytearray, str)):
+        return body
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise AssertionError('%s: answered %d, body is not JSON: %r'
+                             % (what, status, body[:300])) from None
+
+
+def assert_json_error(status, headers, body, expect, detail=None, what='answer'):
+    """A JSON error: status `expect` (an int, or a collection of allowed ones), a
+    {"detail": ...} body (bytes or already parsed) whose detail, if given, is a string
+    to match exactly or a test to pass, and the headers every answer carries. Returns
+    the parsed body."""
+    allowed = (expect,) if isinstance(expect, int) else expect
+    assert status in allowed, '%s: answered %d, expected %s: %r' % (
+        what, status, expect if isinstance(expect, int) else sorted(allowed), body)
+    parsed = json_answer(what, status, headers, body)
+    assert isinstance(parsed, dict) and parsed.get('detail'), \
+        '%s: answered %d without a detail: %r' % (what, status, parsed)
+    if callable(detail):
+        assert detail(parsed['detail']), '%s: unexpected detail %r' % (what, parsed['detail'])
+    elif detail is not None:
+        assert parsed['detail'] == detail, '%s: detail %r, want %r' % (
+            what, parsed['detail'], detail)
+    assert_common_headers(what, headers)
+    return parsed
+
+
+def assert_422(status, headers, body, locs, what):
+    """422 with the list-form detail naming every loc in locs (tuples)."""
+    parsed = assert_json_error(status, headers, body, 422, what=what)
+    detail = parsed['detail']
+    assert isinstance(detail, list) and detail, '%s: detail is not a list: %r' % (what, parsed)
+    for item in detail:
+        assert isinstance(item, dict), (what, parsed)
+        assert isinstance(item.get('type'), str) and item['type'], (what, item)
+        assert isinstance(item.get('msg'), str) and item['msg'], (what, item)
+        assert isinstance(item.get('loc'), list) and item['loc'][:1] == ['body'], (what, item)
+    got = [tuple(item['loc']) for item in detail]
+    for loc in locs:
+        assert loc in got, '%s: no error at %r in %r' % (what, loc, detail)
+    return parsed
+
+
+# ---------------------------------------------------------------------------------
+# Keys, uploads and downloads
+
+def _load_words():
+    words = []
+    with open(WORDLIST, encoding='utf-8') as f:
+        for line in f:
+            parts = line.split()
+            if parts:
+                words.append(parts[-1])
+    return words
+
+
+WORDS = _load_words()
+WORDSET = frozenset(WORDS)
+
+
+def key_words(key):
+    """The three list words a key is made of, or None (words may contain '-')."""
+    if not re.match(r'^[a-z-]+$', key):
+        return None
+    for a in range(len(key)):
+        if key[a] != '-' or key[:a] not in WORDSET:
+            continue
+        for b in range(a + 1, len(key)):
+            if key[b] == '-' and key[a + 1:b] in WORDSET and key[b + 1:] in WORDSET:
+                return key[:a], key[a + 1:b], key[b + 1:]
+    return None
+
+
+def unknown_key():
+    """A key of the right shape that no upload has (7776^3 to one)."""
+    return '-'.join(random.SystemRandom().choice(WORDS) for _ in range(3))
+
+
+def upload_ok(server, data, filename='x.bin', expiry=None, uses=None, **kw):
+    """An upload that must succeed: (parsed body, headers)."""
+    status, headers, body = server.upload(data, filename=filename, expiry=expiry, uses=uses,
+                                          **kw)
+    assert status == 201, 'upload of %d bytes: %d %r' % (len(data), status, body)
+    return body, headers
+
+
+def download(server, key, **kw):
+    return server.request('GET', '/download/' + key, **kw)
+
+
+ISO_WHOLE_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
+UPLOAD_FIELDS = ('key', 'preview_url', 'download_url', 'expiry', 'uses', 'filename', 'size',
+                 'created_at', 'sha256')
+
+
+def assert_upload_body(body, headers, server, data, filename, uses, expiry_minutes,
+                       base=None):
+    """The 201 of an upload: every field right, Location, the common headers."""
+    assert headers.get('content-type', '').replace(' ', '').lower() == \
+        JSON_CT.replace(' ', ''), headers
+    for field in UPLOAD_FIELDS:
+        assert field in body, 'upload answer lacks %r: %r' % (field, body)
+    key = body['key']
+    assert isinstance(key, str) and key_words(key), \
+        'key %r is not three words of the list joined by -' % key
+    base = base or 'http://127.0.0.1:%d' % server.port
+    assert body['preview_url'] == '%s/preview/%s' % (base, key), body
+    assert body['download_url'] == '%s/download/%s' % (base, key), body
+    assert headers.get('location') == body['download_url'], headers
+    assert is_int(body['uses']) and body['uses'] == uses, body
+    assert body['filename'] == filename, body
+    assert is_int(body['size']) and body['size'] == len(data), body
+    assert isinstance(body['sha256'], str) and body['sha256'] == sha256(data), body
+    for field in ('expiry', 'created_at'):
+        assert isinstance(body[field], str) and ISO_WHOLE_Z.match(body[field]), \
+            '%s %r is not ISO 8601 UTC with Z in whole seconds' % (field, body[field])
+    created, expiry = parse_iso(body['created_at']), parse_iso(body['expiry'])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((now - created).total_seconds()) < 10, 'created_at %s is not now' % created
+    assert abs((expiry - created).total_seconds() - 60 * expiry_minutes) <= 1, \
+        'expiry %s is not created_at + %d min' % (expiry, expiry_minutes)
+    assert_common_headers('upload 201', headers)
+
+
+def drop_id(server, key):
+    """The id a key's record and file go by: HMAC-SHA256(secret, key), first 16 bytes
+    in hex."""
+    with open(server.settings['SECRET_PATH'], 'rb') as f:
+        secret = f.read()
+    return hmac.new(secret, key.encode(), hashlib.sha256).digest()[:16].hex()
+
+
+def stored_path(server, key):
+    """Where a key's sealed file lives: STORAGE_PATH/<id[0:2]>/<id>."""
+    i = drop_id(server, key)
+    return os.path.join(storage(server), i[:2], i)
+
+
+def files_under(root):
+    out = []
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            out.append(os.path.join(dirpath, n))
+    return sorted(out)
+
+
+def assert_nothing_left(server, redis, what):
+    """A failed upload leaves no file, no partial file and no record."""
+    seen = []
+
+    def clean():
+        left = files_under(temp(server)) + files_under(storage(server))
+        keys = redis.command('KEYS', 'upload:*')
+        seen[:] = ['files %r, keys %r' % (left, keys)]
+        return not left and not keys and not redis.command('ZCARD', 'expiries')
+    try:
+        wait_until(clean, 3, ignore=())
+    except AssertionError:
+        raise AssertionError('%s: something was left behind: %s' % (what, seen[0])) from None
+
+
+def assert_nobody_replaced(server, before, healthy=True):
+    """No worker and no shredder was replaced since `before` (a full_tree()), none died,
+    and (unless healthy=False, for a store that is down on purpose) health answers 200."""
+    assert server.running(), 'the master exited'
+    after = server.children()
+    died = server.events('child_died')
+    assert sorted(after['workers']) == sorted(before['workers']), \
+        'workers replaced: before %r, after %r, deaths %r' % (
+            before['workers'], after['workers'], died)
+    assert after['shredder'] == before['shredder'], 'the shredder was replaced'
+    assert died == [], 'children died: %r' % died
+    if healthy:
+        status, _, body = server.json('GET', '/health/')
+        assert status == 200, 'health: %d %r' % (status, body)
+
+
+class SlowDownload:
+    """GET /download/KEY on a raw socket with a small receive buffer, read only as fast
+    as the test asks, so that the worker keeps the file open (and locked) meanwhile."""
+
+    def __init__(self, server, key, rcvbuf=64 * 1024):
+        self.sock = raw_connect(server, rcvbuf=rcvbuf)
+        self.sock.sendall(b'GET /download/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                          b'Connection: close\r\n\r\n' % key.encode())
+        head = b''
+        while b'\r\n\r\n' not in head:
+            chunk = self.sock.recv(4096)
+            assert chunk, 'the download closed before its headers'
+            head += chunk
+        head, rest = head.split(b'\r\n\r\n', 1)
+        # A bytearray: appending to bytes would copy the whole body at every chunk.
+        self.body = bytearray(rest)
+        lines = head.decode('latin-1').split('\r\n')
+        self.status = int(lines[0].split()[1])
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in
+                        (line.partition(':') for line in lines[1:])}
+        self.length = int(self.headers.get('content-length', -1))
+
+    def read(self, n, pause=0.0):
+        """Read n more body bytes, pausing `pause` seconds after each 256 KiB; False
+        when the server closed the connection first."""
+        goal, mark = len(self.body) + n, len(self.body)
+        while len(self.body) < goal:
+            chunk = self.sock.recv(min(65536, goal - len(self.body)))
+            if not chunk:
+                return False
+            self.body += chunk
+            if pause and len(self.body) - mark >= 256 * 1024:
+                mark = len(self.body)
+                time.sleep(pause)
+        return True
+
+    def finish(self):
+        """Read the rest of the announced length, close; the whole body."""
+        assert self.read(self.length - len(self.body)), \
+            'stream ended after %d of %d bytes' % (len(self.body), self.length)
+        self.close()
+        return bytes(self.body)
+
+    def close(self):
+        self.sock.close()
+
+
+def race(n, fn):
+    """Run fn in n threads released together; its results (exceptions re-raised)."""
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def worker(i):
+        try:
+            barrier.wait(10)
+            results[i] = ('ok', fn())
+        except Exception as e:  # reported below
+            results[i] = ('error', e)
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    errors = [r[1] for r in results if r is None or r[0] == 'error']
+    assert not errors, 'racing requests failed: %r' % errors[:5]
+    return [r[1] for r in results]
+
+
+# ---------------------------------------------------------------------------------
+# Failed attempts, blocks and clients. Other clients are other loopback addresses;
+# with the default TRUSTED_PROXIES 127.0.0.1 plays a trusted proxy and any other
+# loopback address an untrusted peer.
+
+PROXY = '127.0.0.1'      # trusted by default
+CLIENT = '127.0.0.2'     # an untrusted peer
+OTHER = '127.0.0.3'      # another untrusted peer
+BLOCK_TEXT = 'Too many failed attempts. Temporarily blocked.'
+KEYED = ('download', 'preview', 'status')
+
+
+def xff(value):
+    return {} if value is None else {'X-Forwarded-For': value}
+
+
+def miss(server, endpoint, source=None, forwarded=None, key=None):
+    """GET /{endpoint}/{an unknown key}: (status, headers, parsed body)."""
+    return server.json('GET', '/%s/%s' % (endpoint, key or unknown_key()),
+                       headers=xff(forwarded), source_address=source)
+
+
+def assert_normal_miss(endpoint, status, body):
+    """The answer an unknown key gets from an endpoint when the client is not blocked."""
+    if endpoint == 'status':
+        assert status == 200, (endpoint, status, body)
+        assert body['status'] == 'expired_or_burned', body
+        assert body['remaining_uses'] == 0 and body['is_accessible'] is False, body
+        assert body['expires_at'] is None, body
+    elif endpoint == 'download':
+        assert (status, body) == (404, {'detail': 'File not found or link expired'}), \
+            (endpoint, status, body)
+    else:
+        assert (status, body) == (404, {'detail': 'Upload not found or link expired'}), \
+            (endpoint, status, body)
+
+
+def assert_blocked(status, headers, body, window):
+    """429 with the block's body, retry_after_seconds in 1..window, and a matching
+    Retry-After header."""
+    assert status == 429, 'expected the block (429), got %d %r' % (status, body)
+    assert isinstance(body, dict) and isinstance(body.get('detail'), dict), body
+    assert set(body['detail']) == {'error', 'retry_after_seconds'}, body
+    assert body['detail']['error'] == BLOCK_TEXT, body
+    seconds = body['detail']['retry_after_seconds']
+    assert is_int(seconds), body
+    assert 1 <= seconds <= window, 'retry_after_seconds %r outside 1..%d' % (seconds, window)
+    assert headers.get('retry-after') == str(seconds), \
+        'Retry-After %r does not match retry_after_seconds %d' % (headers.get('retry-after'),
+                                                                  seconds)
+
+
+def block(server, source=None, forwarded=None, limit=3, endpoint='status'):
+    """Make `limit` failed attempts (each answered normally); the client is then blocked."""
+    for _ in range(limit):
+        status, _, body = miss(server, endpoint, source, forwarded)
+        assert_normal_miss(endpoint, status, body)
+
+
+def retry_after(headers):
+    value = headers.get('retry-after')
+    assert value is not None and value.isdigit(), 'Retry-After %r' % value
+    return int(value)
+
+
+def in_one_window(period, attempt, clients, early=None):
+    """Run attempt(client) for one client after another until a run starts and ends in
+    the same fixed window of `period` seconds (the store's windows are aligned to the
+    epoch), so that a window boundary cannot reset a count mid-test: (client, result)."""
+    for client in clients:
+        if early is not None:  # start within the first `early` seconds of a window
+            wait_until(lambda: time.time() % period < early, period + 1, interval=0.005,
+                       message='the start of a %d s window' % period)
+        window = int(time.time()) // period
+        result = attempt(client)
+        if int(time.time()) // period == window:
+            return client, result
+    raise AssertionError('every attempt straddled a %d s window boundary' % period)
+
+
+def logged_client(server, headers):
+    """The `client` of the request log line of the response with these headers."""
+    rid = headers['x-request-id']
+    line = wait_until(lambda: request_line(server.log_lines(), rid), 5,
+                      message='the log line of request %s' % rid)
+    return line['client']
+
+
+# ---------------------------------------------------------------------------------
+# curl, for HTTP/2 and for what a new user types
+
+def curl(args, cwd, timeout=30):
+    """curl -sS with a time limit: (exit code, stdout bytes, stderr bytes)."""
+    proc = subprocess.run(['curl', '-sS', '--max-time', str(timeout)] + args, cwd=cwd,
+                          capture_output=True, timeout=timeout + 5)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def curl_headers(text):
+    """Status line and lower-cased headers of the last response in a curl -D dump."""
+    blocks = [b for b in text.replace('\r\n', '\n').split('\n\n') if b.strip()]
+    lines = blocks[-1].split('\n')
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(':')
+        k = k.strip().lower()
+        headers[k] = headers[k] + ', ' + v.strip() if k in headers else v.strip()
+    return lines[0], headers
 
 
 if __name__ == '__main__':

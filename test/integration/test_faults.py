@@ -1,6 +1,6 @@
-"""Faults (issue 6, SPEC "Failure modes"): a worker killed under load, the store stopped
-under load and restarted, a full disk, graceful and fast stops in the middle of a large
-download, a start with the store down, and one scenario under valgrind memcheck.
+"""Faults: a worker killed under load, the store stopped under load and restarted, a
+start with the store down, the store or the storage away (503, 507), a full disk, and
+one scenario under valgrind memcheck.
 
 Load comes from threads making real requests on fresh connections; every outcome is
 recorded (status, time taken, when) so that the test can say exactly which requests
@@ -8,24 +8,23 @@ failed and whether they could have been in flight on the killed worker.
 
 The disk-full test mounts a 2 MiB tmpfs and needs root; without it the test prints why
 it did nothing and passes (test/run.py has no skip status for integration tests). The
-valgrind test runs only against the release binary (RZ_FLAVOUR=rel) and needs valgrind.
-
-Run with python3 test/run.py -k test_faults."""
+valgrind test runs only against the release binary (RZ_FLAVOUR=rel) and needs valgrind."""
 
 import errno
 import glob
-import hashlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 
-from harness import (ROOT, Redis, Server, alive, binary, path, port_open, wait_until)
+from harness import (ROOT, Redis, Server, assert_json_error, assert_nobody_replaced,
+                     assert_nothing_left, binary, files_under, path, sha256, storage,
+                     stored_path, temp, upload_ok, wait_until)
+
 
 UNAVAILABLE = {'detail': 'Service temporarily unavailable'}
 SERVICES = ('redis', 'storage', 'scheduler', 'diceware')
@@ -34,42 +33,12 @@ MIB = 1024 * 1024
 
 # --- helpers --------------------------------------------------------------------------
 
-def full_tree(server, workers=2):
-    def complete():
-        kids = server.children()
-        return len(kids['workers']) == workers and kids['shredder'] and kids
-    return wait_until(complete, 10, message='%d workers and a shredder' % workers)
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def upload_ok(server, data, uses=1, source=None):
-    status, _, body = server.upload(data, uses=uses, source_address=source)
-    assert status == 201, 'upload: %d %r' % (status, body)
-    return body['key']
-
-
 def assert_downloads(server, key, data, what='download'):
     status, headers, got = server.request('GET', '/download/' + key)
     assert status == 200, '%s of %s: %d %r' % (what, key, status, got[:200])
     assert len(got) == len(data) and got == data, \
         '%s of %s: %d bytes, wrong content' % (what, key, len(got))
-    assert headers.get('x-sha256') == sha(data), headers.get('x-sha256')
-
-
-def events(server, name):
-    return [x for x in server.log_lines() if x.get('event') == name]
-
-
-def assert_nobody_replaced(server, before):
-    after = server.children()
-    assert sorted(after['workers']) == sorted(before['workers']), \
-        'workers replaced: before %r, after %r, deaths %r' % (
-            before['workers'], after['workers'], events(server, 'child_died'))
-    assert after['shredder'] == before['shredder'], 'the shredder was replaced'
-    assert events(server, 'child_died') == [], events(server, 'child_died')
+    assert headers.get('x-sha256') == sha256(data), headers.get('x-sha256')
 
 
 def timed(fn, *args, **kw):
@@ -207,7 +176,7 @@ def seed_uploads(server, n=6, uses=5):
     seeds = []
     for i in range(n):
         data = os.urandom(20_000 + 1000 * i)
-        seeds.append((upload_ok(server, data, uses=uses), data))
+        seeds.append((upload_ok(server, data, uses=uses)[0]['key'], data))
     return seeds
 
 
@@ -215,7 +184,7 @@ def seed_uploads(server, n=6, uses=5):
 
 def test_worker_killed_under_load_is_replaced_and_every_acknowledged_upload_survives():
     with Redis() as redis, Server(redis) as server:
-        before = full_tree(server)
+        before = server.full_tree()
         seeds = seed_uploads(server)
         load = Load(server, seeds).start()
         try:
@@ -287,7 +256,7 @@ def probes(server, key):
 
 def test_store_stopped_under_load_answers_503_json_at_once_and_is_back_within_2s():
     with Redis() as redis, Server(redis) as server:
-        before = full_tree(server)
+        before = server.full_tree()
         seeds = seed_uploads(server, n=4)
         key = seeds[0][0]
         load = Load(server, seeds, uploaders=2, readers=2, timeout=5).start()
@@ -316,7 +285,7 @@ def test_store_stopped_under_load_answers_503_json_at_once_and_is_back_within_2s
                         body.get('services', {}).get('redis') != 'offline':
                     wrong.append('health: %d %r' % (status, body))
             down_load = [o for o in load.since(settled)]
-            assert_nobody_replaced(server, before)
+            assert_nobody_replaced(server, before, healthy=False)
 
             redis.start()
             started_at = time.monotonic()
@@ -345,8 +314,8 @@ def test_store_stopped_under_load_answers_503_json_at_once_and_is_back_within_2s
 def test_started_with_the_store_down_it_says_so_is_degraded_and_recovers():
     redis = Redis(start=False)
     with redis, Server(redis, wait='up') as server:
-        before = full_tree(server)
-        down = wait_until(lambda: [x for x in events(server, 'store_down')
+        before = server.full_tree()
+        down = wait_until(lambda: [x for x in server.events('store_down')
                                    if x.get('process') == 'worker'], 5,
                           message="a worker's store_down line in the log")
         assert all(x.get('level') in ('warning', 'error') for x in down), down
@@ -365,8 +334,55 @@ def test_started_with_the_store_down_it_says_so_is_degraded_and_recovers():
             server.json('GET', '/health/')[0] == 200, started, 2.0)
         print('first success %.3fs after the store started, 20 in a row after %.3fs'
               % (first, complete))
-        wait_until(lambda: events(server, 'store_up'), 5, message='a store_up line in the log')
+        wait_until(lambda: server.events('store_up'), 5, message='a store_up line in the log')
         assert_nobody_replaced(server, before)
+
+
+# --- the store or the storage away (no load) --------------------------------------------
+
+def test_store_unreachable_is_503_and_an_upload_leaves_nothing():
+    with Redis() as redis, Server(redis) as server:
+        body, _ = upload_ok(server, b'before the outage')
+        key = body['key']
+        os.unlink(stored_path(server, key))
+        redis.stop()
+        started = time.monotonic()
+        status, headers, body = server.upload(b'during the outage')
+        assert_json_error(status, headers, body, 503, 'Service temporarily unavailable',
+                          'upload with the store down')
+        assert time.monotonic() - started < 5, 'the 503 took too long'
+        for target in ('/download/', '/preview/', '/status/'):
+            status, headers, body = server.json('GET', target + key)
+            assert_json_error(status, headers, body, 503, 'Service temporarily unavailable',
+                              target + ' with the store down')
+        assert files_under(temp(server)) == [] and files_under(storage(server)) == [], \
+            files_under(path('storage'))
+
+
+def test_storage_not_writable_is_507_and_leaves_nothing():
+    with Redis() as redis, Server(redis) as server:
+        tmpdir, store = temp(server), storage(server)
+        # TEMP_PATH gone: the upload cannot even start its file.
+        os.rmdir(tmpdir)
+        try:
+            status, headers, body = server.upload(os.urandom(5000))
+            assert_json_error(status, headers, body, 507, 'Insufficient storage',
+                              'TEMP_PATH missing')
+        finally:
+            os.mkdir(tmpdir, 0o700)
+        assert_nothing_left(server, redis, '507 without TEMP_PATH')
+        # STORAGE_PATH gone: the sealed temp file cannot be moved into place.
+        os.rename(store, store + '.away')
+        try:
+            status, headers, body = server.upload(os.urandom(5000))
+            assert_json_error(status, headers, body, 507, 'Insufficient storage',
+                              'STORAGE_PATH missing')
+            wait_until(lambda: files_under(tmpdir) == [], 3, ignore=(),
+                       message='the temp file of the failed upload removed')
+        finally:
+            os.rename(store + '.away', store)
+        assert_nothing_left(server, redis, '507 without STORAGE_PATH')
+        upload_ok(server, b'works again')
 
 
 # --- disk full -----------------------------------------------------------------------------
@@ -462,9 +478,9 @@ def test_disk_full_upload_is_507_leaves_nothing_and_downloads_keep_working():
         if disk.why:
             return skip(disk.why)
         with Redis() as redis, Server(redis, env=disk.env()) as server:
-            before = full_tree(server)
+            before = server.full_tree()
             kept = os.urandom(100_000)
-            kept_key = upload_ok(server, kept, uses=5)
+            kept_key = upload_ok(server, kept, uses=5)[0]['key']
             stored, records = disk.stored(), sorted(redis.command('KEYS', 'upload:*'))
             filler = os.path.join(disk.mnt, 'filler')
             # Full to the last page, then with 64 KiB left (the upload starts writing and
@@ -485,12 +501,12 @@ def test_disk_full_upload_is_507_leaves_nothing_and_downloads_keep_working():
                 assert_downloads(server, kept_key, kept, 'download on a full disk')
                 status, _, body = server.json('GET', '/status/' + kept_key)
                 assert status == 200 and body['status'] == 'active', body
-            logged = events(server, 'upload_storage_failed')
+            logged = server.events('upload_storage_failed')
             assert logged and all(x.get('level') == 'error' for x in logged), logged
 
             os.remove(filler)
             data = os.urandom(300_000)
-            key = upload_ok(server, data)
+            key = upload_ok(server, data)[0]['key']
             assert_downloads(server, key, data, 'download after space was freed')
             assert_nobody_replaced(server, before)
 
@@ -505,7 +521,7 @@ def test_disk_full_large_upload_spilled_by_the_http_layer_is_507_too():
         if disk.why:
             return skip(disk.why)
         with Redis() as redis, Server(redis, env=disk.env()) as server:
-            before = full_tree(server)
+            before = server.full_tree()
             filler = os.path.join(disk.mnt, 'filler')
             fill(filler)
             try:
@@ -515,126 +531,13 @@ def test_disk_full_large_upload_spilled_by_the_http_layer_is_507_too():
                 answer = 'no answer: %r' % e
             assert disk.temp() == [], 'left %r in TEMP_PATH' % disk.temp()
             assert disk.stored() == [] and redis.command('KEYS', 'upload:*') == []
-            assert_nobody_replaced(server, before)
+            assert_nobody_replaced(server, before, healthy=False)
             os.remove(filler)
             data = os.urandom(1536 * 1024)
-            key = upload_ok(server, data)
+            key = upload_ok(server, data)[0]['key']
             assert_downloads(server, key, data)
             assert answer == (507, {'detail': 'Insufficient storage'}), \
                 'a 1.5 MiB upload on a full disk: %r' % (answer,)
-
-
-# --- stops in the middle of a download ----------------------------------------------------
-
-class SlowDownload:
-    """GET /download/KEY on a raw socket with a small receive buffer, read at our pace."""
-
-    def __init__(self, server, key):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        self.sock.settimeout(10)
-        self.sock.connect(('127.0.0.1', server.port))
-        self.sock.sendall(b'GET /download/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
-                          % key.encode())
-        head = b''
-        while b'\r\n\r\n' not in head:
-            chunk = self.sock.recv(4096)
-            assert chunk, 'the download closed before its headers'
-            head += chunk
-        head, self.body = head.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        self.status = int(lines[0].split()[1])
-        self.headers = {k.strip().lower(): v.strip() for k, _, v in
-                        (line.partition(':') for line in lines[1:])}
-        self.length = int(self.headers.get('content-length', -1))
-
-    def read(self, n, pause=0.0):
-        """Read n more body bytes, pausing `pause` seconds after each 256 KiB; returns
-        False when the server closed the connection first."""
-        goal, mark = len(self.body) + n, len(self.body)
-        while len(self.body) < goal:
-            chunk = self.sock.recv(min(65536, goal - len(self.body)))
-            if not chunk:
-                return False
-            self.body += chunk
-            if pause and len(self.body) - mark >= 256 * 1024:
-                mark = len(self.body)
-                time.sleep(pause)
-        return True
-
-    def close(self):
-        self.sock.close()
-
-
-def test_sigquit_during_a_large_download_lets_it_finish_then_the_master_exits_0():
-    env = {'MAX_FILE_SIZE': str(64 * MIB), 'SHUTDOWN_TIMEOUT': '30'}
-    with Redis() as redis, Server(redis, env=env) as server:
-        kids = full_tree(server)
-        data = os.urandom(32 * MIB)
-        key = upload_ok(server, data)
-        dl = SlowDownload(server, key)
-        try:
-            assert dl.status == 200 and dl.length == len(data), (dl.status, dl.headers)
-            dl.read(MIB)
-            server.signal(signal.SIGQUIT)
-            quit_at = time.monotonic()
-            # No new connections...
-            wait_until(lambda: not port_open(server.port), 5, interval=0.05,
-                       message='the listening socket closed after SIGQUIT')
-            closed_after = time.monotonic() - quit_at
-            # ... while the download goes on, slowly: about 4 s for 31 MiB.
-            halfway = dl.length // 2 - len(dl.body)
-            assert dl.read(halfway, pause=0.03), 'the download was cut at %d bytes' % len(dl.body)
-            assert server.running(), 'the master exited with a download in flight'
-            assert dl.read(dl.length - len(dl.body), pause=0.03), \
-                'the download was cut at %d of %d bytes' % (len(dl.body), dl.length)
-            finished = time.monotonic()
-            rest = dl.sock.recv(1)
-            assert rest == b'', 'bytes after the announced length'
-        finally:
-            dl.close()
-        assert sha(dl.body) == sha(data), 'the download completed with the wrong bytes'
-        assert finished - quit_at < 30, 'the download took %.1fs' % (finished - quit_at)
-        code = server.wait_exit(10)
-        assert code == 0, 'master exited with %s after SIGQUIT' % code
-        print('listener closed %.2fs after SIGQUIT; download finished %.1fs after it; master '
-              'exited %.2fs later' % (closed_after, finished - quit_at, time.monotonic() - finished))
-        wait_until(lambda: not any(alive(p) for p in kids['workers'] + [kids['shredder']]), 5,
-                   message='workers and shredder gone')
-        assert events(server, 'stop_timeout') == [], 'children had to be killed'
-
-
-def test_sigterm_stops_promptly_and_cleanly_even_with_a_download_in_flight():
-    env = {'MAX_FILE_SIZE': str(64 * MIB), 'SHUTDOWN_TIMEOUT': '30'}
-    with Redis() as redis, Server(redis, env=env) as server:
-        kids = full_tree(server)
-        data = os.urandom(16 * MIB)
-        key = upload_ok(server, data)
-        dl = SlowDownload(server, key)
-        try:
-            dl.read(MIB)
-            server.signal(signal.SIGTERM)
-            started = time.monotonic()
-            code = server.wait_exit(5)
-            took = time.monotonic() - started
-            # The download connection is closed, not left hanging.
-            try:
-                while dl.read(MIB):
-                    if len(dl.body) >= dl.length:
-                        break
-            except ConnectionResetError:
-                pass
-        finally:
-            dl.close()
-        assert code == 0, 'master exited with %s after SIGTERM' % code
-        assert took < 5, 'SIGTERM took %.1fs' % took
-        wait_until(lambda: not any(alive(p) for p in kids['workers'] + [kids['shredder']]), 2,
-                   message='workers and shredder gone after SIGTERM')
-        assert not port_open(server.port)
-        names = [x.get('event') for x in server.log_lines()]
-        assert 'stopping' in names and 'stopped' in names, names[-5:]
-        assert 'stop_timeout' not in names, 'children had to be killed'
-        assert server.stderr_text().strip() == '', server.stderr_text()[-500:]
 
 
 # --- valgrind --------------------------------------------------------------------------------
@@ -685,13 +588,13 @@ def test_one_scenario_under_valgrind_memcheck_has_no_leak_or_bad_access():
     os.environ['RZ_BIN'] = wrapper
     try:
         with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
-            full_tree(server, 1)
+            server.full_tree(1)
             data = os.urandom(300_000)
             status, _, created = server.upload(data, filename='valgrind.bin', uses=2)
             assert status == 201, created
             key = created['key']
             status, _, preview = server.json('GET', '/preview/' + key)
-            assert status == 200 and preview['sha256'] == sha(data), preview
+            assert status == 200 and preview['sha256'] == sha256(data), preview
             status, _, body = server.json('GET', '/status/' + key)
             assert status == 200 and body['remaining_uses'] == 2, body
             assert_downloads(server, key, data)
@@ -727,7 +630,3 @@ def test_one_scenario_under_valgrind_memcheck_has_no_leak_or_bad_access():
     assert code == 0, 'master under valgrind exited with %s (99 = valgrind errors)' % code
     print('valgrind: %d processes, definitely lost per process: %s'
           % (len(files), json.dumps(lost)))
-
-
-if __name__ == '__main__':
-    raise SystemExit('run with python3 test/run.py -k test_faults (from %s)' % ROOT)

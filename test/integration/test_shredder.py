@@ -3,17 +3,16 @@ within 10 seconds, orphans and temp leftovers are swept (old ones only), nothing
 download still reads is touched, and a killed or stopped shredder finishes later.
 
 "In place" is seen through a hard link kept outside STORAGE_PATH: after the shred the
-link still names the old inode, whose every 4 KiB block must have changed.
-
-Run with python3 test/run.py -k test_shredder."""
+link still names the old inode, whose every 4 KiB block must have changed."""
 
 import hashlib
 import os
 import signal
-import socket
 import time
 
-from harness import Redis, Server, path, storage, trash, wait_until
+from harness import (Redis, Server, SlowDownload, path, storage, trash, upload_ok,
+                     wait_until)
+
 
 BLOCK = 4096
 MIB = 1024 * 1024
@@ -89,61 +88,11 @@ def make_file(p, data, age_s=0):
         os.utime(p, (t, t))
 
 
-def events(server, name, process='shredder'):
-    return [line for line in server.log_lines()
-            if line.get('event') == name and line.get('process') == process]
-
-
 def shredder_pid(server, not_pid=None):
     def found():
         pid = server.children()['shredder']
         return pid if pid and pid != not_pid else None
     return wait_until(found, 15, message='a shredder process')
-
-
-def upload(server, data, **kw):
-    status, _, body = server.upload(data, **kw)
-    assert status == 201, body
-    return body
-
-
-class SlowDownload:
-    """GET /download/{key} over a raw socket with a small receive buffer, read only as
-    fast as the test asks, so the worker keeps the file open (and flock'ed)."""
-
-    def __init__(self, server, key):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-        self.sock.settimeout(10)
-        self.sock.connect(('127.0.0.1', server.port))
-        self.sock.sendall(b'GET /download/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'
-                          % key.encode())
-        buf = b''
-        while b'\r\n\r\n' not in buf:
-            chunk = self.sock.recv(4096)
-            assert chunk, 'connection closed before the headers'
-            buf += chunk
-        head, self.body = buf.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        self.status = int(lines[0].split()[1])
-        self.headers = {k.lower(): v.strip() for k, v in (ln.split(':', 1) for ln in lines[1:])}
-
-    def read(self, n):
-        while len(self.body) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                break
-            self.body += chunk
-
-    def finish(self):
-        length = int(self.headers['content-length'])
-        while len(self.body) < length:
-            chunk = self.sock.recv(65536)
-            assert chunk, 'stream ended after %d of %d bytes' % (len(self.body), length)
-            self.body += chunk
-            time.sleep(0.001)
-        self.sock.close()
-        return self.body
 
 
 BIG = {'MAX_FILE_SIZE': str(16 * MIB)}
@@ -153,7 +102,7 @@ BIG = {'MAX_FILE_SIZE': str(16 * MIB)}
 
 def test_burned_file_is_overwritten_in_place_within_seconds_of_the_last_download():
     with Redis() as redis, Server(redis) as server:
-        body = upload(server, os.urandom(300000), uses=2)
+        body = upload_ok(server, os.urandom(300000), uses=2)[0]
         stored = the_stored_file(server)
         before = read(stored)
         link = link_aside(stored)
@@ -168,7 +117,7 @@ def test_burned_file_is_overwritten_in_place_within_seconds_of_the_last_download
         wait_until(lambda: not os.path.exists(os.path.dirname(stored)), 5,
                    message='the empty <id[0:2]> directory removed')
         assert stored_files(server) == []
-        wait_until(lambda: events(server, 'burn_shredded'), 5)
+        wait_until(lambda: server.events('burn_shredded', 'shredder'), 5)
         status, _, _ = server.request('GET', '/download/' + body['key'])
         assert status == 410
 
@@ -177,11 +126,11 @@ def reading_a_new_upload(server, uses):
     """Upload 8 MiB and start a download that reads its first 64 KiB and pauses:
     (data, upload body, stored path, stored bytes, a hard link to them, the download)."""
     data = os.urandom(8 * MIB)
-    body = upload(server, data, uses=uses)
+    body = upload_ok(server, data, uses=uses)[0]
     stored = the_stored_file(server)
     before = read(stored)
     link = link_aside(stored)
-    slow = SlowDownload(server, body['key'])
+    slow = SlowDownload(server, body['key'], rcvbuf=16384)
     assert slow.status == 200, slow.headers
     slow.read(65536)
     return data, body, stored, before, link, slow
@@ -206,7 +155,7 @@ def test_burn_while_another_download_still_reads_waits_for_it_and_both_get_corre
 
 def test_expired_file_is_overwritten_in_place_within_10_seconds_of_its_expiry():
     with Redis() as redis, Server(redis) as server:
-        body = upload(server, os.urandom(200000))
+        body = upload_ok(server, os.urandom(200000))[0]
         stored = the_stored_file(server)
         file_id = os.path.basename(stored)
         before = read(stored)
@@ -220,7 +169,7 @@ def test_expired_file_is_overwritten_in_place_within_10_seconds_of_its_expiry():
         wait_until(lambda: redis.command('ZSCORE', 'expiries', file_id) is None, 5,
                    message='the id to leave the expiries set once its file is gone')
         assert stored_files(server) == []
-        line = wait_until(lambda: events(server, 'expired_shredded'), 5)[0]
+        line = wait_until(lambda: server.events('expired_shredded', 'shredder'), 5)[0]
         assert line['count'] == 1 and line['latency_ms'] < 10000, line
         status, _, _ = server.request('GET', '/download/' + body['key'])
         assert status == 404
@@ -263,7 +212,7 @@ def test_startup_sweep_shreds_old_orphans_and_spares_young_live_and_unknown_file
             wait_until(lambda: not os.path.exists(files['old']) and
                        not os.path.exists(files['burned']), 10)
             assert every_block_differs(b'o' * 50000, read(link))
-            line = wait_until(lambda: [ln for ln in events(server, 'orphans_swept')
+            line = wait_until(lambda: [ln for ln in server.events('orphans_swept', 'shredder')
                                        if ln.get('where') == 'storage'], 5)[0]
             assert line['count'] == 2 and line['young'] == 1 and line['live'] == 1, line
             assert line['unknown_names'] == len(unknown), line
@@ -288,7 +237,7 @@ def test_temp_leftovers_older_than_the_orphan_age_are_shredded_young_ones_spared
         assert every_block_differs(b't' * 20000, read(link))
         assert os.path.exists(young)
         # Log lines reach the file through the master's pipe: poll, do not assume.
-        lines = wait_until(lambda: [ln for ln in events(server, 'orphans_swept') if ln.get('where') == 'temp'],
+        lines = wait_until(lambda: [ln for ln in server.events('orphans_swept', 'shredder') if ln.get('where') == 'temp'],
                            5, message='the temp sweep logged')
         line = lines[0]
         assert line['count'] == 2 and line['young'] == 1, line
@@ -307,21 +256,21 @@ def test_store_down_defers_the_storage_sweep_and_keeps_the_heartbeat():
         status, _, body = server.json('GET', '/health/')
         assert body['services']['scheduler'] == 'online', body
         # The storage sweep has been tried (and deferred) before we look at the orphan.
-        wait_until(lambda: events(server, 'orphan_sweep_deferred'), 10, message='the sweep deferred')
+        wait_until(lambda: server.events('orphan_sweep_deferred', 'shredder'), 10, message='the sweep deferred')
         time.sleep(1.5)  # and retried at later ticks: it must keep refusing
         assert os.path.exists(orphan), 'treated as an orphan while the store could not say'
-        assert len(events(server, 'orphan_sweep_deferred')) == 1
-        assert len(events(server, 'store_down')) == 1
+        assert len(server.events('orphan_sweep_deferred', 'shredder')) == 1
+        assert len(server.events('store_down', 'shredder')) == 1
         redis.start()  # empty: the file is an orphan now, and is found without waiting
         wait_until(lambda: not os.path.exists(orphan), 10)
-        wait_until(lambda: events(server, 'store_up'), 5)
-        assert events(server, 'shred_failed') == []
+        wait_until(lambda: server.events('store_up', 'shredder'), 5)
+        assert server.events('shred_failed', 'shredder') == []
         redis.stop()
 
 
 def test_store_restarted_empty_turns_files_into_orphans_that_are_swept():
     with Redis() as redis, Server(redis, env={'ORPHAN_AGE_MINUTES': '1'}) as server:
-        keys = [upload(server, os.urandom(5000))['key'] for _ in range(3)]
+        keys = [upload_ok(server, os.urandom(5000))[0]['key'] for _ in range(3)]
         files = stored_files(server)
         assert len(files) == 3
         old = time.time() - 3600
@@ -338,8 +287,8 @@ def test_store_restarted_empty_turns_files_into_orphans_that_are_swept():
         for key in keys:
             status, _, _ = server.request('GET', '/download/' + key)
             assert status == 404
-        assert events(server, 'shred_failed') == []
-        assert len(events(server, 'store_down')) <= 1
+        assert server.events('shred_failed', 'shredder') == []
+        assert len(server.events('store_down', 'shredder')) <= 1
 
 
 # --- crashes and stops ----------------------------------------------------------
@@ -373,7 +322,7 @@ def test_shredder_killed_mid_shred_finishes_the_job_after_the_master_restarts_it
         wait_until(lambda: not os.path.exists(dst), 40)
         assert os.path.getsize(link) == 512 * MIB
         assert not has_zero_block(link), 'a part of the file was never overwritten'
-        wait_until(lambda: any(ln.get('kind') == 'shredder' for ln in events(server, 'child_died', 'master')), 5,
+        wait_until(lambda: any(ln.get('kind') == 'shredder' for ln in server.events('child_died', 'master')), 5,
                    message='the shredder death logged')
 
 
@@ -395,7 +344,7 @@ def test_sigterm_mid_shred_stops_at_once_and_the_next_start_redoes_it():
         with Server(redis, env=env) as again:
             wait_until(lambda: not os.path.exists(dst), 40)
             assert not has_zero_block(link)
-            assert events(again, 'shred_failed') == []
+            assert again.events('shred_failed', 'shredder') == []
 
 
 # --- heartbeat ------------------------------------------------------------------

@@ -1,9 +1,7 @@
-"""Operating Raven Zero: systemd readiness (sd_notify), nginx in front, /openapi.json,
-/metrics, and the deployment files (Dockerfile, compose.yaml, the systemd unit,
-`make install`), checked as far as this machine allows (no Docker here: the image's
-build stage is replayed with the same commands on a copy of the build context).
-
-Run with python3 test/run.py -k test_ops."""
+"""Deployment files: the nginx example in front (TLS, the original client, metrics
+kept private), the Dockerfile, compose.yaml, the systemd unit and `make install`,
+checked as far as this machine allows (no Docker here: the image's build stage is
+replayed with the same commands on a copy of the build context)."""
 
 import fnmatch
 import http.client
@@ -12,19 +10,17 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
-import time
-import uuid
 
 import harness
 from harness import (ROOT, WORDLIST, Redis, Server, free_port, path, port_open,
                      request_line, run, wait_until)
 
-ISO_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
+
 ETC = os.path.join(ROOT, 'etc')
+
+
 REL_BINARY = os.path.join(ROOT, 'raven-zero')  # what `make all` (and the image) builds
 
 
@@ -36,124 +32,6 @@ def read(*parts):
 def sh(argv, timeout=120, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
-
-# =====================================================================================
-# sd_notify
-
-class NotifySocket:
-    """A fake systemd: a datagram socket that collects the master's notifications."""
-
-    def __init__(self, abstract=False):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        if abstract:
-            name = 'rz-notify-' + uuid.uuid4().hex
-            self.sock.bind('\0' + name)
-            self.address = '@' + name
-        else:
-            self.address = path('notify.sock')
-            self.sock.bind(self.address)
-        self.messages = []
-
-    def receive(self, key, timeout=harness.START_TIMEOUT):
-        """Wait for the next message holding key (e.g. 'READY'); it, parsed to a dict."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError('no %s=1 within %.0fs; received %r'
-                                     % (key, timeout, self.messages))
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            msg = dict(line.split('=', 1) for line in data.decode().split('\n') if '=' in line)
-            self.messages.append(msg)
-            if key in msg:
-                return msg
-
-    def close(self):
-        self.sock.close()
-
-
-def test_master_notifies_ready_once_listening_then_reloading_ready_on_hup_and_stopping_on_term():
-    notify = NotifySocket()
-    with Redis() as redis:
-        server = Server(redis, env={'NOTIFY_SOCKET': notify.address}, wait=None)
-        try:
-            ready = notify.receive('READY')
-            assert ready['READY'] == '1', ready
-            assert 'workers' in ready.get('STATUS', ''), ready
-            # Ready means the socket accepts now: no connection may be refused.
-            assert port_open(server.port), 'READY=1 sent before the port accepts'
-            status, _, _ = server.request('GET', '/health/')
-            assert status in (200, 503), status
-
-            server.wait_ready()
-            server.signal(signal.SIGHUP)
-            reloading = notify.receive('RELOADING')
-            assert reloading['RELOADING'] == '1', reloading
-            usec = int(reloading['MONOTONIC_USEC'])
-            assert abs(usec - time.monotonic() * 1e6) < 10e6, \
-                'MONOTONIC_USEC %d is not CLOCK_MONOTONIC' % usec
-            assert 'READY' not in reloading, reloading
-            again = notify.receive('READY')
-            assert again['READY'] == '1', again
-            status, _, _ = server.request('GET', '/health/')
-            assert status == 200, 'not serving after the reload'
-
-            server.signal(signal.SIGTERM)
-            stopping = notify.receive('STOPPING', timeout=10)
-            assert stopping['STOPPING'] == '1', stopping
-            assert server.wait_exit(15) == 0
-        finally:
-            server.stop()
-            notify.close()
-    kinds = [next(iter(m)) for m in notify.messages]
-    assert kinds == ['READY', 'RELOADING', 'READY', 'STOPPING'], notify.messages
-
-
-def test_master_notifies_an_abstract_socket_and_stopping_on_graceful_quit():
-    notify = NotifySocket(abstract=True)
-    try:
-        with Redis() as redis, Server(redis, env={'NOTIFY_SOCKET': notify.address}) as server:
-            assert notify.receive('READY')['READY'] == '1'
-            server.signal(signal.SIGQUIT)
-            assert notify.receive('STOPPING', timeout=10)['STOPPING'] == '1'
-            assert server.wait_exit(40) == 0
-    finally:
-        notify.close()
-
-
-def test_reload_with_a_bad_configuration_still_reports_ready_and_keeps_serving():
-    notify = NotifySocket()
-    conf = harness.write_file('rz.yaml', 'workers: 2\n')
-    try:
-        with Redis() as redis, Server(redis, env={'NOTIFY_SOCKET': notify.address},
-                                      args=['-c', conf]) as server:
-            notify.receive('READY')
-            harness.write_file('rz.yaml', 'workers: banana\n')
-            server.signal(signal.SIGHUP)
-            notify.receive('RELOADING')
-            assert notify.receive('READY', timeout=10)['READY'] == '1'
-            status, _, _ = server.request('GET', '/health/')
-            assert status == 200
-            wait_until(lambda: any(l.get('event') == 'reload_failed' for l in server.log_lines()),
-                       5, message='reload_failed logged')
-    finally:
-        notify.close()
-
-
-def test_without_notify_socket_nothing_changes():
-    with Redis() as redis, Server(redis, env={'NOTIFY_SOCKET': None}) as server:
-        server.signal(signal.SIGHUP)
-        wait_until(lambda: any(l.get('event') == 'reloaded' for l in server.log_lines()), 10,
-                   message='reloaded logged')
-        assert server.request('GET', '/health/')[0] == 200
-
-
-# =====================================================================================
-# nginx in front (etc/nginx-raven-zero.conf)
 
 NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
 
@@ -271,6 +149,8 @@ class Via(Server):
 
 
 PROXIED = {'TRUSTED_PROXIES': '127.0.0.1/32'}
+
+
 PUBLIC_HOST = 'drop.example.test'
 
 
@@ -368,358 +248,6 @@ def test_nginx_example_keeps_metrics_private():
             assert status == 404, (target, status)
         assert server.request('GET', '/metrics')[0] == 200
 
-
-# =====================================================================================
-# /metrics
-
-def metrics(server, source_address=None, headers=None):
-    status, hdrs, body = server.request('GET', '/metrics', headers=headers,
-                                        source_address=source_address)
-    assert status == 200, (status, body[:300])
-    assert hdrs['content-type'].startswith('text/plain; version=0.0.4'), hdrs
-    values, types = {}, {}
-    for line in body.decode().splitlines():
-        if line.startswith('# TYPE '):
-            _, _, name, kind = line.split(' ')
-            types[name] = kind
-        elif line and not line.startswith('#'):
-            m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?) (\S+)$', line)
-            assert m, 'not a Prometheus sample line: %r' % line
-            values[m.group(1)] = float(m.group(3))
-    for sample in values:
-        base = re.sub(r'(_bucket|_sum|_count)$', '', sample.split('{')[0])
-        assert sample.split('{')[0] in types or base in types, 'no # TYPE for %s' % sample
-    return values
-
-
-COUNTERS = ('uploads', 'upload_bytes', 'downloads', 'download_bytes', 'burns',
-            'expired_shredded', 'orphans_shredded', 'blocked_requests', 'store_errors',
-            'worker_restarts')
-
-
-def test_metrics_count_uploads_downloads_bytes_and_responses_summed_over_workers():
-    with Redis() as redis, Server(redis, env={'WORKERS': '3'}) as server:
-        before = metrics(server)
-        for name in COUNTERS:
-            assert 'raven_zero_%s_total' % name in before, name
-        data = os.urandom(70000)
-        keys = []
-        for _ in range(4):  # separate connections: several workers take part
-            status, _, body = server.upload(data, uses=1)
-            assert status == 201, body
-            keys.append(body['key'])
-        for k in keys:
-            status, _, got = server.request('GET', '/download/' + k)
-            assert status == 200 and got == data
-        assert server.request('GET', '/download/' + keys[0])[0] == 410
-        assert server.request('GET', '/download/no-such-thing')[0] == 404
-        expected = {
-            'raven_zero_uploads_total': 4,
-            'raven_zero_upload_bytes_total': 4 * len(data),
-            'raven_zero_downloads_total': 4,
-            'raven_zero_download_bytes_total': 4 * len(data),
-            'raven_zero_responses_total{endpoint="upload",class="2xx"}': 4,
-            'raven_zero_responses_total{endpoint="download",class="2xx"}': 4,
-            'raven_zero_responses_total{endpoint="download",class="4xx"}': 2,
-        }
-
-        # A response is counted when its request is logged, just after its last byte
-        # left: a scrape on another connection may come a moment before that.
-        def counted():
-            m = metrics(server)
-            return m if all(m[k] - before.get(k, 0) >= v for k, v in expected.items()) else None
-        after = wait_until(counted, 5, message='the requests counted')
-
-        def delta(name):
-            return after[name] - before.get(name, 0)
-        for name, value in expected.items():
-            assert delta(name) == value, (name, delta(name), value)
-        assert delta('raven_zero_request_duration_seconds_count') >= 10
-        buckets = sorted((float(k.split('"')[1]) if '+Inf' not in k else float('inf'), v)
-                         for k, v in after.items()
-                         if k.startswith('raven_zero_request_duration_seconds_bucket'))
-        counts = [v for _, v in buckets]
-        assert counts == sorted(counts), 'buckets not cumulative: %r' % buckets
-        assert counts[-1] == after['raven_zero_request_duration_seconds_count']
-        # The burns are counted once the shredder has overwritten the files.
-        wait_until(lambda: metrics(server)['raven_zero_burns_total'] >= 4, 15,
-                   message='4 burns counted')
-
-
-def test_metrics_count_blocked_requests_store_errors_and_worker_restarts():
-    redis = Redis()
-    with redis, Server(redis, env={'DOWNLOAD_FAIL_LIMIT': '2'}) as server:
-        for i in range(2):
-            server.request('GET', '/status/unknown-key%d' % i)
-        assert server.request('GET', '/status/unknown-key')[0] == 429
-        assert metrics(server)['raven_zero_blocked_requests_total'] == 1
-
-        worker = server.children()['workers'][0]
-        os.kill(worker, signal.SIGKILL)
-        wait_until(lambda: metrics(server)['raven_zero_worker_restarts_total'] == 1, 10,
-                   message='the restart counted')
-
-        redis.stop()
-        wait_until(lambda: server.request('GET', '/status/apple-banana-cherry')[0] == 503, 5,
-                   message='503 with the store down')
-        wait_until(lambda: metrics(server)['raven_zero_store_errors_total'] >= 1, 5,
-                   message='the store error counted')
-
-
-def test_metrics_refused_403_to_clients_outside_metrics_allow():
-    env = {'METRICS_ALLOW': '127.0.0.1/32', 'TRUSTED_PROXIES': '127.0.0.1/32'}
-    with Redis() as redis, Server(redis, env=env) as server:
-        status, headers, body = server.json('GET', '/metrics', source_address='127.0.0.2')
-        assert status == 403 and body == {'detail': 'Forbidden'}, (status, body)
-        assert headers['content-type'].replace(' ', '') == 'application/json;charset=utf-8'
-        # Relayed by a trusted proxy, the client is the forwarded one.
-        status, _, _ = server.json('GET', '/metrics', headers={'X-Forwarded-For': '127.0.0.2'})
-        assert status == 403
-        metrics(server)  # the loopback scraper itself
-        metrics(server, headers={'X-Forwarded-For': '127.0.0.1'})
-
-
-# =====================================================================================
-# /openapi.json
-
-def spec():
-    with open(os.path.join(ROOT, 'openapi.json'), 'rb') as f:
-        return json.loads(f.read())
-
-
-def resolve(doc, node):
-    while isinstance(node, dict) and '$ref' in node:
-        assert node['$ref'].startswith('#/'), node
-        target = doc
-        for part in node['$ref'][2:].split('/'):
-            target = target[part]
-        node = target
-    return node
-
-
-def test_openapi_json_is_served_as_the_file_in_the_repository():
-    with open(os.path.join(ROOT, 'openapi.json'), 'rb') as f:
-        on_disk = f.read()
-    with Redis() as redis, Server(redis) as server:
-        for target in ('/openapi.json', '/openapi.json/'):
-            status, headers, body = server.request('GET', target)
-            assert status == 200, status
-            assert body == on_disk, 'served %s differs from openapi.json (rebuild?)' % target
-            assert headers['content-type'].replace(' ', '') == 'application/json;charset=utf-8'
-        status, headers, body = server.request('HEAD', '/openapi.json')
-        assert status == 200 and body == b'' and headers['content-length'] == str(len(on_disk))
-        assert server.request('POST', '/openapi.json')[0] == 405
-
-
-SPEC_OPERATIONS = {
-    ('/upload/', 'post'): {'201', '413', '415', '422', '429', '503', '507'},
-    ('/preview/{key}', 'get'): {'200', '404', '429', '503'},
-    ('/download/{key}', 'get'): {'200', '404', '410', '429', '500', '503'},
-    ('/status/{key}', 'get'): {'200', '429', '503'},
-    ('/health/', 'get'): {'200', '429', '503'},
-    ('/openapi.json', 'get'): {'200'},
-    ('/metrics', 'get'): {'200', '403'},
-}
-METHODS = ('get', 'head', 'post', 'put', 'patch', 'delete', 'options', 'trace')
-SPEC_HEADERS = {'X-Request-ID', 'Cache-Control', 'Pragma', 'Expires', 'X-Content-Type-Options',
-                'X-Frame-Options', 'X-XSS-Protection', 'Referrer-Policy',
-                'Access-Control-Allow-Origin', 'Access-Control-Allow-Methods',
-                'Access-Control-Allow-Headers', 'Access-Control-Expose-Headers'}
-
-
-def test_openapi_describes_every_endpoint_status_and_header_of_the_contract():
-    doc = spec()
-    assert doc['openapi'].startswith('3.'), doc['openapi']
-    try:  # the full OpenAPI 3 schema check, where the machine's Python has the validator
-        from openapi_spec_validator import validate
-    except ImportError:
-        print('openapi-spec-validator not installed: structural checks only')
-    else:
-        validate(doc)
-    refs = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if '$ref' in node:
-                refs.append(node['$ref'])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(doc)
-    for r in refs:
-        resolve(doc, {'$ref': r})  # KeyError if dangling
-    ids = []
-    for (p, method), statuses in SPEC_OPERATIONS.items():
-        item = doc['paths'][p]
-        assert 'options' in item and '204' in item['options']['responses'], p
-        op = item[method]
-        assert statuses <= set(op['responses']), (p, method, statuses - set(op['responses']))
-        for code, r in op['responses'].items():
-            r = resolve(doc, r)
-            assert SPEC_HEADERS <= set(r.get('headers', {})), (p, code)
-            if code in ('429',):
-                assert 'Retry-After' in r['headers'], (p, code)
-        for m, o in item.items():
-            if m in METHODS:
-                ids.append(o['operationId'])
-    assert len(ids) == len(set(ids)), 'operationIds repeat'
-    dl = resolve(doc, doc['paths']['/download/{key}']['get']['responses']['200'])
-    assert {'Content-Length', 'Content-Disposition', 'X-SHA256', 'Content-Encoding'} <= \
-        set(dl['headers'])
-    assert 'Location' in doc['paths']['/upload/']['post']['responses']['201']['headers']
-    form = resolve(doc, doc['paths']['/upload/']['post']['requestBody']['content']
-                   ['multipart/form-data']['schema'])
-    assert form['properties']['expiry'] == {**form['properties']['expiry'], 'minimum': 1,
-                                            'maximum': 60, 'default': 10}
-    assert form['properties']['uses'] == {**form['properties']['uses'], 'minimum': 1,
-                                          'maximum': 5, 'default': 1}
-
-
-TYPES = {'string': (str,), 'integer': (int,), 'number': (int, float), 'boolean': (bool,),
-         'array': (list,), 'object': (dict,)}
-
-
-def check_value(doc, schema, value, where):
-    schema = resolve(doc, schema)
-    if value is None:
-        assert schema.get('nullable'), '%s is null, documented as not nullable' % where
-        return
-    kind = schema.get('type')
-    if kind:
-        ok = isinstance(value, TYPES[kind]) and not (kind in ('integer', 'number') and
-                                                     isinstance(value, bool))
-        assert ok, '%s = %r is not a %s' % (where, value, kind)
-    if 'enum' in schema:
-        assert value in schema['enum'], '%s = %r not in %r' % (where, value, schema['enum'])
-    if 'pattern' in schema:
-        assert re.search(schema['pattern'], value), '%s = %r does not match %s' % (
-            where, value, schema['pattern'])
-    if schema.get('format') == 'date-time':
-        assert ISO_Z.match(value), '%s = %r is not ISO 8601 Z' % (where, value)
-    if 'minimum' in schema:
-        assert value >= schema['minimum'], (where, value)
-    if 'maximum' in schema:
-        assert value <= schema['maximum'], (where, value)
-    if kind == 'object' and 'properties' in schema:
-        props = schema['properties']
-        for name in schema.get('required', []):
-            assert name in value, '%s lacks documented field %r: %r' % (where, name, value)
-        for name, v in value.items():
-            assert name in props, '%s has undocumented field %r' % (where, name)
-            check_value(doc, props[name], v, '%s.%s' % (where, name))
-    if kind == 'array' and 'items' in schema:
-        for i, v in enumerate(value):
-            check_value(doc, schema['items'], v, '%s[%d]' % (where, i))
-
-
-def check_response(doc, template, method, status, headers, body, checked):
-    op = doc['paths'][template][method]
-    assert str(status) in op['responses'], '%s %s answered %d, not documented' % (
-        method.upper(), template, status)
-    r = resolve(doc, op['responses'][str(status)])
-    for name in r.get('headers', {}):
-        assert name.lower() in headers, '%s %s %d lacks documented header %s' % (
-            method.upper(), template, status, name)
-        check_value(doc, resolve(doc, r['headers'][name])['schema'],
-                    int(headers[name.lower()]) if resolve(doc, r['headers'][name])['schema']
-                    .get('type') == 'integer' else headers[name.lower()],
-                    '%s %s %d header %s' % (method.upper(), template, status, name))
-    content = r.get('content', {})
-    if 'application/json' in content and method != 'head':
-        assert headers['content-type'].startswith('application/json'), headers
-        check_value(doc, content['application/json']['schema'], json.loads(body),
-                    '%s %s %d body' % (method.upper(), template, status))
-    elif content and method != 'head':
-        assert headers.get('content-type'), 'no Content-Type'
-    else:
-        assert not content or method == 'head', (template, status)
-    checked.add((template, method, str(status)))
-
-
-def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
-    doc = spec()
-    checked = set()
-    env = {'ALLOWED_MIME_TYPES': 'text/plain', 'MAX_FILE_SIZE': '4096',
-           'DOWNLOAD_FAIL_LIMIT': '6', 'METRICS_ALLOW': '127.0.0.1/32'}
-    redis = Redis()
-    with redis, Server(redis, env=env) as server:
-        def check(method, target, template, status=None, **kw):
-            st, headers, body = server.request(method.upper(), target, **kw)
-            if status is not None:
-                assert st == status, (method, target, st, body[:300])
-            check_response(doc, template, method, st, headers, body, checked)
-            return st, headers, body
-
-        def upload(data, **kw):
-            st, headers, body = server.upload(data, **kw)
-            raw = json.dumps(body).encode()
-            check_response(doc, '/upload/', 'post', st, headers, raw, checked)
-            return st, body
-
-        st, up = upload(b'hello openapi\n', filename='notes.txt', uses=1, expiry=5)
-        assert st == 201, up
-        key = up['key']
-        assert upload(b'text\n', expiry=99)[0] == 422
-        assert upload(b'text\n' * 1000)[0] == 413
-        assert upload(b'\x89PNG\r\n\x1a\n' + b'\0' * 64, filename='a.png')[0] == 415
-        check('get', '/preview/' + key, '/preview/{key}', 200)
-        check('get', '/preview/' + key, '/preview/{key}', 404)
-        check('get', '/status/' + key, '/status/{key}', 200)
-        check('head', '/status/' + key, '/status/{key}', 200)
-        check('get', '/download/' + key, '/download/{key}', 200)
-        check('get', '/download/' + key, '/download/{key}', 410)
-        check('get', '/health/', '/health/', 200)
-        check('head', '/health/', '/health/', 200)
-        check('get', '/openapi.json', '/openapi.json', 200)
-        check('get', '/metrics', '/metrics', 200)
-        check('get', '/metrics', '/metrics', 403, source_address='127.0.0.2')
-        for template, target in (('/upload/', '/upload/'), ('/preview/{key}', '/preview/' + key),
-                                 ('/download/{key}', '/download/' + key),
-                                 ('/status/{key}', '/status/' + key), ('/health/', '/health/'),
-                                 ('/openapi.json', '/openapi.json'), ('/metrics', '/metrics')):
-            check('options', target, template, 204)
-        # Unknown keys: status answers 200 with nulls, the others 404, then all 429.
-        check('get', '/status/apple-banana-cherry', '/status/{key}', 200)
-        check('get', '/download/apple-banana-cherry', '/download/{key}', 404)
-        check('get', '/preview/apple-banana-cherry', '/preview/{key}', 404)
-        for _ in range(3):
-            server.request('GET', '/status/apple-banana-cherry')
-        for template in ('/status/{key}', '/download/{key}', '/preview/{key}'):
-            check('get', template.replace('{key}', 'apple-banana-cherry'), template, 429)
-        redis.stop()
-        wait_until(lambda: server.request('GET', '/health/')[0] == 503, 5,
-                   message='health 503 with the store down')
-        check('get', '/health/', '/health/', 503)
-        check('head', '/health/', '/health/', 503)
-        for template in ('/status/{key}', '/download/{key}', '/preview/{key}'):
-            check('get', template.replace('{key}', 'apple-banana-cherry'), template, 503)
-        check('head', '/status/apple-banana-cherry', '/status/{key}', 503)
-        assert upload(b'store is down\n')[0] == 503
-    with Redis() as redis, Server(redis, env={'UPLOAD_RATE_LIMIT': '1/hour',
-                                              'HEALTH_RATE_LIMIT': '1/hour'}) as server:
-        # wait_ready used the one health request of the hour.
-        st, headers, body = server.request('GET', '/health/')
-        assert st == 429, st
-        check_response(doc, '/health/', 'get', st, headers, body, checked)
-        assert server.upload(b'one')[0] == 201
-        st, headers, body = server.upload(b'two')
-        assert st == 429, body
-        check_response(doc, '/upload/', 'post', st, headers, json.dumps(body).encode(), checked)
-    # Not provoked here: 500 (integrity failure, internal error) and 507 (disk full),
-    # which other tests cover for behaviour.
-    documented = {(p, m, c) for p, item in doc['paths'].items() for m, op in item.items()
-                  if m in METHODS for c in op['responses']}
-    missing = documented - checked - {('/upload/', 'post', '500'), ('/upload/', 'post', '507'),
-                                      ('/download/{key}', 'get', '500'),
-                                      ('/status/{key}', 'head', '429'),
-                                      ('/health/', 'head', '429')}
-    assert not missing, 'documented but never checked: %r' % sorted(missing)
-
-
-# =====================================================================================
-# Dockerfile, .dockerignore, compose.yaml
 
 def dockerfile_stages():
     """[{'from': 'image AS name', 'ins': [(INSTRUCTION, args)]}] of the Dockerfile."""
@@ -1023,9 +551,6 @@ def test_compose_volumes_hold_what_the_image_writes_and_its_settings_are_valid()
     code, out, err = run(['-t'], env=settings, defaults=False)
     assert code == 0, err
 
-
-# =====================================================================================
-# systemd unit and make install
 
 def unit_directives(text):
     out = {}

@@ -1,0 +1,142 @@
+"""Configuration: settings from the YAML file (-c), the environment and -s, in that
+order of precedence; -t checks them, -h prints the usage; a bad setting stops the start
+with one line naming it; missing directories are created at start."""
+
+import os
+
+from harness import (Redis, Server, free_port, lines_of, parse_json_lines, path, port_open,
+                     request_line, run, wait_until, write_file)
+
+
+BAD_SETTINGS = [
+    ('MAX_FILE_SIZE', 'ten'),
+    ('WORKERS', '0'),
+    ('REDIS_URL', 'http://x'),
+    ('UPLOAD_RATE_LIMIT', '5/fortnight'),
+    ('LOG_LEVEL', 'loud'),
+    ('LISTEN', 'nonsense'),
+]
+
+
+def one_line_naming(code, stderr, name, value, how):
+    """'' if the run failed the right way, else why not."""
+    problems = []
+    if code is None:
+        problems.append('still running after the timeout')
+    elif code == 0:
+        problems.append('exit status 0')
+    lines = lines_of(stderr)
+    if len(lines) != 1:
+        problems.append('%d stderr lines instead of 1' % len(lines))
+    if '%s=%s:' % (name, value) not in stderr:
+        problems.append('stderr does not name "%s=%s:"' % (name, value))
+    if problems:
+        return '%s %s=%s: %s; stderr=%r' % (how, name, value, ', '.join(problems),
+                                              stderr[-400:])
+    return ''
+
+
+def test_bad_settings_stop_startup_with_one_line_naming_the_setting():
+    failures = []
+    for name, value in BAD_SETTINGS:
+        code, _, stderr = run([], env={name: value})
+        failures.append(one_line_naming(code, stderr, name, value, 'env'))
+        code, _, stderr = run(['-s', '%s=%s' % (name, value)])
+        failures.append(one_line_naming(code, stderr, name, value, '-s'))
+    failures = [f for f in failures if f]
+    assert not failures, '\n'.join(failures)
+
+
+def test_check_flag_exits_0_for_valid_config_and_1_for_invalid():
+    code, _, stderr = run(['-t'])
+    assert code == 0, 'valid config: -t exited %s, stderr=%r' % (code, stderr)
+    code, _, stderr = run(['-t'], env={'MAX_FILE_SIZE': 'ten'})
+    assert code == 1, 'invalid config: -t exited %s, stderr=%r' % (code, stderr)
+    assert len(lines_of(stderr)) == 1 and 'MAX_FILE_SIZE=ten:' in stderr, stderr
+    code, _, stderr = run(['-t', '-s', 'WORKERS=0'])
+    assert code == 1, 'invalid -s: -t exited %s, stderr=%r' % (code, stderr)
+    assert 'WORKERS=0:' in stderr, stderr
+
+
+def test_help_flag_prints_usage_and_exits_0():
+    code, stdout, stderr = run(['-h'])
+    assert code == 0, (code, stderr)
+    assert 'usage' in stdout.lower(), stdout
+    for flag in ('-c', '-t', '-s', '-h'):
+        assert flag in stdout, 'usage does not mention %s: %r' % (flag, stdout)
+
+
+def test_yaml_file_sets_settings_in_any_case():
+    port = free_port()
+    log_path = path('yaml-logs', 'from_yaml.log')
+    os.makedirs(os.path.dirname(log_path))
+    conf = write_file('rz.yaml', 'listen: "127.0.0.1:%d"\nLOG_PATH: %s\n' % (port, log_path))
+    with Redis() as redis, Server(redis, env={'LISTEN': None, 'LOG_PATH': None},
+                                  args=['-c', conf], port=port) as server:
+        status, headers, _ = server.request('GET', '/health/')
+        assert status == 200
+        rid = headers['x-request-id']
+        wait_until(lambda: request_line(parse_json_lines(log_path), rid), 5,
+                   message='request logged in the LOG_PATH named by the YAML file')
+
+
+def test_environment_overrides_yaml():
+    yaml_port, env_port = free_port(), free_port()
+    conf = write_file('rz.yaml', 'LISTEN: "127.0.0.1:%d"\n' % yaml_port)
+    with Redis() as redis, Server(redis, env={'LISTEN': '127.0.0.1:%d' % env_port},
+                                  args=['-c', conf], port=env_port):
+        assert not port_open(yaml_port), 'the YAML port is bound although env overrides it'
+
+
+def test_command_line_overrides_environment():
+    yaml_port, env_port, cli_port = free_port(), free_port(), free_port()
+    conf = write_file('rz.yaml', 'LISTEN: "127.0.0.1:%d"\n' % yaml_port)
+    with Redis() as redis, Server(redis, env={'LISTEN': '127.0.0.1:%d' % env_port},
+                                  args=['-c', conf, '-s', 'LISTEN=127.0.0.1:%d' % cli_port],
+                                  port=cli_port):
+        assert not port_open(env_port), 'the env port is bound although -s overrides it'
+        assert not port_open(yaml_port), 'the YAML port is bound although -s overrides it'
+
+
+def test_bad_value_in_yaml_names_the_file_and_the_setting():
+    conf = write_file('bad.yaml', 'workers: 2\nmax_file_size: ten\n')
+    code, _, stderr = run(['-c', conf], env={'MAX_FILE_SIZE': None})
+    assert code not in (0, None), 'exit status %s, stderr=%r' % (code, stderr)
+    lines = lines_of(stderr)
+    assert len(lines) == 1, 'expected one stderr line: %r' % stderr
+    assert conf in lines[0] or os.path.basename(conf) in lines[0], \
+        'the error does not name the file: %r' % lines[0]
+    assert 'max_file_size=ten:' in lines[0].lower(), lines[0]
+    code, _, stderr = run(['-t', '-c', conf], env={'MAX_FILE_SIZE': None})
+    assert code == 1, 'exit status %s, stderr=%r' % (code, stderr)
+
+
+def test_malformed_yaml_names_the_file():
+    conf = write_file('broken.yaml', 'workers: 2\nlisten: [127.0.0.1:1\n  - : :\n')
+    code, _, stderr = run(['-c', conf])
+    assert code not in (0, None), 'exit status %s, stderr=%r' % (code, stderr)
+    lines = lines_of(stderr)
+    assert len(lines) == 1, 'expected one stderr line: %r' % stderr
+    assert conf in lines[0] or os.path.basename(conf) in lines[0], lines[0]
+
+
+def test_missing_config_file_is_an_error():
+    code, _, stderr = run(['-c', path('nope.yaml')])
+    assert code not in (0, None), 'exit status %s, stderr=%r' % (code, stderr)
+    assert 'nope.yaml' in stderr, stderr
+
+
+def test_missing_directories_are_created_at_start():
+    base = path('fresh')
+    env = {'STORAGE_PATH': os.path.join(base, 'storage', 'uploads'),
+           'TEMP_PATH': os.path.join(base, 'storage', 'temp'),
+           'SECRET_PATH': os.path.join(base, 'storage', 'secret.key'),
+           'LOG_PATH': os.path.join(base, 'logs', 'raven_zero.log')}
+    with Redis() as redis, Server(redis, env=env, make_dirs=False) as server:
+        for key in ('STORAGE_PATH', 'TEMP_PATH'):
+            assert os.path.isdir(env[key]), '%s %s not created' % (key, env[key])
+        assert os.path.isfile(env['SECRET_PATH'])
+        assert os.stat(env['SECRET_PATH']).st_mode & 0o777 == 0o600, \
+            oct(os.stat(env['SECRET_PATH']).st_mode)
+        wait_until(lambda: os.path.isfile(env['LOG_PATH']), 5, message='log file created')
+        assert server.running()

@@ -1,0 +1,309 @@
+"""The process tree and its signals: the master forks the workers and one shredder,
+replaces a killed worker, reloads on SIGHUP without failing a request, stops fast on
+SIGTERM/SIGINT and gracefully on SIGQUIT (letting a download finish), and tells systemd
+through NOTIFY_SOCKET when it is ready, reloading and stopping."""
+
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+
+import harness
+from harness import (Redis, Server, SlowDownload, alive, comm, path, port_open, sha256,
+                     upload_ok, wait_until)
+
+
+MIB = 1024 * 1024
+
+
+def test_master_forks_the_configured_workers_and_one_shredder():
+    with Redis() as redis, Server(redis, env={'WORKERS': '3'}) as server:
+        kids = server.full_tree(3)
+        assert kids['other'] == [], 'unexpected children: %r' % [
+            (p, comm(p)) for p in kids['other']]
+        assert comm(server.pid) not in ('rz-worker', 'rz-shredder'), comm(server.pid)
+
+
+def assert_stops(server, sig, timeout):
+    kids = server.full_tree()
+    pids = kids['workers'] + [kids['shredder']]
+    server.signal(sig)
+    started = time.monotonic()
+    code = server.wait_exit(timeout)
+    assert code == 0, 'master exited with %s after %s' % (code, sig.name)
+    wait_until(lambda: not any(alive(p) for p in pids), 2,
+               message='workers and shredder gone after %s' % sig.name)
+    assert not port_open(server.port), 'port still accepts after the master exited'
+    return time.monotonic() - started
+
+
+def test_sigterm_stops_fast_with_exit_0_and_no_children_left():
+    with Redis() as redis, Server(redis) as server:
+        assert_stops(server, signal.SIGTERM, 5)
+
+
+def test_sigint_stops_fast_with_exit_0_and_no_children_left():
+    with Redis() as redis, Server(redis) as server:
+        assert_stops(server, signal.SIGINT, 5)
+
+
+def test_sigquit_stops_gracefully_with_exit_0():
+    with Redis() as redis, Server(redis, env={'SHUTDOWN_TIMEOUT': '5'}) as server:
+        assert_stops(server, signal.SIGQUIT, 15)
+
+
+class Load(threading.Thread):
+    """Sequential requests on fresh connections until stopped; records every failure."""
+
+    def __init__(self, server, target='/no-such-path', expect=404):
+        super().__init__(daemon=True)
+        self.server, self.target, self.expect = server, target, expect
+        self.done = 0
+        self.failures = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                status, _, body = self.server.request('GET', self.target, timeout=5)
+                if status != self.expect:
+                    self.failures.append('status %d: %r' % (status, body[:200]))
+            except Exception as e:  # every refused or broken request counts
+                self.failures.append(repr(e))
+            self.done += 1
+
+    def stop(self):
+        self.halt.set()
+        self.join(30)
+
+
+def test_sighup_replaces_workers_and_shredder_without_failing_a_request():
+    with Redis() as redis, Server(redis) as server:
+        before = server.full_tree()
+        load = Load(server)
+        load.start()
+        try:
+            wait_until(lambda: load.done >= 50, 20, message='50 requests before SIGHUP')
+            server.signal(signal.SIGHUP)
+
+            def replaced():
+                kids = server.children()
+                return (len(kids['workers']) == 2 and kids['shredder']
+                        and not set(kids['workers']) & set(before['workers'])
+                        and kids['shredder'] != before['shredder'] and kids)
+            after = wait_until(replaced, 15, message='new workers and a new shredder')
+            wait_until(lambda: not any(alive(p) for p in before['workers']), 15,
+                       message='old workers to exit')
+            at_reload = load.done
+            wait_until(lambda: load.done >= max(300, at_reload + 100), 30,
+                       message='requests after the reload')
+        finally:
+            load.stop()
+        assert load.failures == [], '%d of %d requests failed across SIGHUP: %r' % (
+            len(load.failures), load.done, load.failures[:10])
+        assert server.running(), 'master exited on SIGHUP'
+        assert after['shredder'] != before['shredder']
+        status, _, _ = server.json('GET', '/health/')
+        assert status == 200
+
+
+def test_killed_worker_is_replaced_and_service_continues():
+    with Redis() as redis, Server(redis) as server:
+        before = server.full_tree()
+        victim = before['workers'][0]
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced():
+            kids = server.children()
+            return len(kids['workers']) == 2 and victim not in kids['workers'] and kids
+        after = wait_until(replaced, 10, message='a replacement for worker %d' % victim)
+        assert before['workers'][1] in after['workers'], 'the other worker was not kept'
+        assert after['shredder'] == before['shredder'], 'the shredder was restarted'
+        for _ in range(20):
+            status, _, body = server.json('GET', '/health/')
+            assert status == 200, body
+
+
+def test_sigquit_during_a_large_download_lets_it_finish_then_the_master_exits_0():
+    env = {'MAX_FILE_SIZE': str(64 * MIB), 'SHUTDOWN_TIMEOUT': '30'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        kids = server.full_tree()
+        data = os.urandom(32 * MIB)
+        key = upload_ok(server, data)[0]['key']
+        dl = SlowDownload(server, key)
+        try:
+            assert dl.status == 200 and dl.length == len(data), (dl.status, dl.headers)
+            dl.read(MIB)
+            server.signal(signal.SIGQUIT)
+            quit_at = time.monotonic()
+            # No new connections...
+            wait_until(lambda: not port_open(server.port), 5, interval=0.05,
+                       message='the listening socket closed after SIGQUIT')
+            closed_after = time.monotonic() - quit_at
+            # ... while the download goes on, slowly: about 4 s for 31 MiB.
+            halfway = dl.length // 2 - len(dl.body)
+            assert dl.read(halfway, pause=0.03), 'the download was cut at %d bytes' % len(dl.body)
+            assert server.running(), 'the master exited with a download in flight'
+            assert dl.read(dl.length - len(dl.body), pause=0.03), \
+                'the download was cut at %d of %d bytes' % (len(dl.body), dl.length)
+            finished = time.monotonic()
+            rest = dl.sock.recv(1)
+            assert rest == b'', 'bytes after the announced length'
+        finally:
+            dl.close()
+        assert sha256(dl.body) == sha256(data), 'the download completed with the wrong bytes'
+        assert finished - quit_at < 30, 'the download took %.1fs' % (finished - quit_at)
+        code = server.wait_exit(10)
+        assert code == 0, 'master exited with %s after SIGQUIT' % code
+        print('listener closed %.2fs after SIGQUIT; download finished %.1fs after it; master '
+              'exited %.2fs later' % (closed_after, finished - quit_at, time.monotonic() - finished))
+        wait_until(lambda: not any(alive(p) for p in kids['workers'] + [kids['shredder']]), 5,
+                   message='workers and shredder gone')
+        assert server.events('stop_timeout') == [], 'children had to be killed'
+
+
+def test_sigterm_stops_promptly_and_cleanly_even_with_a_download_in_flight():
+    env = {'MAX_FILE_SIZE': str(64 * MIB), 'SHUTDOWN_TIMEOUT': '30'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        kids = server.full_tree()
+        data = os.urandom(16 * MIB)
+        key = upload_ok(server, data)[0]['key']
+        dl = SlowDownload(server, key)
+        try:
+            dl.read(MIB)
+            server.signal(signal.SIGTERM)
+            started = time.monotonic()
+            code = server.wait_exit(5)
+            took = time.monotonic() - started
+            # The download connection is closed, not left hanging.
+            try:
+                while dl.read(MIB):
+                    if len(dl.body) >= dl.length:
+                        break
+            except ConnectionResetError:
+                pass
+        finally:
+            dl.close()
+        assert code == 0, 'master exited with %s after SIGTERM' % code
+        assert took < 5, 'SIGTERM took %.1fs' % took
+        wait_until(lambda: not any(alive(p) for p in kids['workers'] + [kids['shredder']]), 2,
+                   message='workers and shredder gone after SIGTERM')
+        assert not port_open(server.port)
+        names = [x.get('event') for x in server.log_lines()]
+        assert 'stopping' in names and 'stopped' in names, names[-5:]
+        assert 'stop_timeout' not in names, 'children had to be killed'
+        assert server.stderr_text().strip() == '', server.stderr_text()[-500:]
+
+
+class NotifySocket:
+    """A fake systemd: a datagram socket that collects the master's notifications."""
+
+    def __init__(self, abstract=False):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            name = 'rz-notify-' + uuid.uuid4().hex
+            self.sock.bind('\0' + name)
+            self.address = '@' + name
+        else:
+            self.address = path('notify.sock')
+            self.sock.bind(self.address)
+        self.messages = []
+
+    def receive(self, key, timeout=harness.START_TIMEOUT):
+        """Wait for the next message holding key (e.g. 'READY'); it, parsed to a dict."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError('no %s=1 within %.0fs; received %r'
+                                     % (key, timeout, self.messages))
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            msg = dict(line.split('=', 1) for line in data.decode().split('\n') if '=' in line)
+            self.messages.append(msg)
+            if key in msg:
+                return msg
+
+    def close(self):
+        self.sock.close()
+
+
+def test_master_notifies_ready_once_listening_then_reloading_ready_on_hup_and_stopping_on_term():
+    notify = NotifySocket()
+    with Redis() as redis:
+        server = Server(redis, env={'NOTIFY_SOCKET': notify.address}, wait=None)
+        try:
+            ready = notify.receive('READY')
+            assert ready['READY'] == '1', ready
+            assert 'workers' in ready.get('STATUS', ''), ready
+            # Ready means the socket accepts now: no connection may be refused.
+            assert port_open(server.port), 'READY=1 sent before the port accepts'
+            status, _, _ = server.request('GET', '/health/')
+            assert status in (200, 503), status
+
+            server.wait_ready()
+            server.signal(signal.SIGHUP)
+            reloading = notify.receive('RELOADING')
+            assert reloading['RELOADING'] == '1', reloading
+            usec = int(reloading['MONOTONIC_USEC'])
+            assert abs(usec - time.monotonic() * 1e6) < 10e6, \
+                'MONOTONIC_USEC %d is not CLOCK_MONOTONIC' % usec
+            assert 'READY' not in reloading, reloading
+            again = notify.receive('READY')
+            assert again['READY'] == '1', again
+            status, _, _ = server.request('GET', '/health/')
+            assert status == 200, 'not serving after the reload'
+
+            server.signal(signal.SIGTERM)
+            stopping = notify.receive('STOPPING', timeout=10)
+            assert stopping['STOPPING'] == '1', stopping
+            assert server.wait_exit(15) == 0
+        finally:
+            server.stop()
+            notify.close()
+    kinds = [next(iter(m)) for m in notify.messages]
+    assert kinds == ['READY', 'RELOADING', 'READY', 'STOPPING'], notify.messages
+
+
+def test_master_notifies_an_abstract_socket_and_stopping_on_graceful_quit():
+    notify = NotifySocket(abstract=True)
+    try:
+        with Redis() as redis, Server(redis, env={'NOTIFY_SOCKET': notify.address}) as server:
+            assert notify.receive('READY')['READY'] == '1'
+            server.signal(signal.SIGQUIT)
+            assert notify.receive('STOPPING', timeout=10)['STOPPING'] == '1'
+            assert server.wait_exit(40) == 0
+    finally:
+        notify.close()
+
+
+def test_reload_with_a_bad_configuration_still_reports_ready_and_keeps_serving():
+    notify = NotifySocket()
+    conf = harness.write_file('rz.yaml', 'workers: 2\n')
+    try:
+        with Redis() as redis, Server(redis, env={'NOTIFY_SOCKET': notify.address},
+                                      args=['-c', conf]) as server:
+            notify.receive('READY')
+            harness.write_file('rz.yaml', 'workers: banana\n')
+            server.signal(signal.SIGHUP)
+            notify.receive('RELOADING')
+            assert notify.receive('READY', timeout=10)['READY'] == '1'
+            status, _, _ = server.request('GET', '/health/')
+            assert status == 200
+            wait_until(lambda: any(l.get('event') == 'reload_failed' for l in server.log_lines()),
+                       5, message='reload_failed logged')
+    finally:
+        notify.close()
+
+
+def test_without_notify_socket_nothing_changes():
+    with Redis() as redis, Server(redis, env={'NOTIFY_SOCKET': None}) as server:
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: any(l.get('event') == 'reloaded' for l in server.log_lines()), 10,
+                   message='reloaded logged')
+        assert server.request('GET', '/health/')[0] == 200
