@@ -787,7 +787,7 @@ static void env_applies_known_settings_and_ignores_other_variables(void **state)
     setenv("MAX_FILE_SIZE", "2048", 1);
     setenv("LOG_STDOUT", "yes", 1);
     setenv("RAVEN_NOT_A_SETTING", "whatever", 1);
-    setenv("max_file_size", "1", 1); /* only the SPEC spelling is looked up */
+    setenv("max_file_size", "1", 1); /* environment names are upper case only */
     int rc = cfg_load_env(&f->c, f->err, sizeof f->err);
     unsetenv("MAX_FILE_SIZE");
     unsetenv("LOG_STDOUT");
