@@ -673,6 +673,8 @@ def write_file(name, text):
     return p
 
 
+# ---------------------------------------------------------------------------------
+# Small helpers
 
 def _bytes(v):
     if isinstance(v, bytes):
@@ -985,6 +987,25 @@ def assert_422(status, headers, body, locs, what):
 
 # ---------------------------------------------------------------------------------
 # Keys, uploads and downloads
+
+MIB = 1024 * 1024
+# A sealed file: a HEADER-byte header, then SEGMENT-byte segments each with a TAG.
+SEGMENT = 65536
+TAG = 16
+HEADER = 40
+SERVICES = ('redis', 'storage', 'scheduler', 'diceware')
+NOT_FOUND = 'File not found or link expired'
+PREVIEW_NOT_FOUND = 'Upload not found or link expired'
+SPENT = 'Download limit has been reached'
+STATUS_UNKNOWN = {'status': 'expired_or_burned', 'remaining_uses': 0, 'expires_at': None,
+                  'is_accessible': False}
+# Unknown keys count towards the brute-force block; tests that send many raise the limit.
+MANY_FAILURES = {'DOWNLOAD_FAIL_LIMIT': '100000'}
+PDF = (b'%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n'
+       b'2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n'
+       b'%%EOF\n')
+TEXT = b'The quick brown fox jumps over the lazy dog.\n' * 40
+
 
 def _load_words():
     words = []

@@ -12,15 +12,13 @@ Requests are written on raw sockets where http.client would refuse to send them.
 import os
 import socket
 
-from harness import (Redis, Server, assert_json_error, assert_nobody_replaced,
-                     assert_nothing_left, json_answer, multipart, one_response,
-                     parse_responses, raw_exchange, sha256, wait_until)
+from harness import (STATUS_UNKNOWN, Redis, Server, assert_json_error,
+                     assert_nobody_replaced, assert_nothing_left, json_answer, multipart,
+                     one_response, parse_responses, raw_exchange, sha256, wait_until)
 
 
 # Failed lookups count towards the brute-force block; the sweep sends many on purpose.
 SWEEP_ENV = {'DOWNLOAD_FAIL_LIMIT': '1000000'}
-STATUS_UNKNOWN = {'status': 'expired_or_burned', 'remaining_uses': 0, 'expires_at': None,
-                  'is_accessible': False}
 
 
 class Sweep:

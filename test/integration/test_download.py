@@ -4,15 +4,10 @@
 import json
 import os
 
-from harness import (DOWNLOAD_CACHE_CONTROL, Redis, Server, assert_common_headers,
-                     assert_json_error, curl, download, drop_id, files_under, path, race,
-                     sha256, storage, stored_path, unknown_key, upload_ok)
-
-
-SEGMENT = 65536
-TEXT = b'The quick brown fox jumps over the lazy dog.\n' * 40
-SPENT = 'Download limit has been reached'
-NOT_FOUND = 'File not found or link expired'
+from harness import (DOWNLOAD_CACHE_CONTROL, NOT_FOUND, SEGMENT, SPENT, TEXT, Redis, Server,
+                     assert_common_headers, assert_json_error, curl, download, drop_id,
+                     files_under, path, race, sha256, storage, stored_path, unknown_key,
+                     upload_ok)
 
 
 def test_download_sends_the_headers_of_the_spec():

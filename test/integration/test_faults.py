@@ -21,14 +21,12 @@ import subprocess
 import threading
 import time
 
-from harness import (ROOT, Redis, Server, assert_json_error, assert_nobody_replaced,
-                     assert_nothing_left, binary, files_under, path, sha256, storage,
-                     stored_path, temp, upload_ok, wait_until)
+from harness import (ROOT, SERVICES, Redis, Server, assert_json_error,
+                     assert_nobody_replaced, assert_nothing_left, binary, files_under, path,
+                     sha256, storage, stored_path, temp, upload_ok, wait_until)
 
 
 UNAVAILABLE = {'detail': 'Service temporarily unavailable'}
-SERVICES = ('redis', 'storage', 'scheduler', 'diceware')
-MIB = 1024 * 1024
 
 
 # --- helpers --------------------------------------------------------------------------

@@ -6,15 +6,8 @@ import os
 import re
 import urllib.parse
 
-from harness import (Redis, Server, assert_422, assert_nobody_replaced, download,
-                     field_part, file_part, multipart, post_form, upload_ok)
-
-
-# Unknown keys count towards the brute-force block; tests that send many raise the limit.
-MANY_FAILURES = {'DOWNLOAD_FAIL_LIMIT': '100000'}
-PDF = (b'%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n'
-       b'2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n'
-       b'%%EOF\n')
+from harness import (MANY_FAILURES, PDF, Redis, Server, assert_422, assert_nobody_replaced,
+                     download, field_part, file_part, multipart, post_form, upload_ok)
 
 
 CD_RE = re.compile(r'^attachment; filename="([^"\\]*)"; '

@@ -5,13 +5,10 @@ import datetime
 import re
 import time
 
-from harness import (Redis, Server, is_int, parse_iso, wait_until)
+from harness import (SERVICES, Redis, Server, is_int, parse_iso, wait_until)
 
 
 ISO_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$')
-
-
-SERVICES = ('redis', 'storage', 'scheduler', 'diceware')
 
 
 def health(server, path='/health/'):
@@ -37,8 +34,6 @@ def assert_health_body(body, expect_status, services):
 
 
 ONLINE = {name: 'online' for name in SERVICES}
-
-
 REDIS_DOWN = dict(ONLINE, redis='offline')
 
 

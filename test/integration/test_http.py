@@ -7,8 +7,8 @@ import os
 import shutil
 import threading
 
-from harness import (CLIENT, DOWNLOAD_CACHE_CONTROL, OTHER, UUID4, Redis, Server,
-                     assert_422, assert_common_headers, assert_json_error,
+from harness import (CLIENT, DOWNLOAD_CACHE_CONTROL, OTHER, STATUS_UNKNOWN, UUID4, Redis,
+                     Server, assert_422, assert_common_headers, assert_json_error,
                      assert_nobody_replaced, assert_normal_miss, assert_upload_body, block,
                      curl, curl_headers, download, header_problems, miss, multipart,
                      one_response, parse_responses, path, raw_exchange, sha256, tokens,
@@ -296,10 +296,6 @@ def test_a_malformed_request_answers_400():
                              b'POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n'
                              b'Connection: close\r\n\r\n', 400)
         assert_refused_by_libh2o(server, 'a request line that is not HTTP', b'GARBAGE\r\n\r\n')
-
-
-STATUS_UNKNOWN = {'status': 'expired_or_burned', 'remaining_uses': 0, 'expires_at': None,
-                  'is_accessible': False}
 
 
 def test_pipelined_requests_are_answered_in_order():

@@ -2,22 +2,13 @@
 
 import os
 
-from harness import (JSON_CT, Redis, Server, assert_common_headers, assert_json_error,
-                     download, is_int, race, sha256, unknown_key, upload_ok)
+from harness import (JSON_CT, PDF, PREVIEW_NOT_FOUND, SPENT, TEXT, Redis, Server,
+                     assert_common_headers, assert_json_error, download, is_int, race,
+                     sha256, unknown_key, upload_ok)
 
 
 PREVIEW_FIELDS = ('key', 'filename', 'size', 'mime_type', 'expiry', 'uses', 'minutes_left',
                   'download_url', 'curl_example', 'created_at', 'sha256')
-
-
-PREVIEW_NOT_FOUND = 'Upload not found or link expired'
-PDF = (b'%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n'
-       b'2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n'
-       b'%%EOF\n')
-
-
-TEXT = b'The quick brown fox jumps over the lazy dog.\n' * 40
-SPENT = 'Download limit has been reached'
 
 
 def test_preview_returns_every_field():

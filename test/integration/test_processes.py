@@ -11,11 +11,8 @@ import time
 import uuid
 
 import harness
-from harness import (Redis, Server, SlowDownload, alive, comm, path, port_open, sha256,
+from harness import (MIB, Redis, Server, SlowDownload, alive, comm, path, port_open, sha256,
                      upload_ok, wait_until)
-
-
-MIB = 1024 * 1024
 
 
 def test_master_forks_the_configured_workers_and_one_shredder():

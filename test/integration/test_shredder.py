@@ -10,12 +10,11 @@ import os
 import signal
 import time
 
-from harness import (Redis, Server, SlowDownload, path, storage, trash, upload_ok,
+from harness import (MIB, Redis, Server, SlowDownload, path, storage, trash, upload_ok,
                      wait_until)
 
 
 BLOCK = 4096
-MIB = 1024 * 1024
 
 
 # --- helpers --------------------------------------------------------------------

@@ -5,13 +5,12 @@ import datetime
 import os
 import time
 
-from harness import (JSON_CT, Redis, Server, assert_common_headers, assert_json_error,
-                     download, drop_id, unknown_key, upload_ok)
+from harness import (JSON_CT, NOT_FOUND, PREVIEW_NOT_FOUND, Redis, Server,
+                     assert_common_headers, assert_json_error, download, drop_id,
+                     unknown_key, upload_ok)
 
 
 STATUS_FIELDS = ('key', 'status', 'remaining_uses', 'expires_at', 'is_accessible')
-NOT_FOUND = 'File not found or link expired'
-PREVIEW_NOT_FOUND = 'Upload not found or link expired'
 
 
 def iso(ts):

@@ -7,17 +7,9 @@ survive a restart."""
 import json
 import os
 
-from harness import (Redis, Server, assert_common_headers, curl, download, files_under,
-                     one_response, path, raw_exchange, request_line, run, sha256,
-                     stored_path, upload_ok, wait_until)
-
-
-SEGMENT = 65536
-TAG = 16
-HEADER = 40
-PDF = (b'%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n'
-       b'2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n'
-       b'%%EOF\n')
+from harness import (HEADER, PDF, SEGMENT, TAG, Redis, Server, assert_common_headers, curl,
+                     download, files_under, one_response, path, raw_exchange, request_line,
+                     run, sha256, stored_path, upload_ok, wait_until)
 
 
 def store_dump(redis):

@@ -10,16 +10,12 @@ import struct
 import time
 import zlib
 
-from harness import (Redis, Server, assert_422, assert_json_error, assert_nobody_replaced,
-                     assert_nothing_left, assert_upload_body, chunked, curl, curl_headers,
-                     download, drop_id, field_part, file_part, form_body, json_answer,
-                     multipart, new_boundary, one_response, parse_iso, path, post_form,
-                     raw_exchange, request_line, sha256, stored_path, upload_ok, wait_until)
-
-
-SEGMENT = 65536
-TAG = 16
-HEADER = 40
+from harness import (HEADER, PDF, SEGMENT, TAG, TEXT, Redis, Server, assert_422,
+                     assert_json_error, assert_nobody_replaced, assert_nothing_left,
+                     assert_upload_body, chunked, curl, curl_headers, download, drop_id,
+                     field_part, file_part, form_body, json_answer, multipart, new_boundary,
+                     one_response, parse_iso, path, post_form, raw_exchange, request_line,
+                     sha256, stored_path, upload_ok, wait_until)
 
 
 def png_bytes():
@@ -31,14 +27,6 @@ def png_bytes():
     idat = zlib.compress(b'\x00\xff\x00\x00')
     return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', idat) +
             chunk(b'IEND', b''))
-
-
-PDF = (b'%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n'
-       b'2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n'
-       b'%%EOF\n')
-
-
-TEXT = b'The quick brown fox jumps over the lazy dog.\n' * 40
 
 
 def raw_upload_request(port, body, boundary, extra=b''):
