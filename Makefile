@@ -76,6 +76,15 @@ build/openapi_json.c: openapi.json
 deps:
 	@scripts/deps.sh
 
+# The tests' tools from npm (Redocly CLI, which lints openapi.json), at the versions
+# test/lint/package-lock.json pins; installed under build/, never globally.
+LINT_TOOLS := build/lint/node_modules/.package-lock.json
+$(LINT_TOOLS): test/lint/package.json test/lint/package-lock.json
+	@mkdir -p build/lint
+	@cp test/lint/package.json test/lint/package-lock.json build/lint/
+	@cd build/lint && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 UNITS_rel := $(UNIT_SRC:%.c=build/rel/%)
 UNITS_asan := $(UNIT_SRC:%.c=build/asan/%)
 
@@ -86,7 +95,7 @@ run: deps
 	@scripts/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all build/asan/raven-zero $(UNITS_rel) $(UNITS_asan)
+	@$(MAKE) --no-print-directory all build/asan/raven-zero $(UNITS_rel) $(UNITS_asan) $(LINT_TOOLS)
 	@python3 test/run.py
 
 bench: deps

@@ -9,6 +9,9 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
+# node and npm run the OpenAPI linter. They may come from elsewhere (NodeSource's nodejs
+# bundles npm and conflicts with Debian's npm package): the commands count, not the names.
+command -v node >/dev/null && command -v npm >/dev/null || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 echo "deps: installing$missing"
 SUDO=""

@@ -1,11 +1,14 @@
 """openapi.json: served as the file in the repository, describing every endpoint,
-status and header of the contract, and matching real answers field by field."""
+status and header of the contract, passing Redocly's recommended rules (Redocly CLI,
+installed by `make test`), and matching real answers field by field."""
 
 import json
 import os
 import re
+import shutil
+import subprocess
 
-from harness import (ISO_WHOLE_Z, ROOT, Redis, Server, wait_until)
+from harness import (ISO_WHOLE_Z, ROOT, Redis, Server, path, wait_until)
 
 
 def spec():
@@ -176,6 +179,51 @@ def check_response(doc, template, method, status, headers, body, checked):
     else:
         assert not content or method == 'head', (template, status)
     checked.add((template, method, str(status)))
+
+
+LINT_CLI = os.path.join(ROOT, 'build', 'lint', 'node_modules', '@redocly', 'cli', 'bin',
+                        'cli.js')
+LINT_CONFIG = os.path.join(ROOT, 'test', 'lint', 'redocly.yaml')
+
+
+def redocly_lint(doc_path):
+    """Redocly CLI on one OpenAPI file with test/lint/redocly.yaml, offline (no telemetry,
+    no update check): (exit status, [problems])."""
+    node = shutil.which('node')
+    assert node and os.path.exists(LINT_CLI), \
+        'Redocly CLI is not installed: `make test` installs it (node, npm, build/lint/)'
+    env = dict(os.environ, REDOCLY_TELEMETRY='off', REDOCLY_SUPPRESS_UPDATE_NOTICE='true',
+               NO_COLOR='1')
+    done = subprocess.run([node, LINT_CLI, 'lint', '--config', LINT_CONFIG, '--format', 'json',
+                           doc_path], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=ROOT)
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError('redocly lint said:\n%s%s' % (done.stdout, done.stderr)) from None
+    return done.returncode, report['problems']
+
+
+def test_openapi_json_passes_redocly_recommended_rules_but_the_trailing_slash_one():
+    status, problems = redocly_lint(os.path.join(ROOT, 'openapi.json'))
+    assert status == 0 and problems == [], json.dumps(problems, indent=1)[:4000]
+    # The linter and its rules are live: a copy without what they ask for fails on them.
+    doc = spec()
+    del doc['security'], doc['servers'], doc['info']['license']
+    for item in doc['paths'].values():
+        for m, op in item.items():
+            if m in METHODS:
+                op['responses'] = {c: r for c, r in op['responses'].items()
+                                   if not c.startswith('4')}
+    stripped = path('stripped-openapi.json')
+    with open(stripped, 'w') as f:
+        json.dump(doc, f)
+    status, problems = redocly_lint(stripped)
+    rules = {p['ruleId'] for p in problems}
+    assert status != 0, problems
+    assert {'security-defined', 'no-empty-servers', 'info-license',
+            'operation-4xx-response'} <= rules, rules
+    assert 'no-path-trailing-slash' not in rules, rules
 
 
 def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
