@@ -214,6 +214,23 @@ def test_nginx_in_front_blocks_the_original_client_and_only_it():
         assert status == 404
 
 
+def test_nginx_on_a_non_default_port_hands_out_urls_with_that_port():
+    nginx_port = free_port()
+    with Redis() as redis, Server(redis, env=PROXIED) as server, \
+            Nginx(nginx_site(server.port, nginx_port), nginx_port):
+        via = Via(nginx_port)
+        host = '%s:%d' % (PUBLIC_HOST, nginx_port)  # as a browser sends it for this port
+        status, headers, body = via.upload(b'port kept', headers={'Host': host})
+        assert status == 201, body
+        key = body['key']
+        assert body['download_url'] == 'http://%s/download/%s' % (host, key), body
+        assert body['preview_url'] == 'http://%s/preview/%s' % (host, key), body
+        assert headers.get('location') == body['download_url'], headers
+        status, _, preview = via.json('GET', '/preview/' + key, headers={'Host': host})
+        assert status == 200 and preview['download_url'] == body['download_url'], preview
+        assert preview['curl_example'] == 'curl -OJ ' + body['download_url'], preview
+
+
 def test_nginx_example_with_tls_serves_https_urls_and_redirects_plain_http():
     if not shutil.which('openssl'):
         raise AssertionError('openssl (the Debian package) is needed to make a test certificate')
@@ -237,6 +254,18 @@ def test_nginx_example_with_tls_serves_https_urls_and_redirects_plain_http():
         status, _, got = via.request('GET', '/download/' + body['key'],
                                      headers={'Host': PUBLIC_HOST})
         assert status == 200 and got == b'over tls'
+        # Over HTTP/2 the host comes as :authority, here with the port: the URLs keep it.
+        authority = '%s:%d' % (PUBLIC_HOST, tls_port)
+        upload = harness.write_file('h2.txt', 'over h2\n')
+        out = path('h2-upload.json')
+        done = sh(['curl', '-sS', '--http2', '--insecure', '--max-time', '30',
+                   '--resolve', authority + ':127.0.0.1', '-F', 'file=@' + upload,
+                   '-o', out, '-w', '%{http_version} %{http_code}',
+                   'https://%s/upload/' % authority])
+        assert done.returncode == 0 and done.stdout == '2 201', (done.stdout, done.stderr)
+        with open(out) as f:
+            body = json.load(f)
+        assert body['download_url'] == 'https://%s/download/%s' % (authority, body['key']), body
 
 
 def test_nginx_example_keeps_metrics_private():
