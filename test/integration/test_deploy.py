@@ -1,7 +1,8 @@
-"""Deployment files: the nginx example in front (TLS, the original client, metrics
-kept private), the Dockerfile, compose.yaml, the systemd unit and `make install`,
-checked as far as this machine allows (no Docker here: the image's build stage is
-replayed with the same commands on a copy of the build context)."""
+"""Deployment files: the nginx example in front (TLS, the original client, the port
+kept in the URLs handed out, metrics kept private), the Dockerfile, compose.yaml, the
+systemd unit and `make install`, checked as far as this machine allows (no Docker
+here: the image's build stage is replayed with the same commands on a copy of the
+build context)."""
 
 import fnmatch
 import http.client
