@@ -1,6 +1,6 @@
 /* shm.h - the state every process shares, in one anonymous shared mapping the master
  * creates before forking: the shredder's heartbeat and the metrics counters. Only
- * atomics live here, so no lock is ever needed. */
+ * atomics live here (and one size, set before the fork), so no lock is ever needed. */
 #ifndef RZ_SHM_H
 #define RZ_SHM_H
 
@@ -22,20 +22,22 @@ enum {
     M_COUNT
 };
 
-#define SHM_ENDPOINTS 8     /* upload preview download status health other ... */
 #define SHM_LATENCY_BUCKETS 12
+#define SHM_STATUS_CLASSES 6 /* status / 100; 0 for anything out of range */
 
 typedef struct {
     _Atomic uint64_t shredder_heartbeat_ms; /* monotonic clock (ms) of the shredder's last beat */
     _Atomic uint64_t counters[M_COUNT];
-    _Atomic uint64_t status_class[SHM_ENDPOINTS][6]; /* [endpoint][status / 100] */
     _Atomic uint64_t latency[SHM_LATENCY_BUCKETS + 1]; /* cumulative at read time */
     _Atomic uint64_t latency_sum_us;
     _Atomic uint64_t latency_count;
+    size_t endpoints; /* rows of status_class, fixed at creation */
+    _Atomic uint64_t status_class[][SHM_STATUS_CLASSES]; /* [endpoint][status class] */
 } shm_state;
 
-/* Created by the master; NULL on failure. */
-shm_state *shm_create(void);
+/* Created by the master, with one row of response counters per endpoint (the workers
+ * name them: worker/routes.h); NULL on failure. */
+shm_state *shm_create(size_t endpoints);
 
 static inline void shm_add(shm_state *s, int counter, uint64_t n)
 {

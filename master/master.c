@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "paths.h"
 #include "proc.h"
+#include "routes.h"
 #include "util.h"
 #include "version.h"
 
@@ -430,7 +431,7 @@ static int startup(master_ctx *m, char *err, size_t errlen)
     if (n < 0)
         return -1;
     m->nlisten = (size_t)n;
-    if (open_pipe(m) != 0 || (m->shm = shm_create()) == NULL) {
+    if (open_pipe(m) != 0 || (m->shm = shm_create(routes_labels())) == NULL) {
         snprintf(err, errlen, "cannot create the log pipe or shared memory: %s", strerror(errno));
         return -1;
     }

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "routes.h"
 #include "util.h"
 
 #define H(s) s, sizeof(s) - 1
@@ -375,35 +376,6 @@ typedef struct {
     h2o_logger_t super;
 } request_logger;
 
-/* The path as logged: the key of /download/KEY etc. is never written down, wherever
- * the keyed segment appears (a proxy may mount us under a prefix, or a client may
- * double a slash). */
-static void loggable_path(h2o_req_t *req, char *out, size_t cap)
-{
-    static const char *const keyed[] = {"/download/", "/preview/", "/status/"};
-    h2o_iovec_t p = req->path_normalized.len ? req->path_normalized : req->path;
-    size_t q = 0;
-    while (q < p.len && p.base[q] != '?')
-        q++;
-    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++) {
-        const char *at = memmem(p.base, q, keyed[i], strlen(keyed[i]));
-        if (at != NULL) {
-            snprintf(out, cap, "%.*s%s{key}", (int)(at - p.base < 200 ? at - p.base : 200), p.base, keyed[i]);
-            return;
-        }
-    }
-    /* Anything else is logged only if it is one of our routes: a key pasted at the
-     * root, or under a path we do not serve, must not reach the log either. */
-    static const char *const routes[] = {"/", "/upload", "/upload/", "/health", "/health/",
-                                         "/openapi.json", "/metrics", "/metrics/"};
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (h2o_memis(p.base, q, routes[i], strlen(routes[i]))) {
-            snprintf(out, cap, "%s", routes[i]);
-            return;
-        }
-    snprintf(out, cap, "{unrouted}");
-}
-
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -412,7 +384,8 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     double duration = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
                       (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
     char path[256], client[HTTP_ADDR_MAX], method[16];
-    loggable_path(req, path, sizeof(path));
+    route_match route = routes_match_request(req);
+    routes_log_path(&route, path, sizeof(path));
     http_client(req, client);
     snprintf(method, sizeof(method), "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
     ssize_t i = h2o_find_header_by_str(&req->res.headers, H("x-request-id"), -1);
@@ -427,7 +400,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     cJSON_AddNumberToObject(f, "duration", duration < 0 ? 0 : duration);
     cJSON_AddStringToObject(f, "client", client);
     log_fields(req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request", f);
-    metrics_observe(worker_of(req)->env->shm, path, req->res.status, duration < 0 ? 0 : duration);
+    metrics_observe(worker_of(req)->env->shm, route.label, req->res.status, duration < 0 ? 0 : duration);
 }
 
 void http_register(h2o_pathconf_t *pathconf)

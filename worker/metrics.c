@@ -9,14 +9,10 @@
 #include <string.h>
 
 #include "http.h"
+#include "routes.h"
 #include "version.h"
 
 #define METRICS_MAX 16384
-
-enum { EP_UPLOAD, EP_PREVIEW, EP_DOWNLOAD, EP_STATUS, EP_HEALTH, EP_OPENAPI, EP_METRICS, EP_OTHER };
-
-static const char *const endpoint_names[SHM_ENDPOINTS] = {"upload", "preview", "download", "status",
-                                                          "health", "openapi", "metrics",  "other"};
 
 /* Upper bounds in seconds; the last slot of shm->latency counts everything slower. */
 static const double latency_le[SHM_LATENCY_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -38,32 +34,15 @@ static const struct {
     {M_WORKER_RESTARTS, "worker_restarts_total", "Workers and shredders that died and were restarted."},
 };
 
-static int endpoint_of(const char *path)
+void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds)
 {
-    static const char *const exact[] = {"/upload", "/health", "/openapi.json", "/metrics"};
-    static const int exact_ep[] = {EP_UPLOAD, EP_HEALTH, EP_OPENAPI, EP_METRICS};
-    static const char *const keyed[] = {"/preview/", "/download/", "/status/"};
-    static const int keyed_ep[] = {EP_PREVIEW, EP_DOWNLOAD, EP_STATUS};
-    size_t len = strlen(path);
-    if (len > 1 && path[len - 1] == '/')
-        len--;
-    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-        if (len == strlen(exact[i]) && memcmp(path, exact[i], len) == 0)
-            return exact_ep[i];
-    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++)
-        if (strncmp(path, keyed[i], strlen(keyed[i])) == 0)
-            return keyed_ep[i];
-    return EP_OTHER;
-}
-
-void metrics_observe(shm_state *shm, const char *path, int status, double seconds)
-{
-    if (shm == NULL)
+    if (shm == NULL || endpoint >= shm->endpoints)
         return;
-    int ep = endpoint_of(path), cls = status / 100;
-    atomic_fetch_add_explicit(&shm->status_class[ep][cls >= 0 && cls <= 5 ? cls : 0], 1, memory_order_relaxed);
+    int cls = status / 100;
+    atomic_fetch_add_explicit(&shm->status_class[endpoint][cls >= 0 && cls < SHM_STATUS_CLASSES ? cls : 0], 1,
+                              memory_order_relaxed);
     /* Outside /health (where 503 means "degraded"), a 503 is always the store failing. */
-    if (status == 503 && ep != EP_HEALTH)
+    if (status == 503 && strcmp(routes_label(endpoint), "health") != 0)
         shm_add(shm, M_STORE_ERRORS, 1);
     size_t b = 0;
     while (b < SHM_LATENCY_BUCKETS && seconds > latency_le[b])
@@ -112,9 +91,9 @@ static void render(page *p, shm_state *shm, uint64_t started_ms)
 
     put(p, "# HELP raven_zero_responses_total Responses by endpoint and status class.\n"
            "# TYPE raven_zero_responses_total counter\n");
-    for (int ep = 0; ep < SHM_ENDPOINTS; ep++)
-        for (int cls = 1; cls <= 5; cls++)
-            put(p, "raven_zero_responses_total{endpoint=\"%s\",class=\"%dxx\"} %llu\n", endpoint_names[ep], cls,
+    for (size_t ep = 0; ep < shm->endpoints; ep++)
+        for (int cls = 1; cls < SHM_STATUS_CLASSES; cls++)
+            put(p, "raven_zero_responses_total{endpoint=\"%s\",class=\"%dxx\"} %llu\n", routes_label(ep), cls,
                 (unsigned long long)load(&shm->status_class[ep][cls]));
 
     /* The count is the sum of the buckets read, so the histogram is always consistent. */

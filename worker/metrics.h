@@ -6,9 +6,9 @@
 
 #include "shm.h"
 
-/* Count one finished response: its status class by endpoint (path as logged, e.g.
- * "/download/{key}") and its duration in the latency histogram. */
-void metrics_observe(shm_state *shm, const char *path, int status, double seconds);
+/* Count one finished response: its status class by endpoint (the route's label,
+ * worker/routes.h) and its duration in the latency histogram. */
+void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds);
 
 /* GET /metrics: 403 unless the client is in METRICS_ALLOW. */
 int metrics_handle(h2o_req_t *req);

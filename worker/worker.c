@@ -1,5 +1,6 @@
 /* worker.c - a worker process: its h2o context, the accept loop on the inherited
- * listening sockets, routing, and the graceful drain.
+ * listening sockets, the request bounds checked before the route table (routes.c)
+ * takes a request, and the graceful drain.
  *
  * Everything runs on one event loop. SIGQUIT closes the listeners and keeps serving
  * until no request is in flight (bounded by SHUTDOWN_TIMEOUT); SIGTERM exits now. */
@@ -8,14 +9,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "http.h"
 #include "log.h"
-#include "metrics.h"
-#include "openapi.h"
+#include "routes.h"
 #include "util.h"
 
 #define ACCEPT_BATCH 16
@@ -92,31 +91,7 @@ static void track_request(h2o_req_t *req)
     }
 }
 
-/* ---- routing ---- */
-
-static int path_is(h2o_iovec_t path, const char *prefix, h2o_iovec_t *rest)
-{
-    size_t n = strlen(prefix);
-    if (path.len < n || memcmp(path.base, prefix, n) != 0)
-        return 0;
-    rest->base = path.base + n;
-    rest->len = path.len - n;
-    if (rest->len > 0 && rest->base[rest->len - 1] == '/')
-        rest->len--;
-    return 1;
-}
-
-static int method_is(h2o_req_t *req, const char *m)
-{
-    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
-}
-
-static int not_allowed(h2o_req_t *req, const char *allow)
-{
-    http_header(req, H2O_TOKEN_ALLOW, allow, strlen(allow));
-    http_error(req, 405, "Method Not Allowed");
-    return 0;
-}
+/* ---- requests ---- */
 
 /* The request head within REQUEST_LINE / HEADER bounds? Else answered 414 or 431. */
 static int head_too_large(h2o_req_t *req)
@@ -142,32 +117,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     track_request(req);
     if (head_too_large(req))
         return 0;
-    /* The path without its query; trailing slashes are optional everywhere. */
-    h2o_iovec_t path = req->path_normalized, rest;
-    if (method_is(req, "OPTIONS")) {
-        req->res.status = 204;
-        req->res.reason = "No Content";
-        h2o_send_inline(req, NULL, 0);
-        return 0;
-    }
-    /* HEAD would take a use or spend the preview: only reads that change nothing allow it. */
-    int get = method_is(req, "GET"), read_only = get || method_is(req, "HEAD");
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/upload")) || h2o_memis(path.base, path.len, H2O_STRLIT("/upload/")))
-        return method_is(req, "POST") ? upload_handle(req) : not_allowed(req, "POST, OPTIONS");
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/health")) || h2o_memis(path.base, path.len, H2O_STRLIT("/health/")))
-        return read_only ? health_handle(req) : not_allowed(req, "GET, HEAD, OPTIONS");
-    if (path_is(path, "/openapi.json", &rest) && rest.len == 0)
-        return read_only ? openapi_handle(req) : not_allowed(req, "GET, HEAD, OPTIONS");
-    if (path_is(path, "/metrics", &rest) && rest.len == 0)
-        return read_only ? metrics_handle(req) : not_allowed(req, "GET, HEAD, OPTIONS");
-    if (path_is(path, "/download/", &rest))
-        return get ? download_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
-    if (path_is(path, "/preview/", &rest))
-        return get ? preview_handle(req, rest.base, rest.len) : not_allowed(req, "GET, OPTIONS");
-    if (path_is(path, "/status/", &rest))
-        return read_only ? status_handle(req, rest.base, rest.len) : not_allowed(req, "GET, HEAD, OPTIONS");
-    http_error(req, 404, "Not Found");
-    return 0;
+    return routes_serve(req);
 }
 
 /* ---- connections ---- */

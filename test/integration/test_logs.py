@@ -43,6 +43,38 @@ def test_every_request_is_logged_with_all_request_fields():
             assert any_line['level'] in ('debug', 'info', 'warning', 'error'), any_line
 
 
+def test_the_log_names_each_request_by_its_route_and_never_by_its_key():
+    with Redis() as redis, Server(redis) as server:
+        status, _, up = server.upload(b'logged by route', uses=1)
+        assert status == 201, up
+        key = up['key']
+        expected = [('GET', '/preview/' + key, '/preview/{key}'),
+                    ('GET', '/status/%s/' % key, '/status/{key}'),
+                    ('HEAD', '/status/' + key, '/status/{key}'),
+                    ('POST', '/download/' + key, '/download/{key}'),
+                    ('OPTIONS', '/download/' + key, '/download/{key}'),
+                    ('GET', '/download/' + key, '/download/{key}'),
+                    ('GET', '/health/?key=' + key, '/health/'),
+                    ('PUT', '/upload', '/upload'),
+                    ('GET', '/' + key, '{unrouted}'),
+                    ('GET', '/mounted/download/' + key, '{unrouted}'),
+                    ('GET', '//download/' + key, '{unrouted}'),
+                    ('GET', '/download/%s/%s' % (key, key), '{unrouted}'),
+                    ('GET', '/upload/' + key, '{unrouted}'),
+                    ('DELETE', '/%s/status/x' % key, '{unrouted}')]
+        ids = []
+        for method, target, _ in expected:
+            _, headers, _ = server.request(method, target)
+            ids.append(headers['x-request-id'])
+        for (method, target, shown), rid in zip(expected, ids):
+            line = wait_until(lambda: request_line(server.log_lines(), rid), 5,
+                              message='log line of %s %s' % (method, target))
+            assert line['path'] == shown, '%s %s logged as %r' % (method, target, line['path'])
+        with open(server.log_path, 'rb') as f:
+            log = f.read()
+        assert key.encode() not in log, 'the log holds the key'
+
+
 def test_sigusr1_reopens_the_log_file():
     with Redis() as redis, Server(redis) as server:
         _, headers, _ = server.request('GET', '/health/')

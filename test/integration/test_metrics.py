@@ -102,6 +102,42 @@ def test_metrics_count_blocked_requests_store_errors_and_worker_restarts():
                    message='the store error counted')
 
 
+def test_metrics_count_every_route_under_its_own_label_and_unknown_paths_as_other():
+    with Redis() as redis, Server(redis) as server:
+        status, _, up = server.upload(b'counted by route', uses=1)
+        assert status == 201, up
+        key = up['key']
+        before = metrics(server)
+        requests = [('GET', '/preview/' + key, 'preview', '2xx'),
+                    ('OPTIONS', '/preview/' + key, 'preview', '2xx'),
+                    ('GET', '/status/' + key, 'status', '2xx'),
+                    ('HEAD', '/status/%s/' % key, 'status', '2xx'),
+                    ('HEAD', '/download/' + key, 'download', '4xx'),
+                    ('GET', '/download/' + key, 'download', '2xx'),
+                    ('GET', '/health', 'health', '2xx'),
+                    ('GET', '/openapi.json', 'openapi', '2xx'),
+                    ('POST', '/metrics/', 'metrics', '4xx'),
+                    ('GET', '/upload/', 'upload', '4xx'),
+                    ('GET', '/nonexistent', 'other', '4xx'),
+                    ('GET', '/download/%s/extra' % key, 'other', '4xx')]
+        expected = {}
+        for method, target, label, cls in requests:
+            server.request(method, target)
+            sample = 'raven_zero_responses_total{endpoint="%s",class="%s"}' % (label, cls)
+            expected[sample] = expected.get(sample, 0) + 1
+
+        def counted():
+            m = metrics(server)
+            return m if all(m[k] - before[k] >= v for k, v in expected.items()) else None
+        after = wait_until(counted, 5, message='every response counted')
+        for sample, n in expected.items():
+            assert after[sample] - before[sample] == n, (sample, after[sample] - before[sample], n)
+        labels = {re.search(r'endpoint="([^"]*)"', k).group(1)
+                  for k in after if k.startswith('raven_zero_responses_total{')}
+        assert labels == {'upload', 'preview', 'download', 'status', 'health', 'openapi',
+                          'metrics', 'other'}, labels
+
+
 def test_metrics_refused_403_to_clients_outside_metrics_allow():
     env = {'METRICS_ALLOW': '127.0.0.1/32', 'TRUSTED_PROXIES': '127.0.0.1/32'}
     with Redis() as redis, Server(redis, env=env) as server:

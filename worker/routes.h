@@ -1,0 +1,43 @@
+/* routes.h - the one table of what a worker serves (worker/routes.c). Routing, the
+ * Allow header of a 405, the path the access log shows and the metrics label of every
+ * request are all read from it, so a new route is one row there and nothing else. */
+#ifndef RZ_ROUTES_H
+#define RZ_ROUTES_H
+
+#include <h2o.h>
+#include <stddef.h>
+
+/* What the table makes of a request's path and method. */
+typedef struct {
+    int row;          /* the row that takes the method, else the first whose path matches;
+                       * -1 when no row's path matches */
+    int allowed;      /* row takes the method */
+    unsigned methods; /* every method some row takes on this path: the 405's Allow */
+    h2o_iovec_t tail; /* the segment after a prefix row's path (a key, a name) */
+    int slash;        /* an exact path came with its optional trailing slash */
+    size_t label;     /* metrics label (routes_label): row's, or the last for no row */
+} route_match;
+
+/* Match a path (no query) and a method against the table. Pure: for routing, logging
+ * and tests alike. */
+route_match routes_match(h2o_iovec_t path, h2o_iovec_t method);
+/* The same for a request: its normalized path, or for a request libh2o refused before
+ * normalizing it, its raw path up to the query. */
+route_match routes_match_request(h2o_req_t *req);
+
+/* Answer a request: OPTIONS on any path is the CORS preflight (204); otherwise the
+ * row's handler, 405 with Allow, or 404. */
+int routes_serve(h2o_req_t *req);
+
+/* The path as the access log shows it: a row's own path, a tail masked as {key} or
+ * {name}, or "{unrouted}"; never a key or a file name, whatever the client sent. */
+void routes_log_path(const route_match *m, char *out, size_t cap);
+
+/* "GET, HEAD, OPTIONS": a method set as an Allow header (OPTIONS is always allowed). */
+void routes_allow(unsigned methods, char *out, size_t cap);
+
+/* Metrics labels: one per row, in table order, then "other". */
+size_t routes_labels(void);
+const char *routes_label(size_t i);
+
+#endif
