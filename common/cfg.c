@@ -71,8 +71,8 @@ typedef struct {
     X(ORPHAN_AGE_MINUTES, K_UINT, orphan_age_minutes, 1, 10080, "15")                   \
     X(SECURE_SHRED_PASSES, K_UINT, secure_shred_passes, 1, 35, "1")                     \
     X(DICEWARE_WORDLIST_PATH, K_PATH, diceware_wordlist_path, 0, 0, NULL)               \
-    X(LISTEN, K_LISTEN, listen, 1, 64, "0.0.0.0:8000")                                  \
-    X(WORKERS, K_WORKERS, workers, 1, 256, "auto")                                      \
+    X(LISTEN, K_LISTEN, listen, 1, CFG_LISTEN_MAX, "0.0.0.0:8000")                      \
+    X(WORKERS, K_WORKERS, workers, 1, CFG_WORKERS_MAX, "auto")                          \
     X(TRUSTED_PROXIES, K_CIDRS, trusted_proxies, 0, 1024, "127.0.0.1/32,::1/128")       \
     X(CORS_ORIGINS, K_ORIGINS, cors_origins, 0, 1024, "*")                              \
     X(PUBLIC_URL, K_URL, public_url, 0, 0, "")                                          \

@@ -33,6 +33,12 @@ typedef struct {
     size_t n;
 } cfg_str_list;
 
+/* LISTEN may name this many addresses: the master and each worker keep one socket per
+ * address in an array of this size. */
+#define CFG_LISTEN_MAX 64
+/* WORKERS may ask for this many: the master keeps a restart slot per worker. */
+#define CFG_WORKERS_MAX 256
+
 typedef struct cfg {
     /* SPEC.md names */
     char *redis_url;

@@ -29,7 +29,6 @@
 #include "util.h"
 #include "version.h"
 
-#define MAX_LISTEN 64 /* as many as LISTEN may name */
 #define MAX_CHILDREN 1024
 #define FAST_STOP_MS 5000
 #define BACKOFF_MAX_MS 10000
@@ -54,7 +53,7 @@ typedef struct {
 typedef struct {
     const master_args *args;
     cfg *cfg;
-    int listen_fds[MAX_LISTEN];
+    int listen_fds[CFG_LISTEN_MAX];
     size_t nlisten;
     int log_rd, log_wr;
     logfile lf;
@@ -63,7 +62,7 @@ typedef struct {
     words *words;
     child children[MAX_CHILDREN];
     size_t nchildren;
-    slot_state slots[257];
+    slot_state slots[CFG_WORKERS_MAX + 1]; /* the workers', then the shredder's */
     int state;
     uint64_t stop_deadline_ms;
     uint64_t started_ms;
@@ -278,7 +277,7 @@ static int reload(master_ctx *m)
 {
     char err[1024];
     cfg *next = malloc(sizeof(*next));
-    int fds[MAX_LISTEN], nfds = -1;
+    int fds[CFG_LISTEN_MAX], nfds = -1;
     words *w = NULL;
     if (next == NULL)
         return -1;
@@ -286,7 +285,7 @@ static int reload(master_ctx *m)
         (w = words_load(next->diceware_wordlist_path, err, sizeof(err))) == NULL)
         goto fail;
     if (!listen_same(m->cfg, next) &&
-        (nfds = listen_open(&next->listen, fds, MAX_LISTEN, err, sizeof(err))) < 0)
+        (nfds = listen_open(&next->listen, fds, CFG_LISTEN_MAX, err, sizeof(err))) < 0)
         goto fail;
     if (nfds >= 0) {
         for (size_t i = 0; i < m->nlisten; i++)
@@ -427,7 +426,7 @@ static int startup(master_ctx *m, char *err, size_t errlen)
         paths_prepare(c, err, errlen) != 0 || crypt_secret_load(c->secret_path, m->secret, err, errlen) != 0 ||
         (m->words = words_load(c->diceware_wordlist_path, err, errlen)) == NULL)
         return -1;
-    int n = listen_open(&c->listen, m->listen_fds, MAX_LISTEN, err, errlen);
+    int n = listen_open(&c->listen, m->listen_fds, CFG_LISTEN_MAX, err, errlen);
     if (n < 0)
         return -1;
     m->nlisten = (size_t)n;

@@ -242,7 +242,7 @@ static void setup_h2o(worker *w)
 
 static void listeners_start(worker *w)
 {
-    for (size_t i = 0; i < w->env->nlisten && i < WORKER_MAX_LISTEN; i++) {
+    for (size_t i = 0; i < w->env->nlisten && i < CFG_LISTEN_MAX; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_create(w->ctx.loop, w->env->listen_fds[i], H2O_SOCKET_FLAG_DONT_READ);
         sock->data = w;
         h2o_socket_read_start(sock, on_accept);

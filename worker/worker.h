@@ -10,8 +10,6 @@
 #include "proc.h"
 #include "store.h"
 
-#define WORKER_MAX_LISTEN 64
-
 typedef struct worker_conn worker_conn;
 
 typedef struct worker {
@@ -20,7 +18,7 @@ typedef struct worker {
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listeners[WORKER_MAX_LISTEN];
+    h2o_socket_t *listeners[CFG_LISTEN_MAX];
     size_t nlisten;
     store *store;
     magic_t magic;

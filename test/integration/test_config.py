@@ -58,6 +58,21 @@ def test_check_flag_exits_0_for_valid_config_and_1_for_invalid():
     assert 'WORKERS=0:' in stderr, stderr
 
 
+def test_listen_takes_64_addresses_and_serves_on_the_last_but_refuses_65():
+    ports = []
+    while len(ports) < 65:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    addresses = ['127.0.0.1:%d' % p for p in ports]
+    code, _, stderr = run(['-t', '-s', 'LISTEN=' + ','.join(addresses)])
+    assert code == 1 and len(lines_of(stderr)) == 1 and 'LISTEN=' in stderr, (code, stderr)
+    with Redis() as redis, Server(redis, env={'LISTEN': ','.join(addresses[:64])},
+                                  port=ports[63]) as server:
+        status, _, body = server.request('GET', '/health/')
+        assert status == 200, body
+
+
 def test_help_flag_prints_usage_and_exits_0():
     code, stdout, stderr = run(['-h'])
     assert code == 0, (code, stderr)
