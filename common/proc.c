@@ -15,20 +15,22 @@ static void on_signal(int sig)
         proc_terminate = 1;
 }
 
-void proc_child_signals(void)
+int proc_child_signals(void)
 {
+    static const int flagged[] = {SIGQUIT, SIGTERM, SIGINT}, ignored[] = {SIGHUP, SIGUSR1, SIGPIPE};
     struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGQUIT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
     sigset_t none;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    for (size_t i = 0; i < sizeof(flagged) / sizeof(flagged[0]); i++)
+        if (sigaction(flagged[i], &sa, NULL) != 0)
+            return -1;
+    sa.sa_handler = SIG_IGN;
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        if (sigaction(ignored[i], &sa, NULL) != 0)
+            return -1;
+    /* The master blocks what it handles; a child takes signals at any time. */
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -26,8 +26,8 @@ typedef struct {
 int worker_main(const proc_env *env);
 int shredder_main(const proc_env *env);
 
-/* Signals a child acts on, set by its handlers. */
-void proc_child_signals(void);
+/* Signals a child acts on, set by its handlers; 0, or -1 with errno. */
+int proc_child_signals(void);
 extern volatile sig_atomic_t proc_quit;      /* SIGQUIT: finish in-flight work, exit */
 extern volatile sig_atomic_t proc_terminate; /* SIGTERM/SIGINT: exit now */
 

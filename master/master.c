@@ -33,6 +33,7 @@
 #define FAST_STOP_MS 5000
 #define BACKOFF_MAX_MS 10000
 #define STABLE_MS 2000
+#define LOG_PIPE_BYTES (1 << 20)
 
 enum { KIND_WORKER, KIND_SHREDDER };
 enum { RUNNING, STOP_FAST, STOP_GRACEFUL };
@@ -113,8 +114,26 @@ int master_load_cfg(const master_args *a, cfg *c, char *err, size_t errlen)
 
 /* ---- children ---- */
 
-static void child_exec(master_ctx *m, int kind)
+/* In the child, right after fork(); never returns. */
+static void child_exec(master_ctx *m, int kind, pid_t master_pid)
 {
+    close(m->log_rd);
+    logfile_close(&m->lf);
+    log_setup(m->log_wr, m->cfg->log_level, kind == KIND_WORKER ? "worker" : "shredder");
+    /* A child must not outlive the master: none would reap or stop it. Checked after
+     * the prctl, so a master that died before it is seen too. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+        log_event(LOG_ERROR, "child_failed", "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+        _exit(1);
+    }
+    if (getppid() != master_pid)
+        _exit(1);
+    if (proc_child_signals() != 0) {
+        log_event(LOG_ERROR, "child_failed", "cannot set up signals: %s", strerror(errno));
+        _exit(1);
+    }
+    if (prctl(PR_SET_NAME, kind == KIND_WORKER ? "rz-worker" : "rz-shredder") != 0)
+        log_event(LOG_WARNING, "process_name_failed", "prctl(PR_SET_NAME): %s", strerror(errno));
     proc_env env = {
         .cfg = m->cfg,
         .listen_fds = m->listen_fds,
@@ -125,13 +144,6 @@ static void child_exec(master_ctx *m, int kind)
         .log_fd = m->log_wr,
         .started_ms = m->started_ms,
     };
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    close(m->log_rd);
-    logfile_close(&m->lf);
-    proc_child_signals();
-    const char *name = kind == KIND_WORKER ? "worker" : "shredder";
-    prctl(PR_SET_NAME, kind == KIND_WORKER ? "rz-worker" : "rz-shredder");
-    log_setup(m->log_wr, m->cfg->log_level, name);
     _exit(kind == KIND_WORKER ? worker_main(&env) : shredder_main(&env));
 }
 
@@ -146,11 +158,8 @@ static void child_spawn(master_ctx *m, int kind, unsigned slot)
         m->slots[slot].respawn_at_ms = util_mono_ms() + 1000;
         return;
     }
-    if (pid == 0) {
-        if (getppid() != master_pid)
-            _exit(1); /* the master died between fork and prctl */
-        child_exec(m, kind);
-    }
+    if (pid == 0)
+        child_exec(m, kind, master_pid);
     m->children[m->nchildren++] = (child){.pid = pid, .kind = kind, .slot = slot, .started_ms = util_mono_ms()};
     /* A shredder just started counts as alive until it has had time to beat itself, so
      * health does not flap to "scheduler offline" at every start and restart. */
@@ -220,9 +229,17 @@ static void reap(master_ctx *m)
 
 static void signal_children(master_ctx *m, int worker_sig, int shredder_sig, int only_retiring)
 {
-    for (size_t i = 0; i < m->nchildren; i++)
-        if (!only_retiring || m->children[i].retiring)
-            kill(m->children[i].pid, m->children[i].kind == KIND_WORKER ? worker_sig : shredder_sig);
+    for (size_t i = 0; i < m->nchildren; i++) {
+        const child *c = &m->children[i];
+        int sig = c->kind == KIND_WORKER ? worker_sig : shredder_sig;
+        if ((only_retiring && !c->retiring) || kill(c->pid, sig) == 0)
+            continue;
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddNumberToObject(f, "pid", c->pid);
+        cJSON_AddNumberToObject(f, "signal", sig);
+        cJSON_AddStringToObject(f, "error", strerror(errno));
+        log_fields(LOG_ERROR, "signal_failed", f);
+    }
 }
 
 /* ---- log pipe ---- */
@@ -248,17 +265,26 @@ static void drain_pipe(master_ctx *m, int max_reads)
     }
 }
 
-static int open_pipe(master_ctx *m)
+/* Non-blocking at both ends: a full pipe drops a line instead of stalling requests. */
+static int open_pipe(master_ctx *m, char *err, size_t errlen)
 {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "cannot create the log pipe: %s", strerror(errno));
         return -1;
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    fcntl(p[1], F_SETFL, O_NONBLOCK); /* a full pipe drops a line instead of stalling requests */
-    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    }
     m->log_rd = p[0];
     m->log_wr = p[1];
     return 0;
+}
+
+/* A larger pipe absorbs bursts of log lines. Without it the server works, but a burst
+ * may drop lines, so this is said in the log rather than refused. */
+static void grow_pipe(master_ctx *m)
+{
+    if (fcntl(m->log_wr, F_SETPIPE_SZ, LOG_PIPE_BYTES) < 0)
+        log_event(LOG_WARNING, "log_pipe_small", "cannot grow the log pipe to %d bytes: %s; bursts may drop lines",
+                  LOG_PIPE_BYTES, strerror(errno));
 }
 
 /* ---- reload ---- */
@@ -325,22 +351,31 @@ fail:
 
 /* ---- the cycle ---- */
 
-static void install_signals(sigset_t *orig)
+/* Handlers that set flags; SIGPIPE ignored (a closed log reader must not kill us). */
+static int install_signals(sigset_t *orig, char *err, size_t errlen)
 {
-    struct sigaction sa;
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+    struct sigaction sa, ignore;
     sigset_t set;
     memset(&sa, 0, sizeof(sa));
+    memset(&ignore, 0, sizeof(ignore));
     sa.sa_handler = on_signal;
+    ignore.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
+    sigemptyset(&ignore.sa_mask);
     sigemptyset(&set);
-    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        sigaction(sigs[i], &sa, NULL);
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            goto fail;
         sigaddset(&set, sigs[i]);
     }
-    signal(SIGPIPE, SIG_IGN);
     /* Blocked except inside ppoll(), so a signal can never slip in between checks. */
-    sigprocmask(SIG_BLOCK, &set, orig);
+    if (sigaction(SIGPIPE, &ignore, NULL) != 0 || sigprocmask(SIG_BLOCK, &set, orig) != 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot set up signal handling: %s", strerror(errno));
+    return -1;
 }
 
 static void begin_stop(master_ctx *m, int how)
@@ -430,8 +465,10 @@ static int startup(master_ctx *m, char *err, size_t errlen)
     if (n < 0)
         return -1;
     m->nlisten = (size_t)n;
-    if (open_pipe(m) != 0 || (m->shm = shm_create(routes_labels())) == NULL) {
-        snprintf(err, errlen, "cannot create the log pipe or shared memory: %s", strerror(errno));
+    if (open_pipe(m, err, errlen) != 0)
+        return -1;
+    if ((m->shm = shm_create(routes_labels())) == NULL) {
+        snprintf(err, errlen, "cannot create the shared memory: %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -448,12 +485,12 @@ int master_run(const master_args *a, cfg *c)
         return 1;
     *m.cfg = *c;
     m.started_ms = util_now_ms();
-    install_signals(&orig);
-    if (startup(&m, err, sizeof(err)) != 0) {
+    if (install_signals(&orig, err, sizeof(err)) != 0 || startup(&m, err, sizeof(err)) != 0) {
         fprintf(stderr, "raven-zero: %s\n", err);
         return 1;
     }
     log_setup(m.log_wr, m.cfg->log_level, "master");
+    grow_pipe(&m);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "version", RZ_VERSION);
     cJSON_AddNumberToObject(f, "workers", m.cfg->workers);
