@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -114,9 +115,23 @@ int master_load_cfg(const master_args *a, cfg *c, char *err, size_t errlen)
 
 /* ---- children ---- */
 
+/* What a child does not need is gone before it runs anything else. The shredder works
+ * from ids in the store and paths on disk: it keeps neither the listening sockets nor
+ * the server secret (its copy-on-write copy is wiped; the master's stays). */
+static void child_drop(master_ctx *m, int kind)
+{
+    if (kind == KIND_WORKER)
+        return;
+    for (size_t i = 0; i < m->nlisten; i++)
+        close(m->listen_fds[i]);
+    m->nlisten = 0;
+    OPENSSL_cleanse(m->secret, sizeof(m->secret));
+}
+
 /* In the child, right after fork(); never returns. */
 static void child_exec(master_ctx *m, int kind, pid_t master_pid)
 {
+    child_drop(m, kind);
     close(m->log_rd);
     logfile_close(&m->lf);
     log_setup(m->log_wr, m->cfg->log_level, kind == KIND_WORKER ? "worker" : "shredder");
@@ -139,7 +154,7 @@ static void child_exec(master_ctx *m, int kind, pid_t master_pid)
         .listen_fds = m->listen_fds,
         .nlisten = m->nlisten,
         .shm = m->shm,
-        .secret = m->secret,
+        .secret = kind == KIND_WORKER ? m->secret : NULL,
         .words = m->words,
         .log_fd = m->log_wr,
         .started_ms = m->started_ms,

@@ -369,3 +369,61 @@ def test_health_reports_the_scheduler_offline_within_seconds_of_a_stopped_shredd
             st, _, b = server.json('GET', '/health/')
             return st == 200 and b['services']['scheduler'] == 'online'
         wait_until(online, 5, interval=0.1)
+
+
+# --- least privilege --------------------------------------------------------------
+
+def listening_inodes(port):
+    """Inodes of the sockets listening on this TCP port (IPv4 and IPv6)."""
+    inodes = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == '0A' and int(fields[1].rsplit(':', 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            target = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except FileNotFoundError:
+            continue
+        if target.startswith('socket:['):
+            inodes.add(target[len('socket:['):-1])
+    return inodes
+
+
+def memory_holds(pid, needle, region_max=64 * MIB):
+    """Does any writable mapping of pid (up to region_max bytes each, which skips the
+    sanitizer's reserved shadow) hold needle? Read through /proc/PID/mem."""
+    with open('/proc/%d/maps' % pid) as maps, open('/proc/%d/mem' % pid, 'rb', 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split('-'))
+            if not fields[1].startswith('rw') or end - start > region_max:
+                continue
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def test_the_shredder_holds_neither_the_listening_socket_nor_the_server_secret():
+    with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
+        listeners = listening_inodes(server.port)
+        assert listeners, 'no socket listens on port %d' % server.port
+        kids = server.children()
+        worker, shredder = kids['workers'][0], kids['shredder']
+        assert listeners <= socket_inodes(worker), 'the worker does not hold the listener'
+        assert not listeners & socket_inodes(shredder), 'the shredder holds the listener'
+        secret = read(server.settings['SECRET_PATH'])
+        assert len(secret) == 32
+        assert memory_holds(worker, secret), 'the secret is not found in the worker'
+        assert not memory_holds(shredder, secret), 'the shredder holds the secret'
