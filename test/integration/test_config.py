@@ -1,10 +1,12 @@
-"""Configuration: settings from the YAML file (-c), the environment and -s, in that
-order of precedence; -t checks them, -h prints the usage; a bad setting stops the start
-with one line naming it; missing directories are created at start."""
+"""Configuration and the command line: settings from the YAML file (-c), the environment
+and -s, in that order of precedence; -t checks them, -h prints the usage, -V the version
+(each also as a long option); a bad option or setting stops the start with one line
+naming it; missing directories are created at start."""
 
 import os
+import re
 
-from harness import (Redis, Server, free_port, lines_of, parse_json_lines, path, port_open,
+from harness import (ROOT, Redis, Server, free_port, lines_of, parse_json_lines, path, port_open,
                      request_line, run, wait_until, write_file)
 
 
@@ -74,11 +76,48 @@ def test_listen_takes_64_addresses_and_serves_on_the_last_but_refuses_65():
 
 
 def test_help_flag_prints_usage_and_exits_0():
-    code, stdout, stderr = run(['-h'])
-    assert code == 0, (code, stderr)
-    assert 'usage' in stdout.lower(), stdout
-    for flag in ('-c', '-t', '-s', '-h'):
-        assert flag in stdout, 'usage does not mention %s: %r' % (flag, stdout)
+    for flag in ('-h', '--help'):
+        code, stdout, stderr = run([flag])
+        assert code == 0 and stderr == '', (flag, code, stderr)
+        assert stdout.lower().startswith('usage: raven-zero'), stdout
+        for option in ('-c', '--config', '-s', '--set', '-t', '--check', '-h', '--help', '-V',
+                       '--version'):
+            assert re.search(r'(^|[\s,\[])%s\b' % option, stdout), \
+                'usage does not mention %s: %r' % (option, stdout)
+
+
+def test_version_flag_prints_the_version_the_server_reports_and_exits_0():
+    with open(os.path.join(ROOT, 'common', 'version.h')) as f:
+        version = re.search(r'#define RZ_VERSION "([^"]+)"', f.read()).group(1)
+    for flag in ('-V', '--version'):
+        code, stdout, stderr = run([flag])
+        assert (code, stdout, stderr) == (0, 'raven-zero %s\n' % version, ''), \
+            (flag, code, stdout, stderr)
+
+
+def test_an_unknown_option_or_a_missing_value_is_one_line_and_exit_2():
+    cases = [(['--frob'], 'unknown option --frob'), (['--frob=1'], 'unknown option --frob'),
+             (['-x'], 'unknown option -x'), (['-t', '-x'], 'unknown option -x'),
+             (['--help=yes'], 'option --help takes no value'),
+             (['-c'], 'option -c (--config) needs a value'),
+             (['--set'], 'option -s (--set) needs a value'),
+             (['surplus'], 'unexpected argument "surplus"')]
+    for args, said in cases:
+        code, stdout, stderr = run(args)
+        assert code == 2 and stdout == '', (args, code, stdout)
+        assert lines_of(stderr) == ['raven-zero: %s (see --help)' % said], (args, stderr)
+
+
+def test_long_options_work_like_the_short_ones():
+    good, bad = write_file('good.yaml', 'WORKERS: 3\n'), write_file('bad.yaml', 'WORKERS: 0\n')
+    code, stdout, stderr = run(['--check', '--config', good])
+    assert code == 0 and 'valid' in stdout, (code, stdout, stderr)
+    code, _, stderr = run(['--check', '--config=' + bad])
+    assert code == 1 and 'bad.yaml' in stderr and 'WORKERS=0:' in stderr, (code, stderr)
+    code, _, stderr = run(['--check', '--config', good, '--set', 'WORKERS=0'])
+    assert code == 1 and 'WORKERS=0:' in stderr, (code, stderr)
+    code, _, stderr = run(['--check', '--set=MAX_FILE_SIZE=ten'])
+    assert code == 1 and 'MAX_FILE_SIZE=ten:' in stderr, (code, stderr)
 
 
 def test_yaml_file_sets_settings_in_any_case():
