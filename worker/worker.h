@@ -1,5 +1,5 @@
 /* worker.h - one worker process: an h2o event loop on the shared listening sockets,
- * the routes of the drop, and the state every handler reaches through its request. */
+ * the handlers of the drop, and the state every handler reaches through its request. */
 #ifndef RZ_WORKER_H
 #define RZ_WORKER_H
 
@@ -51,7 +51,8 @@ typedef struct {
 void req_ref_init(req_ref *r, h2o_req_t *req);
 void req_ref_release(req_ref *r);
 
-/* Routes (worker/health.c, upload.c, download.c, lookup.c). */
+/* Handlers the route table names (worker/routes.c); each lives in health.c, upload.c,
+ * download.c or lookup.c. */
 int health_handle(h2o_req_t *req);
 int upload_handle(h2o_req_t *req);
 int download_handle(h2o_req_t *req, const char *key, size_t keylen);
