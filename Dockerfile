@@ -3,19 +3,19 @@
 #   docker build -t raven-zero .
 #   docker compose up -d            (with Valkey: see compose.yaml)
 #
-# Stage "build" compiles with the Debian -dev packages; the runtime stage gets the
-# binary, the word list and only the shared libraries the binary links (the test
+# Stage "build" compiles with the Debian -dev packages, installed by scripts/deps.sh as
+# on a developer's machine; the runtime stage gets the binary, the word list and only
+# the shared libraries the binary links (the test
 # dockerfile_runtime_stage_installs_every_library_the_binary_links keeps that list
 # true). It runs as an unprivileged user; uploads, temp files and the server secret
 # live in the volume /var/lib/raven-zero; logs go to stdout (and to LOG_PATH).
 
 FROM debian:12-slim AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-        make gcc libc6-dev pkg-config \
-        libh2o-evloop-dev libhiredis-dev libssl-dev libmagic-dev libcjson-dev libyaml-dev \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The "build" group of scripts/packages.txt, the project's one package list.
+COPY scripts/deps.sh scripts/packages.txt scripts/
+RUN scripts/deps.sh build \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make clean \
  && make all PREFIX=/usr/local \

@@ -6,7 +6,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 CC ?= cc
-PKGS := libh2o-evloop hiredis libcrypto libmagic libcjson yaml-0.1
+# The pkg-config modules of the build group of the package list.
+PKGS := $(shell awk '/^[a-z]/ && $$3 ~ /^pkg-config:/ && index("," $$1 ",", ",build,") \
+    { print substr($$3, 12) }' scripts/packages.txt)
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -73,9 +75,6 @@ build/openapi_json.c: openapi.json
 	  echo '};'; \
 	  echo 'const size_t rz_openapi_json_len = sizeof(rz_openapi_json);'; } >$@.tmp && mv -f $@.tmp $@
 
-deps:
-	@scripts/deps.sh
-
 # The tests' tools from npm (Redocly CLI, which lints openapi.json), at the versions
 # test/lint/package-lock.json pins; installed under build/, never globally.
 LINT_TOOLS := build/lint/node_modules/.package-lock.json
@@ -85,25 +84,36 @@ $(LINT_TOOLS): test/lint/package.json test/lint/package-lock.json
 	@cd build/lint && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Each of these installs the package groups it needs first (scripts/packages.txt), then
+# builds in a second make, so that a -j build never starts before its packages are there.
+deps:
+	@scripts/deps.sh build run
+
 UNITS_rel := $(UNIT_SRC:%.c=build/rel/%)
 UNITS_asan := $(UNIT_SRC:%.c=build/asan/%)
 
-unit: deps $(UNITS_rel)
+unit:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory $(UNITS_rel)
 
-run: deps
+run:
+	@scripts/deps.sh build run
 	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
 
-test: deps
+test:
+	@scripts/deps.sh build run test
 	@$(MAKE) --no-print-directory all build/asan/raven-zero $(UNITS_rel) $(UNITS_asan) $(LINT_TOOLS)
 	@python3 test/run.py
 
-bench: deps
+bench:
+	@scripts/deps.sh build run bench
 	@$(MAKE) --no-print-directory all
 	@python3 test/bench.py
 
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz:
+	@scripts/deps.sh build fuzz
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:

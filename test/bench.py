@@ -103,7 +103,7 @@ def percentile(values, p):
 def which(tool):
     p = shutil.which(tool) or (tool if os.path.exists(tool) else None)
     if not p:
-        raise CannotRun('%s is not installed (make deps / scripts/deps.sh installs it)'
+        raise CannotRun('%s is not installed (make bench / scripts/deps.sh bench installs it)'
                         % tool)
     return p
 

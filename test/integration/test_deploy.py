@@ -373,11 +373,47 @@ def test_dockerfile_has_a_debian_12_slim_build_stage_and_runtime_stage():
     assert copies and all(c.startswith('--from=build ') for c in copies), copies
 
 
+def deps_groups(stage):
+    """The groups of the package list a stage installs with scripts/deps.sh."""
+    groups = []
+    for rest in args_of(stage, 'RUN'):
+        for m in re.finditer(r'scripts/deps\.sh((?:\s+[a-z]+)+)', rest):
+            groups += m.group(1).split()
+    return groups
+
+
+def listed_packages(*groups):
+    """The packages scripts/deps.sh installs for these groups."""
+    r = sh([os.path.join(ROOT, 'scripts', 'deps.sh'), '--list'] + list(groups), timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def listed_modules(group):
+    """The pkg-config modules of a group (pkg-config:MODULE in the package list), which
+    the Makefile compiles and links with."""
+    names = []
+    for line in read('scripts', 'packages.txt').splitlines():
+        cols = line.split()
+        if len(cols) == 3 and not line.startswith('#') and group in cols[0].split(',') \
+                and cols[2].startswith('pkg-config:'):
+            names.append(cols[2][len('pkg-config:'):])
+    return names
+
+
 def test_dockerfile_build_stage_installs_every_package_the_build_needs():
     build = dockerfile_stages()[0]
-    pkgs = set(apt_packages(build))
+    assert deps_groups(build) == ['build'], deps_groups(build)
+    # deps.sh and its list are copied before they run, ahead of the sources (so the
+    # package layer is cached across source changes).
+    ins = build['ins']
+    run_at = next(i for i, (w, rest) in enumerate(ins) if w == 'RUN' and 'deps.sh' in rest)
+    copied = ' '.join(rest for w, rest in ins[:run_at] if w == 'COPY').split()
+    assert 'scripts/deps.sh' in copied and 'scripts/packages.txt' in copied, copied
+    pkgs = set(apt_packages(build)) | set(listed_packages('build'))
     assert {'make', 'gcc', 'libc6-dev', 'pkg-config'} <= pkgs, pkgs
-    names = re.search(r'^PKGS\s*:=\s*(.*)$', read('Makefile'), re.M).group(1).split()
+    names = listed_modules('build')
+    assert 'libh2o-evloop' in names, names
     for name in names:
         pcdir = sh(['pkg-config', '--variable=pcfiledir', name]).stdout.strip()
         owner = package_of(os.path.join(pcdir, name + '.pc'))
@@ -501,7 +537,7 @@ def test_dockerfile_build_stage_builds_from_the_repository_alone():
     out = path('out')
     assert not os.path.exists(os.path.join(ctx, 'build')), 'build output in the context'
     for rest in args_of(build, 'RUN'):
-        if 'apt-get' in rest:
+        if 'apt-get' in rest or 'deps.sh' in rest:  # packages: this machine has them
             continue
         r = sh(['sh', '-c', rest.replace('/out', out)], cwd=ctx, timeout=300)
         assert r.returncode == 0, 'RUN %s\n%s%s' % (rest, r.stdout[-3000:], r.stderr[-3000:])
@@ -523,7 +559,7 @@ def test_dockerfile_build_stage_builds_from_the_repository_alone():
 
 
 def compose():
-    """compose.yaml parsed by PyYAML: this Python's, or Debian's python3-yaml (make deps)."""
+    """compose.yaml parsed by PyYAML: this Python's, or Debian's python3-yaml (make test)."""
     file_path = os.path.join(ROOT, 'compose.yaml')
     try:
         import yaml
@@ -531,7 +567,7 @@ def compose():
         r = sh(['/usr/bin/python3', '-c', 'import json, sys, yaml; '
                 'json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)', file_path])
         assert r.returncode == 0, 'PyYAML is needed to parse compose.yaml (apt-get install ' \
-            'python3-yaml, as make deps does): %s' % r.stderr
+            'python3-yaml, as make test does): %s' % r.stderr
         return json.loads(r.stdout)
     with open(file_path) as f:
         return yaml.safe_load(f)
@@ -617,11 +653,19 @@ def test_systemd_unit_is_type_notify_reloads_with_hup_and_is_hardened():
     assert env['LOG_PATH'].startswith('/var/log/raven-zero/')
 
 
+def make(args, cwd=ROOT, env=None, timeout=120):
+    """make in the source tree, with none of the caller's make or compiler settings
+    (`make test` runs this with its own MAKEFLAGS in the environment)."""
+    full = {k: v for k, v in os.environ.items()
+            if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'CFLAGS', 'CPPFLAGS', 'LDFLAGS')}
+    full.update(env or {})
+    return sh(['make', '--no-print-directory'] + list(args), cwd=cwd, env=full, timeout=timeout)
+
+
 def make_install(dest, prefix='/usr/local'):
     """`make install` without rebuilding (-o all): the binary under test is installed."""
     assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make all)'
-    r = sh(['make', '--no-print-directory', '-o', 'all', 'install', 'DESTDIR=' + dest,
-            'PREFIX=' + prefix], cwd=ROOT, timeout=60)
+    r = make(['-o', 'all', 'install', 'DESTDIR=' + dest, 'PREFIX=' + prefix], timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -684,3 +728,44 @@ def test_make_install_with_prefix_usr_puts_the_unit_in_usr_lib_systemd():
     assert all('/usr/local' not in v for vs in d.values() for v in vs), d
     assert os.path.isfile(os.path.join(dest, 'usr/sbin/raven-zero'))
     assert os.path.isfile(os.path.join(dest, 'usr/share/raven-zero/eff_large_wordlist.txt'))
+
+
+# =====================================================================================
+# The build: make, its flags and dependencies, the package list, make run
+
+# Test tools, and nginx, which Debian starts on port 80 as it installs it.
+FORBIDDEN_TO_RUN = {'clang', 'valgrind', 'wrk', 'nginx', 'nginx-light', 'nginx-core',
+                    'nginx-full', 'nghttp2-client', 'curl', 'libcmocka-dev'}
+
+
+def deps_groups_of_target(target):
+    """The package groups `make TARGET` installs first (its scripts/deps.sh line)."""
+    r = make(['-n', target], timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    calls = re.findall(r'^scripts/deps\.sh ([a-z ]+)$', r.stdout, re.M)
+    assert len(calls) == 1, r.stdout
+    return calls[0].split()
+
+
+def test_make_run_installs_what_running_needs_and_the_test_tools_come_with_make_test():
+    assert deps_groups_of_target('run') == ['build', 'run']
+    assert deps_groups_of_target('deps') == ['build', 'run']
+    running = set(listed_packages('build', 'run'))
+    assert {'gcc', 'make', 'pkg-config', 'redis-server', 'libh2o-evloop-dev'} <= running, running
+    assert not running & FORBIDDEN_TO_RUN, running & FORBIDDEN_TO_RUN
+    assert deps_groups_of_target('test') == ['build', 'run', 'test']
+    testing = set(listed_packages('build', 'run', 'test'))
+    assert {'libcmocka-dev', 'valgrind', 'curl', 'nginx-light', 'python3'} <= testing, testing
+    assert 'clang' not in testing and 'wrk' not in testing, testing
+    assert deps_groups_of_target('fuzz') == ['build', 'fuzz']
+    assert 'clang' in listed_packages('fuzz')
+    assert deps_groups_of_target('bench') == ['build', 'run', 'bench']
+    assert {'wrk', 'nghttp2-client', 'nginx-light'} <= set(listed_packages('bench'))
+    # Everything is installed here (make test did it): nothing to do, and no apt.
+    deps = os.path.join(ROOT, 'scripts', 'deps.sh')
+    r = sh([deps, '--dry-run', 'build', 'run', 'test'], timeout=30)
+    assert (r.returncode, r.stdout, r.stderr) == (0, '', ''), r
+    r = sh([deps, 'build', 'tests'], timeout=30)
+    assert r.returncode == 2 and 'unknown group tests' in r.stderr, r
+
+
