@@ -1,37 +1,90 @@
 # Raven Zero - build, test, bench, fuzz, run, install.
-# One binary, ./raven-zero, from master/ worker/ shredder/ common/.
-# Objects go to build/rel (the binary) and build/asan (ASan+UBSan, used by make test).
+# One binary, ./raven-zero, from master/ worker/ shredder/ common/. Each flavour has its
+# objects under build/FLAVOUR: rel (./raven-zero: optimised and hardened), asan
+# (AddressSanitizer + UndefinedBehaviorSanitizer, for make test).
+# Packages: scripts/packages.txt, the one list; targets install the groups they need.
+# The user's CFLAGS, CPPFLAGS and LDFLAGS come last on every command line.
+
+all: raven-zero
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-CC ?= cc
-# The pkg-config modules of the build group of the package list.
-PKGS := $(shell awk '/^[a-z]/ && $$3 ~ /^pkg-config:/ && index("," $$1 ",", ",build,") \
-    { print substr($$3, 12) }' scripts/packages.txt)
+FUZZ_SECONDS ?= 60
+PACKAGES := scripts/packages.txt
 
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# The pkg-config modules of the build group (the program) and of the test group (the
+# unit tests), and the package providing a module, from the package list.
+modules = $(shell awk '/^[a-z]/ && $$3 ~ /^pkg-config:/ && index("," $$1 ",", ",$1,") \
+    { print substr($$3, 12) }' $(PACKAGES))
+package_of = $(shell awk '/^[a-z]/ && $$3 == "pkg-config:$1" { print $$2 }' $(PACKAGES))
+PKGS_build := $(call modules,build)
+PKGS_test := $(call modules,test)
+
+# pkg-config OPTION over the modules of GROUP; a missing module stops the build, naming
+# its package. Expanded only by the recipes that compile or link, so that `make deps`
+# or `make clean` work without them, and cached after the first use.
+missing = $(strip $(foreach m,$(PKGS_$1),$(if $(shell pkg-config --exists $m && echo yes),,$m)))
+pkg = $(if $(call missing,$2),$(error missing $(call missing,$2) (apt install $(foreach \
+    m,$(call missing,$2),$(call package_of,$m)), or run scripts/deps.sh $2)),$(shell \
+    pkg-config $1 $(PKGS_$2)))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(call pkg,--cflags,build))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $$(call pkg,--libs,build))$(PKG_LIBS)
+UNIT_CFLAGS = $(eval UNIT_CFLAGS := $$(call pkg,--cflags,test))$(UNIT_CFLAGS)
+UNIT_LIBS = $(eval UNIT_LIBS := $$(call pkg,--libs,test))$(UNIT_LIBS)
 
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2
 DEFS := -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DRZ_PREFIX='"$(PREFIX)"'
 INCS := -Icommon -Iworker -Ishredder -Imaster
-CFLAGS_rel := -O2 -g
-CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDFLAGS_asan := -fsanitize=address,undefined
+HARDEN_CFLAGS := -fstack-protector-strong -fPIE
+HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
+# Unless the user chose another level, or no optimisation (glibc then warns, and -Werror).
+FORTIFY = $(if $(findstring _FORTIFY_SOURCE,$(CPPFLAGS))$(filter -O0,$(lastword $(filter -O%,$(CFLAGS)))),,-D_FORTIFY_SOURCE=2)
+
+CC_rel = $(CC)
+CPPFLAGS_rel = $(FORTIFY)
+CFLAGS_rel := -O2 -g $(HARDEN_CFLAGS)
+LDFLAGS_rel := $(HARDEN_LDFLAGS)
+# The sanitizers' builds have no _FORTIFY_SOURCE: its checked copies of memcpy and the
+# like would be called instead of the functions the sanitizers intercept.
+CC_asan = $(CC)
+CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+    -fno-sanitize-recover=undefined $(HARDEN_CFLAGS)
+LDFLAGS_asan := -fsanitize=address,undefined $(HARDEN_LDFLAGS)
 
 LIB_SRC := $(wildcard common/*.c) $(filter-out master/main.c,$(wildcard worker/*.c shredder/*.c master/*.c))
-LIB_SRC += build/openapi_json.c # openapi.json built into the binary (rule below)
 MAIN_SRC := master/main.c
 UNIT_SRC := $(wildcard test/unit/test_*.c)
-FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
-HDRS := $(wildcard common/*.h worker/*.h shredder/*.h master/*.h)
+
+# Files built into the binary, so that it needs none at run time: FILE becomes the C
+# array rz_NAME and its length rz_NAME_len, NAME being FILE with '/', '.' and '-' as '_'
+# (openapi.json: rz_openapi_json). Adding one is a word here and an extern declaration.
+EMBED := openapi.json
+EMBED_SRC := $(EMBED:%=build/embed/%.c)
+LIB_SRC += $(EMBED_SRC)
+embed_name = rz_$(subst -,_,$(subst .,_,$(subst /,_,$1)))
+
+# A file holding a flavour's flags, rewritten only when they change: its objects depend
+# on it, so `make CFLAGS=-O0` or `make PREFIX=/usr` rebuilds them.
+same = $(and $(findstring x$1x,x$2x),$(findstring x$2x,x$1x))
+shell_quote = '$(subst ','\'',$1)'
 
 define flavour
-build/$(1)/%.o: %.c $(HDRS)
-	@mkdir -p $$(dir $$@)
+ALL_CPPFLAGS_$(1) = $$(DEFS) $$(INCS) $$(CPPFLAGS_$(1)) $$(CPPFLAGS)
+ALL_CFLAGS_$(1) = $$(WARN) $$(CFLAGS_$(1)) $$(PKG_CFLAGS) $$(CFLAGS)
+ALL_LDFLAGS_$(1) = $$(LDFLAGS_$(1)) $$(LDFLAGS)
+FLAGS_$(1) = $$(strip $$(CC_$(1)) $$(DEFS) $$(CPPFLAGS_$(1)) $$(CPPFLAGS) $$(WARN) \
+    $$(CFLAGS_$(1)) $$(CFLAGS) $$(ALL_LDFLAGS_$(1)))
+DEPFILES += $$(patsubst %.c,build/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(UNIT_SRC))
+
+build/$(1)/flags: $$(if $$(call same,$$(file <build/$(1)/flags),$$(FLAGS_$(1))),,FORCE)
+	@mkdir -p $$(@D)
+	@printf '%s\n' $$(call shell_quote,$$(FLAGS_$(1))) >$$@
+
+build/$(1)/%.o: %.c build/$(1)/flags
+	@mkdir -p $$(@D)
 	@echo "  CC [$(1)] $$<"
-	@$$(CC) $$(WARN) $$(DEFS) $$(INCS) $$(CFLAGS_$(1)) $$(PKG_CFLAGS) -c $$< -o $$@
+	@$$(CC_$(1)) $$(ALL_CPPFLAGS_$(1)) $$(ALL_CFLAGS_$(1)) $$(XCFLAGS) -MMD -MP -c $$< -o $$@
 
 build/$(1)/libraven.a: $$(LIB_SRC:%.c=build/$(1)/%.o)
 	@rm -f $$@
@@ -39,41 +92,38 @@ build/$(1)/libraven.a: $$(LIB_SRC:%.c=build/$(1)/%.o)
 
 build/$(1)/raven-zero: build/$(1)/master/main.o build/$(1)/libraven.a
 	@echo "  LD [$(1)] $$@"
-	@$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	@$$(CC_$(1)) $$(ALL_CFLAGS_$(1)) $$(ALL_LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
 
-build/$(1)/test/unit/%: build/$(1)/test/unit/%.o build/$(1)/libraven.a
+# Unit tests compile with cmocka's flags too (XCFLAGS, empty for everything else).
+build/$(1)/test/unit/%.o: XCFLAGS = $$(UNIT_CFLAGS)
+$$(UNIT_SRC:%.c=build/$(1)/%): build/$(1)/%: build/$(1)/%.o build/$(1)/libraven.a
 	@echo "  LD [$(1)] $$@"
-	@$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(shell pkg-config --libs cmocka)
+	@$$(CC_$(1)) $$(ALL_CFLAGS_$(1)) $$(ALL_LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(UNIT_LIBS)
 endef
 $(eval $(call flavour,rel))
 $(eval $(call flavour,asan))
 
-.PHONY: all deps run test unit clean install bench fuzz
-.SECONDARY:
-
-all: raven-zero
+-include $(DEPFILES)
 
 raven-zero: build/rel/raven-zero
 	@cp $< $@.tmp && mv -f $@.tmp $@
 
-# PREFIX is compiled in (the installed word list is the default outside a source
-# tree): objects that use it are rebuilt when it changes, e.g. for `make install PREFIX=/usr`.
-build/.prefix: FORCE
-	@mkdir -p build
-	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' >$@
-build/rel/common/cfg.o build/asan/common/cfg.o build/rel/test/unit/test_cfg.o build/asan/test/unit/test_cfg.o: build/.prefix
-.PHONY: FORCE
-
-# GET /openapi.json serves these bytes: a C array made with od (coreutils, present
-# everywhere, unlike xxd), so the binary needs no file at run time.
-build/openapi_json.c: openapi.json
-	@mkdir -p build
-	@{ echo '/* Generated by make from openapi.json: do not edit. */'; \
-	  echo '#include "openapi.h"'; \
-	  echo 'const unsigned char rz_openapi_json[] = {'; \
+$(EMBED_SRC): build/embed/%.c: %
+	@mkdir -p $(@D)
+	@{ echo '/* Generated by make from $<: do not edit. */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'const unsigned char $(call embed_name,$<)[] = {'; \
 	  od -An -v -tx1 $< | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo '};'; \
-	  echo 'const size_t rz_openapi_json_len = sizeof(rz_openapi_json);'; } >$@.tmp && mv -f $@.tmp $@
+	  echo 'const size_t $(call embed_name,$<)_len = sizeof($(call embed_name,$<));'; \
+	} >$@.tmp && mv -f $@.tmp $@
+
+.PHONY: all deps run test unit clean install bench fuzz FORCE
+.SECONDARY:
+FORCE:
+
+UNITS_rel := $(UNIT_SRC:%.c=build/rel/%)
+UNITS_asan := $(UNIT_SRC:%.c=build/asan/%)
 
 # The tests' tools from npm (Redocly CLI, which lints openapi.json), at the versions
 # test/lint/package-lock.json pins; installed under build/, never globally.
@@ -84,17 +134,10 @@ $(LINT_TOOLS): test/lint/package.json test/lint/package-lock.json
 	@cd build/lint && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Each of these installs the package groups it needs first (scripts/packages.txt), then
-# builds in a second make, so that a -j build never starts before its packages are there.
+# Each of these installs the package groups it needs first, then builds in a second make,
+# so that a -j build never starts before its packages are there.
 deps:
 	@scripts/deps.sh build run
-
-UNITS_rel := $(UNIT_SRC:%.c=build/rel/%)
-UNITS_asan := $(UNIT_SRC:%.c=build/asan/%)
-
-unit:
-	@scripts/deps.sh build test
-	@$(MAKE) --no-print-directory $(UNITS_rel)
 
 run:
 	@scripts/deps.sh build run
@@ -106,12 +149,15 @@ test:
 	@$(MAKE) --no-print-directory all build/asan/raven-zero $(UNITS_rel) $(UNITS_asan) $(LINT_TOOLS)
 	@python3 test/run.py
 
+unit:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory $(UNITS_rel)
+
 bench:
 	@scripts/deps.sh build run bench
 	@$(MAKE) --no-print-directory all
 	@python3 test/bench.py
 
-FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/deps.sh build fuzz
 	@scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import ssl
 import subprocess
+import time
 
 import harness
 from harness import (ROOT, WORDLIST, Redis, Server, free_port, path, port_open,
@@ -22,7 +23,7 @@ from harness import (ROOT, WORDLIST, Redis, Server, free_port, path, port_open,
 ETC = os.path.join(ROOT, 'etc')
 
 
-REL_BINARY = os.path.join(ROOT, 'raven-zero')  # what `make all` (and the image) builds
+REL_BINARY = os.path.join(ROOT, 'raven-zero')  # what `make` (and the image) builds
 
 
 def read(*parts):
@@ -452,7 +453,7 @@ def test_dockerfile_build_stage_installs_every_package_the_build_needs():
 def test_dockerfile_runtime_stage_installs_every_library_the_binary_links():
     runtime = dockerfile_stages()[1]
     pkgs = set(apt_packages(runtime))
-    assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make all)'
+    assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make)'
     missing = {}
     for lib in linked_libraries(REL_BINARY):
         owner = package_of(lib)
@@ -664,7 +665,7 @@ def make(args, cwd=ROOT, env=None, timeout=120):
 
 def make_install(dest, prefix='/usr/local'):
     """`make install` without rebuilding (-o all): the binary under test is installed."""
-    assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make all)'
+    assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make)'
     r = make(['-o', 'all', 'install', 'DESTDIR=' + dest, 'PREFIX=' + prefix], timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -732,6 +733,135 @@ def test_make_install_with_prefix_usr_puts_the_unit_in_usr_lib_systemd():
 
 # =====================================================================================
 # The build: make, its flags and dependencies, the package list, make run
+
+COMPILER_CALL = re.compile(r'^\s*(cc|gcc|clang|\S*/cc|ar) |^\s*CC |^\s*LD ', re.M)
+
+
+def command_lines(output, target):
+    """The command lines of `make -n` output that write target (-o target)."""
+    out = re.compile(r'(^|\s)-o %s(\s|$)' % re.escape(target))
+    return [line for line in output.splitlines() if out.search(line)]
+
+
+def test_plain_make_builds_the_release_binary():
+    r = make(['-n', '-B'])
+    assert r.returncode == 0, r.stderr
+    links = command_lines(r.stdout, 'build/rel/raven-zero')
+    assert len(links) == 1, r.stdout
+    assert re.search(r'^cp build/rel/raven-zero raven-zero\.tmp && mv -f raven-zero\.tmp raven-zero$',
+                     r.stdout, re.M), r.stdout
+    assert 'build/asan/' not in r.stdout and 'build/fuzz/' not in r.stdout
+
+
+def test_release_binary_is_pie_with_full_relro_stack_protector_and_fortified_calls():
+    assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make)'
+    header = sh(['readelf', '-hW', REL_BINARY]).stdout
+    assert re.search(r'Type:\s+DYN', header), header
+    dynamic = sh(['readelf', '-dW', REL_BINARY]).stdout
+    assert re.search(r'\(FLAGS\)\s+BIND_NOW', dynamic), dynamic
+    assert re.search(r'\(FLAGS_1\)\s+Flags:.*\bNOW\b.*\bPIE\b', dynamic), dynamic
+    segments = sh(['readelf', '-lW', REL_BINARY]).stdout
+    assert 'GNU_RELRO' in segments, segments
+    symbols = sh(['nm', '-D', '--undefined-only', REL_BINARY]).stdout
+    assert '__stack_chk_fail' in symbols, symbols
+    fortified = set(re.findall(r'\b(__\w+_chk)\b', symbols)) - {'__stack_chk_fail'}
+    assert {'__memcpy_chk', '__snprintf_chk'} <= fortified, fortified
+
+
+def test_make_puts_the_users_flags_last_and_keeps_its_own():
+    r = make(['-n', 'raven-zero', 'CFLAGS=-O0 -fno-inline', 'CPPFLAGS=-DRZ_USERS_FLAG',
+              'LDFLAGS=-Wl,--as-needed'])
+    assert r.returncode == 0, r.stderr
+    # The tree is built with other flags: every object is rebuilt with the new ones.
+    (cc,) = command_lines(r.stdout, 'build/rel/master/main.o')
+    words = cc.split()
+    pkg = sh(['pkg-config', '--cflags', 'hiredis']).stdout.split()
+    for own in ['-std=c11', '-Werror', '-Wall', '-D_GNU_SOURCE', '-fstack-protector-strong'] + pkg:
+        assert own in words, (own, cc)
+    assert words.index('-O0') > words.index('-O2') and '-fno-inline' in words, cc
+    assert '-DRZ_USERS_FLAG' in words, cc
+    # glibc refuses _FORTIFY_SOURCE without optimisation (an error under -Werror).
+    assert not any('_FORTIFY_SOURCE' in w for w in words), cc
+    (ld,) = command_lines(r.stdout, 'build/rel/raven-zero')
+    words = ld.split()
+    assert words.index('-Wl,--as-needed') > words.index('-Wl,-z,relro,-z,now'), ld
+    assert '-lh2o-evloop' in words and '-pie' in words, ld
+    # The user's own _FORTIFY_SOURCE replaces the Makefile's (as dpkg-buildflags sets it).
+    r = make(['-n', 'raven-zero', 'CPPFLAGS=-D_FORTIFY_SOURCE=3'])
+    (cc,) = command_lines(r.stdout, 'build/rel/master/main.o')
+    assert [w for w in cc.split() if '_FORTIFY_SOURCE' in w] == ['-D_FORTIFY_SOURCE=3'], cc
+    # Unchanged flags: nothing to do.
+    r = make(['-n', 'raven-zero'])
+    assert r.returncode == 0 and not COMPILER_CALL.search(r.stdout), r.stdout
+
+
+def copy_of_built_tree():
+    """The sources and the release build (build/rel, ./raven-zero), times kept."""
+    assert os.path.isfile(os.path.join(ROOT, 'build', 'rel', 'flags')), \
+        'build ./raven-zero first (make)'
+    tree = path('tree')
+    listed = sh(['git', 'ls-files', '-co', '--exclude-standard'], cwd=ROOT).stdout.split('\n')
+    for rel in filter(None, listed):
+        src = os.path.join(ROOT, rel)
+        if os.path.isfile(src):
+            os.makedirs(os.path.dirname(os.path.join(tree, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(tree, rel))
+    shutil.copytree(os.path.join(ROOT, 'build', 'rel'), os.path.join(tree, 'build', 'rel'))
+    shutil.copytree(os.path.join(ROOT, 'build', 'embed'), os.path.join(tree, 'build', 'embed'))
+    shutil.copy2(REL_BINARY, os.path.join(tree, 'raven-zero'))
+    return tree
+
+
+def rebuilt(tree, *args):
+    r = make(['-n'] + list(args), cwd=tree)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return set(re.findall(r'CC \[rel\] (\S+)"', r.stdout))
+
+
+def touch(file_path):
+    later = time.time() + 5  # newer than every object, whatever the clock's resolution
+    os.utime(file_path, (later, later))
+
+
+def test_a_header_change_rebuilds_what_includes_it_and_openapi_json_its_embedded_copy():
+    tree = copy_of_built_tree()
+    assert rebuilt(tree) == set()
+    spec_path = os.path.join(tree, 'openapi.json')
+    before = os.stat(spec_path)
+    touch(spec_path)
+    assert rebuilt(tree) == {'build/embed/openapi.json.c'}
+    os.utime(spec_path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    touch(os.path.join(tree, 'common', 'words.h'))
+    includers = set()
+    objects = os.path.join(tree, 'build', 'rel')
+    for d, _, files in os.walk(objects):
+        for name in files:
+            if name.endswith('.d') and 'common/words.h' in read(os.path.join(d, name)):
+                includers.add(os.path.relpath(os.path.join(d, name[:-2]), objects) + '.c')
+    got = rebuilt(tree)
+    assert got == {c for c in includers if not c.startswith('test/')}, (got, includers)
+    assert 'common/words.c' in got and 'common/crypt.c' not in got, got
+
+
+def test_a_missing_library_stops_the_build_with_one_line_naming_its_debian_package():
+    """pkg-config sees every module but libh2o-evloop (a search path of links to the
+    others); -n -B: the build is only planned, from scratch."""
+    pcdir = path('pkgconfig')
+    os.makedirs(pcdir)
+    search = sh(['pkg-config', '--variable', 'pc_path', 'pkg-config']).stdout.strip()
+    for d in search.split(':'):
+        for name in (os.listdir(d) if os.path.isdir(d) else []):
+            if name.endswith('.pc') and name != 'libh2o-evloop.pc' and \
+                    not os.path.exists(os.path.join(pcdir, name)):
+                os.symlink(os.path.join(d, name), os.path.join(pcdir, name))
+    r = make(['-n', '-B', 'raven-zero'], env={'PKG_CONFIG_LIBDIR': pcdir, 'PKG_CONFIG_PATH': ''})
+    assert r.returncode != 0, r.stdout
+    assert harness.lines_of(r.stderr) == [
+        'Makefile:%s: *** missing libh2o-evloop (apt install libh2o-evloop-dev, or run '
+        'scripts/deps.sh build).  Stop.' % re.search(r'^Makefile:(\d+):', r.stderr).group(1)], \
+        r.stderr
+    assert not command_lines(r.stdout, 'build/rel/master/main.o'), r.stdout
+
 
 # Test tools, and nginx, which Debian starts on port 80 as it installs it.
 FORBIDDEN_TO_RUN = {'clang', 'valgrind', 'wrk', 'nginx', 'nginx-light', 'nginx-core',
