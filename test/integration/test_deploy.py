@@ -664,9 +664,10 @@ def make(args, cwd=ROOT, env=None, timeout=120):
 
 
 def make_install(dest, prefix='/usr/local'):
-    """`make install` without rebuilding (-o all): the binary under test is installed."""
+    """`make install` of the binary under test, as built: -o raven-zero, so that another
+    PREFIX does not ask for a rebuild (which install refuses)."""
     assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make)'
-    r = make(['-o', 'all', 'install', 'DESTDIR=' + dest, 'PREFIX=' + prefix], timeout=60)
+    r = make(['-o', 'raven-zero', 'install', 'DESTDIR=' + dest, 'PREFIX=' + prefix], timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -729,6 +730,25 @@ def test_make_install_with_prefix_usr_puts_the_unit_in_usr_lib_systemd():
     assert all('/usr/local' not in v for vs in d.values() for v in vs), d
     assert os.path.isfile(os.path.join(dest, 'usr/sbin/raven-zero'))
     assert os.path.isfile(os.path.join(dest, 'usr/share/raven-zero/eff_large_wordlist.txt'))
+
+
+def test_make_install_of_a_built_tree_runs_no_compiler_and_refuses_to_build():
+    """`make && sudo make install`: the second step only copies. If ./raven-zero is out
+    of date, install stops and says so instead of compiling (as root)."""
+    assert os.path.exists(REL_BINARY), 'build ./raven-zero first (make)'
+    r = make(['-n', 'install', 'DESTDIR=' + path('dest')])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not COMPILER_CALL.search(r.stdout), r.stdout
+    assert 'install -m 0755 raven-zero ' in r.stdout, r.stdout
+    # Compiler flags are not asked for again: sudo drops those a user exported.
+    r = make(['-n', 'install', 'DESTDIR=' + path('dest'), 'CFLAGS=-O0'])
+    assert r.returncode == 0 and not COMPILER_CALL.search(r.stdout), r.stdout + r.stderr
+    # Another PREFIX is compiled in: the binary is out of date for it.
+    r = make(['install', 'PREFIX=/opt/rz', 'DESTDIR=' + path('dest')])
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert './raven-zero is missing or out of date' in r.stderr and 'run make first' in r.stderr, \
+        r.stderr
+    assert not COMPILER_CALL.search(r.stdout) and not os.path.exists(path('dest')), r.stdout
 
 
 # =====================================================================================
