@@ -1,7 +1,8 @@
 # Raven Zero - build, test, bench, fuzz, run, install.
 # One binary, ./raven-zero, from master/ worker/ shredder/ common/. Each flavour has its
 # objects under build/FLAVOUR: rel (./raven-zero: optimised and hardened), asan
-# (AddressSanitizer + UndefinedBehaviorSanitizer, for make test).
+# (AddressSanitizer + UndefinedBehaviorSanitizer, for make test), fuzz (clang with
+# libFuzzer, for make fuzz).
 # Packages: scripts/packages.txt, the one list; targets install the groups they need.
 # The user's CFLAGS, CPPFLAGS and LDFLAGS come last on every command line.
 
@@ -10,6 +11,7 @@ all: raven-zero
 PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 PACKAGES := scripts/packages.txt
 
@@ -51,10 +53,16 @@ CC_asan = $(CC)
 CFLAGS_asan := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
     -fno-sanitize-recover=undefined $(HARDEN_CFLAGS)
 LDFLAGS_asan := -fsanitize=address,undefined $(HARDEN_LDFLAGS)
+# Library objects get libFuzzer's coverage hooks; only the targets link libFuzzer itself.
+CC_fuzz = $(FUZZ_CC)
+CFLAGS_fuzz := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+    -fno-sanitize-recover=undefined
+LDFLAGS_fuzz := -fsanitize=address,undefined
 
 LIB_SRC := $(wildcard common/*.c) $(filter-out master/main.c,$(wildcard worker/*.c shredder/*.c master/*.c))
 MAIN_SRC := master/main.c
 UNIT_SRC := $(wildcard test/unit/test_*.c)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 
 # Files built into the binary, so that it needs none at run time: FILE becomes the C
 # array rz_NAME and its length rz_NAME_len, NAME being FILE with '/', '.' and '-' as '_'
@@ -83,7 +91,7 @@ ALL_CFLAGS_$(1) = $$(WARN) $$(CFLAGS_$(1)) $$(PKG_CFLAGS) $$(CFLAGS)
 ALL_LDFLAGS_$(1) = $$(LDFLAGS_$(1)) $$(LDFLAGS)
 FLAGS_$(1) = $$(strip $$(CC_$(1)) $$(DEFS) $$(CPPFLAGS_$(1)) $$(CPPFLAGS) $$(WARN) \
     $$(CFLAGS_$(1)) $$(CFLAGS) $$(ALL_LDFLAGS_$(1)))
-DEPFILES += $$(patsubst %.c,build/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(UNIT_SRC))
+DEPFILES += $$(patsubst %.c,build/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(UNIT_SRC) $$(FUZZ_SRC))
 
 build/$(1)/flags: $$(call flags_changed,build/$(1)/flags,$$(FLAGS_$(1)))
 	$$(building)
@@ -115,6 +123,13 @@ $$(UNIT_SRC:%.c=build/$(1)/%): build/$(1)/%: build/$(1)/%.o build/$(1)/libraven.
 endef
 $(eval $(call flavour,rel))
 $(eval $(call flavour,asan))
+$(eval $(call flavour,fuzz))
+
+# A fuzz target is its own object and the fuzz flavour's library, whatever it includes.
+$(FUZZ_SRC:%.c=build/fuzz/%): build/fuzz/%: build/fuzz/%.o build/fuzz/libraven.a
+	$(building)
+	@echo "  LD [fuzz] $@"
+	@$(CC_fuzz) $(ALL_CFLAGS_fuzz) $(ALL_LDFLAGS_fuzz) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS)
 
 -include $(DEPFILES)
 
@@ -139,6 +154,9 @@ FORCE:
 
 UNITS_rel := $(UNIT_SRC:%.c=build/rel/%)
 UNITS_asan := $(UNIT_SRC:%.c=build/asan/%)
+FUZZ_TARGETS ?= $(FUZZ_SRC:fuzz/%.c=%)
+FUZZ_RUNS := $(FUZZ_TARGETS:%=run-%)
+.PHONY: $(FUZZ_RUNS)
 
 # The tests' tools from npm (Redocly CLI, which lints openapi.json), at the versions
 # test/lint/package-lock.json pins; installed under build/, never globally.
@@ -173,9 +191,16 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@python3 test/bench.py
 
+# Builds every fuzz target and runs it for FUZZ_SECONDS; make -jN fuzz runs N at once,
+# FUZZ_TARGETS="fuzz_key" picks some. -k: one target that crashes or does not build
+# stops none of the others (the exit status tells).
 fuzz:
 	@scripts/deps.sh build fuzz
-	@scripts/fuzz.sh $(FUZZ_SECONDS)
+	@echo "fuzz: $(words $(FUZZ_TARGETS)) targets, $(FUZZ_SECONDS) s each"
+	@$(MAKE) --no-print-directory -k $(FUZZ_RUNS)
+
+$(FUZZ_RUNS): run-%: build/fuzz/fuzz/%
+	@scripts/fuzz-run.sh $< $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build raven-zero

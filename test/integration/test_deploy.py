@@ -883,6 +883,27 @@ def test_a_missing_library_stops_the_build_with_one_line_naming_its_debian_packa
     assert not command_lines(r.stdout, 'build/rel/master/main.o'), r.stdout
 
 
+def test_make_fuzz_builds_every_target_against_the_fuzz_flavours_library_and_runs_each():
+    """Planned only (-n): building the fuzz flavour takes minutes."""
+    targets = sorted(os.path.basename(f)[:-2] for f in os.listdir(os.path.join(ROOT, 'fuzz'))
+                     if f.startswith('fuzz_') and f.endswith('.c'))
+    assert targets, 'no fuzz/fuzz_*.c'
+    r = make(['-n', '-B', 'fuzz', 'FUZZ_SECONDS=7'], timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (cc,) = command_lines(r.stdout, 'build/fuzz/common/words.o')
+    assert cc.startswith('clang ') and '-fsanitize=fuzzer-no-link,address,undefined' in cc, cc
+    assert '-Werror' in cc.split(), cc
+    assert command_lines(r.stdout, 'build/fuzz/libraven.a') or \
+        re.search(r'^ar rcs build/fuzz/libraven\.a ', r.stdout, re.M), r.stdout
+    for t in targets:
+        (ld,) = command_lines(r.stdout, 'build/fuzz/fuzz/' + t)
+        words = ld.split()
+        assert '-fsanitize=fuzzer' in words, ld
+        assert words[words.index('-o') + 2:][:2] == \
+            ['build/fuzz/fuzz/%s.o' % t, 'build/fuzz/libraven.a'], ld
+        assert re.search(r'^scripts/fuzz-run\.sh build/fuzz/fuzz/%s 7$' % t, r.stdout, re.M), t
+
+
 # Test tools, and nginx, which Debian starts on port 80 as it installs it.
 FORBIDDEN_TO_RUN = {'clang', 'valgrind', 'wrk', 'nginx', 'nginx-light', 'nginx-core',
                     'nginx-full', 'nghttp2-client', 'curl', 'libcmocka-dev'}

@@ -1,4 +1,4 @@
-/* test_regressions.c - every input a fuzzer (scripts/fuzz.sh) found to break an
+/* test_regressions.c - every input a fuzzer (make fuzz) found to break an
  * invariant, replayed through the function it broke, with what the contract expects.
  * Each test names the fuzz target and the crash file it came from. */
 #include <setjmp.h>
