@@ -1,28 +1,66 @@
 #!/bin/sh
-# `make run`: serve on :8000 with everything it needs. When REDIS_URL is not set, a
-# local redis-server (no persistence: the store is ephemeral by design) is started on
-# 127.0.0.1:6379 unless one already answers there, and stopped again on exit.
+# run.sh [ARG...] - `make run`: ./raven-zero ARG... from the source tree, on LISTEN (default
+# 0.0.0.0:8000). Without REDIS_URL it gets a redis-server of its own: no persistence, no
+# TCP, a unix socket under ./storage; stopped with the server (Ctrl-C, TERM or its exit).
+# A store that happens to answer on 6379 is never used: it may keep what we promise not to.
 set -eu
 cd "$(dirname "$0")/.."
-redis_pid=""
-cleanup() {
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
-}
-if [ -z "${REDIS_URL:-}" ]; then
-    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-        mkdir -p storage
-        redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --dir storage \
-            --loglevel warning >storage/redis.log 2>&1 &
-        redis_pid=$!
-        trap cleanup EXIT INT TERM
-        for _ in $(seq 50); do
-            redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
-            sleep 0.1
-        done
-        echo "run: started redis-server on 127.0.0.1:6379 (pid $redis_pid)"
+server=""
+redis=""
+sock=""
+
+stop() {
+    trap - EXIT INT TERM
+    if [ -n "$server" ]; then
+        kill -TERM "$server" 2>/dev/null || true
+        wait "$server" || true
     fi
-    export REDIS_URL=redis://127.0.0.1:6379/0
+    if [ -n "$redis" ]; then
+        kill -TERM "$redis" 2>/dev/null || true
+        wait "$redis" || true
+        rm -f "$sock"
+    fi
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ -z "${REDIS_URL:-}" ]; then
+    if ! command -v redis-server >/dev/null; then
+        echo "run: redis-server is not installed (scripts/deps.sh run installs it), or set REDIS_URL" >&2
+        exit 1
+    fi
+    mkdir -p storage
+    sock=$(pwd)/storage/redis.sock
+    if [ ${#sock} -gt 107 ]; then
+        echo "run: $sock is too long for a unix socket; set REDIS_URL" >&2
+        exit 1
+    fi
+    if redis-cli -s "$sock" ping >/dev/null 2>&1; then
+        echo "run: another make run is serving from this tree (its store answers on $sock)" >&2
+        exit 1
+    fi
+    rm -f "$sock"
+    redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --save '' \
+        --appendonly no --dir storage --loglevel warning --logfile redis.log &
+    redis=$!
+    tries=0
+    until redis-cli -s "$sock" ping >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 100 ] || ! kill -0 "$redis" 2>/dev/null; then
+            echo "run: redis-server did not start (see storage/redis.log)" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+    echo "run: private redis-server on $sock (pid $redis, nothing kept)"
+    export REDIS_URL="unix://$sock"
 fi
 export LOG_STDOUT="${LOG_STDOUT:-1}"
 echo "run: raven-zero on ${LISTEN:-0.0.0.0:8000} (Ctrl-C to stop)"
-./raven-zero "$@"
+./raven-zero "$@" &
+server=$!
+status=0
+wait "$server" || status=$?
+server=""
+exit "$status"

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import ssl
+import signal
 import subprocess
 import time
 
@@ -940,3 +941,79 @@ def test_make_run_installs_what_running_needs_and_the_test_tools_come_with_make_
     assert r.returncode == 2 and 'unknown group tests' in r.stderr, r
 
 
+class RunScript:
+    """scripts/run.sh (what `make run` runs after building) in a tree of this test's own:
+    its copy of the script, ./raven-zero a link to the binary under test, so that
+    ./storage and ./logs are this test's. It leads its own process group, like a
+    terminal's foreground job."""
+
+    def __init__(self):
+        self.tree = path('tree')
+        os.makedirs(os.path.join(self.tree, 'scripts'))
+        shutil.copy2(os.path.join(ROOT, 'scripts', 'run.sh'), os.path.join(self.tree, 'scripts'))
+        os.symlink(harness.binary(), os.path.join(self.tree, 'raven-zero'))
+        os.symlink(os.path.join(ROOT, 'wordlists'), os.path.join(self.tree, 'wordlists'))
+        self.port = free_port()
+        self.sock = os.path.join(self.tree, 'storage', 'redis.sock')
+        env = {k: v for k, v in os.environ.items() if k not in harness.SETTINGS}
+        env.update({'LISTEN': '127.0.0.1:%d' % self.port, 'WORKERS': '1'})
+        self.out = path('run.sh.out')
+        with open(self.out, 'wb') as out:
+            self.proc = subprocess.Popen([os.path.join(self.tree, 'scripts', 'run.sh')],
+                                         cwd=self.tree, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         process_group=0)
+        harness._register_pid(self.proc.pid)
+        harness._register_artifact('run.sh', self.out, None,
+                                   os.path.join(self.tree, 'logs', 'raven_zero.log'))
+        self.http = Via(self.port)
+        wait_until(lambda: self.running() and self.http.request('GET', '/health/')[0] == 200,
+                   harness.START_TIMEOUT, interval=0.05, message='make run to serve')
+        self.redis = [p for p in harness.children_of(self.proc.pid)
+                      if harness.comm(p) == 'redis-server']
+        for pid in self.redis:
+            harness._register_pid(pid)
+
+    def running(self):
+        assert self.proc.poll() is None, read(self.out)
+        return True
+
+    def redis_cli(self, *args):
+        r = sh(['redis-cli', '-s', self.sock] + list(args), timeout=10)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split('\n')
+
+    def wait_exit(self, timeout=harness.START_TIMEOUT):
+        return self.proc.wait(timeout)
+
+
+def assert_stopped_with_its_store(run_sh, code, expected_code):
+    assert code == expected_code, (code, read(run_sh.out))
+    assert not any(harness.alive(p) for p in run_sh.redis), run_sh.redis
+    assert not os.path.exists(run_sh.sock)
+    assert not port_open(run_sh.port)
+
+
+def check_private_store(run_sh):
+    """One redis-server of its own, on the socket, keeping nothing, with the uploads."""
+    assert len(run_sh.redis) == 1, run_sh.redis
+    assert run_sh.redis_cli('CONFIG', 'GET', 'port')[:2] == ['port', '0']
+    assert run_sh.redis_cli('CONFIG', 'GET', 'save')[:2] == ['save', '']
+    assert run_sh.redis_cli('CONFIG', 'GET', 'appendonly')[:2] == ['appendonly', 'no']
+    status, _, body = run_sh.http.upload(b'kept nowhere', uses=1)
+    assert status == 201, body
+    assert int(run_sh.redis_cli('DBSIZE')[0]) > 0
+
+
+def test_make_run_serves_with_a_private_store_on_a_unix_socket_and_ctrl_c_stops_both():
+    run_sh = RunScript()
+    check_private_store(run_sh)
+    os.killpg(run_sh.proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
+    assert_stopped_with_its_store(run_sh, run_sh.wait_exit(), 130)
+
+
+def test_make_run_stops_the_server_and_its_store_when_terminated():
+    run_sh = RunScript()
+    check_private_store(run_sh)
+    run_sh.proc.terminate()  # the script alone, as a service manager or `kill` would
+    assert_stopped_with_its_store(run_sh, run_sh.wait_exit(), 143)
