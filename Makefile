@@ -205,13 +205,18 @@ $(FUZZ_RUNS): run-%: build/fuzz/fuzz/%
 clean:
 	rm -rf build raven-zero
 
+# An upgrade keeps the administrator's configuration. Installed, it listens on loopback
+# only: on bare metal the reverse proxy on the same host is the way in (the example's
+# 0.0.0.0 is the built-in default; the container image sets LISTEN itself). The grep
+# fails the install if the example's listen line ever stops matching the sed.
+CONF = $(DESTDIR)/etc/raven-zero/raven-zero.yaml
 install: raven-zero
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/raven-zero $(DESTDIR)/etc/raven-zero
 	install -m 0755 raven-zero $(DESTDIR)$(PREFIX)/sbin/raven-zero
 	install -m 0644 wordlists/eff_large_wordlist.txt wordlists/LICENSE.md $(DESTDIR)$(PREFIX)/share/raven-zero/
-	@# An upgrade keeps the administrator's configuration.
-	[ -e $(DESTDIR)/etc/raven-zero/raven-zero.yaml ] || \
-	    install -m 0644 etc/raven-zero.yaml $(DESTDIR)/etc/raven-zero/raven-zero.yaml
+	[ -e $(CONF) ] || { \
+	    sed -e 's/^  - 0\.0\.0\.0:8000$$/  - 127.0.0.1:8000/' etc/raven-zero.yaml >$(CONF).tmp && \
+	    grep -q '^  - 127\.0\.0\.1:8000$$' $(CONF).tmp && chmod 0644 $(CONF).tmp && mv $(CONF).tmp $(CONF); }
 	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|/usr/local/|$(PREFIX)/|g' etc/raven-zero.service >$(DESTDIR)$(UNITDIR)/raven-zero.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/raven-zero.service

@@ -473,7 +473,8 @@ def test_dockerfile_runs_unprivileged_exposes_8000_and_keeps_state_in_a_volume()
     assert args_of(runtime, 'EXPOSE') == ['8000']
     volumes = json.loads(args_of(runtime, 'VOLUME')[-1])
     env = env_of(runtime)
-    assert env['LISTEN'].endswith(':8000'), env
+    # Every address: the container's port is published (compose: on 127.0.0.1 only).
+    assert env['LISTEN'] == '0.0.0.0:8000', env
     assert env['LOG_STDOUT'].lower() in ('1', 'true', 'yes', 'on'), env
     for name in ('STORAGE_PATH', 'TEMP_PATH', 'SECRET_PATH'):
         assert any(env[name].startswith(v.rstrip('/') + '/') for v in volumes), (name, env[name])
@@ -703,7 +704,11 @@ def test_make_install_puts_binary_word_list_config_and_unit_where_they_belong():
     with open(sbin, 'rb') as a, open(REL_BINARY, 'rb') as b:
         assert a.read() == b.read()
     assert sorted(os.listdir(share)) == ['LICENSE.md', 'eff_large_wordlist.txt']
-    assert os.path.isfile(conf)
+    # The example, listening on loopback only: nginx on the same host is the way in.
+    installed, example = read(conf).splitlines(), read('etc', 'raven-zero.yaml').splitlines()
+    assert len(installed) == len(example)
+    changed = [(a, b) for a, b in zip(example, installed) if a != b]
+    assert changed == [('  - 0.0.0.0:8000', '  - 127.0.0.1:8000')], changed
     assert unit_directives(open(unit).read())['ExecStart'] == \
         ['/usr/local/sbin/raven-zero -c /etc/raven-zero/raven-zero.yaml']
     # The installed binary, run outside a source tree, defaults to the installed list.
