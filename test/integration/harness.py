@@ -1316,5 +1316,29 @@ def curl_headers(text):
     return lines[0], headers
 
 
+# ---------------------------------------------------------------------------------
+# Tools on the source tree: make, the package list
+
+def sh(argv, timeout=120, **kw):
+    """Run a command to completion: CompletedProcess with text stdout and stderr."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def make(args, cwd=ROOT, env=None, timeout=120):
+    """make in the source tree, with none of the caller's make or compiler settings
+    (`make test` runs the tests with its own MAKEFLAGS in the environment)."""
+    full = {k: v for k, v in os.environ.items()
+            if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'CFLAGS', 'CPPFLAGS', 'LDFLAGS')}
+    full.update(env or {})
+    return sh(['make', '--no-print-directory'] + list(args), cwd=cwd, env=full, timeout=timeout)
+
+
+def listed_packages(*groups):
+    """The Debian packages scripts/deps.sh installs for these groups."""
+    r = sh([os.path.join(ROOT, 'scripts', 'deps.sh'), '--list'] + list(groups), timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
 if __name__ == '__main__':
     sys.exit('harness.py is a library; run the tests with python3 test/run.py')
