@@ -19,6 +19,7 @@
 #include "multipart.h"
 #include "paths.h"
 #include "ratelimit.h"
+#include "sealed.h"
 #include "util.h"
 
 #define SLICE_BYTES (4u << 20) /* body bytes parsed per loop turn */
@@ -61,15 +62,11 @@ typedef struct {
     char key[WORDS_KEY_MAX];
     char id[CRYPT_ID_HEX_LEN + 1];
     uint8_t salt[CRYPT_SALT_LEN];
-    uint8_t header[CRYPT_HEADER_LEN];
-    crypt_stream *cs;
     EVP_MD_CTX *sha;
     int fd;
     char temp[PATHS_MAX];
-    uint8_t *seg;           /* plaintext of the segment being filled */
-    uint8_t *sealed;
-    size_t seglen;
-    uint32_t segno;
+    sealed_sink sink;       /* writes to fd */
+    sealed_writer *sw;
     uint64_t size;
     uint8_t sniff[SNIFF_BYTES];
     size_t sniff_len;
@@ -93,8 +90,8 @@ static void file_discard(upload_op *op)
         unlink(op->temp);
         op->temp[0] = '\0';
     }
-    crypt_stream_free(op->cs);
-    op->cs = NULL;
+    sealed_writer_free(op->sw);
+    op->sw = NULL;
 }
 
 /* Everything written for a failed upload goes before the answer does, so a client
@@ -118,8 +115,6 @@ static void op_free(upload_op *op)
     cJSON_Delete(op->answer);
     mp_free(op->mp);
     EVP_MD_CTX_free(op->sha);
-    free(op->seg);
-    free(op->sealed);
     OPENSSL_cleanse(op->key, sizeof(op->key));
     req_ref_release(&op->ref);
     free(op);
@@ -242,35 +237,31 @@ static void field_add(form_field *f, const uint8_t *data, size_t len)
 
 /* ---- the file ---- */
 
-static int write_all(upload_op *op, const uint8_t *buf, size_t len)
+/* The writer's verdict as the parser's: the disk's trouble is 507, anything else 500. */
+static int writer_verdict(upload_op *op, int r)
 {
-    while (len > 0) {
-        ssize_t n = write(op->fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            op->write_errno = n < 0 ? errno : ENOSPC;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
+    if (r == SEALED_OK)
+        return 0;
+    if (r == SEALED_ERR_IO) {
+        op->write_errno = op->sink.err;
+        return STOP_STORAGE;
     }
-    return 0;
+    return STOP_INTERNAL;
 }
 
 static int file_begin(upload_op *op)
 {
     const proc_env *env = op->w->env;
-    crypt_header h;
+    sealed_header h;
     uint8_t fk[CRYPT_KEY_LEN];
     if (words_draw_key(env->words, op->key) != 0 || crypt_id(env->secret, op->key, strlen(op->key), op->id) != 0 ||
-        crypt_random(op->salt, sizeof(op->salt)) != 0 || crypt_header_new(&h, op->salt) != 0 ||
+        crypt_random(op->salt, sizeof(op->salt)) != 0 || sealed_header_new(&h, op->salt) != 0 ||
         crypt_derive(env->secret, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
         return STOP_INTERNAL;
-    crypt_header_encode(&h, op->header);
-    op->cs = crypt_stream_new(fk, &h);
+    /* It writes nothing before the first data; its sink is the file made below. */
+    op->sw = sealed_writer_new(fk, &h, &op->sink);
     OPENSSL_cleanse(fk, sizeof(fk));
-    if (op->cs == NULL || EVP_DigestInit_ex(op->sha, EVP_sha256(), NULL) != 1)
+    if (op->sw == NULL || EVP_DigestInit_ex(op->sha, EVP_sha256(), NULL) != 1)
         return STOP_INTERNAL;
     snprintf(op->temp, sizeof(op->temp), "%s/up-XXXXXX", op->w->cfg->temp_path);
     op->fd = mkostemp(op->temp, O_CLOEXEC);
@@ -279,17 +270,7 @@ static int file_begin(upload_op *op)
         op->write_errno = errno;
         return STOP_STORAGE;
     }
-    return write_all(op, op->header, sizeof(op->header)) == 0 ? 0 : STOP_STORAGE;
-}
-
-static int seal_segment(upload_op *op, int last)
-{
-    if (crypt_seal_segment(op->cs, op->segno, last, op->seg, op->seglen, op->sealed) != 0)
-        return STOP_INTERNAL;
-    if (write_all(op, op->sealed, op->seglen + CRYPT_TAG_LEN) != 0)
-        return STOP_STORAGE;
-    op->segno++;
-    op->seglen = 0;
+    sealed_sink_fd(&op->sink, op->fd);
     return 0;
 }
 
@@ -320,21 +301,7 @@ static int file_data(upload_op *op, const uint8_t *data, size_t len)
     }
     op->size += len;
     EVP_DigestUpdate(op->sha, data, len);
-    while (len > 0) {
-        /* A full segment is sealed only once more data shows it is not the last. */
-        if (op->seglen == CRYPT_SEGMENT_SIZE) {
-            int r = seal_segment(op, 0);
-            if (r != 0)
-                return r;
-        }
-        size_t n = CRYPT_SEGMENT_SIZE - op->seglen;
-        n = n < len ? n : len;
-        memcpy(op->seg + op->seglen, data, n);
-        op->seglen += n;
-        data += n;
-        len -= n;
-    }
-    return 0;
+    return writer_verdict(op, sealed_write(op->sw, data, len));
 }
 
 static int file_end(upload_op *op)
@@ -347,7 +314,7 @@ static int file_end(upload_op *op)
     unsigned dl = 0;
     EVP_DigestFinal_ex(op->sha, d, &dl);
     crypt_hex(d, sizeof(d), op->sha_hex);
-    return seal_segment(op, 1);
+    return writer_verdict(op, sealed_writer_finish(op->sw));
 }
 
 /* ---- parser callbacks ---- */
@@ -628,8 +595,8 @@ static void restart(upload_op *op)
     memset(&op->expiry, 0, sizeof(op->expiry));
     memset(&op->uses, 0, sizeof(op->uses));
     op->file_seen = op->too_large = 0;
-    op->size = op->segno = 0;
-    op->seglen = op->sniff_len = 0;
+    op->size = 0;
+    op->sniff_len = 0;
     op->offset = 0;
     if (op_begin(op) != 0) {
         answer_detail(op, 500, "Internal server error");
@@ -672,9 +639,7 @@ int upload_handle(h2o_req_t *req)
     op->body = req->entity;
     op->step.cb = step_run;
     op->sha = EVP_MD_CTX_new();
-    op->seg = malloc(CRYPT_SEGMENT_SIZE);
-    op->sealed = malloc(CRYPT_SEGMENT_SIZE + CRYPT_TAG_LEN);
-    if (op->sha == NULL || op->seg == NULL || op->sealed == NULL) {
+    if (op->sha == NULL) {
         answer_detail(op, 500, "Internal server error");
         return 0;
     }
