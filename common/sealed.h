@@ -9,7 +9,9 @@
  *
  * This module owns that layout: the header codec, the sizes, where each segment lies,
  * and which one is last. common/crypt owns the cryptography (keys, the segment AEAD) and
- * knows no file layout; this module knows no ids, paths, store or HTTP.
+ * knows no file layout; this module knows no ids, paths, store or HTTP. Upload writes
+ * through it, download reads through it; the shredder overwrites files whole and never
+ * looks inside one.
  *
  * Bytes go out through a sink and come in through a source, in the manner of Redis's
  * rio: the same writer and reader work on a file descriptor (upload, download), on

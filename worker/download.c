@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "drop.h"
@@ -18,6 +17,7 @@
 #include "keyed.h"
 #include "log.h"
 #include "paths.h"
+#include "sealed.h"
 #include "util.h"
 
 typedef struct {
@@ -26,12 +26,10 @@ typedef struct {
     h2o_req_t *req;
     h2o_timeout_entry_t stall; /* armed while a chunk waits for the client to take it */
     int fd;
-    crypt_stream *cs;
-    uint64_t size;     /* plaintext */
-    uint32_t segsize;
-    uint32_t nsegs;
-    uint32_t next;     /* next segment to read */
-    uint8_t *sealed;
+    sealed_source src; /* reads fd */
+    sealed_reader *rd;
+    uint64_t nsegs;
+    uint64_t next;     /* next segment to read */
     uint8_t *plain;
     size_t plain_len;  /* opened but not yet sent */
 } stream;
@@ -48,40 +46,18 @@ static void stream_dispose(void *p)
         h2o_timeout_unlink(&s->stall);
     if (s->fd >= 0)
         close(s->fd); /* releases the shared lock: the shredder may now take the file */
-    crypt_stream_free(s->cs);
-    free(s->sealed);
+    sealed_reader_free(s->rd);
     free(s->plain);
 }
 
-/* Read and open up to max segments from s->next into s->plain (contiguous on disk);
- * -1 when one does not authenticate: nothing of such a chunk is ever sent. */
+/* Read and open up to max segments from s->next into s->plain; -1 when one does not
+ * authenticate: nothing of such a chunk is ever sent. */
 static int read_chunk(stream *s, uint32_t max)
 {
-    uint32_t count = s->nsegs - s->next < max ? s->nsegs - s->next : max;
-    uint64_t first = (uint64_t)s->next * s->segsize;
-    uint64_t end = first + (uint64_t)count * s->segsize;
-    size_t plain = (size_t)((end < s->size ? end : s->size) - first);
-    size_t sealed = plain + (size_t)count * CRYPT_TAG_LEN;
-    off_t off = (off_t)(CRYPT_HEADER_LEN + (uint64_t)s->next * (s->segsize + CRYPT_TAG_LEN));
-    size_t got = 0;
-    while (got < sealed) {
-        ssize_t n = pread(s->fd, s->sealed + got, sealed - got, off + (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    size_t in = 0, out = 0;
-    for (uint32_t i = 0; i < count; i++, s->next++) {
-        int last = s->next + 1 == s->nsegs;
-        size_t len = last ? plain - out : s->segsize;
-        if (crypt_open_segment(s->cs, s->next, last, s->sealed + in, len + CRYPT_TAG_LEN, s->plain + out) != 0)
-            return -1;
-        in += len + CRYPT_TAG_LEN;
-        out += len;
-    }
-    s->plain_len = out;
+    uint32_t count = s->nsegs - s->next < max ? (uint32_t)(s->nsegs - s->next) : max;
+    if (sealed_read(s->rd, s->next, count, s->plain, &s->plain_len) != SEALED_OK)
+        return -1;
+    s->next += count;
     return 0;
 }
 
@@ -166,25 +142,17 @@ static void integrity_failed(h2o_req_t *req)
 
 /* ---- opening ---- */
 
-/* Check the header against the record; on the last use move the name into the trash
- * at once (our descriptor keeps reading; the shredder waits for our lock). */
-static int check_header(worker *w, int fd, const char *id, int last, const uint8_t salt[CRYPT_SALT_LEN],
-                        crypt_header *h)
+/* On the last use the name goes into the trash at once: our descriptor keeps reading,
+ * and the shredder waits for our lock. */
+static void burn_rename(worker *w, const char *id)
 {
-    uint8_t hdr[CRYPT_HEADER_LEN];
-    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || crypt_header_decode(hdr, h) != 0 ||
-        memcmp(h->salt, salt, CRYPT_SALT_LEN) != 0)
-        return -1;
-    if (last) {
-        char path[PATHS_MAX], trash[PATHS_MAX], to[PATHS_MAX], rnd[17];
-        uint8_t r[8];
-        crypt_random(r, sizeof(r));
-        crypt_hex(r, sizeof(r), rnd);
-        if (paths_file(w->cfg, id, path, sizeof(path)) == 0 && paths_trash_dir(w->cfg, trash, sizeof(trash)) == 0 &&
-            snprintf(to, sizeof(to), "%s/%s.%s", trash, id, rnd) < (int)sizeof(to) && rename(path, to) != 0)
-            log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
-    }
-    return 0;
+    char path[PATHS_MAX], trash[PATHS_MAX], to[PATHS_MAX], rnd[17];
+    uint8_t r[8];
+    crypt_random(r, sizeof(r));
+    crypt_hex(r, sizeof(r), rnd);
+    if (paths_file(w->cfg, id, path, sizeof(path)) == 0 && paths_trash_dir(w->cfg, trash, sizeof(trash)) == 0 &&
+        snprintf(to, sizeof(to), "%s/%s.%s", trash, id, rnd) < (int)sizeof(to) && rename(path, to) != 0)
+        log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
 }
 
 static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
@@ -202,7 +170,6 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
     uint64_t size = (uint64_t)keyed_int(r, 3);
     uint8_t s[CRYPT_SALT_LEN], fk[CRYPT_KEY_LEN];
     drop_meta meta;
-    crypt_header h;
     if (keyed_open_meta(req, op, r, s, &meta) != 0) {
         integrity_failed(req);
         return;
@@ -215,29 +182,24 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
     memset(st, 0, sizeof(*st));
     st->fd = op->fd; /* the stream owns it now */
     op->fd = -1;
-    int fd = st->fd;
-    if (check_header(w, fd, op->id, last, s, &h) != 0) {
-        integrity_failed(req);
-        return;
-    }
+    sealed_source_fd(&st->src, st->fd);
     st->w = w;
     st->req = req;
     st->stall.cb = on_stall;
-    st->size = size;
-    st->segsize = h.segment_size;
-    st->nsegs = (uint32_t)((size + h.segment_size - 1) / h.segment_size);
-    /* Buffers for one chunk, or the whole file when it is smaller than that. */
-    uint32_t chunk = st->nsegs < CHUNK_SEGMENTS ? st->nsegs : CHUNK_SEGMENTS;
-    size_t plain_cap = size < (uint64_t)chunk * h.segment_size ? (size_t)size : (size_t)chunk * h.segment_size;
-    st->sealed = malloc(plain_cap + (size_t)chunk * CRYPT_TAG_LEN);
-    st->plain = malloc(plain_cap);
+    /* The header, the salt and the file's length are checked against the record, and
+     * the first segment authenticated, before any header is sent. */
     int ok = crypt_derive(w->env->secret, op->key, op->keylen, s, CRYPT_INFO_FILE, fk) == 0 &&
-             (st->cs = crypt_stream_new(fk, &h)) != NULL && st->sealed != NULL && st->plain != NULL;
+             sealed_reader_open(&st->rd, fk, &st->src, s, size, CHUNK_SEGMENTS) == SEALED_OK;
     OPENSSL_cleanse(fk, sizeof(fk));
-    struct stat fs;
-    /* The first segment and the file's length are checked before any header is sent. */
-    if (!ok || fstat(fd, &fs) != 0 || (uint64_t)fs.st_size != crypt_sealed_size(size, h.segment_size) ||
-        read_chunk(st, 1) != 0) {
+    if (!ok) {
+        integrity_failed(req);
+        return;
+    }
+    if (last)
+        burn_rename(w, op->id);
+    st->nsegs = sealed_reader_segments(st->rd);
+    st->plain = malloc(sealed_reader_plain_max(st->rd)); /* one chunk, or the whole file if smaller */
+    if (st->plain == NULL || read_chunk(st, 1) != 0) {
         integrity_failed(req);
         return;
     }
