@@ -1,6 +1,6 @@
 /* crypt.c - every cryptographic operation of Raven Zero, on OpenSSL 3 libcrypto.
  * Owns the server secret file's creation and checks, key derivation, sealed blobs and
- * the STREAM segment format; it prints nothing and never exits: callers decide. */
+ * the STREAM segment AEAD; it prints nothing and never exits: callers decide. */
 #include "crypt.h"
 
 #include <errno.h>
@@ -20,18 +20,13 @@
 #include <openssl/rand.h>
 
 #define GCM_NONCE_LEN 12
-#define HEADER_MAGIC "RZ0F"
-#define HEADER_VERSION 1
-#define SEGMENT_MIN 4096u
-#define SEGMENT_MAX (16u * 1024 * 1024)
-/* Segment indices are 32-bit, so a stream holds at most 2^32 segments. */
-#define SEGMENTS_MAX ((uint64_t)UINT32_MAX + 1)
 
 struct crypt_stream {
     EVP_CIPHER_CTX *ctx; /* keyed once; each segment only sets a fresh IV */
     uint32_t segment_size;
     uint8_t nonce_prefix[CRYPT_NONCE_PREFIX_LEN];
-    uint8_t aad[CRYPT_HEADER_LEN];
+    uint8_t aad[CRYPT_AAD_MAX];
+    size_t aad_len;
 };
 
 int crypt_random(void *buf, size_t len)
@@ -328,7 +323,7 @@ out:
     return rc;
 }
 
-/* ---- file header ---- */
+/* ---- STREAM ---- */
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -338,101 +333,12 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Layout: magic 0..3, version 4, reserved 5..7, segment size 8..11, salt 12..27,
- * nonce prefix 28..34, reserved 35..39. */
-enum { H_VERSION = 4, H_SEGSIZE = 8, H_SALT = 12, H_PREFIX = 28, H_TAIL = 35 };
-
-int crypt_header_new(crypt_header *h, const uint8_t salt[CRYPT_SALT_LEN])
-{
-    h->segment_size = CRYPT_SEGMENT_SIZE;
-    memcpy(h->salt, salt, CRYPT_SALT_LEN);
-    /* The key is already unique per upload (random salt); a random prefix as well keeps
-     * nonces unique even if a salt were ever reused. */
-    return crypt_random(h->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
-}
-
-void crypt_header_encode(const crypt_header *h, uint8_t out[CRYPT_HEADER_LEN])
-{
-    memset(out, 0, CRYPT_HEADER_LEN);
-    memcpy(out, HEADER_MAGIC, 4);
-    out[H_VERSION] = HEADER_VERSION;
-    put_be32(out + H_SEGSIZE, h->segment_size);
-    memcpy(out + H_SALT, h->salt, CRYPT_SALT_LEN);
-    memcpy(out + H_PREFIX, h->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
-}
-
-int crypt_header_decode(const uint8_t in[CRYPT_HEADER_LEN], crypt_header *h)
-{
-    uint32_t seg;
-    int i;
-
-    if (memcmp(in, HEADER_MAGIC, 4) != 0 || in[H_VERSION] != HEADER_VERSION)
-        return -1;
-    for (i = H_VERSION + 1; i < H_SEGSIZE; i++)
-        if (in[i] != 0)
-            return -1;
-    for (i = H_TAIL; i < CRYPT_HEADER_LEN; i++)
-        if (in[i] != 0)
-            return -1;
-    /* Bounded so a forged header cannot make a reader allocate gigabytes per segment. */
-    seg = get_be32(in + H_SEGSIZE);
-    if (seg < SEGMENT_MIN || seg > SEGMENT_MAX)
-        return -1;
-    h->segment_size = seg;
-    memcpy(h->salt, in + H_SALT, CRYPT_SALT_LEN);
-    memcpy(h->nonce_prefix, in + H_PREFIX, CRYPT_NONCE_PREFIX_LEN);
-    return 0;
-}
-
-/* ---- sizes ---- */
-
-/* 0 means impossible: an empty file, a zero segment size, more than 2^32 segments or
- * a size that overflows. */
-uint64_t crypt_sealed_size(uint64_t plain_size, uint32_t segment_size)
-{
-    uint64_t nseg;
-
-    if (plain_size == 0 || segment_size == 0)
-        return 0;
-    nseg = plain_size / segment_size + (plain_size % segment_size != 0);
-    if (nseg > SEGMENTS_MAX || plain_size > UINT64_MAX - CRYPT_HEADER_LEN - nseg * CRYPT_TAG_LEN)
-        return 0;
-    return CRYPT_HEADER_LEN + plain_size + nseg * CRYPT_TAG_LEN;
-}
-
-int crypt_plain_size(uint64_t sealed_size, uint32_t segment_size, uint64_t *plain_size)
-{
-    uint64_t body, full, rest, stride = (uint64_t)segment_size + CRYPT_TAG_LEN, nseg, plain;
-
-    if (segment_size == 0 || sealed_size <= CRYPT_HEADER_LEN)
-        return -1;
-    body = sealed_size - CRYPT_HEADER_LEN;
-    full = body / stride;
-    rest = body % stride;
-    /* A trailing partial segment needs a tag and at least one byte of plaintext. */
-    if (rest != 0 && rest <= CRYPT_TAG_LEN)
-        return -1;
-    nseg = full + (rest != 0);
-    if (nseg > SEGMENTS_MAX)
-        return -1;
-    plain = full * segment_size + (rest != 0 ? rest - CRYPT_TAG_LEN : 0);
-    *plain_size = plain;
-    return 0;
-}
-
-/* ---- STREAM ---- */
-
-crypt_stream *crypt_stream_new(const uint8_t key[CRYPT_KEY_LEN], const crypt_header *h)
+crypt_stream *crypt_stream_new(const uint8_t key[CRYPT_KEY_LEN], const uint8_t nonce_prefix[CRYPT_NONCE_PREFIX_LEN],
+                               uint32_t segment_size, const uint8_t *aad, size_t aad_len)
 {
     crypt_stream *s;
 
-    /* The same bounds as crypt_header_decode; they also keep every length within int. */
-    if (h->segment_size < SEGMENT_MIN || h->segment_size > SEGMENT_MAX)
+    if (segment_size == 0 || segment_size > CRYPT_SEGMENT_MAX || aad_len > CRYPT_AAD_MAX)
         return NULL;
     s = OPENSSL_zalloc(sizeof *s);
     if (s == NULL)
@@ -443,9 +349,11 @@ crypt_stream *crypt_stream_new(const uint8_t key[CRYPT_KEY_LEN], const crypt_hea
         crypt_stream_free(s);
         return NULL;
     }
-    s->segment_size = h->segment_size;
-    memcpy(s->nonce_prefix, h->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
-    crypt_header_encode(h, s->aad);
+    s->segment_size = segment_size;
+    memcpy(s->nonce_prefix, nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
+    if (aad_len > 0)
+        memcpy(s->aad, aad, aad_len);
+    s->aad_len = aad_len;
     return s;
 }
 
@@ -458,7 +366,7 @@ void crypt_stream_free(crypt_stream *s)
 }
 
 /* Checks the STREAM shape rule (every segment but the last is full, none is empty),
- * then starts a segment: fresh nonce, direction, header as AAD. */
+ * then starts a segment: fresh nonce, direction, the stream's AAD. */
 static int segment_begin(crypt_stream *s, uint32_t index, int last, size_t ptlen, int enc)
 {
     uint8_t nonce[GCM_NONCE_LEN];
@@ -471,7 +379,7 @@ static int segment_begin(crypt_stream *s, uint32_t index, int last, size_t ptlen
     nonce[GCM_NONCE_LEN - 1] = last ? 1 : 0;
     if (EVP_CipherInit_ex2(s->ctx, NULL, NULL, nonce, enc, NULL) != 1)
         return -1;
-    return EVP_CipherUpdate(s->ctx, NULL, &n, s->aad, CRYPT_HEADER_LEN) == 1 ? 0 : -1;
+    return s->aad_len == 0 || EVP_CipherUpdate(s->ctx, NULL, &n, s->aad, (int)s->aad_len) == 1 ? 0 : -1;
 }
 
 int crypt_seal_segment(crypt_stream *s, uint32_t index, int last, const uint8_t *pt, size_t len,

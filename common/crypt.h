@@ -1,10 +1,11 @@
 /* crypt.h - every cryptographic operation of Raven Zero, on OpenSSL libcrypto.
  *
  * The server secret, the id and keys derived from a drop key (HMAC/HKDF), sealed
- * metadata blobs (AES-256-GCM), and the on-disk STREAM format: a header, then the
- * plaintext cut into segments, each sealed with AES-256-GCM under nonce
- * prefix(7) || counter(4, big-endian) || last(1), with the header as AAD, so that
- * reordering, truncation and extension are all detected. */
+ * metadata blobs (AES-256-GCM), and the STREAM segment AEAD: AES-256-GCM under nonce
+ * prefix(7) || counter(4, big-endian) || last(1) with the caller's AAD, so that
+ * reordering, truncation and extension of a segment sequence are all detected.
+ * The primitives only: the sealed-file layout built on them (header, where segments
+ * lie, sizes) is common/sealed's. */
 #ifndef RZ_CRYPT_H
 #define RZ_CRYPT_H
 
@@ -17,8 +18,8 @@
 #define CRYPT_ID_HEX_LEN 32          /* 16 bytes as lowercase hex */
 #define CRYPT_TAG_LEN 16
 #define CRYPT_NONCE_PREFIX_LEN 7
-#define CRYPT_SEGMENT_SIZE 65536
-#define CRYPT_HEADER_LEN 40
+#define CRYPT_SEGMENT_MAX (16u * 1024 * 1024) /* keeps every segment length within an int */
+#define CRYPT_AAD_MAX 64
 #define CRYPT_BLOB_OVERHEAD 28       /* 12-byte random nonce + 16-byte tag */
 
 /* Fill buf with CSPRNG bytes; 0 or -1. */
@@ -45,27 +46,12 @@ int crypt_blob_seal(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *pt, size_t 
 /* in is len bytes (>= 28); out must hold len - 28; -1 when authentication fails. */
 int crypt_blob_open(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *in, size_t len, uint8_t *out);
 
-/* File header: magic "RZ0F", version 1, 3 reserved zero bytes, segment size (u32 BE),
- * salt (16), nonce prefix (7), 5 reserved zero bytes = 40 bytes. */
-typedef struct {
-    uint32_t segment_size;
-    uint8_t salt[CRYPT_SALT_LEN];
-    uint8_t nonce_prefix[CRYPT_NONCE_PREFIX_LEN];
-} crypt_header;
-
-/* New header with the given salt, a random nonce prefix and CRYPT_SEGMENT_SIZE. */
-int crypt_header_new(crypt_header *h, const uint8_t salt[CRYPT_SALT_LEN]);
-void crypt_header_encode(const crypt_header *h, uint8_t out[CRYPT_HEADER_LEN]);
-/* -1 for a bad magic, version, reserved bytes or segment size. */
-int crypt_header_decode(const uint8_t in[CRYPT_HEADER_LEN], crypt_header *h);
-
-/* Size on disk of a file of plain_size bytes (>= 1), and back (-1 if impossible). */
-uint64_t crypt_sealed_size(uint64_t plain_size, uint32_t segment_size);
-int crypt_plain_size(uint64_t sealed_size, uint32_t segment_size, uint64_t *plain_size);
-
-/* One stream's cipher state: key plus the encoded header used as AAD. */
+/* One stream's cipher state: key, nonce prefix, segment size and the AAD every segment
+ * is sealed with (aad_len <= CRYPT_AAD_MAX). NULL on failure or a segment size outside
+ * [1, CRYPT_SEGMENT_MAX]. */
 typedef struct crypt_stream crypt_stream;
-crypt_stream *crypt_stream_new(const uint8_t key[CRYPT_KEY_LEN], const crypt_header *h);
+crypt_stream *crypt_stream_new(const uint8_t key[CRYPT_KEY_LEN], const uint8_t nonce_prefix[CRYPT_NONCE_PREFIX_LEN],
+                               uint32_t segment_size, const uint8_t *aad, size_t aad_len);
 void crypt_stream_free(crypt_stream *s);
 /* Seal segment number index (len <= segment size; only the last may be shorter, and
  * the last must be flagged): out gets len + 16 bytes. 0 or -1. */

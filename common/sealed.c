@@ -14,9 +14,10 @@
 #define HEADER_MAGIC "RZ0F"
 #define HEADER_VERSION 1
 #define SEGMENT_MIN 4096u
-#define SEGMENT_MAX (16u * 1024 * 1024)
 /* Segment indices are 32-bit, so a file holds at most 2^32 segments. */
 #define SEGMENTS_MAX ((uint64_t)UINT32_MAX + 1)
+
+_Static_assert(SEALED_HEADER_LEN <= CRYPT_AAD_MAX, "the header is every segment's AAD");
 
 struct sealed_writer {
     crypt_stream *cs;
@@ -62,7 +63,7 @@ enum { H_VERSION = 4, H_SEGSIZE = 8, H_SALT = 12, H_PREFIX = 28, H_TAIL = 35 };
 
 static int segment_size_ok(uint32_t seg)
 {
-    return seg >= SEGMENT_MIN && seg <= SEGMENT_MAX;
+    return seg >= SEGMENT_MIN && seg <= CRYPT_SEGMENT_MAX;
 }
 
 int sealed_header_new(sealed_header *h, const uint8_t salt[CRYPT_SALT_LEN])
@@ -111,15 +112,10 @@ int sealed_header_decode(const uint8_t in[SEALED_HEADER_LEN], sealed_header *h)
 static crypt_stream *stream_for(const uint8_t key[CRYPT_KEY_LEN], const sealed_header *h,
                                 uint8_t encoded[SEALED_HEADER_LEN])
 {
-    crypt_header ch;
-
     if (!segment_size_ok(h->segment_size))
         return NULL;
     sealed_header_encode(h, encoded);
-    ch.segment_size = h->segment_size;
-    memcpy(ch.salt, h->salt, CRYPT_SALT_LEN);
-    memcpy(ch.nonce_prefix, h->nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
-    return crypt_stream_new(key, &ch);
+    return crypt_stream_new(key, h->nonce_prefix, h->segment_size, encoded, SEALED_HEADER_LEN);
 }
 
 /* ---- sizes ---- */

@@ -1,6 +1,7 @@
 /* test_crypt.c - the contract of common/crypt.c: known answers computed outside OpenSSL,
- * round trips, and every tampering the STREAM format must catch (flips, reordering,
- * truncation, extension, wrong key), plus the server secret file's rules. */
+ * round trips, the STREAM segment AEAD's rules (index, last flag, shape), and the
+ * server secret file's rules. The sealed-file format built on the segments is
+ * test_sealed.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,11 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
-
 #include "crypt.h"
-
-#define SEG CRYPT_SEGMENT_SIZE
 
 /* The known-answer vectors below were computed with python3 (hmac, hashlib and, for the
  * AES-GCM STREAM vectors, the `cryptography` package's AESGCM), independently of this
@@ -30,19 +27,19 @@
  *          checked against RFC 5869 test case 1)
  *   file   = hkdf(key, secret + salt, b"raven-zero v1 file")
  *   meta   = hkdf(key, secret + salt, b"raven-zero v1 meta")
- *   stream: header = b"RZ0F" 01 000000 || be32(seg) || salt || prefix 01..07 || 00*5,
- *           each segment AESGCM(file).encrypt(prefix || be32(i) || last, chunk, header). */
+ *   segment = AESGCM(file).encrypt(prefix || be32(index) || last, plaintext, aad),
+ *           prefix = 01..07. */
 static const char KAT_KEY[] = "apple-banana-cherry";
 static const char KAT_ID[] = "4fa10fe1ac45e8d1b9ac10b9f934e9fa";
 static const char KAT_FILE_KEY[] = "61909bb18028163081bc61023e898d216f7a4aa10021c8ab155a5c5bc4f5def0";
 static const char KAT_META_KEY[] = "9655340c838364e116f7b706d9411834b08a79dddfbe38af2ce98c3ab5488984";
-/* b"raven" sealed with segment size 4096: 40 + 5 + 16 bytes. */
-static const char KAT_STREAM_RAVEN[] =
-    "525a30460100000000001000a0a1a2a3a4a5a6a7a8a9aaabacadaeaf010203040506070000000000"
-    "f63640afbf602023be9a57a98c39e397b481b36526";
-/* SHA-256 of bytes((i * 7) & 0xff for i in range(4099)) sealed with segment size 4096. */
-static const char KAT_STREAM_TWO_SEGMENTS_SHA256[] =
-    "bbbcc3341b18f2247fac511c5d21cdd17ec038e2cbdbdfd64a9863f8b14466b2";
+/* b"raven" as segment 0, last, with a sealed file's header as AAD (the bytes
+ * test_sealed.c expects before it). */
+static const char KAT_SEGMENT_AAD[] = "525a30460100000000001000a0a1a2a3a4a5a6a7a8a9aaabacadaeaf010203040506070000000000";
+static const char KAT_SEGMENT_RAVEN[] = "f63640afbf602023be9a57a98c39e397b481b36526";
+/* bytes((i * 7) & 0xff for i in range(16)) as segment 0x01020304, not last, segment size
+ * 16, aad b"any associated data": the counter's byte order and the flag's value. */
+static const char KAT_SEGMENT_COUNTER[] = "daabe840cdb4da64b399034cce6e9c02a822dcc97764021cabcbb91570601e30";
 
 /* McGrew & Viega, "The Galois/Counter Mode of Operation", test case 15 (256-bit key,
  * 96-bit IV, no AAD): the only spec case without AAD, which is what a blob uses. */
@@ -69,16 +66,6 @@ static void kat_inputs(uint8_t secret[CRYPT_SECRET_LEN], uint8_t salt[CRYPT_SALT
         salt[i] = (uint8_t)(0xa0 + i);
 }
 
-static void kat_header(crypt_header *h, uint32_t segment_size)
-{
-    uint8_t secret[CRYPT_SECRET_LEN];
-
-    kat_inputs(secret, h->salt);
-    h->segment_size = segment_size;
-    for (int i = 0; i < CRYPT_NONCE_PREFIX_LEN; i++)
-        h->nonce_prefix[i] = (uint8_t)(i + 1);
-}
-
 static uint8_t *pattern(size_t len)
 {
     uint8_t *p = malloc(len ? len : 1);
@@ -87,60 +74,6 @@ static uint8_t *pattern(size_t len)
     for (size_t i = 0; i < len; i++)
         p[i] = (uint8_t)(i * 7);
     return p;
-}
-
-/* Seal a whole plaintext as an upload would: header, then full segments, last flagged. */
-static uint8_t *seal_file(const uint8_t key[CRYPT_KEY_LEN], const crypt_header *h, const uint8_t *pt,
-                          size_t len, size_t *outlen)
-{
-    size_t total = crypt_sealed_size(len, h->segment_size), off = 0, pos = CRYPT_HEADER_LEN;
-    uint8_t *out = malloc(total);
-    crypt_stream *s = crypt_stream_new(key, h);
-    uint32_t index = 0;
-
-    assert_true(total > 0);
-    assert_non_null(out);
-    assert_non_null(s);
-    crypt_header_encode(h, out);
-    while (off < len) {
-        size_t n = len - off < h->segment_size ? len - off : h->segment_size;
-        int last = off + n == len;
-        assert_int_equal(crypt_seal_segment(s, index++, last, pt + off, n, out + pos), 0);
-        off += n;
-        pos += n + CRYPT_TAG_LEN;
-    }
-    assert_int_equal(pos, total);
-    crypt_stream_free(s);
-    *outlen = total;
-    return out;
-}
-
-/* Open a sealed file as a download would: header, sizes from the file length, every
- * segment authenticated. 0, or -1 at the first failure. plain gets the plaintext. */
-static int open_file(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *in, size_t len, uint8_t *plain,
-                     size_t *plainlen)
-{
-    crypt_header h;
-    crypt_stream *s;
-    uint64_t total, off = 0;
-    size_t pos = CRYPT_HEADER_LEN;
-    uint32_t index = 0;
-    int rc = 0;
-
-    if (len < CRYPT_HEADER_LEN || crypt_header_decode(in, &h) != 0 ||
-        crypt_plain_size(len, h.segment_size, &total) != 0)
-        return -1;
-    s = crypt_stream_new(key, &h);
-    assert_non_null(s);
-    while (off < total && rc == 0) {
-        size_t n = total - off < h.segment_size ? (size_t)(total - off) : h.segment_size;
-        rc = crypt_open_segment(s, index++, off + n == total, in + pos, n + CRYPT_TAG_LEN, plain + off);
-        off += n;
-        pos += n + CRYPT_TAG_LEN;
-    }
-    crypt_stream_free(s);
-    *plainlen = (size_t)total;
-    return rc;
 }
 
 static void file_key(uint8_t key[CRYPT_KEY_LEN])
@@ -269,404 +202,141 @@ static void blob_shorter_than_nonce_and_tag_fails(void **state)
     assert_int_equal(crypt_blob_open(key, blob, 0, out), -1);
 }
 
-/* ---- STREAM known answers and round trips ---- */
+/* ---- STREAM segments ---- */
 
-static void stream_matches_an_independent_implementation(void **state)
+static const uint8_t PREFIX[CRYPT_NONCE_PREFIX_LEN] = {1, 2, 3, 4, 5, 6, 7};
+
+static void stream_segments_match_an_independent_implementation(void **state)
 {
-    uint8_t key[CRYPT_KEY_LEN], want[61], digest[SHA256_DIGEST_LENGTH], *pt, *sealed;
-    char hex[2 * SHA256_DIGEST_LENGTH + 1];
-    crypt_header h;
-    size_t len;
+    uint8_t key[CRYPT_KEY_LEN], aad[40], want[32], out[32], *pt = pattern(16);
+    static const char other_aad[] = "any associated data";
+    crypt_stream *s;
 
     (void)state;
     file_key(key);
-    kat_header(&h, 4096);
-    unhex_or_fail(KAT_STREAM_RAVEN, want, sizeof want);
-    sealed = seal_file(key, &h, (const uint8_t *)"raven", 5, &len);
-    assert_int_equal(len, sizeof want);
-    assert_memory_equal(sealed, want, sizeof want);
-    free(sealed);
+    unhex_or_fail(KAT_SEGMENT_AAD, aad, sizeof aad);
+    s = crypt_stream_new(key, PREFIX, 4096, aad, sizeof aad);
+    assert_non_null(s);
+    unhex_or_fail(KAT_SEGMENT_RAVEN, want, 21);
+    assert_int_equal(crypt_seal_segment(s, 0, 1, (const uint8_t *)"raven", 5, out), 0);
+    assert_memory_equal(out, want, 21);
+    crypt_stream_free(s);
 
-    /* Two segments check the counter's byte order and that only the last is flagged. */
-    pt = pattern(4099);
-    sealed = seal_file(key, &h, pt, 4099, &len);
-    SHA256(sealed, len, digest);
-    crypt_hex(digest, sizeof digest, hex);
-    assert_string_equal(hex, KAT_STREAM_TWO_SEGMENTS_SHA256);
-    free(sealed);
+    s = crypt_stream_new(key, PREFIX, 16, (const uint8_t *)other_aad, strlen(other_aad));
+    assert_non_null(s);
+    unhex_or_fail(KAT_SEGMENT_COUNTER, want, 32);
+    assert_int_equal(crypt_seal_segment(s, 0x01020304, 0, pt, 16, out), 0);
+    assert_memory_equal(out, want, 32);
+    crypt_stream_free(s);
     free(pt);
 }
 
-static void round_trip(size_t len)
-{
-    uint8_t key[CRYPT_KEY_LEN], salt[CRYPT_SALT_LEN], *pt = pattern(len), *out = malloc(len), *sealed;
-    crypt_header h;
-    size_t sealedlen, outlen;
-
-    assert_non_null(out);
-    file_key(key);
-    assert_int_equal(crypt_random(salt, sizeof salt), 0);
-    assert_int_equal(crypt_header_new(&h, salt), 0);
-    sealed = seal_file(key, &h, pt, len, &sealedlen);
-    assert_int_equal(open_file(key, sealed, sealedlen, out, &outlen), 0);
-    assert_int_equal(outlen, len);
-    assert_memory_equal(out, pt, len);
-    free(sealed);
-    free(out);
-    free(pt);
-}
-
-static void stream_round_trips_one_byte(void **state)
-{
-    (void)state;
-    round_trip(1);
-}
-
-static void stream_round_trips_exactly_one_segment(void **state)
-{
-    (void)state;
-    round_trip(SEG);
-}
-
-static void stream_round_trips_one_segment_plus_one_byte(void **state)
-{
-    (void)state;
-    round_trip(SEG + 1);
-}
-
-static void stream_round_trips_several_segments(void **state)
-{
-    (void)state;
-    round_trip(3 * SEG + 17);
-    round_trip(4 * SEG);
-}
-
-/* ---- STREAM tampering: a fixture of a three-segment file (2 full + a partial) ---- */
-
+/* Three segments of a 4096-byte stream: two full, then a short last one. */
 typedef struct {
     uint8_t key[CRYPT_KEY_LEN];
-    uint8_t *pt, *sealed, *out;
-    size_t ptlen, len, outlen;
-} fixture;
+    crypt_stream *s;
+    uint8_t *pt;
+    uint8_t seg[3][4096 + CRYPT_TAG_LEN];
+    size_t len[3]; /* sealed lengths */
+    uint8_t out[4096];
+} three;
 
-#define FIX_PLAIN (2 * SEG + 1000)
-#define SEG_AT(i) (CRYPT_HEADER_LEN + (size_t)(i) * (SEG + CRYPT_TAG_LEN))
-
-static int fixture_setup(void **state)
+static int three_setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    uint8_t salt[CRYPT_SALT_LEN];
-    crypt_header h;
+    three *t = calloc(1, sizeof *t);
+    static const uint8_t aad[] = "header";
 
-    assert_non_null(f);
-    file_key(f->key);
-    assert_int_equal(crypt_random(salt, sizeof salt), 0);
-    assert_int_equal(crypt_header_new(&h, salt), 0);
-    f->ptlen = FIX_PLAIN;
-    f->pt = pattern(f->ptlen);
-    f->sealed = seal_file(f->key, &h, f->pt, f->ptlen, &f->len);
-    /* Room for a plaintext one segment longer than the original, for extension tests. */
-    f->out = malloc(f->ptlen + 2 * SEG);
-    assert_non_null(f->out);
-    *state = f;
+    assert_non_null(t);
+    file_key(t->key);
+    t->pt = pattern(2 * 4096 + 1000);
+    t->s = crypt_stream_new(t->key, PREFIX, 4096, aad, sizeof aad);
+    assert_non_null(t->s);
+    for (uint32_t i = 0; i < 3; i++) {
+        size_t n = i < 2 ? 4096 : 1000;
+        assert_int_equal(crypt_seal_segment(t->s, i, i == 2, t->pt + i * 4096, n, t->seg[i]), 0);
+        t->len[i] = n + CRYPT_TAG_LEN;
+    }
+    *state = t;
     return 0;
 }
 
-static int fixture_teardown(void **state)
+static int three_teardown(void **state)
 {
-    fixture *f = *state;
+    three *t = *state;
 
-    free(f->pt);
-    free(f->sealed);
-    free(f->out);
-    free(f);
+    crypt_stream_free(t->s);
+    free(t->pt);
+    free(t);
     return 0;
-}
-
-static int open_fixture(fixture *f, const uint8_t *sealed, size_t len)
-{
-    return open_file(f->key, sealed, len, f->out, &f->outlen);
-}
-
-static void untampered_fixture_opens(void **state)
-{
-    fixture *f = *state;
-
-    assert_int_equal(open_fixture(f, f->sealed, f->len), 0);
-    assert_memory_equal(f->out, f->pt, f->ptlen);
-}
-
-static void flipped_bit_anywhere_in_header_fails(void **state)
-{
-    fixture *f = *state;
-
-    for (size_t i = 0; i < CRYPT_HEADER_LEN; i++) {
-        for (int bit = 0; bit < 8; bit++) {
-            f->sealed[i] ^= (uint8_t)(1 << bit);
-            assert_int_equal(open_fixture(f, f->sealed, f->len), -1);
-            f->sealed[i] ^= (uint8_t)(1 << bit);
-        }
-    }
-}
-
-static void flipped_bit_in_ciphertext_fails_authentication(void **state)
-{
-    fixture *f = *state;
-    size_t where[] = {SEG_AT(0), SEG_AT(0) + 12345, SEG_AT(1) + SEG - 1, SEG_AT(2), f->len - 17};
-
-    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
-        f->sealed[where[i]] ^= 0x40;
-        assert_int_equal(open_fixture(f, f->sealed, f->len), -1);
-        f->sealed[where[i]] ^= 0x40;
-    }
-}
-
-static void flipped_bit_in_tag_fails_authentication(void **state)
-{
-    fixture *f = *state;
-    size_t where[] = {SEG_AT(1) - 16, SEG_AT(1) - 1, SEG_AT(2) - 8, f->len - 16, f->len - 1};
-
-    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
-        f->sealed[where[i]] ^= 0x01;
-        assert_int_equal(open_fixture(f, f->sealed, f->len), -1);
-        f->sealed[where[i]] ^= 0x01;
-    }
-}
-
-static void reordered_segments_fail_authentication(void **state)
-{
-    fixture *f = *state;
-    size_t stride = SEG + CRYPT_TAG_LEN;
-    uint8_t *tmp = malloc(stride);
-
-    assert_non_null(tmp);
-    memcpy(tmp, f->sealed + SEG_AT(0), stride);
-    memcpy(f->sealed + SEG_AT(0), f->sealed + SEG_AT(1), stride);
-    memcpy(f->sealed + SEG_AT(1), tmp, stride);
-    assert_int_equal(open_fixture(f, f->sealed, f->len), -1);
-    free(tmp);
-}
-
-static void truncated_file_fails_authentication(void **state)
-{
-    fixture *f = *state;
-
-    /* Dropping the last segment leaves a well-formed size whose new last segment was
-     * sealed with last = 0. */
-    assert_int_equal(open_fixture(f, f->sealed, SEG_AT(2)), -1);
-    assert_int_equal(open_fixture(f, f->sealed, SEG_AT(1)), -1);
-    /* A cut inside a segment either leaves an impossible size or breaks a tag. */
-    assert_int_equal(open_fixture(f, f->sealed, f->len - 1), -1);
-    assert_int_equal(open_fixture(f, f->sealed, SEG_AT(2) + 17), -1);
-    assert_int_equal(open_fixture(f, f->sealed, CRYPT_HEADER_LEN), -1);
-}
-
-static void extended_file_fails_authentication(void **state)
-{
-    fixture *f = *state;
-    size_t stride = SEG + CRYPT_TAG_LEN, len;
-    uint8_t *longer = malloc(f->len + stride), *whole;
-    crypt_header h;
-
-    assert_non_null(longer);
-    /* A whole segment appended after a partial last one shifts every boundary after it. */
-    memcpy(longer, f->sealed, f->len);
-    memcpy(longer + f->len, f->sealed + SEG_AT(0), stride);
-    assert_int_equal(open_fixture(f, longer, f->len + stride), -1);
-    memcpy(longer + f->len, "junk", 4);
-    assert_int_equal(open_fixture(f, longer, f->len + 4), -1);
-    free(longer);
-
-    /* With boundaries intact, the old last segment now sits in a non-last position and
-     * its last flag no longer matches. */
-    assert_int_equal(crypt_header_decode(f->sealed, &h), 0);
-    whole = seal_file(f->key, &h, f->pt, 2 * SEG, &len);
-    longer = malloc(len + stride);
-    assert_non_null(longer);
-    memcpy(longer, whole, len);
-    assert_int_equal(open_fixture(f, longer, len), 0);
-    memcpy(longer + len, whole + SEG_AT(0), stride);
-    assert_int_equal(open_fixture(f, longer, len + stride), -1);
-    free(longer);
-    free(whole);
-}
-
-static void wrong_key_fails_authentication(void **state)
-{
-    fixture *f = *state;
-
-    f->key[CRYPT_KEY_LEN - 1] ^= 0x01;
-    assert_int_equal(open_fixture(f, f->sealed, f->len), -1);
-    f->key[CRYPT_KEY_LEN - 1] ^= 0x01;
 }
 
 static void segment_opened_at_wrong_index_or_last_flag_fails_and_is_wiped(void **state)
 {
-    fixture *f = *state;
-    crypt_header h;
-    crypt_stream *s;
-    size_t lastlen = f->len - SEG_AT(2);
+    three *t = *state;
 
-    assert_int_equal(crypt_header_decode(f->sealed, &h), 0);
-    s = crypt_stream_new(f->key, &h);
-    assert_non_null(s);
-    assert_int_equal(crypt_open_segment(s, 0, 0, f->sealed + SEG_AT(0), SEG + 16, f->out), 0);
-    assert_int_equal(crypt_open_segment(s, 1, 0, f->sealed + SEG_AT(0), SEG + 16, f->out), -1);
-    assert_int_equal(crypt_open_segment(s, 2, 1, f->sealed + SEG_AT(2), lastlen, f->out), 0);
+    assert_int_equal(crypt_open_segment(t->s, 0, 0, t->seg[0], t->len[0], t->out), 0);
+    assert_memory_equal(t->out, t->pt, 4096);
+    assert_int_equal(crypt_open_segment(t->s, 1, 0, t->seg[0], t->len[0], t->out), -1);
+    assert_int_equal(crypt_open_segment(t->s, 2, 1, t->seg[2], t->len[2], t->out), 0);
     /* A short segment not flagged last is refused by its shape alone. */
-    assert_int_equal(crypt_open_segment(s, 2, 0, f->sealed + SEG_AT(2), lastlen, f->out), -1);
+    assert_int_equal(crypt_open_segment(t->s, 2, 0, t->seg[2], t->len[2], t->out), -1);
     /* A full one flagged last is decrypted, fails its tag, and what was written is wiped. */
-    memset(f->out, 0x55, SEG);
-    assert_int_equal(crypt_open_segment(s, 1, 1, f->sealed + SEG_AT(1), SEG + 16, f->out), -1);
-    for (size_t i = 0; i < SEG; i++)
-        assert_int_equal(f->out[i], 0);
+    memset(t->out, 0x55, sizeof t->out);
+    assert_int_equal(crypt_open_segment(t->s, 1, 1, t->seg[1], t->len[1], t->out), -1);
+    for (size_t i = 0; i < sizeof t->out; i++)
+        assert_int_equal(t->out[i], 0);
     /* A context that failed is still good for the next segment. */
-    assert_int_equal(crypt_open_segment(s, 1, 0, f->sealed + SEG_AT(1), SEG + 16, f->out), 0);
-    assert_memory_equal(f->out, f->pt + SEG, SEG);
+    assert_int_equal(crypt_open_segment(t->s, 1, 0, t->seg[1], t->len[1], t->out), 0);
+    assert_memory_equal(t->out, t->pt + 4096, 4096);
+}
+
+static void segment_with_a_flipped_bit_or_under_another_key_or_aad_fails(void **state)
+{
+    three *t = *state;
+    static const uint8_t other[] = "headex";
+    crypt_stream *s;
+
+    for (size_t i = 0; i < t->len[2]; i += 7) {
+        t->seg[2][i] ^= 0x10;
+        assert_int_equal(crypt_open_segment(t->s, 2, 1, t->seg[2], t->len[2], t->out), -1);
+        t->seg[2][i] ^= 0x10;
+    }
+    s = crypt_stream_new(t->key, PREFIX, 4096, other, sizeof other);
+    assert_non_null(s);
+    assert_int_equal(crypt_open_segment(s, 2, 1, t->seg[2], t->len[2], t->out), -1);
+    crypt_stream_free(s);
+    t->key[0] ^= 1;
+    s = crypt_stream_new(t->key, PREFIX, 4096, (const uint8_t *)"header", 7);
+    assert_non_null(s);
+    assert_int_equal(crypt_open_segment(s, 2, 1, t->seg[2], t->len[2], t->out), -1);
     crypt_stream_free(s);
 }
 
 static void seal_refuses_short_non_last_empty_or_oversized_segments(void **state)
 {
-    fixture *f = *state;
-    crypt_header h;
+    three *t = *state;
+    uint8_t big[4096 + 1 + CRYPT_TAG_LEN];
+
+    assert_int_equal(crypt_seal_segment(t->s, 0, 0, t->pt, 4095, t->seg[0]), -1);
+    assert_int_equal(crypt_seal_segment(t->s, 0, 1, t->pt, 0, t->seg[0]), -1);
+    assert_int_equal(crypt_seal_segment(t->s, 0, 1, t->pt, 4097, big), -1);
+    assert_int_equal(crypt_open_segment(t->s, 0, 1, t->seg[0], CRYPT_TAG_LEN, t->out), -1);
+    assert_int_equal(crypt_seal_segment(t->s, 0, 1, t->pt, 4095, t->seg[0]), 0);
+}
+
+static void stream_refuses_a_segment_size_or_aad_out_of_range(void **state)
+{
+    uint8_t key[CRYPT_KEY_LEN] = {0}, aad[CRYPT_AAD_MAX + 1] = {0};
     crypt_stream *s;
 
-    assert_int_equal(crypt_header_decode(f->sealed, &h), 0);
-    s = crypt_stream_new(f->key, &h);
+    (void)state;
+    assert_null(crypt_stream_new(key, PREFIX, 0, aad, 1));
+    assert_null(crypt_stream_new(key, PREFIX, CRYPT_SEGMENT_MAX + 1, aad, 1));
+    assert_null(crypt_stream_new(key, PREFIX, UINT32_MAX, aad, 1));
+    assert_null(crypt_stream_new(key, PREFIX, 4096, aad, sizeof aad));
+    s = crypt_stream_new(key, PREFIX, CRYPT_SEGMENT_MAX, aad, CRYPT_AAD_MAX);
     assert_non_null(s);
-    assert_int_equal(crypt_seal_segment(s, 0, 0, f->pt, SEG - 1, f->out), -1);
-    assert_int_equal(crypt_seal_segment(s, 0, 1, f->pt, 0, f->out), -1);
-    assert_int_equal(crypt_seal_segment(s, 0, 1, f->pt, SEG + 1, f->out), -1);
-    assert_int_equal(crypt_open_segment(s, 0, 1, f->sealed + SEG_AT(0), CRYPT_TAG_LEN, f->out), -1);
-    assert_int_equal(crypt_seal_segment(s, 0, 1, f->pt, SEG - 1, f->out), 0);
     crypt_stream_free(s);
-}
-
-/* ---- header ---- */
-
-static void header_encodes_and_decodes_to_the_same_fields(void **state)
-{
-    uint8_t salt[CRYPT_SALT_LEN], enc[CRYPT_HEADER_LEN];
-    crypt_header h, back;
-
-    (void)state;
-    memset(salt, 0x5a, sizeof salt);
-    assert_int_equal(crypt_header_new(&h, salt), 0);
-    assert_int_equal(h.segment_size, CRYPT_SEGMENT_SIZE);
-    crypt_header_encode(&h, enc);
-    assert_memory_equal(enc, "RZ0F\x01\0\0\0\0\x01\0\0", 12);
-    assert_int_equal(crypt_header_decode(enc, &back), 0);
-    assert_int_equal(back.segment_size, h.segment_size);
-    assert_memory_equal(back.salt, salt, CRYPT_SALT_LEN);
-    assert_memory_equal(back.nonce_prefix, h.nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
-}
-
-static void header_new_draws_a_fresh_nonce_prefix(void **state)
-{
-    uint8_t salt[CRYPT_SALT_LEN] = {0};
-    crypt_header a, b;
-
-    (void)state;
-    assert_int_equal(crypt_header_new(&a, salt), 0);
-    assert_int_equal(crypt_header_new(&b, salt), 0);
-    assert_memory_not_equal(a.nonce_prefix, b.nonce_prefix, CRYPT_NONCE_PREFIX_LEN);
-}
-
-static void header_with_bad_magic_version_reserved_or_segment_size_is_rejected(void **state)
-{
-    static const size_t reserved[] = {5, 6, 7, 35, 36, 37, 38, 39};
-    uint8_t enc[CRYPT_HEADER_LEN];
-    crypt_header h;
-
-    (void)state;
-    kat_header(&h, SEG);
-    crypt_header_encode(&h, enc);
-    assert_int_equal(crypt_header_decode(enc, &h), 0);
-
-    enc[3] = 'G';
-    assert_int_equal(crypt_header_decode(enc, &h), -1);
-    enc[3] = 'F';
-    enc[4] = 2;
-    assert_int_equal(crypt_header_decode(enc, &h), -1);
-    enc[4] = 0;
-    assert_int_equal(crypt_header_decode(enc, &h), -1);
-    enc[4] = 1;
-    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-        enc[reserved[i]] = 1;
-        assert_int_equal(crypt_header_decode(enc, &h), -1);
-        enc[reserved[i]] = 0;
-    }
-
-    /* Segment size bounds: [4096, 16 MiB]. */
-    static const struct {
-        uint32_t size;
-        int rc;
-    } sizes[] = {{0, -1}, {4095, -1}, {4096, 0}, {16u << 20, 0}, {(16u << 20) + 1, -1}, {UINT32_MAX, -1}};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        crypt_header t;
-        kat_header(&t, sizes[i].size);
-        crypt_header_encode(&t, enc);
-        assert_int_equal(crypt_header_decode(enc, &h), sizes[i].rc);
-    }
-}
-
-static void stream_refuses_a_header_with_out_of_range_segment_size(void **state)
-{
-    uint8_t key[CRYPT_KEY_LEN] = {0};
-    crypt_header h;
-
-    (void)state;
-    kat_header(&h, 16);
-    assert_null(crypt_stream_new(key, &h));
-    kat_header(&h, UINT32_MAX);
-    assert_null(crypt_stream_new(key, &h));
-}
-
-/* ---- sizes ---- */
-
-static void sealed_size_adds_header_and_one_tag_per_segment(void **state)
-{
-    (void)state;
-    assert_int_equal(crypt_sealed_size(1, SEG), 40 + 1 + 16);
-    assert_int_equal(crypt_sealed_size(SEG, SEG), 40 + SEG + 16);
-    assert_int_equal(crypt_sealed_size(SEG + 1, SEG), 40 + SEG + 1 + 32);
-    assert_int_equal(crypt_sealed_size(3 * SEG, SEG), 40 + 3 * SEG + 48);
-    assert_int_equal(crypt_sealed_size(0, SEG), 0);
-    assert_int_equal(crypt_sealed_size(UINT64_MAX - 10, SEG), 0);
-}
-
-static void plain_size_inverts_sealed_size(void **state)
-{
-    static const uint32_t segs[] = {4096, SEG, 1u << 24};
-    static const uint64_t plains[] = {1, 2, 15, 16, 17, 4095, 4096, 4097, 8192, 65535, 65536,
-                                      65537, 3 * 65536 + 17, 1000000007, 1ull << 40};
-
-    (void)state;
-    for (size_t i = 0; i < sizeof segs / sizeof segs[0]; i++) {
-        for (size_t j = 0; j < sizeof plains / sizeof plains[0]; j++) {
-            uint64_t back = 0, sealed = crypt_sealed_size(plains[j], segs[i]);
-            assert_int_equal(crypt_plain_size(sealed, segs[i], &back), 0);
-            assert_int_equal(back, plains[j]);
-        }
-    }
-}
-
-static void plain_size_rejects_sizes_no_file_can_have(void **state)
-{
-    uint64_t p;
-
-    (void)state;
-    assert_int_equal(crypt_plain_size(0, SEG, &p), -1);
-    assert_int_equal(crypt_plain_size(CRYPT_HEADER_LEN, SEG, &p), -1);
-    /* A last segment of only a tag, or less: no plaintext byte. */
-    for (uint64_t extra = 1; extra <= CRYPT_TAG_LEN; extra++) {
-        assert_int_equal(crypt_plain_size(CRYPT_HEADER_LEN + extra, SEG, &p), -1);
-        assert_int_equal(crypt_plain_size(CRYPT_HEADER_LEN + SEG + 16 + extra, SEG, &p), -1);
-    }
-    assert_int_equal(crypt_plain_size(CRYPT_HEADER_LEN + 17, SEG, &p), 0);
-    assert_int_equal(p, 1);
-    assert_int_equal(crypt_plain_size(1000, 0, &p), -1);
 }
 
 /* ---- server secret ---- */
@@ -803,7 +473,7 @@ static void hex_round_trips_and_unhex_accepts_only_exact_lowercase(void **state)
     assert_int_equal(crypt_unhex("009f a0f", 8, out, 4), -1);
 }
 
-#define WITH_FILE(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
+#define WITH_THREE(t) cmocka_unit_test_setup_teardown(t, three_setup, three_teardown)
 #define WITH_DIR(t) cmocka_unit_test_setup_teardown(t, secret_setup, secret_teardown)
 
 int main(void)
@@ -817,28 +487,11 @@ int main(void)
         cmocka_unit_test(blob_round_trips_including_empty_plaintext),
         cmocka_unit_test(blob_with_any_flipped_bit_or_wrong_key_fails),
         cmocka_unit_test(blob_shorter_than_nonce_and_tag_fails),
-        cmocka_unit_test(stream_matches_an_independent_implementation),
-        cmocka_unit_test(stream_round_trips_one_byte),
-        cmocka_unit_test(stream_round_trips_exactly_one_segment),
-        cmocka_unit_test(stream_round_trips_one_segment_plus_one_byte),
-        cmocka_unit_test(stream_round_trips_several_segments),
-        WITH_FILE(untampered_fixture_opens),
-        WITH_FILE(flipped_bit_anywhere_in_header_fails),
-        WITH_FILE(flipped_bit_in_ciphertext_fails_authentication),
-        WITH_FILE(flipped_bit_in_tag_fails_authentication),
-        WITH_FILE(reordered_segments_fail_authentication),
-        WITH_FILE(truncated_file_fails_authentication),
-        WITH_FILE(extended_file_fails_authentication),
-        WITH_FILE(wrong_key_fails_authentication),
-        WITH_FILE(segment_opened_at_wrong_index_or_last_flag_fails_and_is_wiped),
-        WITH_FILE(seal_refuses_short_non_last_empty_or_oversized_segments),
-        cmocka_unit_test(header_encodes_and_decodes_to_the_same_fields),
-        cmocka_unit_test(header_new_draws_a_fresh_nonce_prefix),
-        cmocka_unit_test(header_with_bad_magic_version_reserved_or_segment_size_is_rejected),
-        cmocka_unit_test(stream_refuses_a_header_with_out_of_range_segment_size),
-        cmocka_unit_test(sealed_size_adds_header_and_one_tag_per_segment),
-        cmocka_unit_test(plain_size_inverts_sealed_size),
-        cmocka_unit_test(plain_size_rejects_sizes_no_file_can_have),
+        cmocka_unit_test(stream_segments_match_an_independent_implementation),
+        WITH_THREE(segment_opened_at_wrong_index_or_last_flag_fails_and_is_wiped),
+        WITH_THREE(segment_with_a_flipped_bit_or_under_another_key_or_aad_fails),
+        WITH_THREE(seal_refuses_short_non_last_empty_or_oversized_segments),
+        cmocka_unit_test(stream_refuses_a_segment_size_or_aad_out_of_range),
         WITH_DIR(secret_is_created_0600_and_reloaded_identical),
         WITH_DIR(secret_parent_directory_is_created_0700),
         WITH_DIR(secret_readable_by_others_is_refused),
