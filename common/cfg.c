@@ -45,7 +45,7 @@ typedef enum {
     K_MIMES,   /* cfg_str_list: type/subtype, subtype may be "*"; [min, max] entries */
     K_LISTEN,  /* cfg_str_list: host:port, [v6]:port or :port */
     K_ORIGINS, /* cfg_str_list: "*" alone, or scheme://host[:port] */
-    K_CIDRS,   /* cfg_cidr_list */
+    K_CIDRS,   /* addr_cidr_list */
 } kind;
 
 typedef struct {
@@ -738,9 +738,9 @@ static void free_field(cfg *c, const setting *s)
         str_list_free(f);
         break;
     case K_CIDRS:
-        free(((cfg_cidr_list *)f)->items);
-        ((cfg_cidr_list *)f)->items = NULL;
-        ((cfg_cidr_list *)f)->n = 0;
+        free(((addr_cidr_list *)f)->items);
+        ((addr_cidr_list *)f)->items = NULL;
+        ((addr_cidr_list *)f)->n = 0;
         break;
     default:
         break;
@@ -758,20 +758,20 @@ static int set_list(cfg *c, const setting *s, char **items, size_t n, const char
                     char *err, size_t errlen)
 {
     cfg_str_list sl = {NULL, 0};
-    cfg_cidr_list cl = {NULL, 0};
+    addr_cidr_list cl = {NULL, 0};
     if (n < s->min || n > s->max)
         return fail(s, shown, NULL, err, errlen);
     if (s->kind == K_CIDRS) {
         if (n > 0 && (cl.items = calloc(n, sizeof *cl.items)) == NULL)
             return no_memory(s, err, errlen);
         for (; cl.n < n; cl.n++) {
-            if (cfg_parse_cidr(items[cl.n], &cl.items[cl.n]) != 0) {
+            if (addr_parse_cidr(items[cl.n], &cl.items[cl.n]) != 0) {
                 free(cl.items);
                 return fail(s, shown, items[cl.n], err, errlen);
             }
         }
         free_field(c, s);
-        *(cfg_cidr_list *)field(c, s) = cl;
+        *(addr_cidr_list *)field(c, s) = cl;
         return 0;
     }
     if (n > 0 && (sl.items = calloc(n, sizeof *sl.items)) == NULL)
@@ -1259,7 +1259,7 @@ static int value_in_range(const cfg *c, const setting *s)
     case K_ORIGINS:
         return ((const cfg_str_list *)f)->n >= s->min && ((const cfg_str_list *)f)->n <= s->max;
     case K_CIDRS:
-        return ((const cfg_cidr_list *)f)->n >= s->min && ((const cfg_cidr_list *)f)->n <= s->max;
+        return ((const addr_cidr_list *)f)->n >= s->min && ((const addr_cidr_list *)f)->n <= s->max;
     }
     return 0;
 }
@@ -1333,74 +1333,6 @@ int cfg_parse_rate(const char *s, cfg_rate *out)
             out->period_s = units[i].seconds;
             return 0;
         }
-    }
-    return -1;
-}
-
-int cfg_parse_cidr(const char *s, cfg_cidr *out)
-{
-    char buf[INET6_ADDRSTRLEN];
-    const char *slash = strchr(s, '/');
-    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-    struct in_addr a4;
-    struct in6_addr a6;
-    cfg_cidr r;
-    unsigned base, bits;
-    uint64_t prefix;
-
-    if (alen == 0 || alen >= sizeof buf)
-        return -1;
-    memcpy(buf, s, alen);
-    buf[alen] = '\0';
-    memset(&r, 0, sizeof r);
-    if (inet_pton(AF_INET, buf, &a4) == 1) {
-        r.addr[10] = r.addr[11] = 0xff;
-        memcpy(r.addr + 12, &a4, 4);
-        base = 96;
-        bits = 32;
-    } else if (inet_pton(AF_INET6, buf, &a6) == 1) {
-        memcpy(r.addr, &a6, 16);
-        base = 0;
-        bits = 128;
-    } else {
-        return -1;
-    }
-    prefix = bits;
-    if (slash != NULL && (strlen(slash + 1) > 3 || parse_uint(slash + 1, 0, bits, &prefix) != 0))
-        return -1;
-    r.prefix = (uint8_t)(base + prefix);
-    /* Host bits are cleared, so "10.1.2.3/8" means 10.0.0.0/8. */
-    for (unsigned i = r.prefix; i < 128; i++)
-        r.addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
-    *out = r;
-    return 0;
-}
-
-int cfg_cidr_match(const cfg_cidr_list *l, const uint8_t addr[16])
-{
-    for (size_t i = 0; i < l->n; i++) {
-        const cfg_cidr *n = &l->items[i];
-        unsigned full = n->prefix / 8, rem = n->prefix % 8;
-        if (memcmp(addr, n->addr, full) != 0)
-            continue;
-        if (rem == 0 || ((addr[full] ^ n->addr[full]) & (0xff00u >> rem) & 0xffu) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-int cfg_addr_from_sockaddr(const struct sockaddr *sa, uint8_t out[16])
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        memset(out, 0, 10);
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &in->sin_addr, 4);
-        return 0;
-    }
-    if (sa->sa_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-        return 0;
     }
     return -1;
 }

@@ -8,25 +8,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
+
+#include "addr.h"
 
 /* "N/second|minute|hour|day": count requests per period_s seconds. */
 typedef struct {
     uint32_t count;
     uint32_t period_s;
 } cfg_rate;
-
-/* An IPv4 or IPv6 network; IPv4 addresses are kept as IPv4-mapped IPv6 so that one
- * comparison covers both families. */
-typedef struct {
-    uint8_t addr[16];
-    uint8_t prefix; /* 0..128, counted on the mapped form */
-} cfg_cidr;
-
-typedef struct {
-    cfg_cidr *items;
-    size_t n;
-} cfg_cidr_list;
 
 typedef struct {
     char **items;
@@ -58,7 +47,7 @@ typedef struct cfg {
     /* this implementation */
     cfg_str_list listen;  /* "host:port", "[v6]:port" or ":port"; comma list */
     uint32_t workers;     /* resolved: "auto" becomes the number of cores */
-    cfg_cidr_list trusted_proxies;
+    addr_cidr_list trusted_proxies;
     cfg_str_list cors_origins; /* ["*"] by default */
     char *public_url;          /* "" = derive from the request */
     char *log_path;
@@ -68,7 +57,7 @@ typedef struct cfg {
     int log_level;             /* LOG_DEBUG..LOG_ERROR from log.h */
     char *secret_path;
     int fsync_uploads;         /* bool */
-    cfg_cidr_list metrics_allow;
+    addr_cidr_list metrics_allow;
 
     /* resource bounds */
     uint32_t max_connections;       /* per worker */
@@ -102,11 +91,6 @@ int cfg_validate(const cfg *c, char *err, size_t errlen);
 
 /* Parsers exposed for other modules and tests. */
 int cfg_parse_rate(const char *s, cfg_rate *out);
-int cfg_parse_cidr(const char *s, cfg_cidr *out);
-/* Address (16 bytes, mapped form) inside any network of the list? */
-int cfg_cidr_match(const cfg_cidr_list *l, const uint8_t addr[16]);
-/* Socket address to the 16-byte mapped form; -1 for non-IP families. */
-int cfg_addr_from_sockaddr(const struct sockaddr *sa, uint8_t out[16]);
 /* Is the MIME type allowed by the list (empty list allows all)? */
 int cfg_mime_allowed(const cfg *c, const char *mime);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "cfg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -59,7 +60,7 @@ static void fuzz_set(const uint8_t *data, size_t size)
     size_t cut = 0;
     cfg c;
     cfg_rate r;
-    cfg_cidr n;
+    addr_cidr n;
     uint8_t addr[16] = {0};
     if (name == NULL)
         abort();
@@ -81,12 +82,13 @@ static void fuzz_set(const uint8_t *data, size_t size)
     (void)cfg_set(&c, name, value, err, sizeof err);
     (void)cfg_mime_allowed(&c, value);
     memcpy(addr, data, size < sizeof addr ? size : sizeof addr);
-    (void)cfg_cidr_match(&c.trusted_proxies, addr);
-    (void)cfg_cidr_match(&c.metrics_allow, addr);
+    (void)addr_match(&c.trusted_proxies, addr);
+    (void)addr_match(&c.metrics_allow, addr);
+    (void)addr_forwarded(value, strlen(value), &c.trusted_proxies, addr);
     cfg_free(&c);
 
     (void)cfg_parse_rate(value, &r);
-    if (cfg_parse_cidr(value, &n) == 0 && n.prefix > 128)
+    if (addr_parse_cidr(value, &n) == 0 && n.prefix > 128)
         abort();
     free(name);
 }

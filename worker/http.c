@@ -3,11 +3,11 @@
  * line per request (a logger, so every way a request can end is logged once). */
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "addr.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
@@ -99,44 +99,11 @@ void http_rate_limited(h2o_req_t *req, long seconds)
 
 /* ---- client identity ---- */
 
-/* One X-Forwarded-For entry to the 16-byte mapped form; -1 if it is not an address. */
-static int parse_addr(const char *s, size_t len, uint8_t out[16])
-{
-    char buf[HTTP_ADDR_MAX];
-    while (len > 0 && (*s == ' ' || *s == '\t'))
-        s++, len--;
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-        len--;
-    if (len >= 2 && s[0] == '[' && s[len - 1] == ']')
-        s++, len -= 2;
-    if (len == 0 || len >= sizeof(buf))
-        return -1;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    struct in_addr a4;
-    if (inet_pton(AF_INET, buf, &a4) == 1) {
-        memset(out, 0, 10);
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &a4, 4);
-        return 0;
-    }
-    return inet_pton(AF_INET6, buf, out) == 1 ? 0 : -1;
-}
-
-static void addr_text(const uint8_t a[16], char *out)
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(a, mapped, 12) == 0)
-        inet_ntop(AF_INET, a + 12, out, HTTP_ADDR_MAX);
-    else
-        inet_ntop(AF_INET6, a, out, HTTP_ADDR_MAX);
-}
-
 static int peer_addr(h2o_req_t *req, uint8_t out[16])
 {
     struct sockaddr_storage ss;
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (len == 0 || cfg_addr_from_sockaddr((struct sockaddr *)&ss, out) != 0)
+    if (len == 0 || addr_from_sockaddr((struct sockaddr *)&ss, out) != 0)
         return -1;
     return 0;
 }
@@ -144,48 +111,36 @@ static int peer_addr(h2o_req_t *req, uint8_t out[16])
 static int peer_trusted(h2o_req_t *req)
 {
     uint8_t peer[16];
-    return peer_addr(req, peer) == 0 && cfg_cidr_match(&worker_of(req)->cfg->trusted_proxies, peer);
+    return peer_addr(req, peer) == 0 && addr_match(&worker_of(req)->cfg->trusted_proxies, peer);
 }
 
-/* Walk X-Forwarded-For from the right, past trusted proxies. */
-static void forwarded_client(h2o_req_t *req, const cfg_cidr_list *trusted, uint8_t client[16])
+int http_client_addr(h2o_req_t *req, uint8_t out[16])
 {
+    const addr_cidr_list *trusted = &worker_of(req)->cfg->trusted_proxies;
     ssize_t cursor = -1, last = -1;
+    if (peer_addr(req, out) != 0)
+        return -1;
+    if (!addr_match(trusted, out))
+        return 0;
+    /* The last X-Forwarded-For line was appended by the nearest proxy: walk up from it. */
     while ((cursor = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, cursor)) != -1)
         last = cursor;
     for (ssize_t h = last; h >= 0; h--) {
-        if (req->headers.entries[h].name != &H2O_TOKEN_X_FORWARDED_FOR->buf)
-            continue;
         h2o_iovec_t v = req->headers.entries[h].value;
-        size_t end = v.len;
-        for (;;) {
-            size_t start = end;
-            while (start > 0 && v.base[start - 1] != ',')
-                start--;
-            uint8_t a[16];
-            if (parse_addr(v.base + start, end - start, a) != 0)
-                return; /* malformed: believe nothing further left */
-            memcpy(client, a, 16);
-            if (!cfg_cidr_match(trusted, a))
-                return;
-            if (start == 0)
-                break;
-            end = start - 1;
-        }
+        if (req->headers.entries[h].name == &H2O_TOKEN_X_FORWARDED_FOR->buf &&
+            !addr_forwarded(v.base, v.len, trusted, out))
+            break;
     }
+    return 0;
 }
 
 void http_client(h2o_req_t *req, char *out)
 {
-    const cfg *c = worker_of(req)->cfg;
     uint8_t a[16];
-    if (peer_addr(req, a) != 0) {
+    if (http_client_addr(req, a) != 0)
         snprintf(out, HTTP_ADDR_MAX, "unknown");
-        return;
-    }
-    if (cfg_cidr_match(&c->trusted_proxies, a))
-        forwarded_client(req, &c->trusted_proxies, a);
-    addr_text(a, out);
+    else
+        addr_text(a, out, HTTP_ADDR_MAX);
 }
 
 /* ---- public URLs ---- */

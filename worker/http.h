@@ -25,7 +25,9 @@ void http_blocked(h2o_req_t *req, long retry_after);
 void http_rate_limited(h2o_req_t *req, long retry_after);
 
 /* The client: the TCP peer, or the right-most untrusted X-Forwarded-For entry when
- * the peer is a trusted proxy. Text form into out (HTTP_ADDR_MAX). */
+ * the peer is a trusted proxy. 0, or -1 when the peer has no IP address. */
+int http_client_addr(h2o_req_t *req, uint8_t out[16]);
+/* The same in text form into out (HTTP_ADDR_MAX), "unknown" without an IP address. */
 void http_client(h2o_req_t *req, char *out);
 /* "scheme://host" for URLs in responses: PUBLIC_URL, or the request's own. */
 void http_base_url(h2o_req_t *req, char *out, size_t cap);

@@ -116,10 +116,8 @@ static void render(page *p, shm_state *shm, uint64_t started_ms)
  * proxy is not mistaken for a local scraper. */
 static int allowed(h2o_req_t *req)
 {
-    char client[HTTP_ADDR_MAX];
-    cfg_cidr one;
-    http_client(req, client);
-    return cfg_parse_cidr(client, &one) == 0 && cfg_cidr_match(&worker_of(req)->cfg->metrics_allow, one.addr);
+    uint8_t client[16];
+    return http_client_addr(req, client) == 0 && addr_match(&worker_of(req)->cfg->metrics_allow, client);
 }
 
 int metrics_handle(h2o_req_t *req)
