@@ -4,6 +4,7 @@
  * (the defaults included) goes through set_value(), so a value is checked the same way
  * wherever it comes from, and a bad one is reported as "NAME=value: expected ...". */
 #include "cfg.h"
+#include "mime.h"
 #include "paths.h"
 #include "log.h"
 
@@ -498,31 +499,6 @@ static int parse_public_url(const char *v, char **out)
 
 /* ---- list entries ---- */
 
-/* RFC 6838 restricted-name: a letter or digit, then letters, digits and !#$&-^_.+ */
-static bool valid_mime_token(const char *s, size_t n)
-{
-    if (n == 0 || n > 127 || !is_alnum(s[0]))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!is_alnum(s[i]) && strchr("!#$&-^_.+", s[i]) == NULL)
-            return false;
-    return true;
-}
-
-static int parse_mime(const char *v, char **out)
-{
-    const char *slash = strchr(v, '/');
-    if (slash == NULL)
-        return -1;
-    size_t tlen = (size_t)(slash - v);
-    const char *sub = slash + 1;
-    bool sub_star = strcmp(sub, "*") == 0;
-    bool type_ok = valid_mime_token(v, tlen) || (tlen == 1 && v[0] == '*' && sub_star);
-    if (!type_ok || (!sub_star && !valid_mime_token(sub, strlen(sub))))
-        return -1;
-    return lowered(v, strlen(v), out);
-}
-
 static int parse_listen(const char *v, char **out)
 {
     size_t n = strlen(v);
@@ -781,7 +757,7 @@ static int set_list(cfg *c, const setting *s, char **items, size_t n, const char
         char *v = NULL;
         int rc;
         if (s->kind == K_MIMES)
-            rc = parse_mime(it, &v);
+            rc = mime_pattern(it, &v);
         else if (s->kind == K_LISTEN)
             rc = parse_listen(it, &v);
         else if (strcmp(it, "*") == 0)
@@ -1335,31 +1311,4 @@ int cfg_parse_rate(const char *s, cfg_rate *out)
         }
     }
     return -1;
-}
-
-int cfg_mime_allowed(const cfg *c, const char *mime)
-{
-    const cfg_str_list *l = &c->allowed_mime_types;
-    if (l->n == 0)
-        return 1;
-    if (mime == NULL)
-        return 0;
-    size_t len = strcspn(mime, "; \t"); /* parameters do not count */
-    const char *slash = memchr(mime, '/', len);
-    if (slash == NULL)
-        return 0;
-    size_t tlen = (size_t)(slash - mime);
-    for (size_t i = 0; i < l->n; i++) {
-        const char *e = l->items[i];
-        size_t elen = strlen(e);
-        if (strcmp(e, "*/*") == 0)
-            return 1;
-        if (elen >= 2 && strcmp(e + elen - 2, "/*") == 0) {
-            if (elen - 2 == tlen && strncasecmp(e, mime, tlen) == 0)
-                return 1;
-        } else if (elen == len && strncasecmp(e, mime, len) == 0) {
-            return 1;
-        }
-    }
-    return 0;
 }

@@ -34,7 +34,7 @@ typedef struct cfg {
     char *storage_path;
     char *temp_path;
     uint64_t max_file_size;
-    cfg_str_list allowed_mime_types; /* empty = all; an entry's subtype may be the wildcard "*" */
+    cfg_str_list allowed_mime_types; /* mime.h patterns; empty = all */
     cfg_rate upload_rate_limit;
     cfg_rate health_rate_limit;
     uint32_t download_fail_limit;
@@ -91,8 +91,6 @@ int cfg_validate(const cfg *c, char *err, size_t errlen);
 
 /* Parsers exposed for other modules and tests. */
 int cfg_parse_rate(const char *s, cfg_rate *out);
-/* Is the MIME type allowed by the list (empty list allows all)? */
-int cfg_mime_allowed(const cfg *c, const char *mime);
 
 /* Names of every setting, NULL-terminated, for usage text and tests. */
 extern const char *const cfg_names[];

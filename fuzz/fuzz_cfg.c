@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "cfg.h"
+#include "mime.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -80,7 +81,7 @@ static void fuzz_set(const uint8_t *data, size_t size)
     }
     /* the same value twice: the second set must free what the first allocated */
     (void)cfg_set(&c, name, value, err, sizeof err);
-    (void)cfg_mime_allowed(&c, value);
+    (void)mime_allowed(c.allowed_mime_types.items, c.allowed_mime_types.n, value);
     memcpy(addr, data, size < sizeof addr ? size : sizeof addr);
     (void)addr_match(&c.trusted_proxies, addr);
     (void)addr_match(&c.metrics_allow, addr);

@@ -16,6 +16,7 @@
 #include "drop.h"
 #include "http.h"
 #include "log.h"
+#include "mime.h"
 #include "multipart.h"
 #include "paths.h"
 #include "ratelimit.h"
@@ -278,7 +279,8 @@ static int sniff_check(upload_op *op)
 {
     const char *m = magic_buffer(op->w->magic, op->sniff, op->sniff_len);
     snprintf(op->mime, sizeof(op->mime), "%s", m != NULL ? m : "application/octet-stream");
-    return cfg_mime_allowed(op->w->cfg, op->mime) ? 0 : STOP_MIME;
+    const cfg_str_list *allowed = &op->w->cfg->allowed_mime_types;
+    return mime_allowed(allowed->items, allowed->n, op->mime) ? 0 : STOP_MIME;
 }
 
 static int file_data(upload_op *op, const uint8_t *data, size_t len)

@@ -507,30 +507,6 @@ static void allowed_mime_types_error_names_the_bad_entry(void **state)
         set_bad(f, "ALLOWED_MIME_TYPES", bad[i]);
 }
 
-static void mime_allowed_matches_exact_types_and_wildcards_ignoring_case_and_parameters(
-    void **state)
-{
-    fixture *f = *state;
-    set_ok(f, "ALLOWED_MIME_TYPES", "image/*,application/pdf");
-    assert_true(cfg_mime_allowed(&f->c, "image/png"));
-    assert_true(cfg_mime_allowed(&f->c, "IMAGE/JPEG"));
-    assert_true(cfg_mime_allowed(&f->c, "application/pdf; charset=binary"));
-    assert_false(cfg_mime_allowed(&f->c, "application/pdfx"));
-    assert_false(cfg_mime_allowed(&f->c, "imagex/png"));
-    assert_false(cfg_mime_allowed(&f->c, "text/plain"));
-    assert_false(cfg_mime_allowed(&f->c, "image"));
-    assert_false(cfg_mime_allowed(&f->c, NULL));
-    set_ok(f, "ALLOWED_MIME_TYPES", "*/*");
-    assert_true(cfg_mime_allowed(&f->c, "text/plain"));
-}
-
-static void empty_mime_list_allows_everything(void **state)
-{
-    fixture *f = *state;
-    assert_true(cfg_mime_allowed(&f->c, "application/x-anything"));
-    assert_true(cfg_mime_allowed(&f->c, NULL));
-}
-
 static void listen_takes_host_port_bracketed_v6_and_port_only_entries(void **state)
 {
     fixture *f = *state;
@@ -1036,8 +1012,6 @@ int main(void)
         T(allowed_mime_types_take_a_comma_list_trimmed_and_lowercased),
         T(allowed_mime_types_take_a_json_list),
         T(allowed_mime_types_error_names_the_bad_entry),
-        T(mime_allowed_matches_exact_types_and_wildcards_ignoring_case_and_parameters),
-        T(empty_mime_list_allows_everything),
         T(listen_takes_host_port_bracketed_v6_and_port_only_entries),
         T(listen_rejects_missing_or_bad_ports_bare_v6_and_an_empty_list),
         T(cors_origins_are_star_or_origins_lowercased_without_trailing_slash),
