@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "mime.h"
 #include "paths.h"
+#include "yamlmap.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #ifndef RZ_PREFIX
 #define RZ_PREFIX "/usr/local"
@@ -945,225 +945,78 @@ int cfg_load_env(cfg *c, char *err, size_t errlen)
 /* ---- YAML file ---- */
 
 typedef struct {
-    yaml_parser_t parser;
-    yaml_event_t ev;
-    bool have_ev;
-    const char *path;
-    char *err;
-    size_t errlen;
+    cfg *c;
+    const setting *s;       /* the setting being read */
     size_t seen[NSETTINGS]; /* line each setting was given on, 0 = not yet */
-} yreader;
+} yaml_load;
 
-static size_t ev_line(const yreader *r)
+static bool is_list(const setting *s)
 {
-    return r->ev.start_mark.line + 1;
+    return s->kind == K_MIMES || s->kind == K_LISTEN || s->kind == K_ORIGINS || s->kind == K_CIDRS;
 }
 
-__attribute__((format(printf, 3, 4))) static int yfail(yreader *r, size_t line,
-                                                       const char *fmt, ...)
+static const char *on_yaml_key(void *ctx, const char *key, size_t line, char *err, size_t errlen)
 {
-    char msg[MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    put_err(r->err, r->errlen, "%s:%zu: %s", r->path, line, msg);
-    return -1;
-}
-
-static int next_event(yreader *r)
-{
-    if (r->have_ev)
-        yaml_event_delete(&r->ev);
-    r->have_ev = false;
-    if (!yaml_parser_parse(&r->parser, &r->ev)) {
-        const yaml_parser_t *p = &r->parser;
-        char problem[SHOWN_MAX * 4 + 8];
-        show(problem, sizeof problem, p->problem != NULL ? p->problem : "cannot parse");
-        if (p->context != NULL)
-            return yfail(r, p->problem_mark.line + 1, "%s (%s at line %zu)", problem,
-                         p->context, p->context_mark.line + 1);
-        return yfail(r, p->problem_mark.line + 1, "%s", problem);
-    }
-    r->have_ev = true;
-    return 0;
-}
-
-/* The scalar of the current event as text; YAML null ("", "~", "null") is "". NULL when
- * it holds a NUL byte, which a C string cannot carry. */
-static const char *scalar_text(const yreader *r)
-{
-    const char *v = (const char *)r->ev.data.scalar.value;
-    if (strlen(v) != r->ev.data.scalar.length)
+    yaml_load *y = ctx;
+    y->s = find(key);
+    if (y->s == NULL) {
+        unknown(key, err, errlen);
         return NULL;
-    if (r->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
-         strcmp(v, "NULL") == 0))
-        return "";
-    return v;
-}
-
-static const char *ev_kind(yaml_event_type_t t)
-{
-    switch (t) {
-    case YAML_MAPPING_START_EVENT:
-        return "a mapping";
-    case YAML_SEQUENCE_START_EVENT:
-        return "a list";
-    case YAML_ALIAS_EVENT:
-        return "an alias";
-    default:
-        return "this";
     }
+    size_t *seen = &y->seen[y->s - settings];
+    if (*seen != 0) {
+        put_err(err, errlen, "%s is set twice (first on line %zu)", y->s->name, *seen);
+        return NULL;
+    }
+    *seen = line;
+    return y->s->name;
 }
 
-/* A sequence of scalars for a list setting; on return the current event is its end. */
-static int read_sequence(yreader *r, cfg *c, const setting *s, size_t line)
+/* A YAML list goes in as its items, trimmed, and shows in errors as "[a, b]". */
+static int on_yaml_value(void *ctx, const char *const *items, size_t n, bool list, char *err, size_t errlen)
 {
-    strvec items = {NULL, 0, 0};
+    yaml_load *y = ctx;
+    if (!list)
+        return set_text(y->c, y->s, items[0], err, errlen);
+    if (!is_list(y->s)) {
+        put_err(err, errlen, "%s: expected a single value, not a list", y->s->name);
+        return -1;
+    }
+    char **kept = n > 0 ? calloc(n, sizeof *kept) : NULL;
     char shown[MSG_MAX] = "[";
-    size_t used = 1;
+    size_t nkept = 0, used = 1;
     int rc = -1;
-    for (;;) {
-        if (next_event(r) != 0)
-            goto out;
-        if (r->ev.type == YAML_SEQUENCE_END_EVENT)
-            break;
-        if (r->ev.type != YAML_SCALAR_EVENT) {
-            yfail(r, ev_line(r), "%s: expected plain values in the list, not %s", s->name,
-                  ev_kind(r->ev.type));
-            goto out;
-        }
-        const char *v = scalar_text(r);
-        if (v == NULL) {
-            yfail(r, ev_line(r), "%s: a value contains a NUL byte", s->name);
-            goto out;
-        }
-        char *t = trimmed(v, strlen(v));
+    if (n > 0 && kept == NULL)
+        return no_memory(y->s, err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        char *t = trimmed(items[i], strlen(items[i]));
         if (t == NULL) {
-            yfail(r, line, "%s: out of memory", s->name);
+            rc = no_memory(y->s, err, errlen);
             goto out;
+        }
+        if (t[0] == '\0') {
+            free(t);
+            continue;
         }
         if (used < sizeof shown)
-            used += (size_t)snprintf(shown + used, sizeof shown - used, "%s%s",
-                                     items.n > 0 ? ", " : "", t);
-        if (t[0] == '\0')
-            free(t);
-        else if (strvec_push(&items, t) != 0) {
-            yfail(r, line, "%s: out of memory", s->name);
-            goto out;
-        }
+            used += (size_t)snprintf(shown + used, sizeof shown - used, "%s%s", nkept > 0 ? ", " : "", t);
+        kept[nkept++] = t;
     }
     if (used < sizeof shown)
         snprintf(shown + used, sizeof shown - used, "]");
-    char msg[MSG_MAX];
-    rc = set_list(c, s, items.v, items.n, shown, msg, sizeof msg);
-    if (rc != 0)
-        yfail(r, line, "%s", msg);
+    rc = set_list(y->c, y->s, kept, nkept, shown, err, errlen);
 out:
-    strvec_free(&items);
+    for (size_t i = 0; i < nkept; i++)
+        free(kept[i]);
+    free(kept);
     return rc;
-}
-
-/* One "NAME: value" pair; the current event is the key. */
-static int read_pair(yreader *r, cfg *c)
-{
-    size_t line = ev_line(r);
-    const char *key = (const char *)r->ev.data.scalar.value;
-    char shown[SHOWN_MAX * 4 + 8];
-    const setting *s = NULL;
-    if (scalar_text(r) != NULL)
-        s = find(key);
-    if (s == NULL) {
-        show(shown, sizeof shown, key);
-        return yfail(r, line, "unknown setting \"%s\"", shown);
-    }
-    size_t *seen = &r->seen[s - settings];
-    if (*seen != 0)
-        return yfail(r, line, "%s is set twice (first on line %zu)", s->name, *seen);
-    *seen = line;
-
-    if (next_event(r) != 0)
-        return -1;
-    if (r->ev.type == YAML_SEQUENCE_START_EVENT) {
-        if (s->kind != K_MIMES && s->kind != K_LISTEN && s->kind != K_ORIGINS &&
-            s->kind != K_CIDRS)
-            return yfail(r, line, "%s: expected a single value, not a list", s->name);
-        return read_sequence(r, c, s, line);
-    }
-    if (r->ev.type != YAML_SCALAR_EVENT)
-        return yfail(r, line, "%s: expected a value or a list of values, not %s", s->name,
-                     ev_kind(r->ev.type));
-    const char *v = scalar_text(r);
-    if (v == NULL)
-        return yfail(r, line, "%s: the value contains a NUL byte", s->name);
-    char msg[MSG_MAX];
-    if (set_text(c, s, v, msg, sizeof msg) != 0)
-        return yfail(r, line, "%s", msg);
-    return 0;
-}
-
-static int read_document(yreader *r, cfg *c)
-{
-    if (next_event(r) != 0)
-        return -1;
-    if (r->ev.type == YAML_STREAM_END_EVENT)
-        return 0; /* no document at all: an empty or all-comment file */
-    if (next_event(r) != 0)
-        return -1;
-    if (r->ev.type == YAML_SCALAR_EVENT && scalar_text(r) != NULL && scalar_text(r)[0] == '\0')
-        ; /* "---" and nothing else */
-    else if (r->ev.type != YAML_MAPPING_START_EVENT)
-        return yfail(r, ev_line(r), "expected a mapping of settings (NAME: value)");
-    else
-        for (;;) {
-            if (next_event(r) != 0)
-                return -1;
-            if (r->ev.type == YAML_MAPPING_END_EVENT)
-                break;
-            if (r->ev.type != YAML_SCALAR_EVENT)
-                return yfail(r, ev_line(r), "expected a setting name, not %s",
-                             ev_kind(r->ev.type));
-            if (read_pair(r, c) != 0)
-                return -1;
-        }
-    if (next_event(r) != 0) /* document end */
-        return -1;
-    if (next_event(r) != 0)
-        return -1;
-    if (r->ev.type != YAML_STREAM_END_EVENT)
-        return yfail(r, ev_line(r), "expected one document");
-    return 0;
 }
 
 int cfg_load_yaml(cfg *c, const char *path, char *err, size_t errlen)
 {
-    yreader *r;
-    FILE *f = fopen(path, "rb");
-    int rc = -1;
-    if (f == NULL) {
-        put_err(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    r = calloc(1, sizeof *r);
-    if (r == NULL || !yaml_parser_initialize(&r->parser)) {
-        put_err(err, errlen, "%s: out of memory", path);
-        free(r);
-        fclose(f);
-        return -1;
-    }
-    yaml_parser_set_input_file(&r->parser, f);
-    r->path = path;
-    r->err = err;
-    r->errlen = errlen;
-    if (next_event(r) == 0) /* stream start */
-        rc = read_document(r, c);
-    if (r->have_ev)
-        yaml_event_delete(&r->ev);
-    yaml_parser_delete(&r->parser);
-    free(r);
-    fclose(f);
-    return rc;
+    static const yamlmap_callbacks cb = {on_yaml_key, on_yaml_value};
+    yaml_load y = {.c = c};
+    return yamlmap_read(path, &cb, &y, err, errlen);
 }
 
 /* ---- cross-checks ---- */
