@@ -1,7 +1,7 @@
 /* yamlmap.c - the configuration file's YAML: one mapping of names to scalars or lists
  * of scalars, read with libyaml's event parser into memory first, then walked pair by
- * pair into the caller's callbacks. Owns the file's shape and the "FILE:LINE: " of its
- * errors; not what a name means. */
+ * pair into the caller's callbacks. Owns the file's shape and the place (FILE:LINE, and
+ * the column of a syntax error) in its error lines; not what a name means. */
 #include "yamlmap.h"
 
 #include <errno.h>
@@ -47,17 +47,59 @@ __attribute__((format(printf, 3, 4))) static int fail(reader *r, size_t line, co
 
 /* ---- parsing: the whole file, before any callback ---- */
 
-static int syntax_error(reader *r, const yaml_parser_t *p)
+/* The character at a libyaml mark's index (characters from the start, a byte order
+ * mark not counted), or EOF. */
+static int char_at(FILE *f, size_t index)
+{
+    int ch;
+    size_t seen = 0;
+    rewind(f);
+    if ((ch = getc(f)) == 0xef && getc(f) == 0xbb && getc(f) == 0xbf)
+        ch = getc(f);
+    for (; ch != EOF; ch = getc(f))
+        if ((ch & 0xc0) != 0x80 && seen++ == index)
+            return ch;
+    return EOF;
+}
+
+/* Line and column (1-based, in characters) of a byte offset: libyaml gives only the
+ * offset for an encoding error. */
+static void locate(FILE *f, size_t offset, size_t *line, size_t *col)
+{
+    int ch;
+    *line = *col = 1;
+    rewind(f);
+    for (size_t i = 0; i < offset && (ch = getc(f)) != EOF; i++) {
+        if (ch == '\n') {
+            ++*line;
+            *col = 1;
+        } else if ((ch & 0xc0) != 0x80) {
+            ++*col;
+        }
+    }
+}
+
+/* "FILE:LINE:COLUMN: YAML syntax error: " and libyaml's problem, with the line of what
+ * it was reading when that began elsewhere. */
+static int syntax_error(reader *r, const yaml_parser_t *p, FILE *f)
 {
     const char *problem = p->problem != NULL ? p->problem : "cannot parse";
+    size_t line = p->problem_mark.line + 1, col = p->problem_mark.column + 1;
+    char context[MSG_MAX] = "";
+    const char *hint = "";
     if (p->error == YAML_MEMORY_ERROR) {
         put_err(r->err, r->errlen, "%s: out of memory", r->path);
         return -1;
     }
-    if (p->context != NULL)
-        return fail(r, p->problem_mark.line + 1, "%s (%s at line %zu)", problem, p->context,
-                    p->context_mark.line + 1);
-    return fail(r, p->problem_mark.line + 1, "%s", problem);
+    if (p->error == YAML_READER_ERROR)
+        locate(f, p->problem_offset, &line, &col);
+    else if (char_at(f, p->problem_mark.index) == '\t')
+        hint = "; YAML indents with spaces, not tabs";
+    if (p->context != NULL && p->context_mark.line + 1 != line)
+        snprintf(context, sizeof context, " (%s at line %zu)", p->context, p->context_mark.line + 1);
+    put_err(r->err, r->errlen, "%s:%zu:%zu: YAML syntax error: %s%s%s", r->path, line, col, problem, context,
+            hint);
+    return -1;
 }
 
 static int parse_file(reader *r, FILE *f)
@@ -81,7 +123,7 @@ static int parse_file(reader *r, FILE *f)
             r->cap = cap;
         }
         if (!yaml_parser_parse(&p, &r->ev[r->n])) {
-            syntax_error(r, &p);
+            syntax_error(r, &p, f);
             break;
         }
         if (r->ev[r->n++].type == YAML_STREAM_END_EVENT) {

@@ -23,8 +23,9 @@ typedef struct {
 } yamlmap_callbacks;
 
 /* Read path and call cb for each pair. 0, or -1 with one line in err naming the file:
- * "FILE: reason" when it cannot be read, else "FILE:LINE: message" (a callback's
- * message included). An empty or comment-only file has no pairs. */
+ * "FILE: reason" when it cannot be read, "FILE:LINE:COLUMN: YAML syntax error: ..." with
+ * libyaml's problem, else "FILE:LINE: message" (a callback's message included). An empty
+ * or comment-only file has no pairs. */
 int yamlmap_read(const char *path, const yamlmap_callbacks *cb, void *ctx, char *err, size_t errlen);
 
 #endif

@@ -174,6 +174,14 @@ def test_malformed_yaml_names_the_file():
     assert conf in lines[0] or os.path.basename(conf) in lines[0], lines[0]
 
 
+def test_yaml_syntax_error_is_named_with_its_line_and_column():
+    conf = write_file('colons.yaml', 'workers: 2\na: b: c\n')
+    code, _, stderr = run(['-t', '-c', conf])
+    assert code == 1, 'exit status %s, stderr=%r' % (code, stderr)
+    assert lines_of(stderr) == ['raven-zero: %s:2:5: YAML syntax error: mapping values are not allowed in '
+                                'this context' % conf], stderr
+
+
 def test_missing_config_file_is_an_error():
     code, _, stderr = run(['-c', path('nope.yaml')])
     assert code not in (0, None), 'exit status %s, stderr=%r' % (code, stderr)

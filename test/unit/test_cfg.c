@@ -712,13 +712,73 @@ static void yaml_sets_scalars_and_lists_under_any_case_names(void **state)
     assert_string_equal(f->c.public_url, "https://drop.example.com");
 }
 
-static void yaml_syntax_error_names_the_file_and_line(void **state)
+/* f->err must be exactly "<file>:<line>:<column>: YAML syntax error: <problem>". */
+static void assert_syntax_error(fixture *f, int line, int column, const char *problem)
+{
+    char want[ERRLEN];
+    snprintf(want, sizeof want, "%s:%d:%d: YAML syntax error: %s", f->path, line, column, problem);
+    assert_string_equal(f->err, want);
+}
+
+static void yaml_syntax_error_names_the_file_line_and_column(void **state)
 {
     fixture *f = *state;
     assert_int_equal(load(f, "max_file_size: 1\nlisten: [\":1\"\nworkers: 2\n"), -1);
-    assert_yaml_error(f, 3, "did not find expected ',' or ']' (while parsing a flow sequence at line 2)");
+    assert_syntax_error(f, 3, 1, "did not find expected ',' or ']' (while parsing a flow sequence at line 2)");
     assert_int_equal(load(f, "workers: 1\n- 2\n"), -1);
-    assert_yaml_error(f, 2, "did not find expected key");
+    assert_syntax_error(f, 2, 1, "did not find expected key (while parsing a block mapping at line 1)");
+}
+
+static void yaml_second_colon_on_a_line_is_a_syntax_error_not_an_unknown_setting(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "a: b: c\n"), -1);
+    assert_syntax_error(f, 1, 5, "mapping values are not allowed in this context");
+    assert_int_equal(load(f, "workers: 2\nlog_level: info: debug\n"), -1);
+    assert_syntax_error(f, 2, 16, "mapping values are not allowed in this context");
+}
+
+static void yaml_unclosed_list_is_a_syntax_error_not_a_list_in_place_of_settings(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "[1"), -1);
+    assert_syntax_error(f, 2, 1, "did not find expected ',' or ']' (while parsing a flow sequence at line 1)");
+}
+
+static void yaml_tab_indentation_is_a_syntax_error_that_names_the_tab(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "\tworkers: 2\n"), -1);
+    assert_syntax_error(f, 1, 1, "found character that cannot start any token; YAML indents with spaces, not tabs");
+    assert_int_equal(load(f, "workers: 2\nlisten:\n\t- :8000\n"), -1);
+    assert_non_null(strstr(f->err, ":3:1: YAML syntax error: "));
+    assert_non_null(strstr(f->err, "; YAML indents with spaces, not tabs"));
+}
+
+static void yaml_syntax_error_anywhere_wins_over_a_bad_setting_before_it(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "foo: 1\nmax_file_size: ten\nlisten: [\":1\"\n"), -1);
+    assert_syntax_error(f, 4, 1, "did not find expected ',' or ']' (while parsing a flow sequence at line 3)");
+    assert_int_equal(f->c.max_file_size, 10485760);
+}
+
+static void yaml_bad_byte_is_a_syntax_error_at_its_line_and_column(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "workers: 2\nlog_path: /tmp/\x01\n"), -1);
+    assert_syntax_error(f, 2, 16, "control characters are not allowed");
+    assert_int_equal(load(f, "workers: 2\nlog_path: \"/tmp/\xc3\xa9\xff\"\n"), -1);
+    assert_syntax_error(f, 2, 18, "invalid leading UTF-8 octet");
+}
+
+static void yaml_document_that_is_not_a_mapping_says_what_it_is(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(load(f, "# settings\njust text\n"), -1);
+    assert_yaml_error(f, 2, "expected a mapping of settings (NAME: value), not a single value");
+    assert_int_equal(load(f, "[1, 2]\n"), -1);
+    assert_yaml_error(f, 1, "expected a mapping of settings (NAME: value), not a list");
 }
 
 static void yaml_unknown_setting_names_the_file_line_and_setting(void **state)
@@ -1026,7 +1086,13 @@ int main(void)
         T(env_applies_known_settings_and_ignores_other_variables),
         T(env_bad_value_is_one_line_naming_the_variable),
         T(yaml_sets_scalars_and_lists_under_any_case_names),
-        T(yaml_syntax_error_names_the_file_and_line),
+        T(yaml_syntax_error_names_the_file_line_and_column),
+        T(yaml_second_colon_on_a_line_is_a_syntax_error_not_an_unknown_setting),
+        T(yaml_unclosed_list_is_a_syntax_error_not_a_list_in_place_of_settings),
+        T(yaml_tab_indentation_is_a_syntax_error_that_names_the_tab),
+        T(yaml_syntax_error_anywhere_wins_over_a_bad_setting_before_it),
+        T(yaml_bad_byte_is_a_syntax_error_at_its_line_and_column),
+        T(yaml_document_that_is_not_a_mapping_says_what_it_is),
         T(yaml_unknown_setting_names_the_file_line_and_setting),
         T(yaml_bad_value_names_the_file_line_and_setting),
         T(yaml_bad_list_entry_names_the_entry),
