@@ -1,17 +1,17 @@
-/* cfg.c - the settings table and the parsers behind it: defaults, YAML file, environment.
+/* cfg.c - the settings table and the one way into it: defaults, YAML file, environment
+ * and command line all set a value through set_value(), then cfg_validate cross-checks.
  *
- * One row per setting gives its name, kind, field, bounds and default text; every source
- * (the defaults included) goes through set_value(), so a value is checked the same way
- * wherever it comes from, and a bad one is reported as "NAME=value: expected ...". */
+ * One row per setting gives its name, kind, field, bounds and default text; a kind's
+ * text is parsed by value.c (mime.c, addr.c for their entries), so a value is checked the
+ * same way wherever it comes from, and a bad one is reported here as
+ * "NAME=value: expected ...". The YAML file's shape is yamlmap.c's. */
 #include "cfg.h"
 #include "mime.h"
 #include "paths.h"
+#include "value.h"
 #include "yamlmap.h"
 #include "log.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,7 +43,7 @@ typedef enum {
     K_LEVEL,   /* int LOG_DEBUG..LOG_ERROR */
     K_WORKERS, /* uint32_t: "auto" or [min, max] */
     K_RATE,    /* cfg_rate: count in [min, max] */
-    K_MIMES,   /* cfg_str_list: type/subtype, subtype may be "*"; [min, max] entries */
+    K_MIMES,   /* cfg_str_list: mime.h patterns; [min, max] entries */
     K_LISTEN,  /* cfg_str_list: host:port, [v6]:port or :port */
     K_ORIGINS, /* cfg_str_list: "*" alone, or scheme://host[:port] */
     K_CIDRS,   /* addr_cidr_list */
@@ -222,461 +222,6 @@ static int fail(const setting *s, const char *value, const char *entry, char *er
     return -1;
 }
 
-/* ---- small scanners ---- */
-
-static bool is_space(char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
-static bool is_digit(char ch)
-{
-    return ch >= '0' && ch <= '9';
-}
-
-static bool is_alnum(char ch)
-{
-    return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-}
-
-static char lower(char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-}
-
-static bool has_control(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return true;
-    return false;
-}
-
-/* Copy of s without leading and trailing white space. */
-static char *trimmed(const char *s, size_t len)
-{
-    while (len > 0 && is_space(*s)) {
-        s++;
-        len--;
-    }
-    while (len > 0 && is_space(s[len - 1]))
-        len--;
-    return strndup(s, len);
-}
-
-/* Decimal digits at s into *out; returns the first byte after them, NULL on none or
- * on overflow. */
-static const char *scan_u64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!is_digit(*s))
-        return NULL;
-    for (; is_digit(*s); s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return NULL;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return s;
-}
-
-static int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    const char *end = scan_u64(s, out);
-    return (end != NULL && *end == '\0' && *out >= min && *out <= max) ? 0 : -1;
-}
-
-/* Bytes, optionally with a binary suffix: K, M, G, T or KiB, MiB, GiB, TiB (any case). */
-static int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    static const char units[] = "kmgt";
-    uint64_t v, mul = 1;
-    const char *end = scan_u64(s, &v);
-    if (end == NULL)
-        return -1;
-    if (*end != '\0') {
-        const char *u = strchr(units, lower(*end));
-        if (u == NULL)
-            return -1;
-        mul = UINT64_C(1) << (10 * (u - units + 1));
-        end++;
-        if (*end != '\0' && strcasecmp(end, "ib") != 0)
-            return -1;
-        if (v > UINT64_MAX / mul)
-            return -1;
-    }
-    v *= mul;
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_bool(const char *s, int *out)
-{
-    static const char *const yes[] = {"1", "true", "yes", "on"};
-    static const char *const no[] = {"0", "false", "no", "off"};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Private so that cfg does not need log.c to link (tests, fuzzer). */
-static int parse_level(const char *s, int *out)
-{
-    static const struct {
-        const char *name;
-        int level;
-    } levels[] = {{"debug", LOG_DEBUG}, {"info", LOG_INFO}, {"warning", LOG_WARNING},
-                  {"error", LOG_ERROR}};
-    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
-        if (strcasecmp(s, levels[i].name) == 0) {
-            *out = levels[i].level;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int parse_port(const char *s)
-{
-    uint64_t port;
-    if (strlen(s) > 5 || parse_uint(s, 1, 65535, &port) != 0)
-        return -1;
-    return (int)port;
-}
-
-/* A DNS name or a dotted IPv4 address: labels of letters, digits, '-' and '_'. */
-static bool valid_hostname(const char *h, size_t n)
-{
-    size_t label = 0;
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (h[i] == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-        } else if (is_alnum(h[i]) || h[i] == '-' || h[i] == '_') {
-            if (++label > 63)
-                return false;
-        } else {
-            return false;
-        }
-    }
-    return label > 0 || h[n - 1] == '.';
-}
-
-static bool valid_ipv6(const char *h, size_t n)
-{
-    char buf[INET6_ADDRSTRLEN];
-    struct in6_addr a;
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    memcpy(buf, h, n);
-    buf[n] = '\0';
-    return inet_pton(AF_INET6, buf, &a) == 1;
-}
-
-/* "host", "host:port", "[v6]" or "[v6]:port" exactly filling s[0..n); need_port demands
- * the port. */
-static bool valid_hostport(const char *s, size_t n, bool need_port)
-{
-    const char *colon;
-    size_t hlen;
-    char port[8];
-    if (n > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', n);
-        if (close == NULL || !valid_ipv6(s + 1, (size_t)(close - s - 1)))
-            return false;
-        colon = close + 1;
-        if (colon == s + n)
-            return !need_port;
-        if (*colon != ':')
-            return false;
-        hlen = (size_t)(close - s) + 1;
-    } else {
-        colon = memchr(s, ':', n);
-        if (colon == NULL)
-            return !need_port && valid_hostname(s, n);
-        hlen = (size_t)(colon - s);
-        if (!valid_hostname(s, hlen))
-            return false;
-    }
-    n -= hlen + 1;
-    if (n == 0 || n >= sizeof port)
-        return false;
-    memcpy(port, colon + 1, n);
-    port[n] = '\0';
-    return parse_port(port) > 0;
-}
-
-/* ---- string values ---- */
-
-static int check_path(const char *v)
-{
-    return (v[0] != '\0' && !has_control(v)) ? 0 : -1;
-}
-
-static int check_redis(const char *v)
-{
-    if (has_control(v))
-        return -1;
-    if (strncmp(v, "unix://", 7) == 0)
-        return (v[7] == '/' && v[8] != '\0') ? 0 : -1;
-    if (strncmp(v, "redis://", 8) != 0)
-        return -1;
-    const char *auth = v + 8;
-    size_t alen = strcspn(auth, "/");
-    const char *host = auth;
-    for (size_t i = 0; i < alen; i++)
-        if (auth[i] == '@')
-            host = auth + i + 1;
-    if (host != auth) {
-        /* userinfo is ":password", password non-empty */
-        if (auth[0] != ':' || host - auth < 3)
-            return -1;
-    }
-    if (!valid_hostport(host, alen - (size_t)(host - auth), false))
-        return -1;
-    const char *db = auth + alen;
-    if (*db == '\0')
-        return 0;
-    db++;
-    uint64_t n;
-    return (*db == '\0' || (strlen(db) <= 2 && parse_uint(db, 0, 15, &n) == 0)) ? 0 : -1;
-}
-
-/* Copy of the first n bytes of v, lowercased (*out is NULL if memory ran out). */
-static int lowered(const char *v, size_t n, char **out)
-{
-    *out = strndup(v, n);
-    if (*out != NULL)
-        for (char *p = *out; *p != '\0'; p++)
-            *p = lower(*p);
-    return 0;
-}
-
-/* "" or http(s)://host[:port][/path]; the result has no trailing slash and a lowercase
- * scheme. Item parsers like this one return -1 for a bad value, else 0 with *out set
- * (NULL if memory ran out). */
-static int parse_public_url(const char *v, char **out)
-{
-    size_t skip, len = strlen(v);
-    if (len == 0) {
-        *out = strdup("");
-        return 0;
-    }
-    if (strncasecmp(v, "http://", 7) == 0)
-        skip = 7;
-    else if (strncasecmp(v, "https://", 8) == 0)
-        skip = 8;
-    else
-        return -1;
-    for (const char *p = v; *p != '\0'; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("?#\"<>\\^`{|}", *p) != NULL)
-            return -1;
-    size_t hlen = strcspn(v + skip, "/");
-    if (!valid_hostport(v + skip, hlen, false))
-        return -1;
-    while (len > skip + hlen && v[len - 1] == '/')
-        len--;
-    *out = strndup(v, len);
-    if (*out != NULL)
-        for (size_t i = 0; i < skip; i++)
-            (*out)[i] = lower((*out)[i]);
-    return 0;
-}
-
-/* ---- list entries ---- */
-
-static int parse_listen(const char *v, char **out)
-{
-    size_t n = strlen(v);
-    if (n > 0 && v[0] == ':' ? parse_port(v + 1) < 0 : !valid_hostport(v, n, true))
-        return -1;
-    *out = strdup(v);
-    return 0;
-}
-
-/* scheme://host[:port] with at most a trailing "/", lowercased ("*" is handled by the
- * list, which must then hold nothing else). */
-static int parse_origin(const char *v, char **out)
-{
-    size_t i = 0, n = strlen(v);
-    if (n == 0 || !is_alnum(v[0]) || is_digit(v[0]))
-        return -1;
-    while (is_alnum(v[i]) || v[i] == '+' || v[i] == '-' || v[i] == '.')
-        i++;
-    if (strncmp(v + i, "://", 3) != 0)
-        return -1;
-    i += 3;
-    if (n > i && v[n - 1] == '/')
-        n--;
-    if (!valid_hostport(v + i, n - i, false))
-        return -1;
-    return lowered(v, n, out);
-}
-
-/* ---- list plumbing ---- */
-
-typedef struct {
-    char **v;
-    size_t n, cap;
-} strvec;
-
-static void strvec_free(strvec *sv)
-{
-    for (size_t i = 0; i < sv->n; i++)
-        free(sv->v[i]);
-    free(sv->v);
-    sv->v = NULL;
-    sv->n = sv->cap = 0;
-}
-
-/* Takes ownership of s (NULL means an allocation failed). */
-static int strvec_push(strvec *sv, char *s)
-{
-    if (s == NULL)
-        return -1;
-    if (sv->n == sv->cap) {
-        size_t cap = sv->cap ? sv->cap * 2 : 8;
-        char **v = realloc(sv->v, cap * sizeof *v);
-        if (v == NULL) {
-            free(s);
-            return -1;
-        }
-        sv->v = v;
-        sv->cap = cap;
-    }
-    sv->v[sv->n++] = s;
-    return 0;
-}
-
-/* '["a", "b"]'? Only when '[' is followed by a quote or ']', because "[::1]:80" is a
- * LISTEN entry, not JSON. */
-static bool looks_like_json(const char *v)
-{
-    if (v[0] != '[')
-        return false;
-    v++;
-    while (is_space(*v))
-        v++;
-    return *v == '"' || *v == ']';
-}
-
-/* One JSON string at *pp (past the opening quote); simple escapes, \u00XX below 0x80. */
-static char *json_string(const char **pp)
-{
-    const char *p = *pp;
-    size_t len = 0;
-    char *out = malloc(strlen(p) + 1);
-    if (out == NULL)
-        return NULL;
-    for (;; p++) {
-        char ch = *p;
-        if (ch == '\0' || (unsigned char)ch < 0x20)
-            goto bad;
-        if (ch == '"')
-            break;
-        if (ch == '\\') {
-            static const char named[] = "\"\\/bfnrt", real[] = "\"\\/\b\f\n\r\t";
-            const char *esc = strchr(named, *++p);
-            if (*p == 'u') {
-                unsigned code = 0;
-                for (int k = 1; k <= 4; k++) {
-                    char h = lower(p[k]);
-                    if (!is_digit(h) && !(h >= 'a' && h <= 'f'))
-                        goto bad;
-                    code = code * 16 + (unsigned)(is_digit(h) ? h - '0' : h - 'a' + 10);
-                }
-                if (code == 0 || code >= 0x80)
-                    goto bad;
-                ch = (char)code;
-                p += 4;
-            } else if (*p != '\0' && esc != NULL) {
-                ch = real[esc - named];
-            } else {
-                goto bad;
-            }
-        }
-        out[len++] = ch;
-    }
-    out[len] = '\0';
-    *pp = p + 1;
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
-/* Returns 0, -1 on bad syntax, -2 when memory ran out. */
-static int split_json(const char *v, strvec *out)
-{
-    const char *p = v + 1;
-    while (is_space(*p))
-        p++;
-    if (*p == ']')
-        p++;
-    else
-        for (;;) {
-            if (*p++ != '"')
-                return -1;
-            char *item = json_string(&p);
-            if (item == NULL)
-                return -1;
-            char *t = trimmed(item, strlen(item));
-            free(item);
-            if (t == NULL)
-                return -2;
-            if (t[0] == '\0')
-                free(t);
-            else if (strvec_push(out, t) != 0)
-                return -2;
-            while (is_space(*p))
-                p++;
-            if (*p == ']') {
-                p++;
-                break;
-            }
-            if (*p++ != ',')
-                return -1;
-            while (is_space(*p))
-                p++;
-        }
-    while (is_space(*p))
-        p++;
-    return *p == '\0' ? 0 : -1;
-}
-
-/* Comma-separated; entries trimmed, empty entries skipped. */
-static int split_commas(const char *v, strvec *out)
-{
-    while (*v != '\0') {
-        size_t n = strcspn(v, ",");
-        char *t = trimmed(v, n);
-        if (t == NULL)
-            return -2;
-        if (t[0] == '\0')
-            free(t);
-        else if (strvec_push(out, t) != 0)
-            return -2;
-        v += n;
-        if (*v == ',')
-            v++;
-    }
-    return 0;
-}
-
 /* ---- storing ---- */
 
 static void *field(cfg *c, const setting *s)
@@ -729,6 +274,24 @@ static int no_memory(const setting *s, char *err, size_t errlen)
     return -1;
 }
 
+/* One of n entries of a list setting, checked and copied as value.h's parsers do. */
+static int parse_entry(const setting *s, const char *entry, size_t n, char **out)
+{
+    switch (s->kind) {
+    case K_MIMES:
+        return mime_pattern(entry, out);
+    case K_LISTEN:
+        return value_listen(entry, out);
+    default:
+        if (strcmp(entry, "*") != 0)
+            return value_origin(entry, out);
+        if (n != 1)
+            return -1; /* "*" allows every origin: listing others beside it is a mistake */
+        *out = strdup(entry);
+        return 0;
+    }
+}
+
 /* Check every entry and replace the list setting; shown is the value for errors. */
 static int set_list(cfg *c, const setting *s, char **items, size_t n, const char *shown,
                     char *err, size_t errlen)
@@ -755,15 +318,7 @@ static int set_list(cfg *c, const setting *s, char **items, size_t n, const char
     for (; sl.n < n; sl.n++) {
         const char *it = items[sl.n];
         char *v = NULL;
-        int rc;
-        if (s->kind == K_MIMES)
-            rc = mime_pattern(it, &v);
-        else if (s->kind == K_LISTEN)
-            rc = parse_listen(it, &v);
-        else if (strcmp(it, "*") == 0)
-            rc = n == 1 ? lowered(it, 1, &v) : -1;
-        else
-            rc = parse_origin(it, &v);
+        int rc = parse_entry(s, it, n, &v);
         if (rc != 0 || v == NULL) {
             str_list_free(&sl);
             return rc != 0 ? fail(s, shown, it, err, errlen) : no_memory(s, err, errlen);
@@ -777,15 +332,15 @@ static int set_list(cfg *c, const setting *s, char **items, size_t n, const char
 
 static int set_list_text(cfg *c, const setting *s, const char *v, char *err, size_t errlen)
 {
-    strvec sv = {NULL, 0, 0};
-    int rc = looks_like_json(v) ? split_json(v, &sv) : split_commas(v, &sv);
+    char **items;
+    size_t n;
+    int rc = value_list(v, &items, &n);
     if (rc == -2)
-        rc = no_memory(s, err, errlen);
-    else if (rc != 0)
-        rc = fail(s, v, NULL, err, errlen);
-    else
-        rc = set_list(c, s, sv.v, sv.n, v, err, errlen);
-    strvec_free(&sv);
+        return no_memory(s, err, errlen);
+    if (rc != 0)
+        return fail(s, v, NULL, err, errlen);
+    rc = set_list(c, s, items, n, v, err, errlen);
+    value_list_free(items, n);
     return rc;
 }
 
@@ -817,46 +372,46 @@ static int set_value(cfg *c, const setting *s, const char *v, char *err, size_t 
 
     switch (s->kind) {
     case K_PATH:
-        if (check_path(v) != 0)
+        if (value_path(v) != 0)
             return fail(s, v, NULL, err, errlen);
         return set_string(c, s, strdup(v), err, errlen);
     case K_REDIS:
-        if (check_redis(v) != 0)
+        if (value_redis_url(v) != 0)
             return fail(s, v, NULL, err, errlen);
         return set_string(c, s, strdup(v), err, errlen);
     case K_URL:
-        if (parse_public_url(v, &str) != 0)
+        if (value_public_url(v, &str) != 0)
             return fail(s, v, NULL, err, errlen);
         return set_string(c, s, str, err, errlen);
     case K_UINT:
-        if (parse_uint(v, s->min, s->max, &u) != 0)
+        if (value_uint(v, s->min, s->max, &u) != 0)
             return fail(s, v, NULL, err, errlen);
         *(uint32_t *)f = (uint32_t)u;
         return 0;
     case K_BYTES:
-        if (parse_bytes(v, s->min, s->max, &u) != 0)
+        if (value_bytes(v, s->min, s->max, &u) != 0)
             return fail(s, v, NULL, err, errlen);
         *(uint64_t *)f = u;
         return 0;
     case K_BOOL:
-        if (parse_bool(v, &b) != 0)
+        if (value_bool(v, &b) != 0)
             return fail(s, v, NULL, err, errlen);
         *(int *)f = b;
         return 0;
     case K_LEVEL:
-        if (parse_level(v, &b) != 0)
+        if (value_level(v, &b) != 0)
             return fail(s, v, NULL, err, errlen);
         *(int *)f = b;
         return 0;
     case K_WORKERS:
         if (strcasecmp(v, "auto") == 0)
             u = cores(s->max);
-        else if (parse_uint(v, s->min, s->max, &u) != 0)
+        else if (value_uint(v, s->min, s->max, &u) != 0)
             return fail(s, v, NULL, err, errlen);
         *(uint32_t *)f = (uint32_t)u;
         return 0;
     case K_RATE:
-        if (cfg_parse_rate(v, &r) != 0 || r.count < s->min || r.count > s->max)
+        if (value_rate(v, &r.count, &r.period_s) != 0 || r.count < s->min || r.count > s->max)
             return fail(s, v, NULL, err, errlen);
         *(cfg_rate *)f = r;
         return 0;
@@ -887,7 +442,7 @@ static int unknown(const char *name, char *err, size_t errlen)
 
 static int set_text(cfg *c, const setting *s, const char *value, char *err, size_t errlen)
 {
-    char *v = trimmed(value, strlen(value));
+    char *v = value_trim(value, strlen(value));
     if (v == NULL)
         return no_memory(s, err, errlen);
     int rc = set_value(c, s, v, err, errlen);
@@ -989,7 +544,7 @@ static int on_yaml_value(void *ctx, const char *const *items, size_t n, bool lis
     if (n > 0 && kept == NULL)
         return no_memory(y->s, err, errlen);
     for (size_t i = 0; i < n; i++) {
-        char *t = trimmed(items[i], strlen(items[i]));
+        char *t = value_trim(items[i], strlen(items[i]));
         if (t == NULL) {
             rc = no_memory(y->s, err, errlen);
             goto out;
@@ -1063,7 +618,7 @@ static bool path_within(const char *a, const char *b)
     return nb[n] == '\0' || nb[n] == '/' || (n > 0 && na[n - 1] == '/');
 }
 
-static int value_in_range(const cfg *c, const setting *s)
+static int in_range(const cfg *c, const setting *s)
 {
     const void *f = cfield(c, s);
     switch (s->kind) {
@@ -1097,7 +652,7 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
 {
     char a[SHOWN_MAX * 4 + 8], b[SHOWN_MAX * 4 + 8];
     for (size_t i = 0; i < NSETTINGS; i++) {
-        if (!value_in_range(c, &settings[i])) {
+        if (!in_range(c, &settings[i])) {
             char buf[128];
             put_err(err, errlen, "%s: not set or out of range; %s", settings[i].name,
                     expectation(&settings[i], buf, sizeof buf));
@@ -1134,34 +689,4 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
         }
     }
     return 0;
-}
-
-/* ---- parsers for other modules ---- */
-
-int cfg_parse_rate(const char *s, cfg_rate *out)
-{
-    static const struct {
-        const char *name;
-        uint32_t seconds;
-    } units[] = {{"s", 1},          {"second", 1},       {"seconds", 1}, {"m", 60},
-                 {"minute", 60},    {"minutes", 60},     {"h", 3600},    {"hour", 3600},
-                 {"hours", 3600},   {"d", 86400},        {"day", 86400}, {"days", 86400}};
-    uint64_t n;
-    const char *p = scan_u64(s, &n);
-    if (p == NULL || n < 1 || n > UINT32_MAX)
-        return -1;
-    while (*p == ' ')
-        p++;
-    if (*p++ != '/')
-        return -1;
-    while (*p == ' ')
-        p++;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcasecmp(p, units[i].name) == 0) {
-            out->count = (uint32_t)n;
-            out->period_s = units[i].seconds;
-            return 0;
-        }
-    }
-    return -1;
 }

@@ -89,8 +89,6 @@ int cfg_load_env(cfg *c, char *err, size_t errlen);
  * filesystem is checked at start-up by the master, not here). */
 int cfg_validate(const cfg *c, char *err, size_t errlen);
 
-/* Parsers exposed for other modules and tests. */
-int cfg_parse_rate(const char *s, cfg_rate *out);
 
 /* Names of every setting, NULL-terminated, for usage text and tests. */
 extern const char *const cfg_names[];

@@ -11,6 +11,7 @@
 #include "addr.h"
 #include "cfg.h"
 #include "mime.h"
+#include "value.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -88,7 +89,7 @@ static void fuzz_set(const uint8_t *data, size_t size)
     (void)addr_forwarded(value, strlen(value), &c.trusted_proxies, addr);
     cfg_free(&c);
 
-    (void)cfg_parse_rate(value, &r);
+    (void)value_rate(value, &r.count, &r.period_s);
     if (addr_parse_cidr(value, &n) == 0 && n.prefix > 128)
         abort();
     free(name);

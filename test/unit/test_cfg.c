@@ -19,6 +19,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "value.h"
 
 #ifndef RZ_PREFIX
 #define RZ_PREFIX "/usr/local" /* as in cfg.c; the Makefile passes the same -D to both */
@@ -329,7 +330,7 @@ static void rates_accept_units_plurals_and_abbreviations(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cfg_rate r;
-        if (cfg_parse_rate(cases[i].text, &r) != 0)
+        if (value_rate(cases[i].text, &r.count, &r.period_s) != 0)
             fail_msg("%s refused", cases[i].text);
         assert_int_equal(r.count, cases[i].count);
         assert_int_equal(r.period_s, cases[i].period);
@@ -344,7 +345,7 @@ static void rates_reject_zero_unknown_units_and_missing_parts(void **state)
     fixture *f = *state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cfg_rate r;
-        if (cfg_parse_rate(bad[i], &r) == 0)
+        if (value_rate(bad[i], &r.count, &r.period_s) == 0)
             fail_msg("%s accepted", bad[i]);
         set_bad(f, "UPLOAD_RATE_LIMIT", bad[i]);
     }
@@ -490,6 +491,47 @@ static void allowed_mime_types_take_a_json_list(void **state)
     set_bad(f, "ALLOWED_MIME_TYPES", "[\"image/png\"] x");
     set_bad(f, "ALLOWED_MIME_TYPES", "['image/png']");
     set_bad(f, "ALLOWED_MIME_TYPES", "[\"a\\qb/c\"]");
+}
+
+static void json_list_refuses_nested_lists_non_strings_and_trailing_text(void **state)
+{
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "[\"image/png\", [\"image/gif\"]]", "[\"image/png\", 1]",     "[\"image/png\", null]",
+        "[\"image/png\", {\"a\": 1}]",     "[\"image/png\", true]",   "[\"image/png\"] [\"image/gif\"]",
+        "[\"image/png\"],",              "[\"image/png\"]]",        "[\"image/png\\u0000x\"]",
+        "[\"image/png\", \"\\ud800\"]"};
+    set_ok(f, "ALLOWED_MIME_TYPES", "text/plain");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        set_bad(f, "ALLOWED_MIME_TYPES", bad[i]);
+    set_bad(f, "ALLOWED_MIME_TYPES", "[\"image/png\", 1]");
+    assert_string_equal(f->err, "ALLOWED_MIME_TYPES=[\"image/png\", 1]: expected MIME types like image/png or "
+                                "image/*, comma-separated or a JSON list");
+    assert_int_equal(f->c.allowed_mime_types.n, 1);
+}
+
+static void json_list_entries_are_trimmed_and_empty_ones_dropped(void **state)
+{
+    fixture *f = *state;
+    set_ok(f, "CORS_ORIGINS", "[ \" https://a.example \", \"\", \"\\thttp://b.example:8080/\\n\" ]\n");
+    assert_int_equal(f->c.cors_origins.n, 2);
+    assert_string_equal(f->c.cors_origins.items[0], "https://a.example");
+    assert_string_equal(f->c.cors_origins.items[1], "http://b.example:8080");
+    set_ok(f, "TRUSTED_PROXIES", "[\"10.0.0.0/8\",\"\\u003a\\u003a1\"]");
+    assert_int_equal(f->c.trusted_proxies.n, 2);
+    set_ok(f, "TRUSTED_PROXIES", "[ ]");
+    assert_int_equal(f->c.trusted_proxies.n, 0);
+}
+
+static void a_bracketed_listen_address_is_not_taken_for_a_json_list(void **state)
+{
+    fixture *f = *state;
+    set_ok(f, "LISTEN", "[::1]:8000,[::]:9000");
+    assert_int_equal(f->c.listen.n, 2);
+    assert_string_equal(f->c.listen.items[0], "[::1]:8000");
+    set_ok(f, "LISTEN", "[\"[::1]:8000\"]");
+    assert_int_equal(f->c.listen.n, 1);
+    assert_string_equal(f->c.listen.items[0], "[::1]:8000");
 }
 
 static void allowed_mime_types_error_names_the_bad_entry(void **state)
@@ -1071,6 +1113,9 @@ int main(void)
         T(public_url_requires_http_or_https_and_loses_its_trailing_slash),
         T(allowed_mime_types_take_a_comma_list_trimmed_and_lowercased),
         T(allowed_mime_types_take_a_json_list),
+        T(json_list_refuses_nested_lists_non_strings_and_trailing_text),
+        T(json_list_entries_are_trimmed_and_empty_ones_dropped),
+        T(a_bracketed_listen_address_is_not_taken_for_a_json_list),
         T(allowed_mime_types_error_names_the_bad_entry),
         T(listen_takes_host_port_bracketed_v6_and_port_only_entries),
         T(listen_rejects_missing_or_bad_ports_bare_v6_and_an_empty_list),
