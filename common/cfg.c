@@ -576,48 +576,6 @@ int cfg_load_yaml(cfg *c, const char *path, char *err, size_t errlen)
 
 /* ---- cross-checks ---- */
 
-/* Lexical form for comparing paths: no "." components, no doubled or trailing '/'. */
-static void path_norm(const char *p, char *out, size_t cap)
-{
-    size_t o = 0;
-    bool abs = p[0] == '/';
-    if (abs && cap > 1)
-        out[o++] = '/';
-    while (*p != '\0') {
-        while (*p == '/')
-            p++;
-        size_t n = strcspn(p, "/");
-        if (n == 0)
-            break;
-        if (!(n == 1 && p[0] == '.')) {
-            if (o > (size_t)abs && o + 1 < cap)
-                out[o++] = '/';
-            if (o + n >= cap)
-                n = cap - o - 1;
-            memcpy(out + o, p, n);
-            o += n;
-        }
-        p += strcspn(p, "/");
-    }
-    if (o == 0 && cap > 1)
-        out[o++] = '.';
-    out[o] = '\0';
-}
-
-/* Is b equal to a or inside it, by name? */
-static bool path_within(const char *a, const char *b)
-{
-    char na[4096], nb[4096];
-    path_norm(a, na, sizeof na);
-    path_norm(b, nb, sizeof nb);
-    size_t n = strlen(na);
-    if (strcmp(na, ".") == 0)
-        return nb[0] != '/';
-    if (strncmp(na, nb, n) != 0)
-        return false;
-    return nb[n] == '\0' || nb[n] == '/' || (n > 0 && na[n - 1] == '/');
-}
-
 static int in_range(const cfg *c, const setting *s)
 {
     const void *f = cfield(c, s);
@@ -661,7 +619,7 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
     }
     show(a, sizeof a, c->temp_path);
     show(b, sizeof b, c->storage_path);
-    if (path_within(c->storage_path, c->temp_path) || path_within(c->temp_path, c->storage_path)) {
+    if (paths_within(c->storage_path, c->temp_path) || paths_within(c->temp_path, c->storage_path)) {
         put_err(err, errlen,
                 "TEMP_PATH=%s: expected a directory apart from STORAGE_PATH (%s), neither "
                 "inside the other",
@@ -680,8 +638,8 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
         trash[0] = '\0';
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
         const char *p = *(char *const *)((const char *)c + kept[i].off);
-        if (path_within(c->storage_path, p) || path_within(c->temp_path, p) ||
-            (trash[0] != '\0' && path_within(trash, p))) {
+        if (paths_within(c->storage_path, p) || paths_within(c->temp_path, p) ||
+            (trash[0] != '\0' && paths_within(trash, p))) {
             show(a, sizeof a, p);
             put_err(err, errlen, "%s=%s: expected a path outside STORAGE_PATH, TEMP_PATH and the trash beside it",
                     kept[i].name, a);

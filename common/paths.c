@@ -1,8 +1,9 @@
-/* paths.c - on-disk locations and their start-up checks. */
+/* paths.c - on-disk locations, their start-up checks, and comparing paths by name. */
 #include "paths.h"
 
 #include <errno.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +32,47 @@ int paths_trash_dir(const cfg *c, char *out, size_t cap)
         tmp[--len] = '\0';
     int n = snprintf(out, cap, "%s/trash", dirname(tmp));
     return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Lexical form for comparing paths: no "." components, no doubled or trailing '/'. */
+static void path_norm(const char *p, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool abs = p[0] == '/';
+    if (abs && cap > 1)
+        out[o++] = '/';
+    while (*p != '\0') {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0)
+            break;
+        if (!(n == 1 && p[0] == '.')) {
+            if (o > (size_t)abs && o + 1 < cap)
+                out[o++] = '/';
+            if (o + n >= cap)
+                n = cap - o - 1;
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p += strcspn(p, "/");
+    }
+    if (o == 0 && cap > 1)
+        out[o++] = '.';
+    out[o] = '\0';
+}
+
+int paths_within(const char *a, const char *b)
+{
+    char na[PATHS_MAX], nb[PATHS_MAX];
+    path_norm(a, na, sizeof na);
+    path_norm(b, nb, sizeof nb);
+    size_t n = strlen(na);
+    if (strcmp(na, ".") == 0)
+        return nb[0] != '/';
+    if (strncmp(na, nb, n) != 0)
+        return 0;
+    return nb[n] == '\0' || nb[n] == '/' || (n > 0 && na[n - 1] == '/');
 }
 
 static int prepare_dir(const char *name, const char *path, dev_t *dev, char *err, size_t errlen)
