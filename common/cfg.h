@@ -79,7 +79,9 @@ void cfg_free(cfg *c);
  * Returns 0, or -1 with err = "NAME=value: expected ...". Unknown names are an error. */
 int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errlen);
 
-/* Apply a YAML mapping of NAME: value (scalars, or sequences for list settings). */
+/* Apply a YAML mapping of NAME: value (scalars, or sequences for list settings). err is
+ * one line naming the file: "FILE:LINE:COLUMN: YAML syntax error: ..." for a file that
+ * is not YAML, else "FILE:LINE: ..." (see yamlmap.h). */
 int cfg_load_yaml(cfg *c, const char *path, char *err, size_t errlen);
 
 /* Apply every known setting present in the environment. */
@@ -88,7 +90,6 @@ int cfg_load_env(cfg *c, char *err, size_t errlen);
 /* Checks that involve more than one value (e.g. TEMP_PATH on the STORAGE_PATH
  * filesystem is checked at start-up by the master, not here). */
 int cfg_validate(const cfg *c, char *err, size_t errlen);
-
 
 /* Names of every setting, NULL-terminated, for usage text and tests. */
 extern const char *const cfg_names[];
