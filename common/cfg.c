@@ -35,7 +35,7 @@
 
 typedef enum {
     K_PATH,    /* char *: non-empty, no control characters */
-    K_REDIS,   /* char *: redis://[:password@]host[:port][/db] or unix:///path */
+    K_REDIS,   /* char *: a REDIS_URL (store_url.h) */
     K_URL,     /* char *: "" or an http(s) URL, trailing slash removed */
     K_UINT,    /* uint32_t in [min, max] */
     K_BYTES,   /* uint64_t in [min, max]; optional K/M/G/T (binary) suffix */
@@ -111,7 +111,7 @@ static const char *expectation(const setting *s, char *buf, size_t cap)
     case K_PATH:
         return "expected a non-empty path without control characters";
     case K_REDIS:
-        return "expected redis://[:password@]host[:port][/db] (db 0 to 15) or unix:///path";
+        return "expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N] (db 0 to 15)";
     case K_URL:
         return "expected empty or an http:// or https:// URL without query or fragment";
     case K_UINT:

@@ -1,5 +1,5 @@
-/* store.c - Valkey/Redis client: URL parsing, the async client on h2o's evloop, and a
- * blocking connection for the shredder.
+/* store.c - Valkey/Redis client: the async client on h2o's evloop, and a blocking
+ * connection for the shredder.
  *
  * hiredis has no adapter for h2o's evloop, so we wrap a dup of its fd in an h2o socket
  * that never reads by itself (DONT_READ) and hand readiness back to hiredis. hiredis
@@ -61,66 +61,6 @@ typedef struct {
     char **argv;
     size_t *argvlen;
 } store_cmd;
-
-int store_url_parse(const char *url, store_url *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->port = 6379;
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *p = url + 7, *q = strchr(p, '?');
-        size_t len = q ? (size_t)(q - p) : strlen(p);
-        if (len == 0 || len >= sizeof(out->unix_path) || p[0] != '/')
-            return -1;
-        memcpy(out->unix_path, p, len);
-        if (q != NULL && sscanf(q, "?db=%d", &out->db) != 1)
-            return -1;
-        return out->db >= 0 ? 0 : -1;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return -1;
-    const char *p = url + 8, *at = strrchr(p, '@');
-    if (at != NULL) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon == NULL || (size_t)(colon - p) >= sizeof(out->user) ||
-            (size_t)(at - colon - 1) >= sizeof(out->password))
-            return -1;
-        memcpy(out->user, p, (size_t)(colon - p));
-        memcpy(out->password, colon + 1, (size_t)(at - colon - 1));
-        p = at + 1;
-    }
-    const char *end = p + strcspn(p, "/");
-    const char *colon = NULL;
-    if (*p == '[') { /* [v6]:port */
-        const char *rb = memchr(p, ']', (size_t)(end - p));
-        if (rb == NULL)
-            return -1;
-        memcpy(out->host, p + 1, (size_t)(rb - p - 1) < sizeof(out->host) ? (size_t)(rb - p - 1) : 0);
-        colon = rb[1] == ':' ? rb + 1 : NULL;
-    } else {
-        colon = memchr(p, ':', (size_t)(end - p));
-        size_t hl = (size_t)((colon ? colon : end) - p);
-        if (hl >= sizeof(out->host))
-            return -1;
-        memcpy(out->host, p, hl);
-    }
-    if (out->host[0] == '\0')
-        return -1;
-    if (colon != NULL) {
-        char *e;
-        long port = strtol(colon + 1, &e, 10);
-        if (e != end || port < 1 || port > 65535)
-            return -1;
-        out->port = (int)port;
-    }
-    if (*end == '/' && end[1] != '\0') {
-        char *e;
-        long db = strtol(end + 1, &e, 10);
-        if (*e != '\0' || db < 0 || db > 65535)
-            return -1;
-        out->db = (int)db;
-    }
-    return 0;
-}
 
 /* ---- the evloop adapter ---- */
 
@@ -337,13 +277,12 @@ static void on_tick(h2o_timeout_entry_t *entry)
     h2o_timeout_link(s->loop, &s->tick_timeout, &s->tick);
 }
 
-store *store_new(h2o_loop_t *loop, const char *url, int timeout_ms)
+store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms)
 {
     store *s = calloc(1, sizeof(*s));
-    if (s == NULL || store_url_parse(url, &s->url) != 0) {
-        free(s);
+    if (s == NULL)
         return NULL;
-    }
+    s->url = *url;
     s->loop = loop;
     s->timeout_ms = timeout_ms;
     s->backoff_ms = BACKOFF_MIN_MS;
@@ -534,16 +473,11 @@ fail:
     return -1;
 }
 
-redisContext *store_connect_sync(const char *url, int timeout_ms, char *err, size_t errlen)
+redisContext *store_connect_sync(const store_url *u, int timeout_ms, char *err, size_t errlen)
 {
-    store_url u;
-    if (store_url_parse(url, &u) != 0) {
-        snprintf(err, errlen, "bad REDIS_URL");
-        return NULL;
-    }
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = u.unix_path[0] ? redisConnectUnixWithTimeout(u.unix_path, tv)
-                                     : redisConnectWithTimeout(u.host, u.port, tv);
+    redisContext *c = u->unix_path[0] ? redisConnectUnixWithTimeout(u->unix_path, tv)
+                                      : redisConnectWithTimeout(u->host, u->port, tv);
     if (c == NULL || c->err) {
         snprintf(err, errlen, "%s", c != NULL ? c->errstr : "out of memory");
         if (c != NULL)
@@ -551,7 +485,7 @@ redisContext *store_connect_sync(const char *url, int timeout_ms, char *err, siz
         return NULL;
     }
     redisSetTimeout(c, tv);
-    if (sync_setup(c, &u, err, errlen) != 0) {
+    if (sync_setup(c, u, err, errlen) != 0) {
         redisFree(c);
         return NULL;
     }

@@ -11,17 +11,8 @@
 #include <h2o.h>
 #include <hiredis/hiredis.h>
 
-typedef struct {
-    char host[256];
-    int port;
-    char unix_path[256]; /* non-empty for unix:// */
-    char user[128];
-    char password[256];
-    int db;
-} store_url;
+#include "store_url.h"
 
-/* Parse redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]. 0 or -1. */
-int store_url_parse(const char *url, store_url *out);
 
 /* The atomic scripts (common/scripts.c). */
 enum {
@@ -40,7 +31,7 @@ typedef struct store store;
  * exactly once, possibly before store_* returns (when the store is known to be down). */
 typedef void (*store_cb)(redisReply *reply, void *data);
 
-store *store_new(h2o_loop_t *loop, const char *url, int timeout_ms);
+store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms);
 void store_free(store *s);
 int store_is_up(const store *s);
 void store_command(store *s, store_cb cb, void *data, int argc, const char **argv, const size_t *argvlen);
@@ -49,6 +40,6 @@ void store_script(store *s, int script, store_cb cb, void *data, int nkeys, int 
                   const size_t *argvlen);
 
 /* Blocking connection for the shredder (AUTH and SELECT done); NULL with err. */
-redisContext *store_connect_sync(const char *url, int timeout_ms, char *err, size_t errlen);
+redisContext *store_connect_sync(const store_url *url, int timeout_ms, char *err, size_t errlen);
 
 #endif

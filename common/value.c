@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "store_url.h"
 
 /* ---- scanners and numbers ---- */
 
@@ -173,25 +174,24 @@ static int parse_port(const char *s)
     return (int)port;
 }
 
-/* A DNS name or a dotted IPv4 address: labels of letters, digits, '-' and '_'. */
-static bool valid_hostname(const char *h, size_t n)
+int value_hostname(const char *h, size_t n)
 {
     size_t label = 0;
     if (n == 0 || n > 253)
-        return false;
+        return -1;
     for (size_t i = 0; i < n; i++) {
         if (h[i] == '.') {
             if (label == 0)
-                return false;
+                return -1;
             label = 0;
         } else if (is_alnum(h[i]) || h[i] == '-' || h[i] == '_') {
             if (++label > 63)
-                return false;
+                return -1;
         } else {
-            return false;
+            return -1;
         }
     }
-    return label > 0 || h[n - 1] == '.';
+    return label > 0 || h[n - 1] == '.' ? 0 : -1;
 }
 
 static bool valid_ipv6(const char *h, size_t n)
@@ -225,9 +225,9 @@ static bool valid_hostport(const char *s, size_t n, bool need_port)
     } else {
         colon = memchr(s, ':', n);
         if (colon == NULL)
-            return !need_port && valid_hostname(s, n);
+            return !need_port && value_hostname(s, n) == 0;
         hlen = (size_t)(colon - s);
-        if (!valid_hostname(s, hlen))
+        if (value_hostname(s, hlen) != 0)
             return false;
     }
     n -= hlen + 1;
@@ -247,31 +247,8 @@ int value_path(const char *v)
 
 int value_redis_url(const char *v)
 {
-    if (has_control(v))
-        return -1;
-    if (strncmp(v, "unix://", 7) == 0)
-        return (v[7] == '/' && v[8] != '\0') ? 0 : -1;
-    if (strncmp(v, "redis://", 8) != 0)
-        return -1;
-    const char *auth = v + 8;
-    size_t alen = strcspn(auth, "/");
-    const char *host = auth;
-    for (size_t i = 0; i < alen; i++)
-        if (auth[i] == '@')
-            host = auth + i + 1;
-    if (host != auth) {
-        /* userinfo is ":password", password non-empty */
-        if (auth[0] != ':' || host - auth < 3)
-            return -1;
-    }
-    if (!valid_hostport(host, alen - (size_t)(host - auth), false))
-        return -1;
-    const char *db = auth + alen;
-    if (*db == '\0')
-        return 0;
-    db++;
-    uint64_t n;
-    return (*db == '\0' || (strlen(db) <= 2 && value_uint(db, 0, 15, &n) == 0)) ? 0 : -1;
+    store_url u;
+    return store_url_parse(v, &u);
 }
 
 /* Copy of the first n bytes of v, lowercased (*out is NULL if memory ran out). */

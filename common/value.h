@@ -27,9 +27,13 @@ int value_level(const char *s, int *out);
  * the slash allowed: N requests per *period_s seconds. */
 int value_rate(const char *s, uint32_t *count, uint32_t *period_s);
 
+/* s[0..n) is a DNS name or a dotted IPv4 address: labels of letters, digits, '-' and
+ * '_'. 0 or -1. */
+int value_hostname(const char *s, size_t n);
 /* Non-empty, without control characters. 0 or -1. */
 int value_path(const char *s);
-/* redis://[:password@]host[:port][/db] (db 0 to 15) or unix:///path. 0 or -1. */
+/* A REDIS_URL the store clients can use: store_url.h's parser, so that -t refuses
+ * exactly what they would. 0 or -1. */
 int value_redis_url(const char *s);
 /* "" or http(s)://host[:port][/path] without query or fragment; the copy has no
  * trailing slash and a lowercase scheme. */

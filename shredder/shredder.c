@@ -110,7 +110,7 @@ redisContext *shredder_store(shredder *s)
         return NULL;
     s->connect_at_ms = now;
     char err[256];
-    s->rc = store_connect_sync(s->cfg->redis_url, SHREDDER_STORE_TIMEOUT_MS, err, sizeof(err));
+    s->rc = store_connect_sync(&s->url, SHREDDER_STORE_TIMEOUT_MS, err, sizeof(err));
     if (s->rc == NULL) {
         store_down(s, err);
         return NULL;
@@ -163,6 +163,10 @@ static int shredder_open(shredder *s, const proc_env *env)
     s->cfg = env->cfg;
     s->inotify_fd = -1;
     s->sweep_at_ms = util_mono_ms(); /* once at start-up */
+    if (store_url_parse(s->cfg->redis_url, &s->url) != 0) {
+        log_event(LOG_ERROR, "shredder_failed", "REDIS_URL cannot be used");
+        return -1;
+    }
     if (paths_trash_dir(s->cfg, s->trash, sizeof(s->trash)) != 0) {
         log_event(LOG_ERROR, "shredder_failed", "trash directory path too long");
         return -1;

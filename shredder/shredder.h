@@ -9,6 +9,7 @@
 
 #include "paths.h"
 #include "proc.h"
+#include "store_url.h"
 
 #define SHREDDER_TICK_MS 1000
 #define SHREDDER_STORE_TIMEOUT_MS 1000
@@ -28,6 +29,7 @@ typedef struct {
     const proc_env *env;
     const cfg *cfg;
 
+    store_url url;          /* REDIS_URL, parsed once */
     redisContext *rc;       /* NULL while the store is unreachable */
     uint64_t connect_at_ms; /* last connection attempt (monotonic); at most one a tick */
     int store_down;         /* store_down logged, store_up not yet */

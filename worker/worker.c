@@ -289,7 +289,8 @@ int worker_main(const proc_env *env)
         log_event(LOG_ERROR, "magic_failed", "cannot load the libmagic database");
         return 1;
     }
-    w.store = store_new(w.ctx.loop, w.cfg->redis_url, STORE_TIMEOUT_MS);
+    store_url url;
+    w.store = store_url_parse(w.cfg->redis_url, &url) == 0 ? store_new(w.ctx.loop, &url, STORE_TIMEOUT_MS) : NULL;
     if (w.store == NULL) {
         log_event(LOG_ERROR, "store_failed", "cannot create the store client");
         return 1;

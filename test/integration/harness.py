@@ -278,14 +278,16 @@ class Redis:
     """A real redis-server on a free port, storing nothing on disk.
 
     Redis(start=False) only reserves the port, for tests where the store is down at
-    first; .start() and .stop() may be called again, always on the same port."""
+    first; .start() and .stop() may be called again, always on the same port.
+    Redis(unix_socket=True) also listens on the unix socket .socket_path."""
 
-    def __init__(self, start=True, port=None):
+    def __init__(self, start=True, port=None, unix_socket=False):
         self.port = port or free_port()
         self.dir = path('redis-%d' % self.port)
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
         self.log_path = os.path.join(self.dir, 'redis.log')
+        self.socket_path = os.path.join(self.dir, 'redis.sock') if unix_socket else None
         if start:
             self.start()
 
@@ -298,7 +300,8 @@ class Redis:
         log = open(self.log_path, 'ab')
         self.proc = subprocess.Popen(
             ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
-             '--save', '', '--appendonly', 'no', '--dir', self.dir],
+             '--save', '', '--appendonly', 'no', '--dir', self.dir] +
+            (['--unixsocket', self.socket_path] if self.socket_path else []),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         log.close()
         _register_pid(self.proc.pid)

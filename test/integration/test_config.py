@@ -7,7 +7,7 @@ import os
 import re
 
 from harness import (ROOT, Redis, Server, free_port, lines_of, parse_json_lines, path, port_open,
-                     request_line, run, wait_until, write_file)
+                     request_line, run, upload_ok, wait_until, write_file)
 
 
 BAD_SETTINGS = [
@@ -73,6 +73,42 @@ def test_listen_takes_64_addresses_and_serves_on_the_last_but_refuses_65():
                                   port=ports[63]) as server:
         status, _, body = server.request('GET', '/health/')
         assert status == 200, body
+
+
+def test_check_flag_refuses_a_redis_url_the_store_clients_could_not_use():
+    # (value, as the error shows it: a password never appears)
+    for url, shown in (('unix:///run/r.sock?db=x', None), ('unix:///run/r.sock?db=16', None),
+                       ('redis://localhost/16', None),
+                       ('redis://:%zz@localhost', 'redis://***@localhost')):
+        code, _, stderr = run(['-t'], env={'REDIS_URL': url})
+        problem = one_line_naming(code, stderr, 'REDIS_URL', shown or url, '-t')
+        assert not problem and code == 1, problem or 'exit status %s' % code
+
+
+def test_check_flag_accepts_a_unix_socket_with_a_db():
+    code, stdout, stderr = run(['-t'], env={'REDIS_URL': 'unix:///run/r.sock?db=2'})
+    assert code == 0, 'exit status %s, stderr=%r' % (code, stderr)
+    assert 'valid' in stdout, stdout
+
+
+def _db_command(redis, db, *args):
+    """One command on database db (the harness's Redis speaks to db 0)."""
+    script = "redis.call('SELECT', ARGV[1]) return redis.call(unpack(ARGV, 2))"
+    return redis.command('EVAL', script, 0, db, *args)
+
+
+def test_a_unix_socket_url_with_a_db_keeps_every_record_in_that_db():
+    with Redis(unix_socket=True) as redis, \
+            Server(redis, env={'REDIS_URL': 'unix://%s?db=2' % redis.socket_path}) as server:
+        body, _ = upload_ok(server, b'kept in db 2', uses=1)
+        status, _, _ = server.request('GET', '/download/' + body['key'])
+        assert status == 200
+        # The worker recorded it there, and the shredder finds it there in the expiry
+        # index (the last use made it due) and takes it out once the file is shredded.
+        assert _db_command(redis, 2, 'KEYS', 'upload:{*}'), 'no record in db 2'
+        wait_until(lambda: _db_command(redis, 2, 'ZCARD', 'expiries') == 0, 10,
+                   message='the shredder to empty the expiry index of db 2')
+        assert redis.command('DBSIZE') == 0, 'db 0 holds %r' % redis.command('KEYS', '*')
 
 
 def test_help_flag_prints_usage_and_exits_0():
