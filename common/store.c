@@ -1,5 +1,4 @@
-/* store.c - Valkey/Redis client: the async client on h2o's evloop, and a blocking
- * connection for the shredder.
+/* store.c - the asynchronous Valkey/Redis client, on h2o's evloop.
  *
  * hiredis has no adapter for h2o's evloop, so we wrap a dup of its fd in an h2o socket
  * that never reads by itself (DONT_READ) and hand readiness back to hiredis. hiredis
@@ -44,7 +43,7 @@ struct store {
     int backoff_ms;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
-    char sha[SCRIPT_COUNT][41];
+    char sha[RECORD_SCRIPT_COUNT][41];
     int resolving;            /* a getaddrinfo_a() of url.host is under way */
     struct gaicb gai;
     struct addrinfo gai_hints;
@@ -199,8 +198,8 @@ static void connect_to(store *s, const char *numeric_host)
     }
     if (s->url.db != 0)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", s->url.db);
-    for (int i = 0; i < SCRIPT_COUNT; i++)
-        redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", store_scripts[i]);
+    for (int i = 0; i < RECORD_SCRIPT_COUNT; i++)
+        redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", record_scripts[i]);
 }
 
 static int is_numeric(const char *host)
@@ -287,9 +286,9 @@ store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms)
     s->timeout_ms = timeout_ms;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->was_up = 1; /* so that a store down at start-up is logged */
-    for (int i = 0; i < SCRIPT_COUNT; i++) {
+    for (int i = 0; i < RECORD_SCRIPT_COUNT; i++) {
         uint8_t d[SHA_DIGEST_LENGTH];
-        SHA1((const uint8_t *)store_scripts[i], strlen(store_scripts[i]), d);
+        SHA1((const uint8_t *)record_scripts[i], strlen(record_scripts[i]), d);
         crypt_hex(d, sizeof(d), s->sha[i]);
     }
     h2o_timeout_init(loop, &s->tick_timeout, TICK_MS);
@@ -346,7 +345,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && s->ac != NULL) {
         int script = c->script;
         c->script = -1; /* retry once, with the body */
-        if (cmd_send(c, "EVAL", store_scripts[script]) == 0)
+        if (cmd_send(c, "EVAL", record_scripts[script]) == 0)
             return;
         reply = NULL;
     }
@@ -446,48 +445,4 @@ void store_script(store *s, int script, store_cb cb, void *data, int nkeys, int 
             cmd_free(c);
         cb(NULL, data);
     }
-}
-
-/* ---- blocking connection ---- */
-
-static int sync_setup(redisContext *c, const store_url *u, char *err, size_t errlen)
-{
-    redisReply *r = NULL;
-    if (u->password[0]) {
-        r = u->user[0] ? redisCommand(c, "AUTH %s %s", u->user, u->password) : redisCommand(c, "AUTH %s", u->password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR)
-            goto fail;
-        freeReplyObject(r);
-    }
-    if (u->db != 0) {
-        r = redisCommand(c, "SELECT %d", u->db);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR)
-            goto fail;
-        freeReplyObject(r);
-    }
-    return 0;
-fail:
-    snprintf(err, errlen, "%s", r != NULL ? r->str : c->errstr);
-    if (r != NULL)
-        freeReplyObject(r);
-    return -1;
-}
-
-redisContext *store_connect_sync(const store_url *u, int timeout_ms, char *err, size_t errlen)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    redisContext *c = u->unix_path[0] ? redisConnectUnixWithTimeout(u->unix_path, tv)
-                                      : redisConnectWithTimeout(u->host, u->port, tv);
-    if (c == NULL || c->err) {
-        snprintf(err, errlen, "%s", c != NULL ? c->errstr : "out of memory");
-        if (c != NULL)
-            redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (sync_setup(c, u, err, errlen) != 0) {
-        redisFree(c);
-        return NULL;
-    }
-    return c;
 }

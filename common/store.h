@@ -1,9 +1,9 @@
-/* store.h - the metadata store (Valkey/Redis) client.
+/* store.h - the metadata store (Valkey/Redis) client of the workers.
  *
- * Workers use the asynchronous client, driven by their own h2o event loop: commands
- * never block, a lost connection is retried with back-off, and while the store is
- * down every command fails at once (callback with NULL) so requests answer 503.
- * The shredder uses a plain blocking connection with timeouts (store_connect_sync). */
+ * Asynchronous, driven by the worker's own h2o event loop: commands never block, a
+ * lost connection is retried with back-off, and while the store is down every
+ * command fails at once (callback with NULL) so requests answer 503. The shredder's
+ * blocking client is store_sync.h. */
 #ifndef RZ_STORE_H
 #define RZ_STORE_H
 
@@ -11,20 +11,8 @@
 #include <h2o.h>
 #include <hiredis/hiredis.h>
 
+#include "record.h"
 #include "store_url.h"
-
-
-/* The atomic scripts (common/scripts.c). */
-enum {
-    SCRIPT_CREATE,     /* record a new upload unless the id is taken */
-    SCRIPT_TAKE_USE,   /* block check + take one download */
-    SCRIPT_PREVIEW,    /* block check + mark previewed once */
-    SCRIPT_STATUS,     /* block check + read state */
-    SCRIPT_RATE,       /* fixed-window rate limit */
-    SCRIPT_UPLOAD_GATE,/* upload rate limit + concurrent uploads per client */
-    SCRIPT_COUNT
-};
-extern const char *const store_scripts[SCRIPT_COUNT];
 
 typedef struct store store;
 /* reply is NULL when the store is unreachable or timed out; the callback always runs
@@ -38,8 +26,5 @@ void store_command(store *s, store_cb cb, void *data, int argc, const char **arg
 /* EVALSHA script with keys then args (argv = keys followed by args). */
 void store_script(store *s, int script, store_cb cb, void *data, int nkeys, int argc, const char **argv,
                   const size_t *argvlen);
-
-/* Blocking connection for the shredder (AUTH and SELECT done); NULL with err. */
-redisContext *store_connect_sync(const store_url *url, int timeout_ms, char *err, size_t errlen);
 
 #endif

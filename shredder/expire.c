@@ -1,8 +1,8 @@
 /* expire.c - shred stored files whose expiry has passed, within seconds of it.
  *
- * The store keeps the sorted set "expiries" (member id, score expiry in unix seconds).
- * Each tick takes the ids due, shreds their files and only then removes them from the
- * set, so a crash, a busy file or a failed write just means "again next tick". */
+ * The store keeps an index of ids by expiry (record.h). Each tick takes the ids due,
+ * shreds their files and only then removes them from the index, so a crash, a busy
+ * file or a failed write just means "again next tick". */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +17,6 @@
  * opening the file: give it this long to take its shared lock first. */
 #define EXPIRE_GRACE_S 1
 
-/* Remove the id only while its score still says "due": a new upload under the same
- * id puts it back with a later expiry, and that entry must stay. */
-static const char ZREM_IF_DUE[] = "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-                                  "if s and tonumber(s) <= tonumber(ARGV[2]) then\n"
-                                  "  return redis.call('ZREM', KEYS[1], ARGV[1])\n"
-                                  "end\n"
-                                  "return 0\n";
-
 typedef struct {
     double due; /* ids whose expiry <= due (unix seconds) are shredded */
     unsigned shredded, absent, busy, junk;
@@ -32,23 +24,29 @@ typedef struct {
 } expire_counts;
 
 /* 0 removed (or no longer due), -1 the store failed. */
-static int zrem_if_due(shredder *s, const char *member, size_t len, double due)
+static int remove_if_due(shredder *s, const char *member, size_t len, double due)
 {
-    redisReply *r = shredder_command(s, "EVAL %s 1 expiries %b %.3f", ZREM_IF_DUE, member, len, due);
-    if (r == NULL)
+    store_sync *store = shredder_store(s);
+    if (store == NULL)
         return -1;
-    freeReplyObject(r);
+    if (store_sync_remove_if_due(store, member, len, due) != 0) {
+        shredder_store_failed(s);
+        return -1;
+    }
     return 0;
 }
 
 /* The expiry the store holds now for id (-1: gone, -2: store failure). */
 static double current_expiry(shredder *s, const char *id)
 {
-    redisReply *r = shredder_command(s, "ZSCORE expiries %s", id);
-    if (r == NULL)
+    store_sync *store = shredder_store(s);
+    double e;
+    if (store == NULL)
         return -2;
-    double e = r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
-    freeReplyObject(r);
+    if (store_sync_expiry(store, id, &e) != 0) {
+        shredder_store_failed(s);
+        return -2;
+    }
     return e;
 }
 
@@ -63,19 +61,19 @@ static void count_shredded(shredder *s, const char *id, double expiry, expire_co
 }
 
 /* One due id: 1 it stays in the set (busy, failed), 0 it left, -1 the store failed. */
-static int expire_one(shredder *s, const redisReply *m, expire_counts *c)
+static int expire_one(shredder *s, const record_member *m, expire_counts *c)
 {
-    if (m->type != REDIS_REPLY_STRING || strlen(m->str) != m->len || !shredder_is_id(m->str)) {
+    if (!m->is_id) {
         c->junk++; /* nothing of ours writes such a member: drop it, it would only clog */
-        return m->type == REDIS_REPLY_STRING ? zrem_if_due(s, m->str, m->len, c->due) : 1;
+        return m->member != NULL ? remove_if_due(s, m->member, m->len, c->due) : 1;
     }
-    double expiry = current_expiry(s, m->str);
+    double expiry = current_expiry(s, m->member);
     if (expiry < -1)
         return -1;
     if (expiry < 0 || expiry > c->due)
         return 0;
     char path[PATHS_MAX];
-    if (paths_file(s->cfg, m->str, path, sizeof(path)) != 0)
+    if (paths_file(s->cfg, m->member, path, sizeof(path)) != 0)
         return 1;
     int rc = shredder_shred(s, path);
     if (rc == SHRED_BUSY) {
@@ -88,10 +86,10 @@ static int expire_one(shredder *s, const redisReply *m, expire_counts *c)
         return 1;
     }
     if (rc == SHRED_DONE)
-        count_shredded(s, m->str, expiry, c);
+        count_shredded(s, m->member, expiry, c);
     else
         c->absent++;
-    return zrem_if_due(s, m->str, m->len, c->due);
+    return remove_if_due(s, m->member, m->len, c->due);
 }
 
 static void expire_log(shredder *s, const expire_counts *c)
@@ -113,19 +111,24 @@ static void expire_log(shredder *s, const expire_counts *c)
 /* One batch of due ids; 1 if it was full (more may follow), else 0. */
 static int expire_batch(shredder *s, expire_counts *c, unsigned *skip)
 {
-    redisReply *r = shredder_command(s, "ZRANGEBYSCORE expiries -inf %.3f LIMIT %u %d", c->due, *skip, EXPIRE_BATCH);
-    if (r == NULL)
+    store_sync *store = shredder_store(s);
+    record_due due;
+    if (store == NULL)
         return 0;
-    int full = r->type == REDIS_REPLY_ARRAY && r->elements == EXPIRE_BATCH;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        int kept = shredder_stopping() ? -1 : expire_one(s, r->element[i], c);
+    if (store_sync_due(store, c->due, *skip, EXPIRE_BATCH, &due) != 0) {
+        shredder_store_failed(s);
+        return 0;
+    }
+    int full = due.n == EXPIRE_BATCH;
+    for (size_t i = 0; i < due.n; i++) {
+        int kept = shredder_stopping() ? -1 : expire_one(s, &due.m[i], c);
         if (kept < 0) {
             full = 0;
             break;
         }
         *skip += (unsigned)kept;
     }
-    freeReplyObject(r);
+    record_due_free(&due);
     return full;
 }
 

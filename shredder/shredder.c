@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -13,7 +12,6 @@
 
 #include "log.h"
 #include "shred.h"
-#include "store.h"
 #include "util.h"
 
 #define BUSY_RETRY_MS 100   /* a burned file still being read: look again this soon */
@@ -101,17 +99,17 @@ static void store_down(shredder *s, const char *why)
     log_fields(LOG_WARNING, "store_down", o);
 }
 
-redisContext *shredder_store(shredder *s)
+store_sync *shredder_store(shredder *s)
 {
-    if (s->rc != NULL)
-        return s->rc;
+    if (s->store != NULL)
+        return s->store;
     uint64_t now = util_mono_ms();
     if (s->connect_at_ms != 0 && now - s->connect_at_ms < SHREDDER_TICK_MS)
         return NULL;
     s->connect_at_ms = now;
     char err[256];
-    s->rc = store_connect_sync(&s->url, SHREDDER_STORE_TIMEOUT_MS, err, sizeof(err));
-    if (s->rc == NULL) {
+    s->store = store_sync_connect(&s->url, SHREDDER_STORE_TIMEOUT_MS, err, sizeof(err));
+    if (s->store == NULL) {
         store_down(s, err);
         return NULL;
     }
@@ -124,34 +122,15 @@ redisContext *shredder_store(shredder *s)
         s->store_lost = 0;
         s->storage_pending = 1;
     }
-    return s->rc;
+    return s->store;
 }
 
-void shredder_store_failed(shredder *s, const char *why)
+void shredder_store_failed(shredder *s)
 {
-    store_down(s, why); /* first: why may live in the context freed next */
-    redisFree(s->rc);
-    s->rc = NULL;
+    store_down(s, store_sync_error(s->store)); /* first: the text lives in what is freed next */
+    store_sync_free(s->store);
+    s->store = NULL;
     s->store_lost = 1;
-}
-
-redisReply *shredder_command(shredder *s, const char *fmt, ...)
-{
-    redisContext *c = shredder_store(s);
-    if (c == NULL)
-        return NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        char why[256];
-        snprintf(why, sizeof(why), "%s", r != NULL ? r->str : c->errstr);
-        freeReplyObject(r);
-        shredder_store_failed(s, why);
-        return NULL;
-    }
-    return r;
 }
 
 /* ---- the loop ---- */
@@ -186,7 +165,7 @@ static void shredder_close(shredder *s)
 {
     if (s->inotify_fd >= 0)
         close(s->inotify_fd);
-    redisFree(s->rc);
+    store_sync_free(s->store);
 }
 
 /* Read pending events; did any name a file in the trash? Events on the directory

@@ -5,10 +5,10 @@
 #define RZ_SHREDDER_H
 
 #include <stdint.h>
-#include <hiredis/hiredis.h>
 
 #include "paths.h"
 #include "proc.h"
+#include "store_sync.h"
 #include "store_url.h"
 
 #define SHREDDER_TICK_MS 1000
@@ -30,7 +30,7 @@ typedef struct {
     const cfg *cfg;
 
     store_url url;          /* REDIS_URL, parsed once */
-    redisContext *rc;       /* NULL while the store is unreachable */
+    store_sync *store;      /* NULL while the store is unreachable */
     uint64_t connect_at_ms; /* last connection attempt (monotonic); at most one a tick */
     int store_down;         /* store_down logged, store_up not yet */
     int store_lost;         /* a connection broke: sweep the storage once it is back */
@@ -55,11 +55,9 @@ int shredder_stopping(void);
 int shredder_shred(shredder *s, const char *path);
 
 /* The store connection, (re)connecting at most once a tick; NULL while it is down. */
-redisContext *shredder_store(shredder *s);
-/* A command failed: drop the connection; store_down is logged once per outage. */
-void shredder_store_failed(shredder *s, const char *why);
-/* One command (hiredis format); NULL on any failure, error replies included. */
-redisReply *shredder_command(shredder *s, const char *fmt, ...);
+store_sync *shredder_store(shredder *s);
+/* A call failed: drop the connection; store_down is logged once per outage. */
+void shredder_store_failed(shredder *s);
 
 /* Count one failure of a pass (errno err); shredder_fails_report logs the pass's
  * failures unless the very same were logged within the last minute. */

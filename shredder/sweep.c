@@ -94,37 +94,25 @@ void shredder_sweep_temp(shredder *s)
 
 /* ---- STORAGE_PATH ---- */
 
-/* Orphan if the record is gone (e is always set in a live one) or burned. */
-static int is_orphan(const redisReply *r)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
-        return 0; /* not understood: keep the file */
-    const redisReply *b = r->element[0], *e = r->element[1];
-    return e->type == REDIS_REPLY_NIL || (b->type == REDIS_REPLY_STRING && strcmp(b->str, "1") == 0);
-}
-
-/* Look the batch up in one round trip, shred the orphans. -1 if the store failed. */
+/* Look the batch up in one round trip, shred the orphans: files whose record is gone
+ * or burned. -1 if the store failed. */
 static int batch_flush(shredder *s, id_batch *b, sweep_counts *c)
 {
-    redisContext *rc = shredder_store(s);
-    int orphan[SWEEP_BATCH];
-    if (rc == NULL)
+    store_sync *store = shredder_store(s);
+    const char *ids[SWEEP_BATCH];
+    record_outcome found[SWEEP_BATCH];
+    if (store == NULL)
         return -1;
     for (size_t i = 0; i < b->n; i++)
-        redisAppendCommand(rc, "HMGET upload:{%s} b e", b->ids[i]);
-    for (size_t i = 0; i < b->n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
-            shredder_store_failed(s, rc->errstr);
-            return -1;
-        }
-        orphan[i] = is_orphan(r);
-        freeReplyObject(r);
+        ids[i] = b->ids[i];
+    if (store_sync_lookup(store, ids, b->n, found) != 0) {
+        shredder_store_failed(s);
+        return -1;
     }
     for (size_t i = 0; i < b->n && !shredder_stopping(); i++) {
         char path[PATHS_MAX];
-        if (!orphan[i]) {
-            c->live++;
+        if (found[i] != RECORD_UNKNOWN && found[i] != RECORD_BURNED) {
+            c->live++; /* or not understood: kept */
         } else if (paths_file(s->cfg, b->ids[i], path, sizeof(path)) == 0) {
             sweep_shred(s, path, WHERE_STORAGE, c);
             shredder_rmdir_parent(s, b->ids[i]);
@@ -215,7 +203,7 @@ void shredder_sweep_storage(shredder *s)
         s->storage_pending = 0;
         s->storage_deferred = 0;
         sweep_log(s, "storage", &c);
-    } else if (s->rc == NULL && !s->storage_deferred && !shredder_stopping()) {
+    } else if (s->store == NULL && !s->storage_deferred && !shredder_stopping()) {
         log_event(LOG_WARNING, "orphan_sweep_deferred",
                   "metadata store unreachable: storage not swept, retrying every second");
         s->storage_deferred = 1;

@@ -224,6 +224,6 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
 
 int download_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
-    keyed_run(req, SCRIPT_TAKE_USE, KEYED_OPEN_FILE, key, keylen, on_take_use);
+    keyed_run(req, RECORD_SCRIPT_TAKE_USE, KEYED_OPEN_FILE, key, keylen, on_take_use);
     return 0;
 }

@@ -38,7 +38,7 @@ static void on_status(h2o_req_t *req, keyed_op *op, const redisReply *r)
 
 int status_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
-    keyed_run(req, SCRIPT_STATUS, 0, key, keylen, on_status);
+    keyed_run(req, RECORD_SCRIPT_STATUS, 0, key, keylen, on_status);
     return 0;
 }
 
@@ -82,6 +82,6 @@ static void on_preview(h2o_req_t *req, keyed_op *op, const redisReply *r)
 
 int preview_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
-    keyed_run(req, SCRIPT_PREVIEW, 0, key, keylen, on_preview);
+    keyed_run(req, RECORD_SCRIPT_PREVIEW, 0, key, keylen, on_preview);
     return 0;
 }

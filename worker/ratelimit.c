@@ -60,7 +60,7 @@ void ratelimit_check(store *s, const char *kind, const char *client, const cfg_r
     if (op == NULL)
         return;
     lens[1] = (size_t)snprintf(period, sizeof(period), "%u", rate->period_s);
-    store_script(s, SCRIPT_RATE, on_rate_reply, op, 1, 2, argv, lens);
+    store_script(s, RECORD_SCRIPT_RATE, on_rate_reply, op, 1, 2, argv, lens);
 }
 
 static void on_gate_reply(redisReply *reply, void *p)
@@ -100,7 +100,7 @@ void ratelimit_upload(store *s, const cfg *c, const char *client, rate_cb cb, vo
     lens[3] = (size_t)snprintf(limit, sizeof(limit), "%u", rate->count);
     lens[4] = (size_t)snprintf(max, sizeof(max), "%u", c->max_uploads_per_client);
     lens[5] = (size_t)snprintf(ttl, sizeof(ttl), "%d", INFLIGHT_TTL_S);
-    store_script(s, SCRIPT_UPLOAD_GATE, on_gate_reply, op, 2, 6, argv, lens);
+    store_script(s, RECORD_SCRIPT_GATE_ENTER, on_gate_reply, op, 2, 6, argv, lens);
 }
 
 typedef struct {

@@ -505,7 +505,7 @@ static void commit(upload_op *op, int expiry_min, int uses)
         return;
     }
     *cc = (create_ctx){op, uses, created, expires};
-    store_script(op->w->store, SCRIPT_CREATE, on_created, cc, 3, 11, argv, lens);
+    store_script(op->w->store, RECORD_SCRIPT_CREATE, on_created, cc, 3, 11, argv, lens);
 }
 
 /* The body is parsed: check what the form said, then commit or refuse. */

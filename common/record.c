@@ -1,0 +1,440 @@
+/* record.c - the store's record layout (see record.h): key names, the atomic scripts,
+ * their arguments, and readers that turn their replies into typed structs.
+ *
+ * Keys ("{...}" is a cluster hash tag: an upload's or a client's keys share a slot):
+ *   upload:{id}     hash, TTL = expiry: u (uses left), m (uses at upload), p (previewed),
+ *                   c (created), e (expiry), s (size), salt (hex), meta (sealed name,
+ *                   type and sha256), b (burned). After the last use salt and meta go
+ *                   and b = 1: a tombstone until the expiry, so status can say burned.
+ *   expiries        sorted set, id by expiry (unix s): the shredder's index.
+ *   fail:{client}   unknown keys asked for, remembered fail_memory_s;
+ *   block:{client}  set when they reach fail_limit, for block_s.
+ *   rate:KIND:CLIENT:WINDOW   fixed-window counters (WINDOW = now / period).
+ *   inflight:{client}         uploads in progress, released by create or gate leave. */
+#include "record.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_EXPIRIES "expiries"
+
+/* Ahead of every keyed script: KEYS[2] fail:{client}, KEYS[3] block:{client};
+ * ARGV[2] fail limit, ARGV[3] block seconds, ARGV[4] fail memory seconds. */
+#define GUARD                                                                                                          \
+    "local bt = redis.call('TTL', KEYS[3])\n"                                                                          \
+    "if bt > 0 then return {'blocked', bt} end\n"                                                                      \
+    "local function fail()\n"                                                                                          \
+    "  local n = redis.call('INCR', KEYS[2])\n"                                                                        \
+    "  if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end\n"                                                    \
+    "  if n >= tonumber(ARGV[2]) then\n"                                                                               \
+    "    redis.call('SET', KEYS[3], 1, 'EX', ARGV[3])\n"                                                               \
+    "    redis.call('DEL', KEYS[2])\n"                                                                                 \
+    "  end\n"                                                                                                          \
+    "  return {'unknown'}\n"                                                                                           \
+    "end\n"
+
+const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
+    /* KEYS upload:{id}, expiries, inflight:{client}; ARGV id, uses, created, expiry, size,
+     * salt, meta, ttl -> 1, or 0 when the id is live already. Recording an upload also
+     * ends it as "in progress" for its client. */
+    [RECORD_SCRIPT_CREATE] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+                             "redis.call('HSET', KEYS[1], 'u', ARGV[2], 'm', ARGV[2], 'p', 0, 'c', ARGV[3],\n"
+                             "  'e', ARGV[4], 's', ARGV[5], 'salt', ARGV[6], 'meta', ARGV[7], 'b', 0)\n"
+                             "redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
+                             "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])\n"
+                             "redis.call('DECR', KEYS[3])\n"
+                             "return 1\n",
+
+    /* The keyed scripts: KEYS upload:{id}, fail:{c}, block:{c}, expiries; ARGV now, fail
+     * limit, block seconds, fail memory, id.
+     * -> blocked ttl | unknown | expired | burned | ok uses_left expiry size salt meta created.
+     * Taking the last use also puts the id due in the expiry index: if the download
+     * never gets to move the file into the trash (client gone, worker killed), the
+     * shredder's expiry pass still takes it at once. */
+    [RECORD_SCRIPT_TAKE_USE] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 's', 'salt', 'meta', 'c')\n"
+                                     "if not h[1] then return fail() end\n"
+                                     "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired'} end\n"
+                                     "local u = tonumber(h[1])\n"
+                                     "if u <= 0 then return {'burned'} end\n"
+                                     "u = u - 1\n"
+                                     "if u == 0 then\n"
+                                     "  redis.call('HSET', KEYS[1], 'u', 0, 'b', 1)\n"
+                                     "  redis.call('HDEL', KEYS[1], 'salt', 'meta')\n"
+                                     "  redis.call('ZADD', KEYS[4], ARGV[1], ARGV[5])\n"
+                                     "else\n"
+                                     "  redis.call('HSET', KEYS[1], 'u', u)\n"
+                                     "end\n"
+                                     "return {'ok', u, h[2], h[3], h[4], h[5], h[6]}\n",
+
+    /* -> blocked ttl | unknown | gone | previewed | ok uses_left expiry size salt meta created */
+    [RECORD_SCRIPT_PREVIEW] =
+        GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 's', 'salt', 'meta', 'c', 'p', 'b')\n"
+              "if not h[1] then return fail() end\n"
+              "if tonumber(ARGV[1]) >= tonumber(h[2]) or h[8] == '1' then return {'gone'} end\n"
+              "if h[7] == '1' then return {'previewed'} end\n"
+              "redis.call('HSET', KEYS[1], 'p', 1)\n"
+              "return {'ok', tonumber(h[1]), h[2], h[3], h[4], h[5], h[6]}\n",
+
+    /* -> blocked ttl | unknown | active|expired|burned uses_left expiry */
+    [RECORD_SCRIPT_STATUS] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 'b')\n"
+                                   "if not h[1] then return fail() end\n"
+                                   "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired', 0, h[2]} end\n"
+                                   "if h[3] == '1' then return {'burned', 0, h[2]} end\n"
+                                   "return {'active', tonumber(h[1]), h[2]}\n",
+
+    /* KEYS rate:KIND:CLIENT:WINDOW; ARGV period -> count in this window */
+    [RECORD_SCRIPT_RATE] = "local n = redis.call('INCR', KEYS[1])\n"
+                           "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
+                           "return n\n",
+
+    /* KEYS rate:upload:CLIENT:WINDOW, inflight:{client}; ARGV period, limit, max inflight,
+     * inflight ttl -> {'rate', retry} | {'busy'} | {'ok'} (a slot taken) */
+    [RECORD_SCRIPT_GATE_ENTER] = "local n = redis.call('INCR', KEYS[1])\n"
+                                 "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
+                                 "if n > tonumber(ARGV[2]) then return {'rate', redis.call('TTL', KEYS[1])} end\n"
+                                 "local busy = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+                                 "if busy >= tonumber(ARGV[3]) then return {'busy'} end\n"
+                                 "redis.call('INCR', KEYS[2])\n"
+                                 "redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+                                 "return {'ok'}\n",
+
+    /* KEYS expiries; ARGV member, due -> 1 removed, 0 not there or no longer due */
+    [RECORD_SCRIPT_REMOVE_IF_DUE] = "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+                                    "if s and tonumber(s) <= tonumber(ARGV[2]) then\n"
+                                    "  return redis.call('ZREM', KEYS[1], ARGV[1])\n"
+                                    "end\n"
+                                    "return 0\n",
+};
+
+/* ---- building commands ---- */
+
+static void begin(record_cmd *c, int script, int nkeys)
+{
+    c->script = script;
+    c->nkeys = nkeys;
+    c->argc = 0;
+    c->used = 0;
+}
+
+/* An argument that lives as long as the program (a literal). */
+static void arg_static(record_cmd *c, const char *s)
+{
+    if (c->argc < RECORD_ARGS_MAX) {
+        c->argv[c->argc] = s;
+        c->len[c->argc] = strlen(s);
+    }
+    c->argc++;
+}
+
+static void arg_bytes(record_cmd *c, const void *p, size_t n)
+{
+    if (c->argc < RECORD_ARGS_MAX && c->used <= sizeof(c->buf) && n <= sizeof(c->buf) - c->used) {
+        memcpy(c->buf + c->used, p, n);
+        c->argv[c->argc] = c->buf + c->used;
+        c->len[c->argc] = n;
+        c->used += n;
+    } else {
+        c->used = sizeof(c->buf) + 1; /* overflowed: finish() says so */
+    }
+    c->argc++;
+}
+
+__attribute__((format(printf, 2, 3))) static void arg_fmt(record_cmd *c, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        c->used = sizeof(c->buf) + 1;
+    else
+        arg_bytes(c, tmp, (size_t)n);
+}
+
+static int finish(record_cmd *c)
+{
+    return c->argc <= RECORD_ARGS_MAX && c->used <= sizeof(c->buf) ? 0 : -1;
+}
+
+static void key_upload(record_cmd *c, const char *id)
+{
+    arg_fmt(c, "upload:{%s}", id);
+}
+
+static void key_client(record_cmd *c, const char *prefix, const char *client)
+{
+    arg_fmt(c, "%s:{%s}", prefix, client);
+}
+
+static void key_rate(record_cmd *c, const char *kind, const char *client, uint32_t period_s, int64_t now)
+{
+    arg_fmt(c, "rate:%s:%s:%llu", kind, client, (unsigned long long)now / period_s);
+}
+
+int record_cmd_create(record_cmd *cmd, const record_new *n)
+{
+    char salt[2 * CRYPT_SALT_LEN + 1];
+    crypt_hex(n->salt, CRYPT_SALT_LEN, salt);
+    begin(cmd, RECORD_SCRIPT_CREATE, 3);
+    key_upload(cmd, n->id);
+    arg_static(cmd, KEY_EXPIRIES);
+    key_client(cmd, "inflight", n->client);
+    arg_bytes(cmd, n->id, strlen(n->id));
+    arg_fmt(cmd, "%d", n->uses);
+    arg_fmt(cmd, "%lld", (long long)n->created);
+    arg_fmt(cmd, "%lld", (long long)n->expires);
+    arg_fmt(cmd, "%llu", (unsigned long long)n->size);
+    arg_bytes(cmd, salt, strlen(salt));
+    arg_bytes(cmd, n->meta, n->meta_len);
+    arg_fmt(cmd, "%lld", (long long)(n->expires - n->created));
+    return finish(cmd);
+}
+
+static int keyed(record_cmd *cmd, int script, const char *id, const char *client, const record_guard *g, int64_t now)
+{
+    begin(cmd, script, 4);
+    key_upload(cmd, id);
+    key_client(cmd, "fail", client);
+    key_client(cmd, "block", client);
+    arg_static(cmd, KEY_EXPIRIES);
+    arg_fmt(cmd, "%lld", (long long)now);
+    arg_fmt(cmd, "%u", g->fail_limit);
+    arg_fmt(cmd, "%u", g->block_s);
+    arg_fmt(cmd, "%u", g->fail_memory_s);
+    arg_bytes(cmd, id, strlen(id));
+    return finish(cmd);
+}
+
+int record_cmd_take_use(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now)
+{
+    return keyed(cmd, RECORD_SCRIPT_TAKE_USE, id, client, g, now);
+}
+
+int record_cmd_preview(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now)
+{
+    return keyed(cmd, RECORD_SCRIPT_PREVIEW, id, client, g, now);
+}
+
+int record_cmd_status(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now)
+{
+    return keyed(cmd, RECORD_SCRIPT_STATUS, id, client, g, now);
+}
+
+int record_cmd_rate(record_cmd *cmd, const char *kind, const char *client, uint32_t period_s, int64_t now)
+{
+    begin(cmd, RECORD_SCRIPT_RATE, 1);
+    key_rate(cmd, kind, client, period_s, now);
+    arg_fmt(cmd, "%u", period_s);
+    return finish(cmd);
+}
+
+int record_cmd_gate_enter(record_cmd *cmd, const char *client, const record_gate *g, int64_t now)
+{
+    begin(cmd, RECORD_SCRIPT_GATE_ENTER, 2);
+    key_rate(cmd, "upload", client, g->rate_period_s, now);
+    key_client(cmd, "inflight", client);
+    arg_fmt(cmd, "%u", g->rate_period_s);
+    arg_fmt(cmd, "%u", g->rate_count);
+    arg_fmt(cmd, "%u", g->max_inflight);
+    arg_fmt(cmd, "%u", g->inflight_ttl_s);
+    return finish(cmd);
+}
+
+int record_cmd_gate_leave(record_cmd *cmd, const char *client)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "DECR");
+    key_client(cmd, "inflight", client);
+    return finish(cmd);
+}
+
+int record_cmd_due(record_cmd *cmd, double due, unsigned skip, unsigned max)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "ZRANGEBYSCORE");
+    arg_static(cmd, KEY_EXPIRIES);
+    arg_static(cmd, "-inf");
+    arg_fmt(cmd, "%.3f", due);
+    arg_static(cmd, "LIMIT");
+    arg_fmt(cmd, "%u", skip);
+    arg_fmt(cmd, "%u", max < RECORD_DUE_MAX ? max : RECORD_DUE_MAX);
+    return finish(cmd);
+}
+
+int record_cmd_expiry(record_cmd *cmd, const char *id)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "ZSCORE");
+    arg_static(cmd, KEY_EXPIRIES);
+    arg_bytes(cmd, id, strlen(id));
+    return finish(cmd);
+}
+
+int record_cmd_remove_if_due(record_cmd *cmd, const char *member, size_t len, double due)
+{
+    begin(cmd, RECORD_SCRIPT_REMOVE_IF_DUE, 1);
+    arg_static(cmd, KEY_EXPIRIES);
+    arg_bytes(cmd, member, len);
+    arg_fmt(cmd, "%.3f", due);
+    return finish(cmd);
+}
+
+int record_cmd_lookup(record_cmd *cmd, const char *id)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "HMGET");
+    key_upload(cmd, id);
+    arg_static(cmd, "b");
+    arg_static(cmd, "e");
+    return finish(cmd);
+}
+
+/* ---- reading replies ---- */
+
+static const redisReply *elem(const redisReply *r, size_t i)
+{
+    return r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : NULL;
+}
+
+static const char *elem_str(const redisReply *r, size_t i)
+{
+    const redisReply *e = elem(r, i);
+    return e != NULL && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) ? e->str : NULL;
+}
+
+/* Integers come back as integers or, where a script passes a hash field through, as
+ * decimal strings. */
+static long long elem_int(const redisReply *r, size_t i)
+{
+    const redisReply *e = elem(r, i);
+    if (e != NULL && e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e != NULL && e->type == REDIS_REPLY_STRING)
+        return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+static int is_id(const char *s, size_t len)
+{
+    if (len != CRYPT_ID_HEX_LEN || strlen(s) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static record_outcome outcome_named(const char *name)
+{
+    static const struct {
+        const char *name;
+        record_outcome outcome;
+    } names[] = {{"ok", RECORD_OK},           {"active", RECORD_OK},          {"blocked", RECORD_BLOCKED},
+                 {"unknown", RECORD_UNKNOWN}, {"expired", RECORD_EXPIRED},    {"burned", RECORD_BURNED},
+                 {"gone", RECORD_GONE},       {"previewed", RECORD_PREVIEWED}};
+    for (size_t i = 0; name != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i].name) == 0)
+            return names[i].outcome;
+    return RECORD_UNKNOWN;
+}
+
+/* Salt (element 4) and sealed meta (element 5) of an "ok" reply. */
+static void read_sealed(const redisReply *r, record_access *out)
+{
+    const redisReply *salt = elem(r, 4), *meta = elem(r, 5);
+    if (salt == NULL || meta == NULL || salt->type != REDIS_REPLY_STRING || meta->type != REDIS_REPLY_STRING ||
+        meta->len > sizeof(out->meta) || crypt_unhex(salt->str, salt->len, out->salt, sizeof(out->salt)) != 0)
+        return;
+    memcpy(out->meta, meta->str, meta->len);
+    out->meta_len = meta->len;
+    out->sealed = 1;
+}
+
+void record_read_access(const redisReply *r, record_access *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        out->outcome = RECORD_UNAVAILABLE;
+        return;
+    }
+    out->outcome = outcome_named(elem_str(r, 0));
+    switch (out->outcome) {
+    case RECORD_BLOCKED: out->retry_after = elem_int(r, 1); break;
+    case RECORD_OK:
+    case RECORD_EXPIRED:
+    case RECORD_BURNED:
+        out->uses_left = elem_int(r, 1);
+        out->expires = elem_int(r, 2);
+        out->size = (uint64_t)elem_int(r, 3);
+        out->created = elem_int(r, 6);
+        read_sealed(r, out);
+        break;
+    default: break;
+    }
+}
+
+record_outcome record_read_create(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+        return RECORD_UNAVAILABLE;
+    return r->integer == 1 ? RECORD_OK : r->integer == 0 ? RECORD_TAKEN : RECORD_UNAVAILABLE;
+}
+
+long long record_read_rate(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+}
+
+record_outcome record_read_gate(const redisReply *r)
+{
+    const char *verdict = elem_str(r, 0);
+    if (verdict == NULL)
+        return RECORD_UNAVAILABLE;
+    if (strcmp(verdict, "rate") == 0)
+        return RECORD_LIMITED;
+    if (strcmp(verdict, "busy") == 0)
+        return RECORD_BUSY;
+    return strcmp(verdict, "ok") == 0 ? RECORD_OK : RECORD_UNAVAILABLE;
+}
+
+void record_read_due(redisReply *r, record_due *out)
+{
+    out->reply = r;
+    out->n = 0;
+    for (size_t i = 0; elem(r, i) != NULL && out->n < RECORD_DUE_MAX; i++) {
+        const redisReply *e = r->element[i];
+        record_member *m = &out->m[out->n++];
+        *m = (record_member){0};
+        if (e->type == REDIS_REPLY_STRING) {
+            m->member = e->str;
+            m->len = e->len;
+            m->is_id = is_id(e->str, e->len);
+        }
+    }
+}
+
+void record_due_free(record_due *d)
+{
+    if (d->reply != NULL)
+        freeReplyObject(d->reply);
+    d->reply = NULL;
+    d->n = 0;
+}
+
+double record_read_expiry(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
+}
+
+record_outcome record_read_lookup(const redisReply *r)
+{
+    const redisReply *b = elem(r, 0), *e = elem(r, 1);
+    if (b == NULL || e == NULL || r->elements != 2)
+        return RECORD_UNAVAILABLE;
+    if (e->type == REDIS_REPLY_NIL)
+        return RECORD_UNKNOWN;
+    return b->type == REDIS_REPLY_STRING && strcmp(b->str, "1") == 0 ? RECORD_BURNED : RECORD_OK;
+}

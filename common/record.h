@@ -1,0 +1,157 @@
+/* record.h - the store's record layout: every key name, every script, the order of
+ * their arguments and the shape of their replies, in one place. It builds commands
+ * and reads replies into typed structs, and sends nothing: the worker's asynchronous
+ * client and the shredder's blocking one both speak through it, and no other file
+ * names a key or counts its way through a reply. */
+#ifndef RZ_RECORD_H
+#define RZ_RECORD_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypt.h"
+
+enum {
+    RECORD_SCRIPT_CREATE,
+    RECORD_SCRIPT_TAKE_USE,
+    RECORD_SCRIPT_PREVIEW,
+    RECORD_SCRIPT_STATUS,
+    RECORD_SCRIPT_RATE,
+    RECORD_SCRIPT_GATE_ENTER,
+    RECORD_SCRIPT_REMOVE_IF_DUE,
+    RECORD_SCRIPT_COUNT
+};
+/* Script bodies, for SCRIPT LOAD / EVALSHA or EVAL. */
+extern const char *const record_scripts[RECORD_SCRIPT_COUNT];
+
+#define RECORD_ARGS_MAX 12
+#define RECORD_META_MAX 1024 /* bytes of a sealed metadata blob */
+#define RECORD_DUE_MAX 256   /* members of the expiry index read at once */
+
+/* One command, ready for either client: a script (sent as EVALSHA or EVAL, then
+ * nkeys, then argv) or a plain command (argv as is). argv points into the struct
+ * itself, so send it (or copy it) before it goes. */
+typedef struct {
+    int script; /* RECORD_SCRIPT_*, or -1 for a plain command */
+    int nkeys;
+    int argc;
+    const char *argv[RECORD_ARGS_MAX];
+    size_t len[RECORD_ARGS_MAX];
+    size_t used;
+    char buf[2048];
+} record_cmd;
+
+/* What a call found. Each reader below says which of these it gives. */
+typedef enum {
+    RECORD_UNAVAILABLE, /* no reply (store down, timed out) or not one of ours */
+    RECORD_OK,          /* done: a use taken, a preview marked, an upload recorded, a gate passed;
+                         * status: active; look-up: a live record */
+    RECORD_BLOCKED,     /* the client is blocked for retry_after seconds */
+    RECORD_UNKNOWN,     /* no such record (a keyed request counts as a failure) */
+    RECORD_EXPIRED,
+    RECORD_BURNED,    /* its last use is taken */
+    RECORD_GONE,      /* preview: expired or burned */
+    RECORD_PREVIEWED, /* preview: looked at already */
+    RECORD_TAKEN,     /* create: the id is live already */
+    RECORD_LIMITED,   /* gate: over the upload rate */
+    RECORD_BUSY,      /* gate: too many uploads of this client in progress */
+} record_outcome;
+
+/* The brute-force guard that runs ahead of every keyed request. */
+typedef struct {
+    uint32_t fail_limit;    /* unknown keys that block the client */
+    uint32_t block_s;       /* how long the block lasts */
+    uint32_t fail_memory_s; /* how long an unknown key is counted */
+} record_guard;
+
+/* A keyed request's answer: take a use, preview, status. */
+typedef struct {
+    record_outcome outcome;
+    long long retry_after; /* BLOCKED */
+    long long uses_left;   /* OK: after this request */
+    long long expires;     /* OK, and EXPIRED or BURNED of status: unix seconds */
+    long long created;     /* OK of take and preview */
+    uint64_t size;         /* OK of take and preview: plaintext bytes */
+    int sealed;            /* OK of take and preview: salt and meta are well-formed */
+    uint8_t salt[CRYPT_SALT_LEN];
+    uint8_t meta[RECORD_META_MAX];
+    size_t meta_len;
+} record_access;
+
+/* A new upload's record. */
+typedef struct {
+    const char *id;
+    const char *client; /* its upload in progress ends with the record */
+    int uses;
+    int64_t created; /* unix seconds */
+    int64_t expires; /* unix seconds; the record lives until then */
+    uint64_t size;
+    const uint8_t *salt; /* CRYPT_SALT_LEN bytes */
+    const uint8_t *meta;
+    size_t meta_len;
+} record_new;
+
+/* The upload gate: UPLOAD_RATE_LIMIT and uploads in progress per client. */
+typedef struct {
+    uint32_t rate_count;
+    uint32_t rate_period_s;
+    uint32_t max_inflight;
+    uint32_t inflight_ttl_s; /* a slot a crashed worker never gave back lasts this long */
+} record_gate;
+
+/* One member of the expiry index, pointing into the reply the list holds. */
+typedef struct {
+    const char *member; /* NULL: not even a string */
+    size_t len;
+    int is_id; /* a NUL-terminated id; else nothing of ours wrote it */
+} record_member;
+
+typedef struct {
+    record_member m[RECORD_DUE_MAX];
+    size_t n;
+    redisReply *reply; /* owned; record_due_free releases it */
+} record_due;
+
+/* ---- commands; each returns 0, or -1 when an argument does not fit ---- */
+
+int record_cmd_create(record_cmd *cmd, const record_new *n);
+/* Guard, then the keyed operation on id; now in unix seconds. */
+int record_cmd_take_use(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
+int record_cmd_preview(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
+int record_cmd_status(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
+/* Count one request of kind ("upload", "health") in client's fixed window of period_s. */
+int record_cmd_rate(record_cmd *cmd, const char *kind, const char *client, uint32_t period_s, int64_t now);
+/* Enter the upload gate; after RECORD_OK the client holds a slot until gate_leave or
+ * create gives it back. */
+int record_cmd_gate_enter(record_cmd *cmd, const char *client, const record_gate *g, int64_t now);
+int record_cmd_gate_leave(record_cmd *cmd, const char *client);
+/* Expiry index: members due by due (unix seconds), skipping the first skip. */
+int record_cmd_due(record_cmd *cmd, double due, unsigned skip, unsigned max);
+int record_cmd_expiry(record_cmd *cmd, const char *id);
+/* Remove member from the index while it is still due: a new upload under the same id
+ * puts it back with a later expiry, and that entry stays. */
+int record_cmd_remove_if_due(record_cmd *cmd, const char *member, size_t len, double due);
+/* The orphan sweep's question: is there a live record for id? */
+int record_cmd_lookup(record_cmd *cmd, const char *id);
+
+/* ---- replies; r is NULL when there was none ---- */
+
+/* take: OK EXPIRED BURNED; preview: OK GONE PREVIEWED; status: OK EXPIRED BURNED;
+ * all: UNKNOWN BLOCKED UNAVAILABLE. An outcome no script gives reads as UNKNOWN. */
+void record_read_access(const redisReply *r, record_access *out);
+/* OK TAKEN UNAVAILABLE */
+record_outcome record_read_create(const redisReply *r);
+/* Requests counted in the window, or -1. */
+long long record_read_rate(const redisReply *r);
+/* OK LIMITED BUSY UNAVAILABLE */
+record_outcome record_read_gate(const redisReply *r);
+/* Takes r (freed by record_due_free). */
+void record_read_due(redisReply *r, record_due *out);
+void record_due_free(record_due *d);
+/* The expiry (unix seconds) the index holds for an id, or -1 when it holds none. */
+double record_read_expiry(const redisReply *r);
+/* OK, BURNED, UNKNOWN (no record), or UNAVAILABLE when the reply is not understood. */
+record_outcome record_read_lookup(const redisReply *r);
+
+#endif

@@ -1,0 +1,182 @@
+/* store_sync.c - the blocking store client (see store_sync.h): connecting with
+ * timeouts, sending record_cmd commands, and the shredder's typed calls. */
+#include "store_sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store_sync {
+    redisContext *c;
+    char err[256];
+};
+
+static int setup(store_sync *ss, const store_url *u)
+{
+    redisReply *r = NULL;
+    if (u->password[0]) {
+        r = u->user[0] ? redisCommand(ss->c, "AUTH %s %s", u->user, u->password)
+                       : redisCommand(ss->c, "AUTH %s", u->password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            goto fail;
+        freeReplyObject(r);
+    }
+    if (u->db != 0) {
+        r = redisCommand(ss->c, "SELECT %d", u->db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            goto fail;
+        freeReplyObject(r);
+    }
+    return 0;
+fail:
+    snprintf(ss->err, sizeof(ss->err), "%s", r != NULL ? r->str : ss->c->errstr);
+    if (r != NULL)
+        freeReplyObject(r);
+    return -1;
+}
+
+store_sync *store_sync_connect(const store_url *u, int timeout_ms, char *err, size_t errlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    store_sync *ss = calloc(1, sizeof(*ss));
+    if (ss == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ss->c =
+        u->unix_path[0] ? redisConnectUnixWithTimeout(u->unix_path, tv) : redisConnectWithTimeout(u->host, u->port, tv);
+    if (ss->c == NULL || ss->c->err) {
+        snprintf(err, errlen, "%s", ss->c != NULL ? ss->c->errstr : "out of memory");
+        store_sync_free(ss);
+        return NULL;
+    }
+    redisSetTimeout(ss->c, tv);
+    if (setup(ss, u) != 0) {
+        snprintf(err, errlen, "%s", ss->err);
+        store_sync_free(ss);
+        return NULL;
+    }
+    return ss;
+}
+
+void store_sync_free(store_sync *ss)
+{
+    if (ss == NULL)
+        return;
+    if (ss->c != NULL)
+        redisFree(ss->c);
+    free(ss);
+}
+
+const char *store_sync_error(const store_sync *ss)
+{
+    return ss->err;
+}
+
+/* Queue cmd on the connection: a script as EVAL body numkeys args. */
+static int append(store_sync *ss, const record_cmd *cmd)
+{
+    const char *argv[RECORD_ARGS_MAX + 3];
+    size_t lens[RECORD_ARGS_MAX + 3];
+    char nkeys[16];
+    int n = 0;
+    if (cmd->script >= 0) {
+        argv[n] = "EVAL";
+        lens[n++] = 4;
+        argv[n] = record_scripts[cmd->script];
+        lens[n] = strlen(argv[n]);
+        n++;
+        lens[n] = (size_t)snprintf(nkeys, sizeof(nkeys), "%d", cmd->nkeys);
+        argv[n++] = nkeys;
+    }
+    memcpy(argv + n, cmd->argv, (size_t)cmd->argc * sizeof(argv[0]));
+    memcpy(lens + n, cmd->len, (size_t)cmd->argc * sizeof(lens[0]));
+    if (redisAppendCommandArgv(ss->c, n + cmd->argc, argv, lens) != REDIS_OK) {
+        snprintf(ss->err, sizeof(ss->err), "%s", ss->c->errstr);
+        return -1;
+    }
+    return 0;
+}
+
+/* The next reply; NULL (and err set) when there is none. */
+static redisReply *next_reply(store_sync *ss)
+{
+    redisReply *r = NULL;
+    if (redisGetReply(ss->c, (void **)&r) != REDIS_OK || r == NULL) {
+        snprintf(ss->err, sizeof(ss->err), "%s", ss->c->errstr[0] ? ss->c->errstr : "no reply");
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Send built (the builder's result) and wait for the reply; an error reply is a
+ * failure too. */
+static redisReply *call(store_sync *ss, int built, const record_cmd *cmd)
+{
+    if (built != 0) {
+        snprintf(ss->err, sizeof(ss->err), "command too long");
+        return NULL;
+    }
+    redisReply *r = append(ss, cmd) == 0 ? next_reply(ss) : NULL;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        snprintf(ss->err, sizeof(ss->err), "%s", r->str);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
+int store_sync_due(store_sync *ss, double due, unsigned skip, unsigned max, record_due *out)
+{
+    record_cmd cmd;
+    redisReply *r = call(ss, record_cmd_due(&cmd, due, skip, max), &cmd);
+    if (r == NULL)
+        return -1;
+    record_read_due(r, out);
+    return 0;
+}
+
+int store_sync_expiry(store_sync *ss, const char *id, double *expiry)
+{
+    record_cmd cmd;
+    redisReply *r = call(ss, record_cmd_expiry(&cmd, id), &cmd);
+    if (r == NULL)
+        return -1;
+    *expiry = record_read_expiry(r);
+    freeReplyObject(r);
+    return 0;
+}
+
+int store_sync_remove_if_due(store_sync *ss, const char *member, size_t len, double due)
+{
+    record_cmd cmd;
+    redisReply *r = call(ss, record_cmd_remove_if_due(&cmd, member, len, due), &cmd);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* An error reply here (say, a key of another type) is one record not understood,
+ * not a store failure: that file is kept and the sweep goes on. */
+int store_sync_lookup(store_sync *ss, const char *const *ids, size_t n, record_outcome *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        record_cmd cmd;
+        if (record_cmd_lookup(&cmd, ids[i]) != 0) {
+            snprintf(ss->err, sizeof(ss->err), "command too long");
+            return -1;
+        }
+        if (append(ss, &cmd) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = next_reply(ss);
+        if (r == NULL)
+            return -1;
+        out[i] = record_read_lookup(r);
+        freeReplyObject(r);
+    }
+    return 0;
+}

@@ -1,0 +1,333 @@
+/* test_record.c - the contract of common/record.c: replies, written here as the bytes a
+ * server sends and read back through hiredis's own reader, become the typed structs the
+ * handlers use; and the commands keep an upload's or a client's keys under one hash
+ * tag. The scripts themselves run against a real redis-server in the integration
+ * tests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "record.h"
+
+#define ID "0123456789abcdef0123456789abcdef"
+#define SALT_HEX "000102030405060708090a0b0c0d0e0f"
+
+/* The reply a server sending these len bytes would give (the caller frees it). */
+static redisReply *reply_n(const char *resp, size_t len)
+{
+    redisReader *rd = redisReaderCreate();
+    void *r = NULL;
+    assert_non_null(rd);
+    assert_int_equal(redisReaderFeed(rd, resp, len), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+    assert_non_null(r);
+    redisReaderFree(rd);
+    return r;
+}
+
+/* Literals may hold NUL bytes, as binary values do. */
+#define reply(lit) reply_n(lit, sizeof(lit) - 1)
+#define access_of(lit) access_n(lit, sizeof(lit) - 1)
+
+static record_access access_n(const char *resp, size_t len)
+{
+    record_access a;
+    redisReply *r = reply_n(resp, len);
+    record_read_access(r, &a);
+    freeReplyObject(r);
+    return a;
+}
+
+static const char take_ok[] = "*7\r\n$2\r\nok\r\n:1\r\n$10\r\n1700000600\r\n$4\r\n1234\r\n"
+                              "$32\r\n" SALT_HEX "\r\n$5\r\nm\0e\xfft\r\n$10\r\n1700000000\r\n";
+
+static void a_use_taken_gives_every_field_and_the_sealed_metadata(void **state)
+{
+    (void)state;
+    record_access a = access_of(take_ok);
+    assert_int_equal(a.outcome, RECORD_OK);
+    assert_int_equal(a.uses_left, 1);
+    assert_int_equal(a.expires, 1700000600);
+    assert_int_equal(a.size, 1234);
+    assert_int_equal(a.created, 1700000000);
+    assert_true(a.sealed);
+    for (int i = 0; i < CRYPT_SALT_LEN; i++)
+        assert_int_equal(a.salt[i], i);
+    assert_int_equal(a.meta_len, 5);
+    assert_memory_equal(a.meta, "m\0e\xfft", 5);
+}
+
+static void a_block_says_for_how_long(void **state)
+{
+    (void)state;
+    record_access a = access_of("*2\r\n$7\r\nblocked\r\n:42\r\n");
+    assert_int_equal(a.outcome, RECORD_BLOCKED);
+    assert_int_equal(a.retry_after, 42);
+}
+
+static void status_reads_uses_and_expiry_as_integers_or_strings(void **state)
+{
+    (void)state;
+    record_access a = access_of("*3\r\n$6\r\nactive\r\n:3\r\n$10\r\n1700000600\r\n");
+    assert_int_equal(a.outcome, RECORD_OK);
+    assert_int_equal(a.uses_left, 3);
+    assert_int_equal(a.expires, 1700000600);
+    assert_false(a.sealed);
+    a = access_of("*3\r\n$7\r\nexpired\r\n:0\r\n$10\r\n1700000600\r\n");
+    assert_int_equal(a.outcome, RECORD_EXPIRED);
+    assert_int_equal(a.expires, 1700000600);
+    a = access_of("*3\r\n$6\r\nburned\r\n:0\r\n$10\r\n1700000600\r\n");
+    assert_int_equal(a.outcome, RECORD_BURNED);
+    assert_int_equal(a.expires, 1700000600);
+}
+
+static void each_named_outcome_is_its_own_value(void **state)
+{
+    (void)state;
+    assert_int_equal(access_of("*1\r\n$7\r\nunknown\r\n").outcome, RECORD_UNKNOWN);
+    assert_int_equal(access_of("*1\r\n$7\r\nexpired\r\n").outcome, RECORD_EXPIRED);
+    assert_int_equal(access_of("*1\r\n$6\r\nburned\r\n").outcome, RECORD_BURNED);
+    assert_int_equal(access_of("*1\r\n$4\r\ngone\r\n").outcome, RECORD_GONE);
+    assert_int_equal(access_of("*1\r\n$9\r\npreviewed\r\n").outcome, RECORD_PREVIEWED);
+}
+
+static void no_reply_or_a_shapeless_one_is_unavailable_and_a_strange_name_unknown(void **state)
+{
+    (void)state;
+    record_access a;
+    record_read_access(NULL, &a);
+    assert_int_equal(a.outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(access_of("*0\r\n").outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(access_of(":1\r\n").outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(access_of("-ERR nope\r\n").outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(access_of("*1\r\n$5\r\nmaybe\r\n").outcome, RECORD_UNKNOWN);
+    assert_int_equal(access_of("*1\r\n:7\r\n").outcome, RECORD_UNKNOWN);
+}
+
+/* Lua ends a reply at its first nil: a record without salt comes back short. */
+static void an_ok_without_well_formed_salt_and_meta_is_not_sealed(void **state)
+{
+    (void)state;
+    record_access a = access_of("*4\r\n$2\r\nok\r\n:0\r\n$10\r\n1700000600\r\n$1\r\n9\r\n");
+    assert_int_equal(a.outcome, RECORD_OK);
+    assert_int_equal(a.size, 9);
+    assert_false(a.sealed);
+    a = access_of("*7\r\n$2\r\nok\r\n:0\r\n:1\r\n:1\r\n$4\r\nabcd\r\n$1\r\nm\r\n:1\r\n");
+    assert_false(a.sealed); /* salt of the wrong length */
+    a = access_of("*7\r\n$2\r\nok\r\n:0\r\n:1\r\n:1\r\n$32\r\n" SALT_HEX "\r\n:5\r\n:1\r\n");
+    assert_false(a.sealed); /* meta not a string */
+}
+
+static void meta_larger_than_any_blob_is_not_sealed(void **state)
+{
+    (void)state;
+    char resp[RECORD_META_MAX + 256];
+    int n = snprintf(resp, sizeof(resp), "*7\r\n$2\r\nok\r\n:0\r\n:1\r\n:1\r\n$32\r\n" SALT_HEX "\r\n$%d\r\n",
+                     RECORD_META_MAX + 1);
+    memset(resp + n, 'x', RECORD_META_MAX + 1);
+    n += RECORD_META_MAX + 1;
+    n += snprintf(resp + n, sizeof(resp) - (size_t)n, "\r\n:1\r\n");
+    record_access a = access_n(resp, (size_t)n);
+    assert_int_equal(a.outcome, RECORD_OK);
+    assert_false(a.sealed);
+}
+
+static void create_answers_recorded_taken_or_unavailable(void **state)
+{
+    (void)state;
+    redisReply *one = reply(":1\r\n"), *zero = reply(":0\r\n"), *text = reply("$1\r\n1\r\n");
+    assert_int_equal(record_read_create(one), RECORD_OK);
+    assert_int_equal(record_read_create(zero), RECORD_TAKEN);
+    assert_int_equal(record_read_create(text), RECORD_UNAVAILABLE);
+    assert_int_equal(record_read_create(NULL), RECORD_UNAVAILABLE);
+    freeReplyObject(one);
+    freeReplyObject(zero);
+    freeReplyObject(text);
+}
+
+static void rate_gives_the_count_or_minus_one(void **state)
+{
+    (void)state;
+    redisReply *n = reply(":3\r\n"), *bad = reply("+OK\r\n");
+    assert_int_equal(record_read_rate(n), 3);
+    assert_int_equal(record_read_rate(bad), -1);
+    assert_int_equal(record_read_rate(NULL), -1);
+    freeReplyObject(n);
+    freeReplyObject(bad);
+}
+
+static void the_gate_says_ok_limited_busy_or_unavailable(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *resp;
+        record_outcome want;
+    } cases[] = {{"*1\r\n$2\r\nok\r\n", RECORD_OK},     {"*2\r\n$4\r\nrate\r\n:9\r\n", RECORD_LIMITED},
+                 {"*1\r\n$4\r\nbusy\r\n", RECORD_BUSY}, {"*1\r\n$3\r\nhuh\r\n", RECORD_UNAVAILABLE},
+                 {"*0\r\n", RECORD_UNAVAILABLE},        {":1\r\n", RECORD_UNAVAILABLE}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        redisReply *r = reply_n(cases[i].resp, strlen(cases[i].resp));
+        assert_int_equal(record_read_gate(r), cases[i].want);
+        freeReplyObject(r);
+    }
+    assert_int_equal(record_read_gate(NULL), RECORD_UNAVAILABLE);
+}
+
+static void due_members_are_ids_or_junk_that_can_still_be_named(void **state)
+{
+    (void)state;
+    record_due d;
+    record_read_due(reply("*4\r\n$32\r\n" ID "\r\n$5\r\nx\0y\0z\r\n$32\r\n0123456789ABCDEF0123456789abcdef\r\n:5\r\n"),
+                    &d);
+    assert_int_equal(d.n, 4);
+    assert_true(d.m[0].is_id);
+    assert_string_equal(d.m[0].member, ID);
+    assert_false(d.m[1].is_id);
+    assert_int_equal(d.m[1].len, 5);
+    assert_memory_equal(d.m[1].member, "x\0y\0z", 5);
+    assert_false(d.m[2].is_id); /* ids are lowercase */
+    assert_false(d.m[3].is_id);
+    assert_null(d.m[3].member);
+    record_due_free(&d);
+    record_read_due(reply("*0\r\n"), &d);
+    assert_int_equal(d.n, 0);
+    record_due_free(&d);
+}
+
+static void the_expiry_index_score_or_minus_one(void **state)
+{
+    (void)state;
+    redisReply *score = reply("$12\r\n1700000600.5\r\n"), *nil = reply("$-1\r\n");
+    assert_true(record_read_expiry(score) == 1700000600.5);
+    assert_true(record_read_expiry(nil) == -1);
+    freeReplyObject(score);
+    freeReplyObject(nil);
+}
+
+static void a_lookup_tells_live_burned_absent_and_what_it_cannot_read(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *resp;
+        record_outcome want;
+    } cases[] = {{"*2\r\n$1\r\n0\r\n$10\r\n1700000600\r\n", RECORD_OK},
+                 {"*2\r\n$1\r\n1\r\n$10\r\n1700000600\r\n", RECORD_BURNED},
+                 {"*2\r\n$-1\r\n$-1\r\n", RECORD_UNKNOWN},
+                 {"*2\r\n$1\r\n1\r\n$-1\r\n", RECORD_UNKNOWN},
+                 {"*1\r\n$-1\r\n", RECORD_UNAVAILABLE},
+                 {"-WRONGTYPE no\r\n", RECORD_UNAVAILABLE}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        redisReply *r = reply_n(cases[i].resp, strlen(cases[i].resp));
+        assert_int_equal(record_read_lookup(r), cases[i].want);
+        freeReplyObject(r);
+    }
+    assert_int_equal(record_read_lookup(NULL), RECORD_UNAVAILABLE);
+}
+
+/* ---- commands ---- */
+
+static void assert_arg(const record_cmd *c, int i, const char *want)
+{
+    assert_true(i < c->argc);
+    assert_int_equal(c->len[i], strlen(want));
+    assert_memory_equal(c->argv[i], want, c->len[i]);
+}
+
+static void a_new_record_carries_binary_meta_hex_salt_and_its_ttl(void **state)
+{
+    (void)state;
+    uint8_t salt[CRYPT_SALT_LEN];
+    for (int i = 0; i < CRYPT_SALT_LEN; i++)
+        salt[i] = (uint8_t)i;
+    record_new n = {.id = ID,
+                    .client = "10.0.0.1",
+                    .uses = 2,
+                    .created = 1700000000,
+                    .expires = 1700000600,
+                    .size = 1234,
+                    .salt = salt,
+                    .meta = (const uint8_t *)"m\0eta",
+                    .meta_len = 5};
+    record_cmd c;
+    assert_int_equal(record_cmd_create(&c, &n), 0);
+    assert_int_equal(c.script, RECORD_SCRIPT_CREATE);
+    assert_int_equal(c.nkeys, 3);
+    assert_int_equal(c.argc, 11);
+    assert_arg(&c, 0, "upload:{" ID "}");
+    assert_arg(&c, 2, "inflight:{10.0.0.1}");
+    assert_arg(&c, 3, ID);
+    assert_arg(&c, 8, SALT_HEX);
+    assert_int_equal(c.len[9], 5);
+    assert_memory_equal(c.argv[9], "m\0eta", 5);
+    assert_arg(&c, 10, "600");
+}
+
+static void keyed_commands_tag_the_clients_keys_alike(void **state)
+{
+    (void)state;
+    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600};
+    record_cmd c;
+    assert_int_equal(record_cmd_status(&c, ID, "::1", &g, 1700000000), 0);
+    assert_int_equal(c.script, RECORD_SCRIPT_STATUS);
+    assert_int_equal(c.nkeys, 4);
+    assert_arg(&c, 0, "upload:{" ID "}");
+    assert_arg(&c, 1, "fail:{::1}");
+    assert_arg(&c, 2, "block:{::1}");
+    assert_arg(&c, 4, "1700000000");
+    assert_arg(&c, c.argc - 1, ID);
+}
+
+static void the_rate_window_is_part_of_the_key(void **state)
+{
+    (void)state;
+    record_cmd c;
+    assert_int_equal(record_cmd_rate(&c, "health", "10.0.0.1", 60, 1700000059), 0);
+    assert_arg(&c, 0, "rate:health:10.0.0.1:28333334");
+    assert_int_equal(record_cmd_rate(&c, "health", "10.0.0.1", 60, 1700000060), 0);
+    assert_arg(&c, 0, "rate:health:10.0.0.1:28333334");
+    assert_int_equal(record_cmd_rate(&c, "health", "10.0.0.1", 60, 1700000040), 0);
+    assert_arg(&c, 0, "rate:health:10.0.0.1:28333334");
+    assert_int_equal(record_cmd_rate(&c, "health", "10.0.0.1", 60, 1700000039), 0);
+    assert_arg(&c, 0, "rate:health:10.0.0.1:28333333");
+}
+
+static void an_argument_that_does_not_fit_is_refused(void **state)
+{
+    (void)state;
+    char client[300];
+    memset(client, 'a', sizeof(client) - 1);
+    client[sizeof(client) - 1] = '\0';
+    record_guard g = {10, 600, 600};
+    record_cmd c;
+    assert_int_equal(record_cmd_take_use(&c, ID, client, &g, 1), -1);
+    assert_int_equal(record_cmd_gate_leave(&c, client), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_use_taken_gives_every_field_and_the_sealed_metadata),
+        cmocka_unit_test(a_block_says_for_how_long),
+        cmocka_unit_test(status_reads_uses_and_expiry_as_integers_or_strings),
+        cmocka_unit_test(each_named_outcome_is_its_own_value),
+        cmocka_unit_test(no_reply_or_a_shapeless_one_is_unavailable_and_a_strange_name_unknown),
+        cmocka_unit_test(an_ok_without_well_formed_salt_and_meta_is_not_sealed),
+        cmocka_unit_test(meta_larger_than_any_blob_is_not_sealed),
+        cmocka_unit_test(create_answers_recorded_taken_or_unavailable),
+        cmocka_unit_test(rate_gives_the_count_or_minus_one),
+        cmocka_unit_test(the_gate_says_ok_limited_busy_or_unavailable),
+        cmocka_unit_test(due_members_are_ids_or_junk_that_can_still_be_named),
+        cmocka_unit_test(the_expiry_index_score_or_minus_one),
+        cmocka_unit_test(a_lookup_tells_live_burned_absent_and_what_it_cannot_read),
+        cmocka_unit_test(a_new_record_carries_binary_meta_hex_salt_and_its_ttl),
+        cmocka_unit_test(keyed_commands_tag_the_clients_keys_alike),
+        cmocka_unit_test(the_rate_window_is_part_of_the_key),
+        cmocka_unit_test(an_argument_that_does_not_fit_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
