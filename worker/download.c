@@ -155,22 +155,23 @@ static void burn_rename(worker *w, const char *id)
         log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
 }
 
-static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
+static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
 {
     worker *w = worker_of(req);
-    if (keyed_is(r, 0, "burned")) {
+    if (r->outcome == RECORD_BURNED) {
         http_error(req, 410, "Download limit has been reached");
         return;
     }
-    if (!keyed_is(r, 0, "ok")) {
+    if (r->outcome != RECORD_OK) {
         http_error(req, 404, "File not found or link expired");
         return;
     }
-    int last = keyed_int(r, 1) == 0;
-    uint64_t size = (uint64_t)keyed_int(r, 3);
-    uint8_t s[CRYPT_SALT_LEN], fk[CRYPT_KEY_LEN];
+    int last = r->uses_left == 0;
+    uint64_t size = r->size;
+    const uint8_t *s = r->salt;
+    uint8_t fk[CRYPT_KEY_LEN];
     drop_meta meta;
-    if (keyed_open_meta(req, op, r, s, &meta) != 0) {
+    if (keyed_open_meta(req, op, r, &meta) != 0) {
         integrity_failed(req);
         return;
     }
@@ -224,6 +225,6 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const redisReply *r)
 
 int download_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
-    keyed_run(req, RECORD_SCRIPT_TAKE_USE, KEYED_OPEN_FILE, key, keylen, on_take_use);
+    keyed_run(req, store_take_use, KEYED_OPEN_FILE, key, keylen, on_take_use);
     return 0;
 }

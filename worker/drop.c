@@ -124,9 +124,3 @@ void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1]
     if (o == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
         snprintf(out, DROP_NAME_MAX + 1, "file");
 }
-
-int drop_store_key(char *out, size_t cap, const char *prefix, const char *part)
-{
-    int n = snprintf(out, cap, "%s:{%s}", prefix, part);
-    return n > 0 && (size_t)n < cap ? n : -1;
-}

@@ -1,5 +1,5 @@
 /* drop.h - what the drop's handlers share: the sealed metadata blob (file name, MIME
- * type, SHA-256) and the store keys of an upload. */
+ * type, SHA-256) and file-name hygiene. */
 #ifndef RZ_DROP_H
 #define RZ_DROP_H
 
@@ -30,8 +30,5 @@ int drop_meta_open(const uint8_t *secret, const char *key, size_t keylen, const 
  * control characters dropped, invalid UTF-8 replaced by U+FFFD, at most DROP_NAME_MAX bytes
  * cut on a character boundary; "file" if nothing is left. */
 void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1]);
-
-/* Store key names: "upload:{id}", "fail:{client}", "block:{client}". */
-int drop_store_key(char *out, size_t cap, const char *prefix, const char *part);
 
 #endif

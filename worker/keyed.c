@@ -22,54 +22,27 @@ typedef struct {
     keyed_op op;
 } keyed_state;
 
-const redisReply *keyed_elem(const redisReply *r, size_t i)
+int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const record_access *r, drop_meta *meta)
 {
-    return r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements ? r->element[i] : NULL;
-}
-
-int keyed_is(const redisReply *r, size_t i, const char *s)
-{
-    const redisReply *e = keyed_elem(r, i);
-    return e != NULL && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) && strcmp(e->str, s) == 0;
-}
-
-long long keyed_int(const redisReply *r, size_t i)
-{
-    const redisReply *e = keyed_elem(r, i);
-    if (e == NULL)
-        return 0;
-    if (e->type == REDIS_REPLY_INTEGER)
-        return e->integer;
-    if (e->type == REDIS_REPLY_STRING)
-        return strtoll(e->str, NULL, 10);
-    return 0;
-}
-
-int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const redisReply *r, uint8_t salt[CRYPT_SALT_LEN],
-                    drop_meta *meta)
-{
-    const redisReply *s = keyed_elem(r, 4), *blob = keyed_elem(r, 5);
-    if (s == NULL || blob == NULL || s->type != REDIS_REPLY_STRING || blob->type != REDIS_REPLY_STRING ||
-        crypt_unhex(s->str, s->len, salt, CRYPT_SALT_LEN) != 0)
+    if (!r->sealed)
         return -1;
-    return drop_meta_open(worker_of(req)->env->secret, op->key, op->keylen, salt, (const uint8_t *)blob->str,
-                          blob->len, meta);
+    return drop_meta_open(worker_of(req)->env->secret, op->key, op->keylen, r->salt, r->meta, r->meta_len, meta);
 }
 
-static void on_reply(redisReply *reply, void *data)
+static void on_found(const record_access *r, void *data)
 {
     keyed_state *st = data;
     h2o_req_t *req = st->ref.req;
     req_ref_release(&st->ref);
     if (req == NULL) {
         /* client gone */
-    } else if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
+    } else if (r->outcome == RECORD_UNAVAILABLE) {
         http_unavailable(req);
-    } else if (keyed_is(reply, 0, "blocked")) {
+    } else if (r->outcome == RECORD_BLOCKED) {
         shm_add(worker_of(req)->env->shm, M_BLOCKED, 1);
-        http_blocked(req, (long)keyed_int(reply, 1));
+        http_blocked(req, (long)r->retry_after);
     } else {
-        st->op.cb(req, &st->op, reply);
+        st->op.cb(req, &st->op, r);
     }
     if (st->op.fd >= 0)
         close(st->op.fd);
@@ -102,7 +75,7 @@ static int open_stored(const cfg *c, const char *id)
     return fd;
 }
 
-void keyed_run(h2o_req_t *req, int script, int flags, const char *key, size_t keylen, keyed_cb cb)
+void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, keyed_cb cb)
 {
     worker *w = worker_of(req);
     keyed_state *st = calloc(1, sizeof(*st));
@@ -134,19 +107,9 @@ void keyed_run(h2o_req_t *req, int script, int flags, const char *key, size_t ke
     } else {
         snprintf(st->op.id, sizeof(st->op.id), "none");
     }
-    char client[HTTP_ADDR_MAX], k_up[64], k_fail[128], k_block[128], now[24], limit[16], window[16], memory[16];
+    char client[HTTP_ADDR_MAX];
+    const record_guard guard = {w->cfg->download_fail_limit, w->cfg->download_block_window, DROP_FAIL_MEMORY_S};
     http_client(req, client);
-    const char *argv[9] = {k_up, k_fail, k_block, "expiries", now, limit, window, memory, st->op.id};
-    size_t lens[9];
-    lens[0] = (size_t)drop_store_key(k_up, sizeof(k_up), "upload", st->op.id);
-    lens[1] = (size_t)drop_store_key(k_fail, sizeof(k_fail), "fail", client);
-    lens[2] = (size_t)drop_store_key(k_block, sizeof(k_block), "block", client);
-    lens[3] = strlen("expiries");
-    lens[4] = (size_t)snprintf(now, sizeof(now), "%llu", (unsigned long long)(util_now_ms() / 1000));
-    lens[5] = (size_t)snprintf(limit, sizeof(limit), "%u", w->cfg->download_fail_limit);
-    lens[6] = (size_t)snprintf(window, sizeof(window), "%u", w->cfg->download_block_window);
-    lens[7] = (size_t)snprintf(memory, sizeof(memory), "%d", DROP_FAIL_MEMORY_S);
-    lens[8] = strlen(st->op.id);
     req_ref_init(&st->ref, req);
-    store_script(w->store, script, on_reply, st, 4, 9, argv, lens);
+    call(w->store, st->op.id, client, &guard, (int64_t)(util_now_ms() / 1000), on_found, st);
 }

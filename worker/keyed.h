@@ -1,6 +1,6 @@
 /* keyed.h - the first step of every request that names a key (download, preview,
- * status): derive the id, run the endpoint's store script together with the client's
- * block check and failure count, and answer 503 / 429 on its behalf. */
+ * status): derive the id, run the endpoint's store call (which carries the client's
+ * block check and failure count), and answer 503 / 429 on its behalf. */
 #ifndef RZ_KEYED_H
 #define RZ_KEYED_H
 
@@ -12,9 +12,9 @@
 #include "words.h"
 
 typedef struct keyed_op keyed_op;
-/* Called with the script's reply (an array; element 0 names the outcome, never
- * "blocked"), only while the request is alive. op is freed after it returns. */
-typedef void (*keyed_cb)(h2o_req_t *req, keyed_op *op, const redisReply *reply);
+/* Called with what the store found (never RECORD_UNAVAILABLE or RECORD_BLOCKED), only
+ * while the request is alive. op is freed after it returns. */
+typedef void (*keyed_cb)(h2o_req_t *req, keyed_op *op, const record_access *r);
 
 struct keyed_op {
     char key[WORDS_KEY_MAX];   /* empty unless the key has the right shape */
@@ -26,20 +26,15 @@ struct keyed_op {
     keyed_cb cb;
 };
 
-/* Open the stored file under a shared lock before the script runs, so a use taken is
+/* Open the stored file under a shared lock before the store call, so a use taken is
  * a file held: another download taking the last use cannot move it away first. */
 #define KEYED_OPEN_FILE 1
 
-void keyed_run(h2o_req_t *req, int script, int flags, const char *key, size_t keylen, keyed_cb cb);
+/* call: store_take_use, store_preview or store_status. */
+void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, keyed_cb cb);
 
-/* Salt (reply element 4) and sealed metadata (element 5) of an "ok" reply of the
- * preview and take-use scripts, opened with the request's key; 0 or -1. */
-int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const redisReply *r, uint8_t salt[CRYPT_SALT_LEN],
-                    drop_meta *meta);
-
-/* Helpers to read reply elements. */
-int keyed_is(const redisReply *r, size_t i, const char *s);
-long long keyed_int(const redisReply *r, size_t i);
-const redisReply *keyed_elem(const redisReply *r, size_t i);
+/* The sealed metadata of an OK of take-use or preview, opened with the request's key;
+ * 0 or -1. */
+int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const record_access *r, drop_meta *meta);
 
 #endif

@@ -26,39 +26,38 @@ static void status_json(h2o_req_t *req, const keyed_op *op, const char *status, 
     http_json(req, 200, o);
 }
 
-static void on_status(h2o_req_t *req, keyed_op *op, const redisReply *r)
+static void on_status(h2o_req_t *req, keyed_op *op, const record_access *r)
 {
-    if (keyed_is(r, 0, "active"))
-        status_json(req, op, "active", keyed_int(r, 1), keyed_int(r, 2), 1);
-    else if (keyed_is(r, 0, "expired") || keyed_is(r, 0, "burned"))
-        status_json(req, op, keyed_elem(r, 0)->str, 0, keyed_int(r, 2), 0);
+    if (r->outcome == RECORD_OK)
+        status_json(req, op, "active", r->uses_left, r->expires, 1);
+    else if (r->outcome == RECORD_EXPIRED || r->outcome == RECORD_BURNED)
+        status_json(req, op, r->outcome == RECORD_EXPIRED ? "expired" : "burned", 0, r->expires, 0);
     else
         status_json(req, op, "expired_or_burned", 0, 0, 0);
 }
 
 int status_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
-    keyed_run(req, RECORD_SCRIPT_STATUS, 0, key, keylen, on_status);
+    keyed_run(req, store_status, 0, key, keylen, on_status);
     return 0;
 }
 
-static void on_preview(h2o_req_t *req, keyed_op *op, const redisReply *r)
+static void on_preview(h2o_req_t *req, keyed_op *op, const record_access *r)
 {
-    if (keyed_is(r, 0, "previewed")) {
+    if (r->outcome == RECORD_PREVIEWED) {
         http_error(req, 404, "Preview already accessed. The preview is available only once.");
         return;
     }
-    if (!keyed_is(r, 0, "ok")) {
+    if (r->outcome != RECORD_OK) {
         http_error(req, 404, "Upload not found or link expired");
         return;
     }
-    uint8_t salt[CRYPT_SALT_LEN];
     drop_meta meta;
-    if (keyed_open_meta(req, op, r, salt, &meta) != 0) {
+    if (keyed_open_meta(req, op, r, &meta) != 0) {
         http_error(req, 404, "Upload not found or link expired");
         return;
     }
-    long long expires = keyed_int(r, 2), now = (long long)(util_now_ms() / 1000);
+    long long expires = r->expires, now = (long long)(util_now_ms() / 1000);
     char base[512], url[768], curl[800], ts[32];
     http_base_url(req, base, sizeof(base));
     snprintf(url, sizeof(url), "%s/download/%s", base, op->key);
@@ -66,15 +65,15 @@ static void on_preview(h2o_req_t *req, keyed_op *op, const redisReply *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "key", op->key);
     cJSON_AddStringToObject(o, "filename", meta.filename);
-    cJSON_AddNumberToObject(o, "size", (double)keyed_int(r, 3));
+    cJSON_AddNumberToObject(o, "size", (double)r->size);
     cJSON_AddStringToObject(o, "mime_type", meta.mime);
     util_iso_time(expires, ts, sizeof(ts));
     cJSON_AddStringToObject(o, "expiry", ts);
-    cJSON_AddNumberToObject(o, "uses", (double)keyed_int(r, 1));
+    cJSON_AddNumberToObject(o, "uses", (double)r->uses_left);
     cJSON_AddNumberToObject(o, "minutes_left", (double)(expires > now ? (expires - now) / 60 : 0));
     cJSON_AddStringToObject(o, "download_url", url);
     cJSON_AddStringToObject(o, "curl_example", curl);
-    util_iso_time(keyed_int(r, 6), ts, sizeof(ts));
+    util_iso_time(r->created, ts, sizeof(ts));
     cJSON_AddStringToObject(o, "created_at", ts);
     cJSON_AddStringToObject(o, "sha256", meta.sha256);
     http_json(req, 200, o);
@@ -82,6 +81,6 @@ static void on_preview(h2o_req_t *req, keyed_op *op, const redisReply *r)
 
 int preview_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
-    keyed_run(req, RECORD_SCRIPT_PREVIEW, 0, key, keylen, on_preview);
+    keyed_run(req, store_preview, 0, key, keylen, on_preview);
     return 0;
 }

@@ -1,5 +1,5 @@
 /* ratelimit.h - per-client rate limits, counted in the store so they hold across all
- * workers and nodes (fixed windows: one INCR script per check). */
+ * workers and nodes (fixed windows: one store call per check). */
 #ifndef RZ_RATELIMIT_H
 #define RZ_RATELIMIT_H
 
@@ -17,9 +17,8 @@ void ratelimit_check(store *s, const char *kind, const char *client, const cfg_r
 /* The upload gate: UPLOAD_RATE_LIMIT plus at most MAX_UPLOADS_PER_CLIENT uploads in
  * progress (RATE_BUSY). After RATE_OK the caller must call ratelimit_upload_done. */
 void ratelimit_upload(store *s, const cfg *c, const char *client, rate_cb cb, void *data);
-/* Release the slot; done(data) runs once the store has it (or could not). */
+/* Release the slot (done may be NULL); done(data) runs once the store has it (or
+ * could not). Recording the upload (store_create) releases it too. */
 void ratelimit_upload_done(store *s, const char *client, void (*done)(void *data), void *data);
-/* The store key of a client's uploads in progress, for scripts that release it. */
-int ratelimit_inflight_key(char *out, size_t cap, const char *client);
 
 #endif

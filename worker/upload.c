@@ -396,14 +396,14 @@ typedef struct {
 
 static void restart(upload_op *op);
 
-static void on_created(redisReply *reply, void *data)
+static void on_created(record_outcome outcome, void *data)
 {
     create_ctx *cc = data;
     upload_op *op = cc->op;
     h2o_req_t *req = op->ref.req;
-    if (reply == NULL) {
+    if (outcome == RECORD_UNAVAILABLE) {
         answer_detail(op, 503, "Service temporarily unavailable");
-    } else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+    } else if (outcome == RECORD_TAKEN) {
         restart(op); /* the key is live already: draw another */
     } else {
         /* Recorded, and the script released the client's slot. If the client is gone
@@ -463,7 +463,6 @@ static void commit(upload_op *op, int expiry_min, int uses)
 {
     drop_meta meta;
     uint8_t blob[DROP_BLOB_MAX];
-    char salt_hex[2 * CRYPT_SALT_LEN + 1], k_upload[64], k_busy[128], s_uses[16], s_created[24], s_exp[24], s_size[24], s_ttl[16];
     int64_t created = (int64_t)(util_now_ms() / 1000), expires = created + (int64_t)expiry_min * 60;
     snprintf(meta.filename, sizeof(meta.filename), "%s", op->filename);
     snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
@@ -483,29 +482,16 @@ static void commit(upload_op *op, int expiry_min, int uses)
         answer_detail(op, 507, "Insufficient storage");
         return;
     }
-    crypt_hex(op->salt, sizeof(op->salt), salt_hex);
-    drop_store_key(k_upload, sizeof(k_upload), "upload", op->id);
-    const char *argv[11] = {k_upload, "expiries", k_busy, op->id, s_uses, s_created, s_exp, s_size, salt_hex,
-                            (char *)blob, s_ttl};
-    size_t lens[11];
-    lens[0] = strlen(k_upload);
-    lens[1] = strlen("expiries");
-    lens[2] = (size_t)ratelimit_inflight_key(k_busy, sizeof(k_busy), op->client);
-    lens[3] = strlen(op->id);
-    lens[4] = (size_t)snprintf(s_uses, sizeof(s_uses), "%d", uses);
-    lens[5] = (size_t)snprintf(s_created, sizeof(s_created), "%lld", (long long)created);
-    lens[6] = (size_t)snprintf(s_exp, sizeof(s_exp), "%lld", (long long)expires);
-    lens[7] = (size_t)snprintf(s_size, sizeof(s_size), "%llu", (unsigned long long)op->size);
-    lens[8] = strlen(salt_hex);
-    lens[9] = (size_t)bloblen;
-    lens[10] = (size_t)snprintf(s_ttl, sizeof(s_ttl), "%d", expiry_min * 60);
+    const record_new rec = {.id = op->id, .client = op->client, .uses = uses, .created = created,
+                            .expires = expires, .size = op->size, .salt = op->salt, .meta = blob,
+                            .meta_len = (size_t)bloblen};
     create_ctx *cc = malloc(sizeof(*cc));
     if (cc == NULL) {
         answer_detail(op, 500, "Internal server error");
         return;
     }
     *cc = (create_ctx){op, uses, created, expires};
-    store_script(op->w->store, RECORD_SCRIPT_CREATE, on_created, cc, 3, 11, argv, lens);
+    store_create(op->w->store, &rec, on_created, cc);
 }
 
 /* The body is parsed: check what the form said, then commit or refuse. */

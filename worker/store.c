@@ -1,4 +1,5 @@
-/* store.c - the asynchronous Valkey/Redis client, on h2o's evloop.
+/* store.c - the worker's Valkey/Redis client, asynchronous on h2o's evloop, and its
+ * typed calls (the commands and replies themselves are record.c's).
  *
  * hiredis has no adapter for h2o's evloop, so we wrap a dup of its fd in an h2o socket
  * that never reads by itself (DONT_READ) and hand readiness back to hiredis. hiredis
@@ -49,11 +50,23 @@ struct store {
     struct addrinfo gai_hints;
 };
 
+/* The caller's callback, whichever typed call it came through. */
+typedef union {
+    store_access_cb access;
+    store_outcome_cb outcome;
+    store_count_cb count;
+    void (*done)(void *data);
+} typed_cb;
+
+/* Reads a reply (NULL: none) into its typed form and calls cb with it. */
+typedef void (*deliver_fn)(const redisReply *reply, typed_cb cb, void *data);
+
 /* A command in flight; for scripts the arguments are kept to retry with EVAL if the
  * store has lost the script (NOSCRIPT). */
 typedef struct {
     store *s;
-    store_cb cb;
+    deliver_fn deliver;
+    typed_cb cb;
     void *data;
     int script;    /* -1 for plain commands */
     int argc;
@@ -312,11 +325,6 @@ void store_free(store *s)
     free(s);
 }
 
-int store_is_up(const store *s)
-{
-    return s->up;
-}
-
 /* ---- commands ---- */
 
 static void cmd_free(store_cmd *c)
@@ -349,13 +357,11 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
             return;
         reply = NULL;
     }
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        if (reply != NULL)
-            log_event(LOG_ERROR, "store_error", "%s", reply->str);
-        c->cb(NULL, c->data);
-    } else {
-        c->cb(reply, c->data);
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        log_event(LOG_ERROR, "store_error", "%s", reply->str);
+        reply = NULL;
     }
+    c->deliver(reply, c->cb, c->data);
     cmd_free(c);
 }
 
@@ -387,15 +393,12 @@ static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body)
     return 0;
 }
 
-static store_cmd *cmd_new(store *s, store_cb cb, void *data, int script, int argc, const char **argv,
-                          const size_t *argvlen)
+static store_cmd *cmd_new(store *s, int script, int argc, const char **argv, const size_t *argvlen)
 {
     store_cmd *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->s = s;
-    c->cb = cb;
-    c->data = data;
     c->script = script;
     c->argc = argc;
     c->argv = calloc((size_t)argc + 1, sizeof(char *));
@@ -415,34 +418,115 @@ fail:
     return NULL;
 }
 
-void store_command(store *s, store_cb cb, void *data, int argc, const char **argv, const size_t *argvlen)
+/* Send cmd (built is its builder's result); deliver runs exactly once, at once when
+ * the store is down or the command cannot be sent. A script goes as EVALSHA sha
+ * numkeys args. */
+static void submit(store *s, int built, const record_cmd *cmd, deliver_fn deliver, typed_cb cb, void *data)
 {
-    store_cmd *c = s->up ? cmd_new(s, cb, data, -1, argc, argv, argvlen) : NULL;
-    if (c == NULL || cmd_send(c, NULL, NULL) != 0) {
+    char nk[16];
+    const char *argv[RECORD_ARGS_MAX + 1];
+    size_t lens[RECORD_ARGS_MAX + 1];
+    int n = 0;
+    if (built == 0 && cmd->script >= 0) {
+        lens[n] = (size_t)snprintf(nk, sizeof(nk), "%d", cmd->nkeys);
+        argv[n++] = nk;
+    }
+    store_cmd *c = NULL;
+    if (built == 0 && s->up) {
+        memcpy(argv + n, cmd->argv, (size_t)cmd->argc * sizeof(argv[0]));
+        memcpy(lens + n, cmd->len, (size_t)cmd->argc * sizeof(lens[0]));
+        c = cmd_new(s, cmd->script, n + cmd->argc, argv, lens);
+    }
+    if (c != NULL) {
+        c->deliver = deliver;
+        c->cb = cb;
+        c->data = data;
+    }
+    if (c == NULL || cmd_send(c, c->script >= 0 ? "EVALSHA" : NULL, c->script >= 0 ? s->sha[c->script] : NULL) != 0) {
         if (c != NULL)
             cmd_free(c);
-        cb(NULL, data);
+        deliver(NULL, cb, data);
     }
 }
 
-void store_script(store *s, int script, store_cb cb, void *data, int nkeys, int argc, const char **argv,
-                  const size_t *argvlen)
+/* ---- typed calls ---- */
+
+static void deliver_access(const redisReply *reply, typed_cb cb, void *data)
 {
-    /* numkeys travels as the first argument after the sha. */
-    char nk[16];
-    int n = argc + 1;
-    const char *av[n];
-    size_t al[n];
-    al[0] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[0] = nk;
-    for (int i = 0; i < argc; i++) {
-        av[i + 1] = argv[i];
-        al[i + 1] = argvlen[i];
-    }
-    store_cmd *c = s->up ? cmd_new(s, cb, data, script, n, av, al) : NULL;
-    if (c == NULL || cmd_send(c, "EVALSHA", s->sha[script]) != 0) {
-        if (c != NULL)
-            cmd_free(c);
-        cb(NULL, data);
-    }
+    record_access a;
+    record_read_access(reply, &a);
+    cb.access(&a, data);
+}
+
+static void keyed(store *s, int (*build)(record_cmd *, const char *, const char *, const record_guard *, int64_t),
+                  const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
+                  void *data)
+{
+    record_cmd cmd;
+    submit(s, build(&cmd, id, client, g, now), &cmd, deliver_access, (typed_cb){.access = cb}, data);
+}
+
+void store_take_use(store *s, const char *id, const char *client, const record_guard *g, int64_t now,
+                    store_access_cb cb, void *data)
+{
+    keyed(s, record_cmd_take_use, id, client, g, now, cb, data);
+}
+
+void store_preview(store *s, const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
+                   void *data)
+{
+    keyed(s, record_cmd_preview, id, client, g, now, cb, data);
+}
+
+void store_status(store *s, const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
+                  void *data)
+{
+    keyed(s, record_cmd_status, id, client, g, now, cb, data);
+}
+
+static void deliver_create(const redisReply *reply, typed_cb cb, void *data)
+{
+    cb.outcome(record_read_create(reply), data);
+}
+
+void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data)
+{
+    record_cmd cmd;
+    submit(s, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
+}
+
+static void deliver_count(const redisReply *reply, typed_cb cb, void *data)
+{
+    cb.count(record_read_rate(reply), data);
+}
+
+void store_rate(store *s, const char *kind, const char *client, uint32_t period_s, int64_t now, store_count_cb cb,
+                void *data)
+{
+    record_cmd cmd;
+    submit(s, record_cmd_rate(&cmd, kind, client, period_s, now), &cmd, deliver_count, (typed_cb){.count = cb}, data);
+}
+
+static void deliver_gate(const redisReply *reply, typed_cb cb, void *data)
+{
+    cb.outcome(record_read_gate(reply), data);
+}
+
+void store_gate_enter(store *s, const char *client, const record_gate *g, int64_t now, store_outcome_cb cb, void *data)
+{
+    record_cmd cmd;
+    submit(s, record_cmd_gate_enter(&cmd, client, g, now), &cmd, deliver_gate, (typed_cb){.outcome = cb}, data);
+}
+
+static void deliver_done(const redisReply *reply, typed_cb cb, void *data)
+{
+    (void)reply;
+    if (cb.done != NULL)
+        cb.done(data);
+}
+
+void store_gate_leave(store *s, const char *client, void (*done)(void *data), void *data)
+{
+    record_cmd cmd;
+    submit(s, record_cmd_gate_leave(&cmd, client), &cmd, deliver_done, (typed_cb){.done = done}, data);
 }

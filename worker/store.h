@@ -1,0 +1,54 @@
+/* store.h - the worker's metadata store (Valkey/Redis) client and its typed calls.
+ *
+ * Asynchronous, driven by the worker's own h2o event loop: calls never block, a lost
+ * connection is retried with back-off, and while the store is down every call fails
+ * at once (RECORD_UNAVAILABLE, or a count of -1) so requests answer 503. Each call is
+ * one round trip; what it sends and how its reply reads is record.h's. Every callback
+ * runs exactly once, possibly before the call returns (when the store is known to be
+ * down); a pointer it is given lives only while it runs. */
+#ifndef RZ_STORE_H
+#define RZ_STORE_H
+
+#include <h2o.h>
+#include <stdint.h>
+
+#include "record.h"
+#include "store_url.h"
+
+typedef struct store store;
+
+store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms);
+void store_free(store *s);
+
+typedef void (*store_access_cb)(const record_access *r, void *data);
+typedef void (*store_outcome_cb)(record_outcome outcome, void *data);
+typedef void (*store_count_cb)(long long count, void *data);
+
+/* The brute-force guard, then the keyed operation on id for client (now: unix
+ * seconds); the outcomes are record_read_access's. They share one signature, so a
+ * caller can be handed the one it is to run. */
+typedef void (*store_access_fn)(store *s, const char *id, const char *client, const record_guard *g, int64_t now,
+                                store_access_cb cb, void *data);
+void store_take_use(store *s, const char *id, const char *client, const record_guard *g, int64_t now,
+                    store_access_cb cb, void *data);
+void store_preview(store *s, const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
+                   void *data);
+void store_status(store *s, const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
+                  void *data);
+
+/* Record a new upload and give its client's upload slot back: RECORD_OK, RECORD_TAKEN
+ * (the id is live: draw another key) or RECORD_UNAVAILABLE. */
+void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data);
+
+/* Count one request of kind for client in the fixed window of period_s holding now;
+ * cb gets the window's count so far, or -1. */
+void store_rate(store *s, const char *kind, const char *client, uint32_t period_s, int64_t now, store_count_cb cb,
+                void *data);
+
+/* The upload gate: RECORD_OK (the client now holds a slot), RECORD_LIMITED,
+ * RECORD_BUSY or RECORD_UNAVAILABLE. */
+void store_gate_enter(store *s, const char *client, const record_gate *g, int64_t now, store_outcome_cb cb, void *data);
+/* Give a slot back; done (may be NULL) runs once the store has it, or could not. */
+void store_gate_leave(store *s, const char *client, void (*done)(void *data), void *data);
+
+#endif
