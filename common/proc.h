@@ -22,10 +22,6 @@ typedef struct {
     uint64_t started_ms;   /* when the master started, for health */
 } proc_env;
 
-/* Child entry points; each returns the process's exit code. */
-int worker_main(const proc_env *env);
-int shredder_main(const proc_env *env);
-
 /* Signals a child acts on, set by its handlers; 0, or -1 with errno. */
 int proc_child_signals(void);
 extern volatile sig_atomic_t proc_quit;      /* SIGQUIT: finish in-flight work, exit */

@@ -27,8 +27,10 @@
 #include "paths.h"
 #include "proc.h"
 #include "routes.h"
+#include "shredder.h"
 #include "util.h"
 #include "version.h"
+#include "worker.h"
 
 #define MAX_CHILDREN 1024
 #define FAST_STOP_MS 5000

@@ -47,6 +47,9 @@ typedef struct {
     shredder_fails fails[WHERE_COUNT];
 } shredder;
 
+/* The shredder process (the master's fork calls it); returns its exit code. */
+int shredder_main(const proc_env *env);
+
 /* Heartbeat for /health/; also called between files of a long pass. */
 void shredder_beat(shredder *s);
 /* Stop now (SIGTERM) or after the current file (SIGQUIT)? */

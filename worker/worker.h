@@ -36,6 +36,9 @@ typedef struct worker {
     uint64_t housekeeping_ms;
 } worker;
 
+/* The worker process (the master's fork calls it); returns its exit code. */
+int worker_main(const proc_env *env);
+
 /* The worker serving a request: its h2o context is embedded in the worker. */
 static inline worker *worker_of(h2o_req_t *req)
 {
