@@ -1,6 +1,6 @@
 """Faults: a worker killed under load, the store stopped under load and restarted, a
-start with the store down, the store or the storage away (503, 507), a full disk, and
-one scenario under valgrind memcheck.
+start with the store down, the store or the storage away (503, 507), a store that forgot
+its scripts, a full disk, and one scenario under valgrind memcheck.
 
 Load comes from threads making real requests on fresh connections; every outcome is
 recorded (status, time taken, when) so that the test can say exactly which requests
@@ -355,6 +355,28 @@ def test_store_unreachable_is_503_and_an_upload_leaves_nothing():
                               target + ' with the store down')
         assert files_under(temp(server)) == [] and files_under(storage(server)) == [], \
             files_under(path('storage'))
+
+
+def test_a_store_that_forgot_its_scripts_still_answers_every_request():
+    # SCRIPT FLUSH, a restart with the same address or a failover all leave the workers
+    # holding script hashes the store no longer knows: each call then runs the body.
+    with Redis() as redis, Server(redis) as server:
+        redis.command('SCRIPT', 'FLUSH')
+        data = b'after SCRIPT FLUSH'
+        body, _ = upload_ok(server, data, uses=1)
+        key = body['key']
+        redis.command('SCRIPT', 'FLUSH')
+        status, _, body = server.json('GET', '/preview/' + key)
+        assert status == 200 and body['size'] == len(data), (status, body)
+        redis.command('SCRIPT', 'FLUSH')
+        status, _, body = server.json('GET', '/status/' + key)
+        assert status == 200 and body['status'] == 'active', (status, body)
+        redis.command('SCRIPT', 'FLUSH')
+        assert_downloads(server, key, data)
+        redis.command('SCRIPT', 'FLUSH')
+        status, _, body = server.json('GET', '/health/')
+        assert status == 200, (status, body)
+        assert server.events('store_error') == [], server.events('store_error')
 
 
 def test_storage_not_writable_is_507_and_leaves_nothing():
