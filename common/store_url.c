@@ -5,8 +5,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "value.h"
+
+_Static_assert(sizeof(((struct sockaddr_un *)0)->sun_path) == STORE_URL_PATH_MAX,
+               "a unix path that fits the struct must fit a socket address");
 
 static int is_digit(char c)
 {

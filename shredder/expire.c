@@ -13,6 +13,7 @@
 #include "util.h"
 
 #define EXPIRE_BATCH 256
+_Static_assert(EXPIRE_BATCH <= RECORD_DUE_MAX, "a full batch must be able to say that more may follow");
 /* A download whose use was taken in the last instant before the expiry may still be
  * opening the file: give it this long to take its shared lock first. */
 #define EXPIRE_GRACE_S 1
