@@ -10,7 +10,9 @@
    each test function runs in a forked process that leads its own session, in a fresh
    temporary directory, with a timeout; afterwards every process of that session (and
    every pid the harness registered) is killed, and under ASan the test fails if any
-   server's stderr holds a sanitizer report.
+   server's stderr holds a sanitizer report. A test that does not depend on the binary
+   (the build, the docs, the Dockerfile) runs once (harness.once), and a test that must
+   take longer than --timeout says how long (harness.timeout).
 
 Prints one line per test, `PASS|FAIL flavour name seconds` (failures followed by the
 traceback and the tails of the server's stderr and log), and last `N passed, N failed`.
@@ -558,7 +560,11 @@ def module_runner(flavour, module_path, k, timeout):
         name = '%s.%s' % (modname, attr[5:])
         if k and k not in name and k not in attr:
             continue
-        ok, duration, details = run_one_test(fn, timeout)
+        # A test (or its whole module) that does not run the server binary says so with
+        # `flavours = ('rel',)`: it then runs once, not once per binary.
+        if flavour not in getattr(fn, 'flavours', getattr(mod, 'FLAVOURS', (flavour,))):
+            continue
+        ok, duration, details = run_one_test(fn, getattr(fn, 'timeout', timeout))
         emit(name, ok, duration, details)
     out.write(json.dumps({'done': True}) + '\n')
     out.flush()

@@ -102,6 +102,21 @@ def _next(name):
 # ---------------------------------------------------------------------------------
 # Polling and processes
 
+def once(fn):
+    """Mark a test that does not run the server binary (it reads files, runs make): the
+    runner runs it once instead of against each binary."""
+    fn.flavours = ('rel',)
+    return fn
+
+
+def timeout(seconds):
+    """Give one test longer than the runner's per-test default (e.g. a full build)."""
+    def mark(fn):
+        fn.timeout = seconds
+        return fn
+    return mark
+
+
 class Timeout(AssertionError):
     pass
 

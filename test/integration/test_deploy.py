@@ -5,6 +5,7 @@ here: the image's build stage is replayed with the same commands on a copy of th
 build context); and `make run`'s script with its private store."""
 
 import fnmatch
+import glob
 import http.client
 import json
 import os
@@ -16,8 +17,8 @@ import signal
 import subprocess
 
 import harness
-from harness import (ROOT, WORDLIST, Redis, Server, free_port, listed_packages, make, path,
-                     port_open, request_line, run, sh, wait_until)
+from harness import (ROOT, WORDLIST, Redis, Server, free_port, listed_packages, make, once, path,
+                     port_open, request_line, run, sh, timeout, wait_until)
 
 
 ETC = os.path.join(ROOT, 'etc')
@@ -355,6 +356,7 @@ def linked_libraries(binary):
     return libs
 
 
+@once
 def test_dockerfile_has_a_debian_12_slim_build_stage_and_runtime_stage():
     stages = dockerfile_stages()
     assert len(stages) == 2, [s['from'] for s in stages]
@@ -391,6 +393,8 @@ def listed_modules(group):
     return names
 
 
+@once
+@timeout(180)  # dpkg and apt-cache read their databases: slow on a busy machine
 def test_dockerfile_build_stage_installs_every_package_the_build_needs():
     build = dockerfile_stages()[0]
     assert deps_groups(build) == ['build'], deps_groups(build)
@@ -409,17 +413,15 @@ def test_dockerfile_build_stage_installs_every_package_the_build_needs():
         owner = package_of(os.path.join(pcdir, name + '.pc'))
         assert owner in pkgs, '%s.pc comes from %s, not installed by the build stage' % (
             name, owner)
-    # Every header the sources include comes from those packages (or the C library).
-    cflags = sh(['pkg-config', '--cflags'] + names).stdout.split()
+    # Every header the sources include comes from those packages (or the C library): the
+    # compiler listed them in the release build's dependency files (-MMD).
     headers = set()
     for d in ('common', 'master', 'worker', 'shredder'):
-        for name in sorted(os.listdir(os.path.join(ROOT, d))):
-            if name.endswith('.c'):
-                r = sh(['cc', '-M', '-std=c11', '-D_GNU_SOURCE', '-DH2O_USE_LIBUV=0', '-Icommon',
-                        '-Iworker', '-Ishredder', '-Imaster'] + cflags + [os.path.join(d, name)],
-                       cwd=ROOT)
-                assert r.returncode == 0, r.stderr
-                headers |= {h for h in r.stdout.replace('\\\n', ' ').split()
+        dfiles = glob.glob(os.path.join(ROOT, 'build', 'rel', d, '*.d'))
+        assert dfiles, 'build the release binary first (make)'
+        for dep in dfiles:
+            with open(dep) as f:
+                headers |= {h for h in f.read().replace('\\\n', ' ').split()
                             if h.startswith('/usr/include')}
     owners = set()
     r = sh(['dpkg', '-S'] + sorted(headers))
@@ -429,16 +431,17 @@ def test_dockerfile_build_stage_installs_every_package_the_build_needs():
     toolchain = re.compile(r'^(libc6-dev|linux-libc-dev|libgcc-\d+-dev|libcrypt-dev)$')
     # -dev packages pull their own -dev dependencies; check them through apt's eyes.
     deps = set()
-    for p in pkgs:
-        out = sh(['apt-cache', 'depends', '--recurse', '--no-recommends', '--no-suggests',
-                  '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances', p]).stdout
-        for line in out.splitlines():
-            line = line.strip()
-            deps.add((line.split(': ', 1)[1] if ': ' in line else line).split(':')[0])
+    out = sh(['apt-cache', 'depends', '--recurse', '--no-recommends', '--no-suggests',
+              '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances'] + sorted(pkgs)).stdout
+    for line in out.splitlines():
+        line = line.strip()
+        deps.add((line.split(': ', 1)[1] if ': ' in line else line).split(':')[0])
     stray = {o for o in owners if o not in pkgs and o not in deps and not toolchain.match(o)}
     assert not stray, 'headers from packages the build stage does not install: %r' % stray
 
 
+@once
+@timeout(180)  # dpkg and apt-cache read their databases: slow on a busy machine
 def test_dockerfile_runtime_stage_installs_every_library_the_binary_links():
     runtime = dockerfile_stages()[1]
     pkgs = set(apt_packages(runtime))
@@ -454,6 +457,7 @@ def test_dockerfile_runtime_stage_installs_every_library_the_binary_links():
     assert not any(p.endswith('-dev') for p in pkgs), pkgs
 
 
+@once
 def test_dockerfile_runs_unprivileged_exposes_8000_and_keeps_state_in_a_volume():
     runtime = dockerfile_stages()[1]
     user = args_of(runtime, 'USER')
@@ -520,6 +524,8 @@ def build_context():
     return ctx
 
 
+@once
+@timeout(300)  # a full build of the project
 def test_dockerfile_build_stage_builds_from_the_repository_alone():
     """The build stage's commands, replayed on the build context (Debian 12 has the same
     packages here); the runtime stage's COPY sources must then exist."""
@@ -564,6 +570,7 @@ def compose():
         return yaml.safe_load(f)
 
 
+@once
 def test_compose_runs_the_app_with_an_ephemeral_valkey_on_one_bridge_network():
     doc = compose()
     services = doc['services']
@@ -591,6 +598,7 @@ def test_compose_runs_the_app_with_an_ephemeral_valkey_on_one_bridge_network():
     assert app['environment']['TRUSTED_PROXIES'] == gateway + '/32'
 
 
+@once
 def test_compose_volumes_hold_what_the_image_writes_and_its_settings_are_valid():
     app = compose()['services']['app']
     runtime = dockerfile_stages()[1]
@@ -625,6 +633,7 @@ HARDENING = {'NoNewPrivileges': 'yes', 'ProtectSystem': 'strict', 'ProtectHome':
              'CapabilityBoundingSet': ''}
 
 
+@once
 def test_systemd_unit_is_type_notify_reloads_with_hup_and_is_hardened():
     d = unit_directives(read('etc', 'raven-zero.service'))
     assert d['Type'] == ['notify']
@@ -653,6 +662,7 @@ def make_install(dest, prefix='/usr/local'):
     return r
 
 
+@once
 def test_systemd_analyze_verifies_the_installed_unit_and_rates_it_safe():
     dest = path('dest')
     make_install(dest)
@@ -672,6 +682,7 @@ def test_systemd_analyze_verifies_the_installed_unit_and_rates_it_safe():
     assert float(m.group(1)) <= 2.0, 'exposure %s:\n%s' % (m.group(1), r.stdout)
 
 
+@once
 def test_make_install_puts_binary_word_list_config_and_unit_where_they_belong():
     dest = path('dest')
     make_install(dest)
@@ -706,6 +717,7 @@ def test_make_install_puts_binary_word_list_config_and_unit_where_they_belong():
     assert open(conf).read().endswith('# edited by the administrator\n')
 
 
+@once
 def test_make_install_with_prefix_usr_puts_the_unit_in_usr_lib_systemd():
     dest = path('dest')
     make_install(dest, prefix='/usr')

@@ -13,6 +13,9 @@ import yaml  # python3-yaml (scripts/deps.sh)
 
 from harness import ROOT
 
+# Nothing here runs the server binary: once is enough, not once per binary.
+FLAVOURS = ('rel',)
+
 DOCS = ['README.md'] + sorted(os.path.relpath(p, ROOT)
                               for p in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
 API = os.path.join('docs', 'api.md')
