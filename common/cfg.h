@@ -29,7 +29,7 @@ typedef struct {
 #define CFG_WORKERS_MAX 256
 
 typedef struct cfg {
-    /* SPEC.md names */
+    /* the original service's names (docs/api.md) */
     char *redis_url;
     char *storage_path;
     char *temp_path;
@@ -75,7 +75,7 @@ typedef struct cfg {
 void cfg_init(cfg *c);
 void cfg_free(cfg *c);
 
-/* Set one setting by its SPEC name (case-insensitive, so YAML may use lower case).
+/* Set one setting by its name (case-insensitive, so YAML may use lower case).
  * Returns 0, or -1 with err = "NAME=value: expected ...". Unknown names are an error. */
 int cfg_set(cfg *c, const char *name, const char *value, char *err, size_t errlen);
 

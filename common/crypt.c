@@ -236,6 +236,16 @@ int crypt_id(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t key
     return 0;
 }
 
+int crypt_is_id(const char *s, size_t len)
+{
+    if (len != CRYPT_ID_HEX_LEN || strlen(s) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
 int crypt_derive(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
                  const uint8_t salt[CRYPT_SALT_LEN], const char *info, uint8_t out[CRYPT_KEY_LEN])
 {

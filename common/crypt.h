@@ -33,6 +33,8 @@ int crypt_secret_load(const char *path, uint8_t secret[CRYPT_SECRET_LEN], char *
  * 0, or -1 (out = "") if libcrypto fails, e.g. out of memory. */
 int crypt_id(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
              char out[CRYPT_ID_HEX_LEN + 1]);
+/* Is s (len bytes, NUL-terminated there) an id as crypt_id writes them? */
+int crypt_is_id(const char *s, size_t len);
 
 /* HKDF-SHA256(ikm = key, salt = secret || upload_salt, info) -> 32 bytes.
  * info "raven-zero v1 file" for file segments, "raven-zero v1 meta" for the blob. */

@@ -317,16 +317,6 @@ static long long elem_int(const redisReply *r, size_t i)
     return 0;
 }
 
-static int is_id(const char *s, size_t len)
-{
-    if (len != CRYPT_ID_HEX_LEN || strlen(s) != len)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
 static record_outcome outcome_named(const char *name)
 {
     static const struct {
@@ -411,7 +401,7 @@ void record_read_due(redisReply *r, record_due *out)
         if (e->type == REDIS_REPLY_STRING) {
             m->member = e->str;
             m->len = e->len;
-            m->is_id = is_id(e->str, e->len);
+            m->is_id = crypt_is_id(e->str, e->len);
         }
     }
 }

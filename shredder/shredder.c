@@ -40,15 +40,6 @@ int shredder_shred(shredder *s, const char *path)
     return shred_file(path, s->cfg->secure_shred_passes, &hooks);
 }
 
-int shredder_is_id(const char *name)
-{
-    size_t i = 0;
-    for (; name[i] != '\0'; i++)
-        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
-            return 0;
-    return i == CRYPT_ID_HEX_LEN;
-}
-
 int shredder_is_dots(const char *name)
 {
     return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;

@@ -67,8 +67,7 @@ void shredder_store_failed(shredder *s);
 void shredder_fail(shredder *s, int where, int err);
 void shredder_fails_report(shredder *s, int where);
 
-/* Is name a 32-char lowercase hex id? "." or ".."? */
-int shredder_is_id(const char *name);
+/* Is name "." or ".."? */
 int shredder_is_dots(const char *name);
 /* rmdir a STORAGE_PATH/<id[0:2]> directory that shredding may have emptied. */
 void shredder_rmdir_parent(const shredder *s, const char *id);

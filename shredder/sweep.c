@@ -132,7 +132,7 @@ static int storage_entry(shredder *s, const char *dir, const char *prefix, const
     struct stat st;
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) || lstat(path, &st) != 0)
         return 0;
-    if (!shredder_is_id(name) || strncmp(name, prefix, 2) != 0 || !S_ISREG(st.st_mode)) {
+    if (!crypt_is_id(name, strlen(name)) || strncmp(name, prefix, 2) != 0 || !S_ISREG(st.st_mode)) {
         c->unknown++; /* not ours: left alone */
         return 0;
     }

@@ -31,7 +31,7 @@ static void rmdir_storage_dir(const shredder *s, const char *name)
         return;
     memcpy(id, name, CRYPT_ID_HEX_LEN);
     id[CRYPT_ID_HEX_LEN] = '\0';
-    if (shredder_is_id(id))
+    if (crypt_is_id(id, strlen(id)))
         shredder_rmdir_parent(s, id);
 }
 

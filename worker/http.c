@@ -1,4 +1,4 @@
-/* http.c - what every response shares: JSON bodies, the SPEC's headers (a filter, so
+/* http.c - what every response shares: JSON bodies, the contract's headers (a filter, so
  * even h2o's own errors carry them), CORS, client identity, public URLs, and one log
  * line per request (a logger, so every way a request can end is logged once). */
 #include "http.h"

@@ -11,7 +11,7 @@ enum { RATE_OK, RATE_LIMITED, RATE_UNAVAILABLE, RATE_BUSY };
 /* outcome is RATE_*; retry_after in seconds when limited. */
 typedef void (*rate_cb)(void *data, int outcome, long retry_after);
 
-/* Count one request of kind ("upload", "health") for client against rate. */
+/* Count one request of kind (e.g. "health") for client against rate. */
 void ratelimit_check(store *s, const char *kind, const char *client, const cfg_rate *rate, rate_cb cb, void *data);
 
 /* The upload gate: UPLOAD_RATE_LIMIT plus at most MAX_UPLOADS_PER_CLIENT uploads in
