@@ -1,10 +1,12 @@
 /* addr.c - IP addresses in the 16-byte mapped form: parsing (networks, X-Forwarded-For
- * entries, sockets), text, network matching, and the walk of X-Forwarded-For past
- * trusted proxies. Owns what an address is; not which ones the server trusts. */
+ * entries, sockets), text, network matching, grouping into clients, and the walk of
+ * X-Forwarded-For past trusted proxies. Owns what an address is; not which ones the
+ * server trusts. */
 #include "addr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 static void map_ipv4(const void *in4, uint8_t out[16])
@@ -101,11 +103,50 @@ int addr_from_sockaddr(const struct sockaddr *sa, uint8_t out[16])
     return -1;
 }
 
+static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+/* An IPv4 address in IPv6 clothes: mapped (how we keep IPv4), or translated by NAT64
+ * under its well-known prefix, where each IPv4 client of the translator has its own
+ * IPv6 address and grouping them by prefix would make every one of them one client. */
+static int is_ipv4(const uint8_t addr[16])
+{
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    return memcmp(addr, mapped_prefix, 12) == 0 || memcmp(addr, nat64, 12) == 0;
+}
+
+/* The prefix addr_group keeps of addr. */
+static unsigned group_bits(const uint8_t addr[16], unsigned v6_prefix)
+{
+    return is_ipv4(addr) || v6_prefix > 128 ? 128 : v6_prefix;
+}
+
+void addr_group(const uint8_t addr[16], unsigned v6_prefix, uint8_t out[16])
+{
+    unsigned bits = group_bits(addr, v6_prefix);
+    if (out != addr)
+        memcpy(out, addr, 16);
+    for (unsigned i = bits; i < 128; i++)
+        out[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+}
+
+void addr_group_text(const uint8_t addr[16], unsigned v6_prefix, char *out, size_t cap)
+{
+    uint8_t g[16];
+    unsigned bits = group_bits(addr, v6_prefix);
+    addr_group(addr, v6_prefix, g);
+    addr_text(g, out, cap);
+    if (bits < 128 && out[0] != '\0') {
+        size_t n = strlen(out);
+        int w = snprintf(out + n, cap - n, "/%u", bits);
+        if (w < 0 || (size_t)w >= cap - n)
+            out[0] = '\0';
+    }
+}
+
 void addr_text(const uint8_t addr[16], char *out, size_t cap)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     const char *ok;
-    if (memcmp(addr, mapped, 12) == 0)
+    if (memcmp(addr, mapped_prefix, 12) == 0)
         ok = inet_ntop(AF_INET, addr + 12, out, (socklen_t)cap);
     else
         ok = inet_ntop(AF_INET6, addr, out, (socklen_t)cap);

@@ -8,6 +8,7 @@
 #ifndef RZ_ADDR_H
 #define RZ_ADDR_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -35,6 +36,18 @@ int addr_parse(const char *s, size_t len, uint8_t out[16]);
 int addr_from_sockaddr(const struct sockaddr *sa, uint8_t out[16]);
 /* Text form: dotted IPv4 for a mapped address, else IPv6. cap >= INET6_ADDRSTRLEN. */
 void addr_text(const uint8_t addr[16], char *out, size_t cap);
+
+/* The client an address counts as for limits, failure counts and blocks: an IPv6
+ * address stands for its /v6_prefix network (one host's SLAAC addresses, or a whole
+ * site's, are one client however many it rotates through); an IPv4 address, mapped or
+ * in the NAT64 well-known prefix 64:ff9b::/96, stays whole. out may be addr. */
+void addr_group(const uint8_t addr[16], unsigned v6_prefix, uint8_t out[16]);
+/* Longest addr_group_text: an IPv6 address, "/" and three digits. */
+#define ADDR_GROUP_TEXT_MAX (INET6_ADDRSTRLEN + 4)
+/* addr_group's result as the store names a client: "203.0.113.7" for IPv4,
+ * "2001:db8:1:2::/64" for an IPv6 network, the bare address at /128. cap >=
+ * ADDR_GROUP_TEXT_MAX. */
+void addr_group_text(const uint8_t addr[16], unsigned v6_prefix, char *out, size_t cap);
 
 /* One X-Forwarded-For value, walked from the right; call it only when *client (at
  * first the TCP peer) is a trusted proxy. An entry is believed because the hop to its

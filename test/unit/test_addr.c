@@ -235,6 +235,68 @@ static void text_too_small_for_the_address_is_empty(void **state)
     assert_string_equal(out, "");
 }
 
+/* ---- clients: addresses grouped by prefix ---- */
+
+static void group_text_of(const char *ip, unsigned prefix, char *out, size_t cap)
+{
+    uint8_t a[16];
+    assert_int_equal(addr_parse(ip, strlen(ip), a), 0);
+    addr_group_text(a, prefix, out, cap);
+}
+
+static void an_ipv6_client_is_its_prefix_and_an_ipv4_client_its_address(void **state)
+{
+    char out[ADDR_GROUP_TEXT_MAX];
+    (void)state;
+    group_text_of("2001:db8:1:2:a:b:c:d", 64, out, sizeof out);
+    assert_string_equal(out, "2001:db8:1:2::/64");
+    group_text_of("2001:db8:1:2:ffff:ffff:ffff:ffff", 64, out, sizeof out);
+    assert_string_equal(out, "2001:db8:1:2::/64");
+    group_text_of("2001:db8:1:2:a:b:c:d", 56, out, sizeof out);
+    assert_string_equal(out, "2001:db8:1::/56");
+    group_text_of("2001:db8:1:2:a:b:c:d", 33, out, sizeof out);
+    assert_string_equal(out, "2001:db8::/33");
+    group_text_of("2001:db8:1:2:a:b:c:d", 128, out, sizeof out);
+    assert_string_equal(out, "2001:db8:1:2:a:b:c:d");
+    group_text_of("203.0.113.7", 64, out, sizeof out);
+    assert_string_equal(out, "203.0.113.7");
+    group_text_of("::ffff:203.0.113.7", 32, out, sizeof out);
+    assert_string_equal(out, "203.0.113.7");
+}
+
+static void nat64_addresses_stay_whole_so_their_ipv4_clients_stay_apart(void **state)
+{
+    char a[ADDR_GROUP_TEXT_MAX], b[ADDR_GROUP_TEXT_MAX];
+    (void)state;
+    group_text_of("64:ff9b::203.0.113.7", 64, a, sizeof a);
+    group_text_of("64:ff9b::198.51.100.1", 64, b, sizeof b);
+    assert_string_not_equal(a, b);
+}
+
+static void grouping_in_place_clears_only_the_host_bits(void **state)
+{
+    uint8_t a[16], want[16];
+    (void)state;
+    v6("2001:db8:1:2:a:b:c:d", a);
+    addr_group(a, 60, a);
+    v6("2001:db8:1::", want);
+    assert_memory_equal(a, want, 16);
+    mapped4("192.0.2.33", a);
+    addr_group(a, 32, a);
+    mapped4("192.0.2.33", want);
+    assert_memory_equal(a, want, 16);
+}
+
+static void the_longest_group_text_fits_and_a_smaller_buffer_gets_nothing(void **state)
+{
+    char out[ADDR_GROUP_TEXT_MAX], small[17]; /* the address fits, its "/64" does not */
+    (void)state;
+    group_text_of("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 127, out, sizeof out);
+    assert_string_equal(out, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127");
+    group_text_of("2001:db8:1:2:a:b:c:d", 64, small, sizeof small);
+    assert_string_equal(small, "");
+}
+
 /* ---- the client behind trusted proxies ---- */
 
 /* Walk value as the one X-Forwarded-For line from a peer at peer; returns the walk's
@@ -314,6 +376,10 @@ int main(void)
         T(forwarded_entry_is_read_only_within_its_length),
         T(text_is_dotted_for_ipv4_and_shortest_for_ipv6),
         T(text_too_small_for_the_address_is_empty),
+        T(an_ipv6_client_is_its_prefix_and_an_ipv4_client_its_address),
+        T(nat64_addresses_stay_whole_so_their_ipv4_clients_stay_apart),
+        T(grouping_in_place_clears_only_the_host_bits),
+        T(the_longest_group_text_fits_and_a_smaller_buffer_gets_nothing),
         T(forwarded_client_is_the_rightmost_untrusted_entry),
         T(a_spoofed_entry_left_of_an_untrusted_one_is_ignored),
         T(a_malformed_entry_stops_the_walk_at_the_last_believed_hop),
