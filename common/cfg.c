@@ -85,7 +85,11 @@ typedef struct {
     X(SECRET_PATH, K_PATH, secret_path, 0, 0, "./storage/secret.key")                   \
     X(FSYNC_UPLOADS, K_BOOL, fsync_uploads, 0, 1, "false")                              \
     X(METRICS_ALLOW, K_CIDRS, metrics_allow, 0, 1024, "127.0.0.0/8,::1/128")            \
+    X(IPV6_PREFIX, K_UINT, ipv6_prefix, 32, 128, "64")                                  \
+    X(GLOBAL_FAIL_LIMIT, K_RATE, global_fail_limit, 1, RATE_MAX, "600/minute")          \
     X(MAX_CONNECTIONS, K_UINT, max_connections, 1, 1000000, "1024")                     \
+    X(MAX_CONNECTIONS_PER_CLIENT, K_UINT, max_connections_per_client, 1, 1000000, "64") \
+    X(HEAD_TIMEOUT, K_UINT, head_timeout, 1, 3600, "10")                                \
     X(MAX_UPLOADS_PER_CLIENT, K_UINT, max_uploads_per_client, 1, 1000, "4")             \
     X(IDLE_TIMEOUT, K_UINT, idle_timeout, 1, 3600, "10")                                \
     X(BODY_TIMEOUT, K_UINT, body_timeout, 1, 3600, "60")                                \

@@ -58,9 +58,13 @@ typedef struct cfg {
     char *secret_path;
     int fsync_uploads;         /* bool */
     addr_cidr_list metrics_allow;
+    uint32_t ipv6_prefix;      /* an IPv6 client is its /ipv6_prefix network */
+    cfg_rate global_fail_limit; /* unknown-key answers across all clients per window */
 
     /* resource bounds */
     uint32_t max_connections;       /* per worker */
+    uint32_t max_connections_per_client; /* per worker; trusted proxies are not counted */
+    uint32_t head_timeout;          /* seconds a connection may take to send a request head */
     uint32_t max_uploads_per_client;
     uint32_t idle_timeout;          /* seconds, keep-alive and header read */
     uint32_t body_timeout;          /* seconds, a request body must keep arriving */

@@ -195,7 +195,7 @@ static void cfg_names_lists_every_spec_setting_once(void **state)
     for (; cfg_names[n] != NULL; n++)
         for (size_t j = 0; j < n; j++)
             assert_string_not_equal(cfg_names[j], cfg_names[n]);
-    assert_int_equal(n, 35);
+    assert_int_equal(n, 39);
     for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
         size_t j = 0;
         while (cfg_names[j] != NULL && strcmp(cfg_names[j], spec[i]) != 0)
@@ -271,6 +271,9 @@ static void integer_settings_accept_their_bounds_and_reject_beyond(void **state)
         {"LOG_BACKUPS", "0", "100", "-1", "101"},
         {"LOG_MAX_BYTES", "4096", "1099511627776", "4095", "1099511627777"},
         {"MAX_CONNECTIONS", "1", "1000000", "0", "1000001"},
+        {"MAX_CONNECTIONS_PER_CLIENT", "1", "1000000", "0", "1000001"},
+        {"HEAD_TIMEOUT", "1", "3600", "0", "3601"},
+        {"IPV6_PREFIX", "32", "128", "31", "129"},
         {"MAX_UPLOADS_PER_CLIENT", "1", "1000", "0", "1001"},
         {"IDLE_TIMEOUT", "1", "3600", "0", "3601"},
         {"BODY_TIMEOUT", "1", "3600", "0", "3601"},
