@@ -9,6 +9,10 @@
  *   expiries        sorted set, id by expiry (unix s): the shredder's index.
  *   fail:{client}   unknown keys asked for, remembered fail_memory_s;
  *   block:{client}  set when they reach fail_limit, for block_s.
+ *   fails:WINDOW    unknown keys asked for by all clients together in a fixed window
+ *                   (WINDOW = now / budget period). Once past the budget, a client
+ *                   without a fail:{client} yet is counted here only, so a flood from
+ *                   ever new addresses creates at most budget fail keys per window.
  *   rate:KIND:CLIENT:WINDOW   fixed-window counters (WINDOW = now / period).
  *   inflight:{client}         uploads in progress, released by create or gate leave. */
 #include "record.h"
@@ -20,19 +24,24 @@
 
 #define KEY_EXPIRIES "expiries"
 
-/* Ahead of every keyed script: KEYS[2] fail:{client}, KEYS[3] block:{client};
- * ARGV[2] fail limit, ARGV[3] block seconds, ARGV[4] fail memory seconds. */
+/* Ahead of every keyed script: KEYS[2] fail:{client}, KEYS[3] block:{client}, KEYS[5]
+ * fails:WINDOW; ARGV[2] fail limit, ARGV[3] block seconds, ARGV[4] fail memory
+ * seconds, ARGV[6] failure budget, ARGV[7] its period. An unknown key answers
+ * {'unknown', failures of all clients in this window}. */
 #define GUARD                                                                                                          \
     "local bt = redis.call('TTL', KEYS[3])\n"                                                                          \
     "if bt > 0 then return {'blocked', bt} end\n"                                                                      \
     "local function fail()\n"                                                                                          \
+    "  local g = redis.call('INCR', KEYS[5])\n"                                                                        \
+    "  if g == 1 then redis.call('EXPIRE', KEYS[5], ARGV[7]) end\n"                                                    \
+    "  if g > tonumber(ARGV[6]) and redis.call('EXISTS', KEYS[2]) == 0 then return {'unknown', g} end\n"              \
     "  local n = redis.call('INCR', KEYS[2])\n"                                                                        \
     "  if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end\n"                                                    \
     "  if n >= tonumber(ARGV[2]) then\n"                                                                               \
     "    redis.call('SET', KEYS[3], 1, 'EX', ARGV[3])\n"                                                               \
     "    redis.call('DEL', KEYS[2])\n"                                                                                 \
     "  end\n"                                                                                                          \
-    "  return {'unknown'}\n"                                                                                           \
+    "  return {'unknown', g}\n"                                                                                        \
     "end\n"
 
 const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
@@ -47,9 +56,10 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                              "redis.call('DECR', KEYS[3])\n"
                              "return 1\n",
 
-    /* The keyed scripts: KEYS upload:{id}, fail:{c}, block:{c}, expiries; ARGV now, fail
-     * limit, block seconds, fail memory, id.
-     * -> blocked ttl | unknown | expired | burned | ok uses_left expiry size salt meta created.
+    /* The keyed scripts: KEYS upload:{id}, fail:{c}, block:{c}, expiries, fails:WINDOW;
+     * ARGV now, fail limit, block seconds, fail memory, id, failure budget, its period.
+     * -> blocked ttl | unknown window_fails | expired | burned
+     *    | ok uses_left expiry size salt meta created.
      * Taking the last use also puts the id due in the expiry index: if the download
      * never gets to move the file into the trash (client gone, worker killed), the
      * shredder's expiry pass still takes it at once. */
@@ -68,7 +78,8 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                                      "end\n"
                                      "return {'ok', u, h[2], h[3], h[4], h[5], h[6]}\n",
 
-    /* -> blocked ttl | unknown | gone | previewed | ok uses_left expiry size salt meta created */
+    /* -> blocked ttl | unknown window_fails | gone | previewed
+     *    | ok uses_left expiry size salt meta created */
     [RECORD_SCRIPT_PREVIEW] =
         GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 's', 'salt', 'meta', 'c', 'p', 'b')\n"
               "if not h[1] then return fail() end\n"
@@ -77,7 +88,7 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
               "redis.call('HSET', KEYS[1], 'p', 1)\n"
               "return {'ok', tonumber(h[1]), h[2], h[3], h[4], h[5], h[6]}\n",
 
-    /* -> blocked ttl | unknown | active|expired|burned uses_left expiry */
+    /* -> blocked ttl | unknown window_fails | active|expired|burned uses_left expiry */
     [RECORD_SCRIPT_STATUS] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 'b')\n"
                                    "if not h[1] then return fail() end\n"
                                    "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired', 0, h[2]} end\n"
@@ -195,16 +206,21 @@ int record_cmd_create(record_cmd *cmd, const record_new *n)
 
 static int keyed(record_cmd *cmd, int script, const char *id, const char *client, const record_guard *g, int64_t now)
 {
-    begin(cmd, script, 4);
+    if (g->budget_period_s == 0)
+        return -1;
+    begin(cmd, script, 5);
     key_upload(cmd, id);
     key_client(cmd, "fail", client);
     key_client(cmd, "block", client);
     arg_static(cmd, KEY_EXPIRIES);
+    arg_fmt(cmd, "fails:%llu", (unsigned long long)now / g->budget_period_s);
     arg_fmt(cmd, "%lld", (long long)now);
     arg_fmt(cmd, "%u", g->fail_limit);
     arg_fmt(cmd, "%u", g->block_s);
     arg_fmt(cmd, "%u", g->fail_memory_s);
     arg_bytes(cmd, id, strlen(id));
+    arg_fmt(cmd, "%u", g->budget);
+    arg_fmt(cmd, "%u", g->budget_period_s);
     return finish(cmd);
 }
 
@@ -353,6 +369,7 @@ void record_read_access(const redisReply *r, record_access *out)
     out->outcome = outcome_named(elem_str(r, 0));
     switch (out->outcome) {
     case RECORD_BLOCKED: out->retry_after = elem_int(r, 1); break;
+    case RECORD_UNKNOWN: out->window_fails = elem_int(r, 1); break;
     case RECORD_OK:
     case RECORD_EXPIRED:
     case RECORD_BURNED:

@@ -60,15 +60,18 @@ typedef enum {
 
 /* The brute-force guard that runs ahead of every keyed request. */
 typedef struct {
-    uint32_t fail_limit;    /* unknown keys that block the client */
-    uint32_t block_s;       /* how long the block lasts */
-    uint32_t fail_memory_s; /* how long an unknown key is counted */
+    uint32_t fail_limit;      /* unknown keys that block the client */
+    uint32_t block_s;         /* how long the block lasts */
+    uint32_t fail_memory_s;   /* how long an unknown key is counted */
+    uint32_t budget;          /* unknown keys of all clients together per window ... */
+    uint32_t budget_period_s; /* ... of this many seconds */
 } record_guard;
 
 /* A keyed request's answer: take a use, preview, status. */
 typedef struct {
     record_outcome outcome;
     long long retry_after; /* BLOCKED */
+    long long window_fails; /* UNKNOWN: unknown keys of all clients in the budget's window */
     long long uses_left;   /* OK: after this request */
     long long expires;     /* OK, and EXPIRED or BURNED of status: unix seconds */
     long long created;     /* OK of take and preview */

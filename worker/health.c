@@ -75,7 +75,7 @@ int health_handle(h2o_req_t *req)
         return 0;
     }
     req_ref_init(&op->ref, req);
-    http_client(req, client);
+    http_client_key(req, client);
     ratelimit_check(w->store, "health", client, &w->cfg->health_rate_limit, on_rate, op);
     return 0;
 }

@@ -15,6 +15,8 @@
 
 #define H(s) s, sizeof(s) - 1
 
+_Static_assert(HTTP_ADDR_MAX >= ADDR_GROUP_TEXT_MAX, "a client key fits HTTP_ADDR_MAX");
+
 void http_header(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len)
 {
     h2o_add_header(&req->pool, &req->res.headers, token, NULL, h2o_strdup(&req->pool, value, len).base, len);
@@ -141,6 +143,15 @@ void http_client(h2o_req_t *req, char *out)
         snprintf(out, HTTP_ADDR_MAX, "unknown");
     else
         addr_text(a, out, HTTP_ADDR_MAX);
+}
+
+void http_client_key(h2o_req_t *req, char *out)
+{
+    uint8_t a[16];
+    if (http_client_addr(req, a) != 0)
+        snprintf(out, HTTP_ADDR_MAX, "unknown");
+    else
+        addr_group_text(a, worker_of(req)->cfg->ipv6_prefix, out, HTTP_ADDR_MAX);
 }
 
 /* ---- public URLs ---- */

@@ -27,8 +27,13 @@ void http_rate_limited(h2o_req_t *req, long retry_after);
 /* The client: the TCP peer, or the right-most untrusted X-Forwarded-For entry when
  * the peer is a trusted proxy. 0, or -1 when the peer has no IP address. */
 int http_client_addr(h2o_req_t *req, uint8_t out[16]);
-/* The same in text form into out (HTTP_ADDR_MAX), "unknown" without an IP address. */
+/* The same in text form into out (HTTP_ADDR_MAX), "unknown" without an IP address:
+ * what the log shows. */
 void http_client(h2o_req_t *req, char *out);
+/* The client as limits, failure counts and blocks know it (addr_group_text: an IPv6
+ * client is its IPV6_PREFIX network) into out (HTTP_ADDR_MAX), "unknown" without an
+ * IP address. */
+void http_client_key(h2o_req_t *req, char *out);
 /* "scheme://host" for URLs in responses: PUBLIC_URL, or the request's own. */
 void http_base_url(h2o_req_t *req, char *out, size_t cap);
 

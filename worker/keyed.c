@@ -1,4 +1,5 @@
-/* keyed.c - id derivation, block check and failure counting for keyed requests. */
+/* keyed.c - id derivation, block check and failure counting for keyed requests, and
+ * their wait while the failure budget of all clients (GLOBAL_FAIL_LIMIT) is spent. */
 #include "keyed.h"
 
 #include <errno.h>
@@ -20,7 +21,22 @@
 typedef struct {
     req_ref ref;
     keyed_op op;
+    worker *w;
+    store_access_fn call;
+    int flags;
+    char client[HTTP_ADDR_MAX];
+    int64_t now;              /* unix seconds the store call was made at */
+    h2o_timeout_entry_t wait; /* linked while the failure budget is spent */
 } keyed_state;
+
+static void state_free(keyed_state *st)
+{
+    req_ref_release(&st->ref);
+    if (st->op.fd >= 0)
+        close(st->op.fd);
+    OPENSSL_cleanse(st->op.key, sizeof(st->op.key));
+    free(st);
+}
 
 int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const record_access *r, drop_meta *meta)
 {
@@ -29,25 +45,56 @@ int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const record_access *r, 
     return drop_meta_open(worker_of(req)->env->secret, op->key, op->keylen, r->salt, r->meta, r->meta_len, meta);
 }
 
+/* ---- the failure budget (GLOBAL_FAIL_LIMIT) ---- */
+
+/* Refusing only the failing requests once the budget is spent would tell a guesser
+ * exactly what a 404 does, as fast. So every request naming a key waits instead, hit or
+ * miss, until the window ends: the guessing rate then has a ceiling of the connections
+ * a worker holds (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT) per delay. */
+static int budget_spent(const worker *w)
+{
+    return util_now_ms() < w->budget_spent_until_ms;
+}
+
+/* An unknown key was answered; window_fails is the count of all clients' in the
+ * budget's window holding now (unix seconds). The store counts for the whole cluster,
+ * so exactly one answer sees the budget pass: that worker logs it. */
+static void budget_note(worker *w, long long window_fails, int64_t now)
+{
+    const cfg_rate *b = &w->cfg->global_fail_limit;
+    if (window_fails <= (long long)b->count)
+        return;
+    uint64_t window_end = ((uint64_t)now / b->period_s + 1) * b->period_s;
+    if (window_end * 1000 > w->budget_spent_until_ms)
+        w->budget_spent_until_ms = window_end * 1000;
+    if (window_fails == (long long)b->count + 1) {
+        shm_add(w->env->shm, M_FAIL_BUDGET_EXCEEDED, 1);
+        log_event(LOG_WARNING, "failure_budget_exceeded",
+                  "more than GLOBAL_FAIL_LIMIT=%u unknown keys in %u s across all clients: requests naming a key "
+                  "wait %d ms for the next %llu s",
+                  b->count, b->period_s, KEYED_BUDGET_DELAY_MS,
+                  (unsigned long long)(window_end > (uint64_t)now ? window_end - (uint64_t)now : 0));
+    }
+}
+
 static void on_found(const record_access *r, void *data)
 {
     keyed_state *st = data;
     h2o_req_t *req = st->ref.req;
     req_ref_release(&st->ref);
+    if (r->outcome == RECORD_UNKNOWN)
+        budget_note(st->w, r->window_fails, st->now);
     if (req == NULL) {
         /* client gone */
     } else if (r->outcome == RECORD_UNAVAILABLE) {
         http_unavailable(req);
     } else if (r->outcome == RECORD_BLOCKED) {
-        shm_add(worker_of(req)->env->shm, M_BLOCKED, 1);
+        shm_add(st->w->env->shm, M_BLOCKED, 1);
         http_blocked(req, (long)r->retry_after);
     } else {
         st->op.cb(req, &st->op, r);
     }
-    if (st->op.fd >= 0)
-        close(st->op.fd);
-    OPENSSL_cleanse(st->op.key, sizeof(st->op.key));
-    free(st);
+    state_free(st);
 }
 
 /* The stored file, open and share-locked; -1 when absent or held by the shredder
@@ -75,6 +122,38 @@ static int open_stored(const cfg *c, const char *id)
     return fd;
 }
 
+/* Open the stored file if asked, then the store call with its guard. */
+static void lookup(keyed_state *st)
+{
+    h2o_req_t *req = st->ref.req;
+    worker *w = st->w;
+    if (st->op.keylen > 0 && (st->flags & KEYED_OPEN_FILE)) {
+        st->op.fd = open_stored(w->cfg, st->op.id);
+        /* Absent or held by the shredder means gone; anything else (EMFILE, EIO)
+         * is our trouble, and must not cost the client a use. */
+        if (st->op.fd < 0 && errno != ENOENT && errno != EWOULDBLOCK) {
+            log_event(LOG_ERROR, "download_open_failed", "%s", strerror(errno));
+            state_free(st);
+            http_error(req, 503, "Service temporarily unavailable");
+            return;
+        }
+    }
+    const cfg_rate *b = &w->cfg->global_fail_limit;
+    const record_guard guard = {w->cfg->download_fail_limit, w->cfg->download_block_window, DROP_FAIL_MEMORY_S,
+                                b->count, b->period_s};
+    st->now = (int64_t)(util_now_ms() / 1000);
+    st->call(w->store, st->op.id, st->client, &guard, st->now, on_found, st);
+}
+
+static void on_budget_wait(h2o_timeout_entry_t *entry)
+{
+    keyed_state *st = H2O_STRUCT_FROM_MEMBER(keyed_state, wait, entry);
+    if (st->ref.req == NULL)
+        state_free(st); /* client gone while it waited */
+    else
+        lookup(st);
+}
+
 void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, keyed_cb cb)
 {
     worker *w = worker_of(req);
@@ -83,6 +162,9 @@ void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key,
         http_error(req, 500, "Internal server error");
         return;
     }
+    st->w = w;
+    st->call = call;
+    st->flags = flags;
     st->op.cb = cb;
     st->op.fd = -1;
     for (size_t i = 0; i < keylen && i + 1 < sizeof(st->op.echo); i++)
@@ -93,23 +175,16 @@ void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key,
         memcpy(st->op.key, key, keylen);
         st->op.keylen = keylen;
         crypt_id(w->env->secret, key, keylen, st->op.id);
-        if (flags & KEYED_OPEN_FILE) {
-            st->op.fd = open_stored(w->cfg, st->op.id);
-            /* Absent or held by the shredder means gone; anything else (EMFILE, EIO)
-             * is our trouble, and must not cost the client a use. */
-            if (st->op.fd < 0 && errno != ENOENT && errno != EWOULDBLOCK) {
-                log_event(LOG_ERROR, "download_open_failed", "%s", strerror(errno));
-                free(st);
-                http_error(req, 503, "Service temporarily unavailable");
-                return;
-            }
-        }
     } else {
         snprintf(st->op.id, sizeof(st->op.id), "none");
     }
-    char client[HTTP_ADDR_MAX];
-    const record_guard guard = {w->cfg->download_fail_limit, w->cfg->download_block_window, DROP_FAIL_MEMORY_S};
-    http_client(req, client);
+    http_client_key(req, st->client);
     req_ref_init(&st->ref, req);
-    call(w->store, st->op.id, client, &guard, (int64_t)(util_now_ms() / 1000), on_found, st);
+    if (!budget_spent(w)) {
+        lookup(st);
+        return;
+    }
+    shm_add(w->env->shm, M_FAIL_BUDGET_DELAYED, 1);
+    st->wait.cb = on_budget_wait;
+    h2o_timeout_link(w->ctx.loop, &w->budget_timeout, &st->wait);
 }

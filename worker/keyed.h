@@ -1,6 +1,7 @@
 /* keyed.h - the first step of every request that names a key (download, preview,
  * status): derive the id, run the endpoint's store call (which carries the client's
- * block check and failure count), and answer 503 / 429 on its behalf. */
+ * block check and failure count, and the failure budget of all clients), and answer
+ * 503 / 429 on its behalf. */
 #ifndef RZ_KEYED_H
 #define RZ_KEYED_H
 
@@ -30,7 +31,13 @@ struct keyed_op {
  * a file held: another download taking the last use cannot move it away first. */
 #define KEYED_OPEN_FILE 1
 
-/* call: store_take_use, store_preview or store_status. */
+/* How long a request naming a key waits while the failure budget of all clients
+ * (GLOBAL_FAIL_LIMIT) is spent. */
+#define KEYED_BUDGET_DELAY_MS 1000
+
+/* call: store_take_use, store_preview or store_status. The client is the request's
+ * key for limits (http_client_key). While the failure budget is spent, the request
+ * first waits KEYED_BUDGET_DELAY_MS (on worker.budget_timeout). */
 void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, keyed_cb cb);
 
 /* The sealed metadata of an OK of take-use or preview, opened with the request's key;

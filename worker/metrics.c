@@ -32,6 +32,10 @@ static const struct {
     {M_BLOCKED, "blocked_requests_total", "Requests refused (429) because the client is blocked after failed keys."},
     {M_STORE_ERRORS, "store_errors_total", "Requests answered 503 because the metadata store did not answer."},
     {M_WORKER_RESTARTS, "worker_restarts_total", "Workers and shredders that died and were restarted."},
+    {M_FAIL_BUDGET_EXCEEDED, "failure_budget_exceeded_total",
+     "Windows in which unknown keys of all clients passed GLOBAL_FAIL_LIMIT (counted by the server that saw it)."},
+    {M_FAIL_BUDGET_DELAYED, "failure_budget_delayed_total",
+     "Requests naming a key that waited because GLOBAL_FAIL_LIMIT was passed."},
 };
 
 void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds)

@@ -644,7 +644,7 @@ int upload_handle(h2o_req_t *req)
         answer_detail(op, 500, "Internal server error");
         return 0;
     }
-    http_client(req, op->client);
+    http_client_key(req, op->client);
     ratelimit_upload(w->store, w->cfg, op->client, on_rate, op);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "keyed.h"
 #include "log.h"
 #include "routes.h"
 #include "util.h"
@@ -236,6 +237,7 @@ static void setup_h2o(worker *w)
      * the same pass, so slices re-linked there would never yield to I/O. */
     h2o_timeout_init(w->ctx.loop, &w->slice_timeout, 1);
     h2o_timeout_init(w->ctx.loop, &w->stall_timeout, (uint64_t)c->body_timeout * 1000);
+    h2o_timeout_init(w->ctx.loop, &w->budget_timeout, KEYED_BUDGET_DELAY_MS);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->globalconf.hosts;
 }

@@ -24,6 +24,8 @@ typedef struct worker {
     magic_t magic;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
+    h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */
+    uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
     worker_conn *conns;   /* open client connections */
     size_t nconns;
     size_t active_reqs;   /* requests inside a handler or streaming a response */

@@ -49,7 +49,8 @@ SETTINGS = (
     'LISTEN', 'WORKERS', 'TRUSTED_PROXIES', 'CORS_ORIGINS', 'PUBLIC_URL', 'LOG_PATH',
     'LOG_MAX_BYTES', 'LOG_BACKUPS', 'LOG_STDOUT', 'LOG_LEVEL', 'SECRET_PATH',
     'FSYNC_UPLOADS', 'METRICS_ALLOW', 'MAX_CONNECTIONS', 'MAX_UPLOADS_PER_CLIENT',
-    'IDLE_TIMEOUT', 'BODY_TIMEOUT', 'SHUTDOWN_TIMEOUT',
+    'IDLE_TIMEOUT', 'BODY_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'IPV6_PREFIX', 'GLOBAL_FAIL_LIMIT',
+    'MAX_CONNECTIONS_PER_CLIENT', 'HEAD_TIMEOUT',
 )
 
 START_TIMEOUT = 30.0     # seconds a server may take to become ready (ASan is slow)
@@ -242,6 +243,9 @@ def default_settings(port=None, redis_url=None):
         'LOG_PATH': path('logs', 'raven_zero.log'),
         'UPLOAD_RATE_LIMIT': '100000/second',
         'HEALTH_RATE_LIMIT': '100000/second',
+        # Tests that send many unknown keys on purpose would otherwise wait a second for
+        # each once they pass the failure budget of all clients.
+        'GLOBAL_FAIL_LIMIT': '1000000000/second',
         'DICEWARE_WORDLIST_PATH': WORDLIST,
     }
 

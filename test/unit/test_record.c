@@ -270,16 +270,42 @@ static void a_new_record_carries_binary_meta_hex_salt_and_its_ttl(void **state)
 static void keyed_commands_tag_the_clients_keys_alike(void **state)
 {
     (void)state;
-    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600};
+    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60};
     record_cmd c;
-    assert_int_equal(record_cmd_status(&c, ID, "::1", &g, 1700000000), 0);
+    assert_int_equal(record_cmd_status(&c, ID, "2001:db8::/64", &g, 1700000000), 0);
     assert_int_equal(c.script, RECORD_SCRIPT_STATUS);
-    assert_int_equal(c.nkeys, 4);
+    assert_int_equal(c.nkeys, 5);
     assert_arg(&c, 0, "upload:{" ID "}");
-    assert_arg(&c, 1, "fail:{::1}");
-    assert_arg(&c, 2, "block:{::1}");
-    assert_arg(&c, 4, "1700000000");
-    assert_arg(&c, c.argc - 1, ID);
+    assert_arg(&c, 1, "fail:{2001:db8::/64}");
+    assert_arg(&c, 2, "block:{2001:db8::/64}");
+    assert_arg(&c, 5, "1700000000");
+    assert_arg(&c, 9, ID);
+    assert_arg(&c, 10, "500");
+    assert_arg(&c, 11, "60");
+}
+
+static void the_failure_budget_counts_in_a_fixed_window_of_its_period(void **state)
+{
+    (void)state;
+    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60};
+    record_cmd c;
+    assert_int_equal(record_cmd_take_use(&c, ID, "10.0.0.1", &g, 1700000039), 0);
+    assert_arg(&c, 4, "fails:28333333");
+    assert_int_equal(record_cmd_preview(&c, ID, "10.0.0.1", &g, 1700000040), 0);
+    assert_arg(&c, 4, "fails:28333334");
+    g.budget_period_s = 0;
+    assert_int_equal(record_cmd_take_use(&c, ID, "10.0.0.1", &g, 1700000040), -1);
+}
+
+static void an_unknown_key_says_how_many_failed_in_the_window(void **state)
+{
+    (void)state;
+    record_access a = access_of("*2\r\n$7\r\nunknown\r\n:601\r\n");
+    assert_int_equal(a.outcome, RECORD_UNKNOWN);
+    assert_int_equal(a.window_fails, 601);
+    a = access_of("*1\r\n$7\r\nunknown\r\n");
+    assert_int_equal(a.outcome, RECORD_UNKNOWN);
+    assert_int_equal(a.window_fails, 0);
 }
 
 static void the_rate_window_is_part_of_the_key(void **state)
@@ -302,7 +328,7 @@ static void an_argument_that_does_not_fit_is_refused(void **state)
     char client[300];
     memset(client, 'a', sizeof(client) - 1);
     client[sizeof(client) - 1] = '\0';
-    record_guard g = {10, 600, 600};
+    record_guard g = {10, 600, 600, 500, 60};
     record_cmd c;
     assert_int_equal(record_cmd_take_use(&c, ID, client, &g, 1), -1);
     assert_int_equal(record_cmd_gate_leave(&c, client), -1);
@@ -326,6 +352,8 @@ int main(void)
         cmocka_unit_test(a_lookup_tells_live_burned_absent_and_what_it_cannot_read),
         cmocka_unit_test(a_new_record_carries_binary_meta_hex_salt_and_its_ttl),
         cmocka_unit_test(keyed_commands_tag_the_clients_keys_alike),
+        cmocka_unit_test(the_failure_budget_counts_in_a_fixed_window_of_its_period),
+        cmocka_unit_test(an_unknown_key_says_how_many_failed_in_the_window),
         cmocka_unit_test(the_rate_window_is_part_of_the_key),
         cmocka_unit_test(an_argument_that_does_not_fit_is_refused),
     };
