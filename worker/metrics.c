@@ -36,6 +36,11 @@ static const struct {
      "Windows in which unknown keys of all clients passed GLOBAL_FAIL_LIMIT (counted by the server that saw it)."},
     {M_FAIL_BUDGET_DELAYED, "failure_budget_delayed_total",
      "Requests naming a key that waited because GLOBAL_FAIL_LIMIT was passed."},
+    {M_CONNS_OVER_CLIENT, "connections_over_client_limit_total",
+     "Connections closed at once because their client held MAX_CONNECTIONS_PER_CLIENT in that worker."},
+    {M_HEAD_TIMEOUTS, "head_timeouts_total", "Connections closed without a whole request head within HEAD_TIMEOUT."},
+    {M_BAD_FRAMING, "bad_framing_total",
+     "HTTP/1 requests refused (400, connection closed) for framing a proxy could read another way."},
 };
 
 void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds)

@@ -1,5 +1,6 @@
 /* worker.c - a worker process: its h2o context, the accept loop on the inherited
- * listening sockets, the request bounds checked before the route table (routes.c)
+ * listening sockets with the connection bounds (per worker, per client, the request
+ * head's deadline), the request bounds checked before the route table (routes.c)
  * takes a request, and the graceful drain.
  *
  * Everything runs on one event loop. SIGQUIT closes the listeners and keeps serving
@@ -9,9 +10,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "framing.h"
 #include "http.h"
 #include "keyed.h"
 #include "log.h"
@@ -30,6 +34,11 @@ struct worker_conn {
     int partial;          /* held part of a request at the last look */
     unsigned active;      /* requests of this connection being served */
     worker_conn *prev, *next;
+    peers_node peer;      /* counted for its client unless the peer is a trusted proxy */
+    unsigned requests;    /* requests that arrived whole on it */
+    int head_done;        /* the next request's head has all arrived */
+    uint64_t head_since_ms; /* a request head is awaited since then; 0: none is */
+    int late;             /* closed by us at HEAD_TIMEOUT */
 };
 
 /* ---- request references and tracking ---- */
@@ -89,6 +98,9 @@ static void track_request(h2o_req_t *req)
     if (slot->c != NULL) {
         slot->c->active++;
         slot->c->partial = 0; /* it arrived whole */
+        slot->c->requests++;
+        slot->c->head_done = 0;
+        slot->c->head_since_ms = 0;
     }
 }
 
@@ -112,11 +124,40 @@ static int head_too_large(h2o_req_t *req)
     return 0;
 }
 
+/* Does the socket still speak HTTP/1? libh2o hands it to its HTTP/2 code when a client
+ * sends the HTTP/2 preface or upgrades; either keeps its connection, which begins with
+ * an h2o_conn_t, in sock->data, and only HTTP/1's logs a request index. */
+static int speaks_http1(h2o_socket_t *sock)
+{
+    const h2o_conn_t *conn = sock->data;
+    return conn != NULL && conn->callbacks->log_.http1.request_index != NULL;
+}
+
+/* An HTTP/1 request whose framing a proxy in front could have read another way
+ * (framing.h). libh2o took one reading and would read the next request from what
+ * follows; answer 400 and close instead, so that no byte after it is ever taken for a
+ * request. Its head is still at the start of the socket's input: libh2o consumes a
+ * request's bytes only once its response is sent. */
+static int framing_refused(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || !speaks_http1(sock))
+        return 0;
+    framing_verdict v = sock->input != NULL ? framing_check(sock->input->bytes, sock->input->size, req->version < 0x101)
+                                            : FRAMING_INCOMPLETE;
+    if (v == FRAMING_OK)
+        return 0;
+    req->http1_is_persistent = 0;
+    shm_add(worker_of(req)->env->shm, M_BAD_FRAMING, 1);
+    http_error(req, 400, framing_reason(v));
+    return 1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     track_request(req);
-    if (head_too_large(req))
+    if (framing_refused(req) || head_too_large(req))
         return 0;
     return routes_serve(req);
 }
@@ -127,8 +168,9 @@ static void on_conn_close(void *data)
 {
     worker_conn *c = data;
     worker *w = c->w;
-    if (c->partial)
+    if (c->partial && !c->late)
         w->cut_off++;
+    peers_remove(&c->peer);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -153,6 +195,23 @@ static void spill_guard(worker *w)
     h2o_socket_buffer_mmap_settings.threshold = free_bytes < need ? SIZE_MAX : (size_t)w->cfg->body_memory_max;
 }
 
+/* MAX_CONNECTIONS_PER_CLIENT: may the client of a new connection hold one more? If so
+ * it is counted from now on. A trusted proxy carries everyone's connections, and a
+ * peer without an IP address is no client: neither is counted. */
+static int client_admits(worker *w, worker_conn *c, h2o_socket_t *sock)
+{
+    struct sockaddr_storage ss;
+    uint8_t a[16];
+    socklen_t len = h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
+    if (len == 0 || addr_from_sockaddr((struct sockaddr *)&ss, a) != 0 || addr_match(&w->cfg->trusted_proxies, a))
+        return 1;
+    addr_group(a, w->cfg->ipv6_prefix, c->peer.client);
+    if (peers_count(&w->peers, c->peer.client) >= w->cfg->max_connections_per_client)
+        return 0;
+    peers_add(&w->peers, &c->peer);
+    return 1;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     worker *w = listener->data;
@@ -166,6 +225,13 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         if (c == NULL) {
             h2o_socket_close(sock); /* over MAX_CONNECTIONS: shed load rather than fall over */
             w->shed++;
+            continue;
+        }
+        if (!client_admits(w, c, sock)) {
+            free(c);
+            h2o_socket_close(sock);
+            w->over_client++;
+            shm_add(w->env->shm, M_CONNS_OVER_CLIENT, 1);
             continue;
         }
         c->w = w;
@@ -183,29 +249,75 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-/* Once per tick: note which connections hold part of a request, and log (at most
- * once a second, as counts) connections shed over MAX_CONNECTIONS and connections
- * that closed holding part of a request (slow senders cut off at BODY_TIMEOUT,
- * clients gone mid-request). */
+/* HEAD_TIMEOUT, checked once per tick: an HTTP/1 connection must send a whole request
+ * head within it, a new one counted from its accept, a keep-alive one from the first
+ * byte of its next request (while it sends nothing, BODY_TIMEOUT, libh2o's, bounds its
+ * idling as before). libh2o has one deadline for a whole request, head and body; this
+ * one is ours. HTTP/2 connections are left to IDLE_TIMEOUT. */
+static void head_deadline(worker *w, worker_conn *c, uint64_t now)
+{
+    size_t have = c->sock->input != NULL ? c->sock->input->size : 0;
+    if (c->active > 0 || c->late || !speaks_http1(c->sock))
+        return;
+    if (have == 0) {
+        c->head_done = 0;
+        c->head_since_ms = c->requests == 0 ? c->accepted_ms : 0;
+    } else if (!c->head_done) {
+        c->head_done = framing_head_end(c->sock->input->bytes, have) > 0;
+        if (c->head_done)
+            c->head_since_ms = 0;
+        else if (c->head_since_ms == 0)
+            c->head_since_ms = now;
+    }
+    if (c->head_since_ms != 0 && now - c->head_since_ms >= (uint64_t)w->cfg->head_timeout * 1000) {
+        /* libh2o owns the socket: shut it down, and libh2o closes it on its next read. */
+        shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+        c->late = 1;
+        w->head_late++;
+        shm_add(w->env->shm, M_HEAD_TIMEOUTS, 1);
+    }
+}
+
+/* At most once a second, as counts: connections shed over MAX_CONNECTIONS or over
+ * MAX_CONNECTIONS_PER_CLIENT, closed at HEAD_TIMEOUT, and closed holding part of a
+ * request (slow senders cut off at BODY_TIMEOUT, clients gone mid-request). */
+static void log_bounds(worker *w, uint64_t now)
+{
+    if ((w->shed == 0 && w->cut_off == 0 && w->over_client == 0 && w->head_late == 0) ||
+        now - w->bounds_logged_ms < 1000)
+        return;
+    if (w->shed > 0)
+        log_event(LOG_WARNING, "connections_shed", "%llu connections over MAX_CONNECTIONS=%u closed",
+                  (unsigned long long)w->shed, w->cfg->max_connections);
+    if (w->over_client > 0)
+        log_event(LOG_WARNING, "connections_over_client_limit",
+                  "%llu connections over MAX_CONNECTIONS_PER_CLIENT=%u closed", (unsigned long long)w->over_client,
+                  w->cfg->max_connections_per_client);
+    if (w->head_late > 0)
+        log_event(LOG_WARNING, "request_heads_late",
+                  "%llu connections closed without a whole request head within HEAD_TIMEOUT=%u s",
+                  (unsigned long long)w->head_late, w->cfg->head_timeout);
+    if (w->cut_off > 0)
+        log_event(LOG_WARNING, "requests_cut_off",
+                  "%llu connections closed holding an incomplete request (BODY_TIMEOUT=%u s or client gone)",
+                  (unsigned long long)w->cut_off, w->cfg->body_timeout);
+    w->shed = w->cut_off = w->over_client = w->head_late = 0;
+    w->bounds_logged_ms = now;
+}
+
+/* Once per tick: note which connections hold part of a request, close those late with
+ * their request head, and log what the bounds closed. */
 static void housekeeping(worker *w)
 {
     uint64_t now = util_mono_ms();
     if (now - w->housekeeping_ms < TICK_MS)
         return;
     w->housekeeping_ms = now;
-    for (worker_conn *c = w->conns; c != NULL; c = c->next)
+    for (worker_conn *c = w->conns; c != NULL; c = c->next) {
         c->partial = c->active == 0 && c->sock->input != NULL && c->sock->input->size > 0;
-    if ((w->shed == 0 && w->cut_off == 0) || now - w->bounds_logged_ms < 1000)
-        return;
-    if (w->shed > 0)
-        log_event(LOG_WARNING, "connections_shed", "%llu connections over MAX_CONNECTIONS=%u closed",
-                  (unsigned long long)w->shed, w->cfg->max_connections);
-    if (w->cut_off > 0)
-        log_event(LOG_WARNING, "requests_cut_off",
-                  "%llu connections closed holding an incomplete request (BODY_TIMEOUT=%u s or client gone)",
-                  (unsigned long long)w->cut_off, w->cfg->body_timeout);
-    w->shed = w->cut_off = 0;
-    w->bounds_logged_ms = now;
+        head_deadline(w, c, now);
+    }
+    log_bounds(w, now);
 }
 
 /* ---- set-up, drain, run ---- */
@@ -297,6 +409,10 @@ int worker_main(const proc_env *env)
         log_event(LOG_ERROR, "store_failed", "cannot create the store client");
         return 1;
     }
+    if (peers_init(&w.peers, w.cfg->max_connections) != 0) {
+        log_event(LOG_ERROR, "peers_failed", "out of memory for the connection table");
+        return 1;
+    }
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
@@ -308,5 +424,6 @@ int worker_main(const proc_env *env)
     }
     store_free(w.store);
     magic_close(w.magic);
+    peers_free(&w.peers);
     return 0;
 }

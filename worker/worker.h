@@ -7,6 +7,7 @@
 #include <magic.h>
 #include <stdint.h>
 
+#include "peers.h"
 #include "proc.h"
 #include "store.h"
 
@@ -28,12 +29,15 @@ typedef struct worker {
     uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
     worker_conn *conns;   /* open client connections */
     size_t nconns;
+    peers peers;          /* the same, counted per client (MAX_CONNECTIONS_PER_CLIENT) */
     size_t active_reqs;   /* requests inside a handler or streaming a response */
     int draining;
     uint64_t drain_deadline_ms;
     uint64_t last_activity_ms;
     uint64_t shed;             /* connections closed over MAX_CONNECTIONS, not yet logged */
     uint64_t cut_off;          /* connections closed mid-request, not yet logged */
+    uint64_t over_client;      /* connections closed over MAX_CONNECTIONS_PER_CLIENT, not yet logged */
+    uint64_t head_late;        /* connections closed at HEAD_TIMEOUT, not yet logged */
     uint64_t bounds_logged_ms;
     uint64_t housekeeping_ms;
 } worker;

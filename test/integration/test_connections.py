@@ -1,6 +1,8 @@
 """What one client can hold: MAX_CONNECTIONS (excess connections shed and logged),
-slow clients that do not slow others, BODY_TIMEOUT for slow senders and for a
-download that stops reading, IDLE_TIMEOUT for an idle HTTP/2 connection."""
+MAX_CONNECTIONS_PER_CLIENT (one host's idle connections no longer shed another's
+requests), HEAD_TIMEOUT for a connection that sends no whole request head, slow clients
+that do not slow others, BODY_TIMEOUT for slow senders and for a download that stops
+reading, IDLE_TIMEOUT for an idle HTTP/2 connection."""
 
 import http.client
 import os
@@ -9,16 +11,18 @@ import socket
 import threading
 import time
 
-from harness import (CLIENT, OTHER, Redis, Server, assert_json_error,
+from harness import (CLIENT, OTHER, PROXY, Redis, Server, assert_json_error,
                      assert_nobody_replaced, assert_nothing_left, multipart, one_response,
                      raw_connect, raw_exchange, read_response, trash, wait_until)
 
 
 def closed_by_peer(sock):
-    """True once the server has closed the socket (EOF or reset); data is discarded."""
+    """True once the server has closed the socket (EOF or reset); data is discarded.
+    poll, not select: a test may hold more than 1024 descriptors."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
     while True:
-        r, _, _ = select.select([sock], [], [], 0)
-        if not r:
+        if not poller.poll(0):
             return False
         try:
             chunk = sock.recv(65536)
@@ -117,11 +121,129 @@ def test_connections_shed_over_max_connections_are_logged():
                 s.close()
 
 
-class SlowClients(threading.Thread):
-    """Raw connections that each send one more byte every `period` seconds: half hold a
-    request head open, half a request body (slowloris / slow POST)."""
+def metric(server, name):
+    """One counter of GET /metrics (from the trusted loopback address)."""
+    status, _, body = server.request('GET', '/metrics')
+    assert status == 200, status
+    for line in body.decode().splitlines():
+        if line.startswith('raven_zero_%s ' % name):
+            return int(line.split()[1])
+    raise AssertionError('no raven_zero_%s in /metrics' % name)
 
-    def __init__(self, server, count, period=0.5, source='127.0.0.3'):
+
+def test_2100_idle_connections_from_one_host_no_longer_shed_another_clients_requests():
+    # The attack that worked: one host opens 2,100 idle connections, more than all the
+    # workers hold, and requests of everyone else are shed. Bounded: one worker holding
+    # MAX_CONNECTIONS=50, so 2,100 is 42 times what it can hold.
+    env = {'WORKERS': '1', 'MAX_CONNECTIONS': '50', 'MAX_CONNECTIONS_PER_CLIENT': '10',
+           'HEAD_TIMEOUT': '600'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        socks = []
+        try:
+            for _ in range(2100):
+                socks.append(raw_connect(server, CLIENT))
+                socks[-1].setblocking(False)
+            wait_until(lambda: _open_count(socks) <= 10, 10,
+                       message='all but MAX_CONNECTIONS_PER_CLIENT=10 of 2,100 closed')
+            held = [s for s in socks if not closed_by_peer(s)]
+            assert len(held) == 10, '%d of 2,100 idle connections held' % len(held)
+            # Another client is served every time while they are held.
+            for i in range(20):
+                status, _, _ = server.request('GET', '/health/', source_address=OTHER, timeout=5)
+                assert status == 200, 'request %d of another client: %d' % (i, status)
+            # The ten held are real connections, each served.
+            for s in held:
+                s.setblocking(True)
+                s.settimeout(5)
+                s.sendall(b'GET /no-such-path HTTP/1.1\r\nHost: x\r\n\r\n')
+                assert read_response(s)[0] == 404
+        finally:
+            for s in socks:
+                s.close()
+        assert metric(server, 'connections_over_client_limit_total') == 2090
+        wait_until(lambda: server.events('connections_over_client_limit'), 5,
+                   message='a log line counting the connections over the per-client limit')
+
+
+def test_a_trusted_proxy_is_not_held_to_the_per_client_connection_limit():
+    # A reverse proxy carries everyone's connections: it is never counted as one client.
+    env = {'WORKERS': '1', 'MAX_CONNECTIONS_PER_CLIENT': '5', 'HEAD_TIMEOUT': '600'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        socks = [raw_connect(server, PROXY) for _ in range(30)]
+        try:
+            for s in socks:
+                s.sendall(b'GET /no-such-path HTTP/1.1\r\nHost: x\r\n\r\n')
+            assert [read_response(s)[0] for s in socks] == [404] * 30
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_a_connection_without_a_whole_request_head_is_closed_at_head_timeout():
+    # HEAD_TIMEOUT is the request head's own deadline, far shorter than BODY_TIMEOUT:
+    # a new connection counts from its accept, a keep-alive one from the first byte of
+    # its next request. A slow body, an idle keep-alive connection and an idle HTTP/2
+    # connection are not its business.
+    env = {'HEAD_TIMEOUT': '2', 'BODY_TIMEOUT': '9', 'IDLE_TIMEOUT': '30'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        upload_head = (b'POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; '
+                       b'boundary=slow\r\nContent-Length: 1000\r\n\r\n')
+        late = {  # closed at HEAD_TIMEOUT: name -> (bytes before the clock starts, bytes after)
+            'silent': (None, b''),
+            'stalled head': (None, b'GET /health/ HTTP/1.1\r\nHost: x\r\n'),
+            'trickling head': (None, b'GET /health/ HTTP/1.1\r\nHost: x\r\nX-Slow: '),
+            'keep-alive, then half a head': (b'GET /no-such-path HTTP/1.1\r\nHost: x\r\n\r\n',
+                                             b'GET /health/ HTTP/1.1\r\n'),
+        }
+        kept = {
+            'slow body': (None, upload_head + b'--slow\r\n'),
+            'idle keep-alive': (b'GET /no-such-path HTTP/1.1\r\nHost: x\r\n\r\n', b''),
+            'idle HTTP/2': (None, b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00'),
+        }
+        socks, started = {}, {}
+        for name, (answered, first) in list(late.items()) + list(kept.items()):
+            s = raw_connect(server, CLIENT)
+            if answered:
+                s.sendall(answered)
+                assert read_response(s)[0] == 404
+            started[name] = time.monotonic()
+            s.sendall(first)
+            s.setblocking(False)
+            socks[name] = s
+        closed_after = {}
+        deadline = time.monotonic() + 6
+        try:
+            while time.monotonic() < deadline:
+                for name, s in socks.items():
+                    if name not in closed_after and closed_by_peer(s):
+                        closed_after[name] = time.monotonic() - started[name]
+                for name in ('trickling head', 'slow body'):
+                    if name not in closed_after:
+                        try:
+                            socks[name].send(b'a')
+                        except OSError:
+                            pass
+                time.sleep(0.25)
+        finally:
+            for s in socks.values():
+                s.close()
+        for name in late:
+            assert name in closed_after, '%s: still open 6 s later with HEAD_TIMEOUT=2' % name
+            assert 1.5 <= closed_after[name] <= 4.0, \
+                '%s: closed after %.2fs (HEAD_TIMEOUT=2)' % (name, closed_after[name])
+        wrongly = {n: round(t, 2) for n, t in closed_after.items() if n in kept}
+        assert not wrongly, 'closed before BODY_TIMEOUT=9 or IDLE_TIMEOUT=30: %r' % wrongly
+        assert metric(server, 'head_timeouts_total') == len(late)
+        wait_until(lambda: server.events('request_heads_late'), 5,
+                   message='a log line counting the connections closed at HEAD_TIMEOUT')
+
+
+class SlowClients(threading.Thread):
+    """Raw connections from `count` loopback addresses (127.0.1.1, 127.0.1.2, ...) that
+    each send one more byte every `period` seconds: half hold a request head open, half
+    a request body (slowloris / slow POST)."""
+
+    def __init__(self, server, count, period=0.5):
         super().__init__(daemon=True)
         self.period = period
         self.socks = []
@@ -129,7 +251,7 @@ class SlowClients(threading.Thread):
         self.send_errors = 0
         self.halt = threading.Event()
         for i in range(count):
-            s = raw_connect(server, source, timeout=5)
+            s = raw_connect(server, '127.0.%d.%d' % (1 + i // 250, 1 + i % 250), timeout=5)
             if i % 2:
                 s.sendall(b'POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: '
                           b'multipart/form-data; boundary=slow\r\nContent-Length: 5000000\r\n\r\n'
@@ -159,7 +281,9 @@ class SlowClients(threading.Thread):
 
 
 def test_200_slow_clients_do_not_stop_a_normal_client_uploading_and_downloading_within_a_second():
-    with Redis() as redis, Server(redis) as server:
+    # The slow heads must outlast the measurement: HEAD_TIMEOUT, which would close them,
+    # has a test of its own.
+    with Redis() as redis, Server(redis, env={'HEAD_TIMEOUT': '600'}) as server:
         slow = SlowClients(server, 200)
         slow.start()
         try:
