@@ -580,6 +580,10 @@ def test_compose_runs_the_app_with_an_ephemeral_valkey_on_one_bridge_network():
     cmd = valkey['command']
     assert cmd[0] == 'valkey-server' and cmd[cmd.index('--save') + 1] == '' and \
         cmd[cmd.index('--appendonly') + 1] == 'no', cmd
+    # Capped, and never evicting: every key has a TTL, live records included
+    # (test_guessing shows a full store answering 503 with every record kept).
+    assert re.fullmatch(r'\d+[kmg]b', cmd[cmd.index('--maxmemory') + 1]), cmd
+    assert cmd[cmd.index('--maxmemory-policy') + 1] == 'noeviction', cmd
     assert 'valkey-cli' in valkey['healthcheck']['test'] and 'ping' in valkey['healthcheck']['test']
     build = app['build']
     context = build if isinstance(build, str) else build.get('context', '.')
