@@ -8,7 +8,8 @@ import re
 import shutil
 import subprocess
 
-from harness import (ISO_WHOLE_Z, ROOT, Redis, Server, path, wait_until)
+from harness import (ISO_WHOLE_Z, ROOT, Redis, Server, parse_responses, path, raw_exchange,
+                     wait_until)
 
 
 def spec():
@@ -268,7 +269,17 @@ def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
                                  ('/status/{key}', '/status/' + key), ('/health/', '/health/'),
                                  ('/openapi.json', '/openapi.json'), ('/metrics', '/metrics')):
             check('options', target, template, 204)
-        # Every operation refuses an oversized request head before anything else.
+        def check_framing(method, target, template):
+            """Two Content-Lengths, which no HTTP client library sends: a raw request."""
+            received, _ = raw_exchange(server, b'%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n'
+                                       b'Content-Length: 0\r\n\r\n'
+                                       % (method.upper().encode(), target.encode()))
+            (st, headers, body), = parse_responses(received)
+            assert st == 400, (method, target, st, body[:300])
+            check_response(doc, template, method, st, headers, body, checked)
+
+        # Every operation refuses an oversized request head, or ambiguous framing, before
+        # anything else.
         long_query = '?' + 'q' * 8200  # over MAX_REQUEST_LINE (8192)
         big_header = {'X-Padding': 'p' * 33000}  # over MAX_HEADER_BYTES (32768)
         for template, item in doc['paths'].items():
@@ -277,6 +288,7 @@ def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
                 if method in METHODS:
                     check(method, target + long_query, template, 414)
                     check(method, target, template, 431, headers=big_header)
+                    check_framing(method, target, template)
         # Unknown keys: status answers 200 with nulls, the others 404, then all 429.
         check('get', '/status/apple-banana-cherry', '/status/{key}', 200)
         check('get', '/download/apple-banana-cherry', '/download/{key}', 404)
