@@ -126,11 +126,12 @@ static int head_too_large(h2o_req_t *req)
 
 /* Does the socket still speak HTTP/1? libh2o hands it to its HTTP/2 code when a client
  * sends the HTTP/2 preface or upgrades; either keeps its connection, which begins with
- * an h2o_conn_t, in sock->data, and only HTTP/1's logs a request index. */
+ * an h2o_conn_t, in sock->data, and only HTTP/1's logs a request index. (Our sockets
+ * are plain: over TLS, sock->data would hold the handshake's state for a while.) */
 static int speaks_http1(h2o_socket_t *sock)
 {
     const h2o_conn_t *conn = sock->data;
-    return conn != NULL && conn->callbacks->log_.http1.request_index != NULL;
+    return sock->ssl == NULL && conn != NULL && conn->callbacks->log_.http1.request_index != NULL;
 }
 
 /* An HTTP/1 request whose framing a proxy in front could have read another way
