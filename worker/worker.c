@@ -4,10 +4,12 @@
  * takes a request, and the graceful drain.
  *
  * Everything runs on one event loop. SIGQUIT closes the listeners and keeps serving
- * until no request is in flight (bounded by SHUTDOWN_TIMEOUT); SIGTERM exits now. */
+ * until no request is in flight, then until every client has acknowledged every byte
+ * of its answers (linger.h), all within SHUTDOWN_TIMEOUT; SIGTERM exits now. */
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -33,6 +35,9 @@ struct worker_conn {
     uint64_t accepted_ms;
     int partial;          /* held part of a request at the last look */
     unsigned active;      /* requests of this connection being served */
+    int held;             /* a duplicate of the socket while an answer may be in its send
+                             queue (so that it outlives libh2o's close), or -1 */
+    int shut;             /* its write side shut by the drain's flush */
     worker_conn *prev, *next;
     peers_node peer;      /* counted for its client unless the peer is a trusted proxy */
     unsigned requests;    /* requests that arrived whole on it */
@@ -76,14 +81,20 @@ typedef struct {
 } request_slot;
 
 /* libh2o disposes a connection's requests before it closes the socket, so c is
- * still there when its request ends. */
+ * still there when its request ends. An answer is over once the kernel has its last
+ * bytes; if some are not yet acknowledged, the socket is duplicated so that libh2o's
+ * close cannot hand them to a kernel that may lose them (on_conn_close). */
 static void on_request_done(void *p)
 {
     request_slot *slot = p;
+    worker_conn *c = slot->c;
     slot->w->active_reqs--;
     slot->w->last_activity_ms = util_mono_ms();
-    if (slot->c != NULL)
-        slot->c->active--;
+    if (c == NULL)
+        return;
+    c->active--;
+    if (c->held < 0 && linger_unacked(h2o_socket_get_fd(c->sock)) > 0)
+        c->held = fcntl(h2o_socket_get_fd(c->sock), F_DUPFD_CLOEXEC, 0);
 }
 
 /* Count a request as active (for the graceful drain, and so that a connection busy
@@ -165,10 +176,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- connections ---- */
 
+/* libh2o has closed its descriptor; a held duplicate keeps the connection until the
+ * client has the rest, within BODY_TIMEOUT (or what is left of a drain). */
 static void on_conn_close(void *data)
 {
     worker_conn *c = data;
     worker *w = c->w;
+    if (c->held >= 0)
+        linger_add(&w->linger, c->held,
+                   w->draining ? w->drain_deadline_ms : util_mono_ms() + (uint64_t)w->cfg->body_timeout * 1000);
     if (c->partial && !c->late)
         w->cut_off++;
     peers_remove(&c->peer);
@@ -237,6 +253,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         }
         c->w = w;
         c->sock = sock;
+        c->held = -1;
         c->accepted_ms = util_mono_ms();
         c->next = w->conns;
         if (w->conns != NULL)
@@ -306,14 +323,16 @@ static void log_bounds(worker *w, uint64_t now)
     w->bounds_logged_ms = now;
 }
 
-/* Once per tick: note which connections hold part of a request, close those late with
- * their request head, and log what the bounds closed. */
+/* Once per tick: let go of lingering sockets that are done, note which connections
+ * hold part of a request, close those late with their request head, and log what the
+ * bounds closed. */
 static void housekeeping(worker *w)
 {
     uint64_t now = util_mono_ms();
     if (now - w->housekeeping_ms < TICK_MS)
         return;
     w->housekeeping_ms = now;
+    linger_poll(&w->linger, now);
     for (worker_conn *c = w->conns; c != NULL; c = c->next) {
         c->partial = c->active == 0 && c->sock->input != NULL && c->sock->input->size > 0;
         head_deadline(w, c, now);
@@ -373,24 +392,59 @@ static void drain_start(worker *w)
     }
     w->nlisten = 0;
     h2o_context_request_shutdown(&w->ctx);
+    /* HTTP/2 clients got a GOAWAY. libh2o 2.2.5 would send another a second later and
+     * from then on close a connection the moment its last stream's final frames are
+     * handed to the socket, dropping those the socket has not taken yet. Its
+     * connections are closed by the flush below instead, once they are idle. */
+    h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
     w->draining = 1;
     w->drain_deadline_ms = util_mono_ms() + (uint64_t)w->cfg->shutdown_timeout * 1000;
+    linger_limit(&w->linger, w->drain_deadline_ms);
 }
 
-/* Done when nothing is in flight: no request in a handler or streaming, no
+/* Nothing more will be answered: the write side of every connection still open (idle
+ * keep-alive, HTTP/2 after its GOAWAY) is shut, so that its client sees the end, once
+ * libh2o has nothing left to write on it; the connection is then held until its client
+ * has every byte. 1 when every open connection is shut. */
+static int flush_idle(worker *w)
+{
+    int left = 0;
+    for (worker_conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->shut)
+            continue;
+        if (h2o_socket_is_writing(c->sock)) {
+            left = 1;
+            continue;
+        }
+        int fd = c->held >= 0 ? c->held : fcntl(h2o_socket_get_fd(c->sock), F_DUPFD_CLOEXEC, 0);
+        c->held = -1;
+        c->shut = 1;
+        if (fd >= 0)
+            linger_add(&w->linger, fd, w->drain_deadline_ms);
+        else
+            shutdown(h2o_socket_get_fd(c->sock), SHUT_WR);
+    }
+    return !left;
+}
+
+/* Drained when nothing is in flight: no request in a handler or streaming, no
  * connection holding a partly received request, and none so new that its request
- * may not have arrived yet. Idle keep-alive connections hold nothing and are closed. */
+ * may not have arrived yet. Done when, after that, every client has acknowledged all
+ * it was sent: until then the bytes are only in this process's kernel queues. */
 static int drain_done(worker *w)
 {
     uint64_t now = util_mono_ms();
     if (now >= w->drain_deadline_ms)
         return 1;
-    if (w->active_reqs > 0)
-        return 0;
-    for (worker_conn *c = w->conns; c != NULL; c = c->next)
-        if ((c->sock->input != NULL && c->sock->input->size > 0) || now - c->accepted_ms < FRESH_CONN_MS)
+    if (!w->flushing) {
+        if (w->active_reqs > 0)
             return 0;
-    return 1;
+        for (worker_conn *c = w->conns; c != NULL; c = c->next)
+            if ((c->sock->input != NULL && c->sock->input->size > 0) || now - c->accepted_ms < FRESH_CONN_MS)
+                return 0;
+        w->flushing = 1;
+    }
+    return flush_idle(w) && linger_poll(&w->linger, now) == 0;
 }
 
 int worker_main(const proc_env *env)
@@ -414,6 +468,7 @@ int worker_main(const proc_env *env)
         log_event(LOG_ERROR, "peers_failed", "out of memory for the connection table");
         return 1;
     }
+    linger_init(&w.linger, w.cfg->max_connections);
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
@@ -423,6 +478,7 @@ int worker_main(const proc_env *env)
         if (w.draining && drain_done(&w))
             break;
     }
+    linger_free(&w.linger);
     store_free(w.store);
     magic_close(w.magic);
     peers_free(&w.peers);

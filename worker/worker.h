@@ -7,6 +7,7 @@
 #include <magic.h>
 #include <stdint.h>
 
+#include "linger.h"
 #include "peers.h"
 #include "proc.h"
 #include "store.h"
@@ -31,7 +32,9 @@ typedef struct worker {
     size_t nconns;
     peers peers;          /* the same, counted per client (MAX_CONNECTIONS_PER_CLIENT) */
     size_t active_reqs;   /* requests inside a handler or streaming a response */
+    linger_set linger;    /* closed connections whose answers the kernel still sends */
     int draining;
+    int flushing;         /* drained: waiting until the clients have every byte */
     uint64_t drain_deadline_ms;
     uint64_t last_activity_ms;
     uint64_t shed;             /* connections closed over MAX_CONNECTIONS, not yet logged */
