@@ -29,6 +29,7 @@ import random
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -219,6 +220,66 @@ def kill_and_reap(pids, sig=signal.SIGKILL, timeout=5.0):
             reap(pid)
             time.sleep(0.01)
         reap(pid)
+
+
+class NetNamespace:
+    """A network of its own, as a container has: a network namespace joined to this one
+    by a veth pair, with link-local addresses (.outside here, .inside there). .exec is
+    the command prefix that runs a program inside. delete() removes the veth and the
+    namespace at once, as a container runtime does when a container stops: what the
+    kernel still had to send from inside is then lost, with no FIN and no RST.
+    Needs root and iproute2; unavailable() says why not."""
+
+    @staticmethod
+    def unavailable():
+        if os.geteuid() != 0:
+            return 'network namespaces need root'
+        if subprocess.run(['ip', '-V'], capture_output=True).returncode != 0:
+            return 'no iproute2 (ip)'
+        return None
+
+    def __init__(self):
+        tag = uuid.uuid4().hex[:8]
+        self.name, self.veth = 'rzt-' + tag, 'rzh' + tag
+        used = subprocess.run(['ip', '-o', '-4', 'addr'], capture_output=True,
+                              text=True).stdout
+        while True:  # a /30 of 169.254.0.0/16 that no interface here uses
+            base = '169.254.%d.%d' % (random.randint(1, 254), 4 * random.randint(0, 63))
+            prefix = base.rsplit('.', 1)[0] + '.'
+            last = int(base.rsplit('.', 1)[1])
+            self.outside, self.inside = prefix + str(last + 1), prefix + str(last + 2)
+            if ' %s/' % self.outside not in used and ' %s/' % self.inside not in used:
+                break
+        self.exec = ['ip', 'netns', 'exec', self.name]
+        self.deleted = False
+        steps = [['ip', 'netns', 'add', self.name],
+                 ['ip', 'link', 'add', self.veth, 'type', 'veth', 'peer', 'name', 'rzn' + tag],
+                 ['ip', 'link', 'set', 'rzn' + tag, 'netns', self.name],
+                 ['ip', 'addr', 'add', self.outside + '/30', 'dev', self.veth],
+                 ['ip', 'link', 'set', self.veth, 'up'],
+                 self.exec + ['ip', 'addr', 'add', self.inside + '/30', 'dev', 'rzn' + tag],
+                 self.exec + ['ip', 'link', 'set', 'rzn' + tag, 'up'],
+                 self.exec + ['ip', 'link', 'set', 'lo', 'up']]
+        try:
+            for argv in steps:
+                r = subprocess.run(argv, capture_output=True, text=True)
+                assert r.returncode == 0, '%s: %s' % (' '.join(argv), r.stderr.strip())
+        except BaseException:
+            self.delete()
+            raise
+
+    def delete(self):
+        """The veth first, then the namespace; idempotent."""
+        if not self.deleted:
+            self.deleted = True
+            subprocess.run(['ip', 'link', 'del', self.veth], capture_output=True)
+            subprocess.run(['ip', 'netns', 'del', self.name], capture_output=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.delete()
 
 
 def _clean_env(overrides=None):
@@ -462,12 +523,24 @@ class Server:
     env: overrides; a value of None removes the variable.
     args: extra command-line arguments (e.g. ['-c', 'file.yaml']).
     port: the port the harness talks to (default: the one LISTEN is set to).
-    wait: 'healthy' (GET /health/ answers 200), 'up' (any HTTP answer) or None."""
+    wait: 'healthy' (GET /health/ answers 200), 'up' (any HTTP answer) or None.
+    net: a NetNamespace to run in (LISTEN then is its address, where the harness talks),
+    as a container would; the master is still .proc, and REDIS_URL the store's unix
+    socket when it has one (unix sockets cross network namespaces)."""
+
+    host = '127.0.0.1'  # where the harness talks to it (subclasses talking elsewhere too)
 
     def __init__(self, redis=None, env=None, args=(), port=None, wait='healthy',
-                 make_dirs=True):
+                 make_dirs=True, net=None):
         self.port = port or free_port()
-        self.settings = default_settings(self.port, redis.url if redis else None)
+        self.host = net.inside if net else '127.0.0.1'
+        self.prefix = net.exec if net else []
+        redis_url = redis.url if redis else None
+        if net and redis and redis.socket_path:
+            redis_url = 'unix://' + redis.socket_path
+        self.settings = default_settings(self.port, redis_url)
+        if net:
+            self.settings['LISTEN'] = '%s:%d' % (self.host, self.port)
         self.settings.update(env or {})
         self.args = list(args)
         self.log_path = self.settings.get('LOG_PATH') or path('logs', 'raven_zero.log')
@@ -486,7 +559,7 @@ class Server:
     # -- life cycle --------------------------------------------------------------
     def start(self, wait='healthy'):
         with open(self.stdout_path, 'ab') as out, open(self.stderr_path, 'ab') as err:
-            self.proc = subprocess.Popen([binary()] + self.args,
+            self.proc = subprocess.Popen(self.prefix + [binary()] + self.args,
                                          env=_clean_env(self.settings),
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          cwd=tmp())
@@ -574,7 +647,7 @@ class Server:
     # -- HTTP ----------------------------------------------------------------------
     def connection(self, source_address=None, timeout=REQUEST_TIMEOUT):
         src = (source_address, 0) if source_address else None
-        return http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout,
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout,
                                           source_address=src)
 
     def request(self, method, path, body=None, headers=None, source_address=None,
@@ -785,7 +858,7 @@ def raw_connect(server, source=None, timeout=REQUEST_TIMEOUT, rcvbuf=None):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     if source:
         s.bind((source, 0))
-    s.connect(('127.0.0.1', server.port))
+    s.connect((server.host, server.port))
     return s
 
 
@@ -1205,6 +1278,115 @@ class SlowDownload:
 
     def close(self):
         self.sock.close()
+
+
+class PacedDownload(threading.Thread):
+    """GET /download/KEY on a raw socket with a small receive buffer, read at about
+    `rate` bytes a second in a thread until the server closes (unlike SlowDownload,
+    which the test reads step by step), over HTTP/1.1 (with
+    Connection: close, or keep-alive) or HTTP/2 (prior knowledge, windows opened wide,
+    so that only the socket paces the server). .got: body bytes; .status; .ending:
+    'closed' (EOF after the whole answer), 'reset', or 'stalled' (nothing for
+    `patience` seconds: the connection was left hanging)."""
+
+    H2_PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+
+    def __init__(self, host, port, key, mode, rate=2 * MIB, patience=5.0):
+        super().__init__(daemon=True)
+        self.mode, self.rate, self.patience = mode, rate, patience
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        self.sock.settimeout(patience)
+        self.sock.connect((host, port))
+        self.target = '/download/' + key
+        self.authority = '%s:%d' % (host, port)
+        self.got, self.status, self.ending, self.complete = bytearray(), None, None, False
+        self.length = None
+
+    def run(self):
+        try:
+            if self.mode == 'h2':
+                self.run_h2()
+            else:
+                self.run_h1()
+        except socket.timeout:
+            self.ending = 'stalled'
+        except ConnectionResetError:
+            self.ending = 'reset'
+        finally:
+            self.sock.close()
+
+    def recv(self):
+        chunk = self.sock.recv(65536)
+        time.sleep(len(chunk) / self.rate)
+        return chunk
+
+    def run_h1(self):
+        close = b'Connection: close\r\n' if self.mode == 'close' else b''
+        self.sock.sendall(b'GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n'
+                          % (self.target.encode(), self.authority.encode(), close))
+        data = bytearray()
+        while b'\r\n\r\n' not in data:
+            chunk = self.recv()
+            if not chunk:
+                self.ending = 'closed'
+                return
+            data += chunk
+        head, rest = bytes(data).split(b'\r\n\r\n', 1)
+        self.status = int(head.split()[1])
+        self.length = int(re.search(rb'(?i)\r\ncontent-length: *(\d+)', head).group(1))
+        self.got += rest
+        while True:
+            chunk = self.recv()
+            if not chunk:
+                self.ending = 'closed'
+                return
+            self.got += chunk
+            self.complete = len(self.got) >= self.length
+
+    @staticmethod
+    def h2_frame(kind, flags, stream, payload=b''):
+        return struct.pack('>I', len(payload))[1:] + bytes([kind, flags]) + \
+            struct.pack('>I', stream) + payload
+
+    @staticmethod
+    def hpack_literal(index, value):
+        """A header field without indexing, its name from the static table."""
+        value = value.encode()
+        assert index < 15 and len(value) < 127
+        return bytes([index, len(value)]) + value
+
+    def run_h2(self):
+        wide = 2 ** 31 - 1
+        request = b'\x82\x86' + self.hpack_literal(4, self.target) + \
+            self.hpack_literal(1, self.authority)  # GET, http, :path, :authority
+        self.sock.sendall(self.H2_PREFACE +
+                          self.h2_frame(4, 0, 0, struct.pack('>HI', 4, wide)) +
+                          self.h2_frame(8, 0, 0, struct.pack('>I', wide - 65535)) +
+                          self.h2_frame(1, 0x5, 1, request))
+        buf = bytearray()
+        while True:
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], 'big'):
+                size, kind, flags = int.from_bytes(buf[:3], 'big'), buf[3], buf[4]
+                stream = int.from_bytes(buf[5:9], 'big') & wide
+                payload, buf = bytes(buf[9:9 + size]), buf[9 + size:]
+                if kind == 0 and stream == 1:  # DATA (h2o does not pad)
+                    self.got += payload
+                    self.complete = self.complete or bool(flags & 1)
+                elif kind == 1 and stream == 1:  # HEADERS: :status 200 is indexed, 0x88
+                    self.status = 200 if payload[:1] == b'\x88' else payload[:1]
+                elif kind == 4 and not flags & 1:
+                    self.sock.sendall(self.h2_frame(4, 1, 0))
+                elif kind == 6 and not flags & 1:
+                    self.sock.sendall(self.h2_frame(6, 1, 0, payload))
+                elif kind == 3 and stream == 1:
+                    self.ending = 'reset'
+                    return
+            chunk = self.recv()
+            if not chunk:
+                self.ending = 'closed'
+                return
+            buf += chunk
 
 
 def race(n, fn):

@@ -12,8 +12,8 @@ import time
 import uuid
 
 import harness
-from harness import (MIB, Redis, Server, SlowDownload, alive, comm, lines_of, path, port_open,
-                     run, sha256, upload_ok, wait_until)
+from harness import (MIB, PacedDownload, Redis, Server, SlowDownload, alive, comm, lines_of,
+                     path, port_open, run, sha256, upload_ok, wait_until)
 
 
 def test_master_forks_the_configured_workers_and_one_shredder():
@@ -264,6 +264,55 @@ def test_sigterm_stops_promptly_and_cleanly_even_with_a_download_in_flight():
         assert 'stopping' in names and 'stopped' in names, names[-5:]
         assert 'stop_timeout' not in names, 'children had to be killed'
         assert server.stderr_text().strip() == '', server.stderr_text()[-500:]
+
+
+@harness.timeout(120)
+def test_a_graceful_stop_delivers_every_byte_before_the_network_dies_with_the_master():
+    """As in a container: the server has a network namespace of its own, deleted (veth
+    first, so in-flight packets are lost) the moment the master exits. Three slow
+    clients download while SIGQUIT arrives: HTTP/1.1 closing, HTTP/1.1 keep-alive and
+    HTTP/2. Each must get every byte and then a clean close, as the log's 200 says."""
+    why = harness.NetNamespace.unavailable()
+    if why:
+        print('SKIP: ' + why)
+        return
+    env = {'MAX_FILE_SIZE': str(16 * MIB), 'SHUTDOWN_TIMEOUT': '30'}
+    with Redis(unix_socket=True) as redis, harness.NetNamespace() as net, \
+            Server(redis, env=env, net=net) as server:
+        data = os.urandom(8 * MIB)
+        key = upload_ok(server, data, uses=3)[0]['key']
+        clients = [PacedDownload(server.host, server.port, key, mode)
+                   for mode in ('close', 'keep-alive', 'h2')]
+        for c in clients:
+            c.start()
+        wait_until(lambda: all(len(c.got) >= MIB for c in clients), 20,
+                   message='every client 1 MiB into its download')
+        exited = {}
+
+        def watch():  # what a container runtime does when the container's pid 1 exits
+            exited['code'] = server.proc.wait()
+            exited['at'] = time.monotonic()
+            net.delete()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        server.signal(signal.SIGQUIT)
+        quit_at = time.monotonic()
+        for c in clients:
+            c.join(60)
+        watcher.join(40)
+        report = ['%s: status %r, %d of %d bytes, %s' % (c.mode, c.status, len(c.got),
+                                                          len(data), c.ending)
+                  for c in clients]
+        print('master exited %.1fs after SIGQUIT; %s'
+              % (exited.get('at', quit_at) - quit_at, '; '.join(report)))
+        assert exited.get('code') == 0, 'master exit: %r' % exited
+        for c in clients:
+            assert c.status == 200 and c.complete and c.ending == 'closed', '\n'.join(report)
+            assert sha256(bytes(c.got)) == sha256(data), '%s: wrong bytes' % c.mode
+        logged = [x for x in server.log_lines() if x.get('event') == 'request' and
+                  x.get('path', '').startswith('/download/')]
+        assert [x['status_code'] for x in logged] == [200] * 3, logged
+        assert server.events('stop_timeout') == [], 'children had to be killed'
 
 
 class NotifySocket:
