@@ -2,7 +2,9 @@
  *
  * The rate-limit round trip doubles as the store's liveness probe: if the store
  * answered it, it is online. A store that is down cannot rate-limit, so health is
- * then answered (degraded) rather than refused. */
+ * then answered (degraded) rather than refused. The host's own probe (a container's
+ * HEALTHCHECK) is counted like any client but never refused: a supervisor that
+ * probes again within the window must not see its service as failing. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 
 typedef struct {
     req_ref ref;
+    int exempt; /* the host probing itself */
 } health_op;
 
 static int storage_online(const cfg *c)
@@ -55,14 +58,15 @@ static void on_rate(void *data, int outcome, long retry_after)
 {
     health_op *op = data;
     h2o_req_t *req = op->ref.req;
+    int exempt = op->exempt;
     req_ref_release(&op->ref);
     free(op);
     if (req == NULL)
         return;
-    if (outcome == RATE_LIMITED)
+    if (outcome == RATE_LIMITED && !exempt)
         http_rate_limited(req, retry_after);
     else
-        respond(req, outcome == RATE_OK);
+        respond(req, outcome != RATE_UNAVAILABLE);
 }
 
 int health_handle(h2o_req_t *req)
@@ -75,6 +79,7 @@ int health_handle(h2o_req_t *req)
         return 0;
     }
     req_ref_init(&op->ref, req);
+    op->exempt = http_from_host_itself(req);
     http_client_key(req, client);
     ratelimit_check(w->store, "health", client, &w->cfg->health_rate_limit, on_rate, op);
     return 0;

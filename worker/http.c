@@ -136,6 +136,16 @@ int http_client_addr(h2o_req_t *req, uint8_t out[16])
     return 0;
 }
 
+int http_from_host_itself(h2o_req_t *req)
+{
+    static const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const uint8_t v6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    uint8_t peer[16];
+    if (peer_addr(req, peer) != 0 || h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, -1) != -1)
+        return 0;
+    return memcmp(peer, v4, 16) == 0 || memcmp(peer, v6, 16) == 0;
+}
+
 void http_client(h2o_req_t *req, char *out)
 {
     uint8_t a[16];

@@ -34,6 +34,10 @@ void http_client(h2o_req_t *req, char *out);
  * client is its IPV6_PREFIX network) into out (HTTP_ADDR_MAX), "unknown" without an
  * IP address. */
 void http_client_key(h2o_req_t *req, char *out);
+/* Is this the host asking itself (a container's or a supervisor's health probe)? The
+ * peer is 127.0.0.1 or ::1 and forwards nobody: no X-Forwarded-For. A proxy on the
+ * same host forwards its clients, so they are never taken for it. */
+int http_from_host_itself(h2o_req_t *req);
 /* "scheme://host" for URLs in responses: PUBLIC_URL, or the request's own. */
 void http_base_url(h2o_req_t *req, char *out, size_t cap);
 

@@ -101,6 +101,28 @@ def test_health_rate_limit_answers_429_with_retry_after_and_resets_with_its_wind
                    3, message='health served again after the window')
 
 
+def test_the_hosts_own_health_probe_is_never_rate_limited_but_every_client_is():
+    """A container's HEALTHCHECK probes from 127.0.0.1 with no X-Forwarded-For; a probe
+    repeated within the window must not make the service look down. Clients, direct or
+    forwarded by a proxy on that same address, keep their limit."""
+    with Redis() as redis, Server(redis, env={'HEALTH_RATE_LIMIT': '1/second'}) as server:
+        def attempt(client):
+            own = [server.json('GET', '/health/')[0] for _ in range(4)]
+            direct = [server.json('GET', '/health/', source_address=client)[0]
+                      for _ in range(2)]
+            forwarded = [server.json('GET', '/health/', headers={'X-Forwarded-For': fwd})[0]
+                         for fwd in ('203.0.113.9', '203.0.113.9')]
+            return own, direct, forwarded
+        clients = ['127.0.0.%d' % n for n in range(20, 30)]
+        _, (own, direct, forwarded) = in_one_window(1, attempt, clients, early=0.5)
+        assert own == [200] * 4, 'the host itself was limited: %r' % own
+        assert direct == [200, 429], 'a direct client: %r' % direct
+        assert forwarded == [200, 429], 'a client forwarded by a proxy on 127.0.0.1: %r' \
+            % forwarded
+        status, _, body = server.json('GET', '/health/')
+        assert status == 200 and body['services']['redis'] == 'online', body
+
+
 def test_limits_and_blocks_hold_across_workers():
     env = {'WORKERS': '4', 'UPLOAD_RATE_LIMIT': '2/hour', 'DOWNLOAD_FAIL_LIMIT': '4',
            'DOWNLOAD_BLOCK_WINDOW': '60'}
