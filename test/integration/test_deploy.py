@@ -487,6 +487,11 @@ def test_dockerfile_healthcheck_passes_when_healthy_and_fails_when_degraded():
     assert m, hc[0]
     argv = json.loads(m.group(2))
     assert '/health/' in ' '.join(argv) and '127.0.0.1/8000' in ' '.join(argv), argv
+    # Healthy within seconds of a start, with the flags every builder knows (builders
+    # before Docker 25, podman 4.3 among them, refuse --start-interval).
+    flags = dict(re.findall(r'--([a-z-]+)=(\S+)', hc[0].split(' CMD ')[0]))
+    assert set(flags) <= {'interval', 'timeout', 'start-period', 'retries'}, flags
+    assert int(flags['interval'].rstrip('s')) <= 5 and 'start-period' in flags, flags
     redis = Redis()
     with redis, Server(redis) as server:
         here = [a.replace('127.0.0.1/8000', '127.0.0.1/%d' % server.port) for a in argv]
