@@ -7,6 +7,7 @@ build context); and `make run`'s script with its private store."""
 import fnmatch
 import glob
 import http.client
+import ipaddress
 import json
 import os
 import re
@@ -605,6 +606,38 @@ def test_compose_runs_the_app_with_an_ephemeral_valkey_on_one_bridge_network():
     # The trusted proxy is the network's gateway, through which published ports arrive.
     gateway = net['ipam']['config'][0]['gateway']
     assert app['environment']['TRUSTED_PROXIES'] == gateway + '/32'
+
+
+def docker_run_example():
+    """The shell lines of docs/deploy.md's "Without Compose" block, continuations joined."""
+    text = read('docs', 'deploy.md')
+    block = re.search(r'Without Compose.*?```sh\n(.*?)```', text, re.S)
+    assert block, 'no "Without Compose" example in docs/deploy.md'
+    return [shlex.split(l) for l in block.group(1).replace('\\\n', ' ').splitlines() if l.strip()]
+
+
+def option(argv, name):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == name]
+
+
+@once
+def test_docker_run_example_trusts_its_fixed_gateway_and_waits_for_a_graceful_stop():
+    lines = docker_run_example()
+    net = next(l for l in lines if l[:3] == ['docker', 'network', 'create'])
+    gateway, = option(net, '--gateway')
+    subnet, = option(net, '--subnet')
+    assert ipaddress.ip_address(gateway) in ipaddress.ip_network(subnet), (gateway, subnet)
+    app = next(l for l in lines if l[:2] == ['docker', 'run'] and l[-1] == 'raven-zero')
+    assert option(app, '--network') == [net[-1]], app
+    env = dict(e.split('=', 1) for e in option(app, '-e'))
+    assert env['TRUSTED_PROXIES'] == gateway + '/32', env
+    assert gateway + '/32' in env['METRICS_ALLOW'].split(','), env
+    # Longer than the server's SHUTDOWN_TIMEOUT, as compose's stop_grace_period.
+    grace = compose()['services']['app']['stop_grace_period']
+    assert option(app, '--stop-timeout') == [grace.rstrip('s')], (app, grace)
+    settings = {k: v for k, v in env.items() if k != 'REDIS_URL'}
+    code, out, err = run(['-t'], env=settings)
+    assert code == 0, err
 
 
 @once
