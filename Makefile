@@ -148,7 +148,7 @@ $(EMBED_SRC): build/embed/%.c: %
 	  echo 'const size_t $(call embed_name,$<)_len = sizeof($(call embed_name,$<));'; \
 	} >$@.tmp && mv -f $@.tmp $@
 
-.PHONY: all deps run test unit clean install bench fuzz FORCE
+.PHONY: all deps run test test-container unit clean install bench fuzz FORCE
 .SECONDARY:
 FORCE:
 
@@ -181,6 +181,12 @@ test:
 	@scripts/deps.sh build run test
 	@$(MAKE) --no-print-directory all build/asan/raven-zero $(UNITS_rel) $(UNITS_asan) $(LINT_TOOLS)
 	@python3 test/run.py
+
+# The image built from the Dockerfile and run with podman (test/container/): minutes,
+# so not part of make test; .ci/run runs both.
+test-container:
+	@scripts/deps.sh run container
+	@python3 test/run.py --container
 
 unit:
 	@scripts/deps.sh build test

@@ -1,8 +1,8 @@
 #!/bin/sh
 # deps.sh [--list | --dry-run] GROUP... - install the Debian packages of the named groups
-# of scripts/packages.txt (build, run, test, fuzz, bench); silent and quick when they are
-# all installed. --list prints the groups' packages, --dry-run those it would install;
-# neither installs anything.
+# of scripts/packages.txt (build, run, test, container, fuzz, bench); silent and quick
+# when they are all installed. --list prints the groups' packages, --dry-run those it
+# would install; neither installs anything.
 set -eu
 list=$(dirname "$0")/packages.txt
 mode=install
@@ -13,7 +13,7 @@ case ${1:-} in
     ;;
 esac
 if [ $# -eq 0 ]; then
-    echo "usage: $0 [--list | --dry-run] GROUP... (groups: build run test fuzz bench)" >&2
+    echo "usage: $0 [--list | --dry-run] GROUP... (groups: build run test container fuzz bench)" >&2
     exit 2
 fi
 

@@ -13,6 +13,9 @@
    server's stderr holds a sanitizer report. A test that does not depend on the binary
    (the build, the docs, the Dockerfile) runs once (harness.once), and a test that must
    take longer than --timeout says how long (harness.timeout).
+3. With --container (`make test-container`), instead of both: the modules of
+   test/container/ (the image built from the Dockerfile and run with podman), once,
+   in the same way.
 
 Prints one line per test, `PASS|FAIL flavour name seconds` (failures followed by the
 traceback and the tails of the server's stderr and log), and last `N passed, N failed`.
@@ -42,6 +45,8 @@ sys.dont_write_bytecode = True
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTEGRATION = os.path.join(ROOT, 'test', 'integration')
+# The image built and run by a container engine: only `run.py --container` runs these.
+CONTAINER = os.path.join(ROOT, 'test', 'container')
 # RZ_REL_BIN / RZ_ASAN_BIN point the passes at other binaries (e.g. an installed one).
 BINARIES = {'rel': os.environ.get('RZ_REL_BIN') or os.path.join(ROOT, 'raven-zero'),
             'asan': os.environ.get('RZ_ASAN_BIN') or
@@ -240,8 +245,8 @@ def run_units(flavours, report, k):
 # ---------------------------------------------------------------------------------
 # Integration tests: the parent side
 
-def integration_modules():
-    return sorted(glob.glob(os.path.join(INTEGRATION, 'test_*.py')))
+def integration_modules(where=INTEGRATION):
+    return sorted(glob.glob(os.path.join(where, 'test_*.py')))
 
 
 def run_module_task(flavour, module, args, report):
@@ -292,7 +297,9 @@ RUNNERS = set()
 
 def run_integration(flavours, args, report):
     tasks = []
-    for flavour in flavours:
+    if args.container:
+        tasks = [('rel', m) for m in integration_modules(CONTAINER)]
+    for flavour in flavours if not args.container else ():
         exe = BINARIES[flavour]
         if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
             report.add(flavour, '<binary>', False, 0.0,
@@ -579,6 +586,8 @@ def main(argv):
     parser.add_argument('--rel-only', action='store_true', help='skip the ASan pass')
     parser.add_argument('--unit-only', action='store_true')
     parser.add_argument('--integration-only', action='store_true')
+    parser.add_argument('--container', action='store_true',
+                        help='only the tests of the container image (test/container/)')
     parser.add_argument('-j', '--jobs', type=int, default=3,
                         help='integration modules run in parallel (default 3)')
     parser.add_argument('--timeout', type=float, default=60.0,
@@ -596,7 +605,7 @@ def main(argv):
     report = Report()
     started = time.monotonic()
     try:
-        if not args.integration_only:
+        if not args.integration_only and not args.container:
             run_units(flavours, report, args.k)
         if not args.unit_only:
             run_integration(flavours, args, report)

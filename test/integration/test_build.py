@@ -177,6 +177,9 @@ def test_make_run_installs_what_running_needs_and_the_test_tools_come_with_make_
     assert 'clang' in listed_packages('fuzz')
     assert deps_groups_of_target('bench') == ['build', 'run', 'bench']
     assert {'wrk', 'nghttp2-client', 'nginx-light'} <= set(listed_packages('bench'))
+    assert deps_groups_of_target('test-container') == ['run', 'container']
+    assert {'podman', 'runc', 'debootstrap', 'python3'} <= set(listed_packages('container'))
+    assert 'podman' not in testing, 'make test must not need podman'
     # Everything is installed here (make test did it): nothing to do, and no apt.
     deps = os.path.join(ROOT, 'scripts', 'deps.sh')
     r = sh([deps, '--dry-run', 'build', 'run', 'test'], timeout=30)
