@@ -1,6 +1,7 @@
 /* http.c - what every response shares: JSON bodies, the contract's headers (a filter, so
- * even h2o's own errors carry them), CORS, client identity, public URLs, and one log
- * line per request (a logger, so every way a request can end is logged once). */
+ * even h2o's own errors carry them; Retry-After on every 429, 503 and 507 among them),
+ * CORS, client identity, public URLs, and one log line per request (a logger, so every
+ * way a request can end is logged once). */
 #include "http.h"
 
 #include <stdio.h>
@@ -97,6 +98,21 @@ void http_rate_limited(h2o_req_t *req, long seconds)
 {
     retry_after(req, seconds);
     http_error(req, 429, "Rate limit exceeded");
+}
+
+/* When to try again, where the answer did not say itself. 503: the store is away (it
+ * is retried at once, and every request is answered again within 2 s of its return).
+ * 507: the disk is full or not writable, which passes in minutes, as uploads expire or
+ * an operator acts; a client would re-send its whole body each time. 429: every 429
+ * says its own; this only keeps a new one from going out without. */
+static long retry_after_default(int status)
+{
+    switch (status) {
+    case 429: return 1;
+    case 503: return 2;
+    case 507: return 60;
+    default: return 0;
+    }
 }
 
 /* ---- client identity ---- */
@@ -338,6 +354,9 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     header_str(req, H("x-xss-protection"), H("1; mode=block"));
     header_str(req, H("referrer-policy"), H("no-referrer"));
     add_cors(req, worker_of(req)->cfg);
+    long wait = retry_after_default(req->res.status);
+    if (wait > 0 && h2o_find_header(&req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) == -1)
+        retry_after(req, wait);
     ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (req->res.status >= 400 && ct != -1 &&
         h2o_memis(req->res.headers.entries[ct].value.base, req->res.headers.entries[ct].value.len,
