@@ -4,7 +4,9 @@
  * hiredis has no adapter for h2o's evloop, so we wrap a dup of its fd in an h2o socket
  * that never reads by itself (DONT_READ) and hand readiness back to hiredis. hiredis
  * 0.14 has no command timeout: a watchdog tick declares the connection dead when a
- * reply is overdue, which makes hiredis fail every pending command (NULL reply).
+ * reply is overdue, which makes hiredis fail every pending command (NULL reply). Time
+ * the loop itself did not run (the tick came late: the process was stopped, or a call
+ * blocked) is not held against the store: a reply may be waiting unread all along.
  * hiredis resolves host names with a blocking getaddrinfo(); a name (compose's
  * "valkey") is resolved with getaddrinfo_a() off the loop, and hiredis gets the
  * numeric address. */
@@ -28,6 +30,8 @@
 #define TICK_MS 100
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 500
+#define STALL_LOG_MS 250 /* a late tick worth a loop_stalled line */
+#define STALL_LOG_EVERY_MS 1000
 
 struct store {
     h2o_loop_t *loop;
@@ -44,6 +48,10 @@ struct store {
     int backoff_ms;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
+    uint64_t tick_ms;       /* when the last tick ran */
+    uint64_t stalls;        /* late ticks not yet logged, and the worst of them */
+    uint64_t stall_worst_ms;
+    uint64_t stall_logged_ms;
     char sha[RECORD_SCRIPT_COUNT][41];
     int resolving;            /* a getaddrinfo_a() of url.host is under way */
     struct gaicb gai;
@@ -269,10 +277,32 @@ static void resolve_poll(store *s)
     connect_to(s, host);
 }
 
+/* How late this tick is, in ms: the loop did not run for that long, so nothing was
+ * read in that time, the store's replies included. The store is given the time back,
+ * and a stall worth saying is logged (at most once a second, with the worst). */
+static void loop_lag(store *s, uint64_t now)
+{
+    uint64_t late = s->tick_ms != 0 && now > s->tick_ms + TICK_MS ? now - s->tick_ms - TICK_MS : 0;
+    s->tick_ms = now;
+    s->progress_ms = s->progress_ms + late < now ? s->progress_ms + late : now;
+    s->connect_started_ms = s->connect_started_ms + late < now ? s->connect_started_ms + late : now;
+    if (late >= STALL_LOG_MS) {
+        s->stalls++;
+        s->stall_worst_ms = late > s->stall_worst_ms ? late : s->stall_worst_ms;
+    }
+    if (s->stalls == 0 || now - s->stall_logged_ms < STALL_LOG_EVERY_MS)
+        return;
+    log_event(LOG_WARNING, "loop_stalled", "the event loop did not run for %llu ms (%llu stalls); not held against the store",
+              (unsigned long long)s->stall_worst_ms, (unsigned long long)s->stalls);
+    s->stalls = s->stall_worst_ms = 0;
+    s->stall_logged_ms = now;
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     store *s = H2O_STRUCT_FROM_MEMBER(store, tick, entry);
     uint64_t now = util_mono_ms();
+    loop_lag(s, now);
     if (s->resolving) {
         resolve_poll(s);
     } else if (s->ac == NULL) {
