@@ -14,7 +14,13 @@
  *                   without a fail:{client} yet is counted here only, so a flood from
  *                   ever new addresses creates at most budget fail keys per window.
  *   rate:KIND:CLIENT:WINDOW   fixed-window counters (WINDOW = now / period).
- *   inflight:{client}         uploads in progress, released by create or gate leave. */
+ *   slots:{client}  sorted set, the client's uploads in progress: a slot name per upload,
+ *                   scored by its lease deadline (ms, the store's clock). Given back by
+ *                   create or gate leave; one past its deadline counts for nothing and
+ *                   the next gate removes it. The key lives as long as its latest lease.
+ *
+ * Leases read the store's own clock (TIME inside the scripts, which Redis 5 and later
+ * and Valkey replicate as effects), so every node measures them alike. */
 #include "record.h"
 
 #include <stdarg.h>
@@ -45,15 +51,15 @@
     "end\n"
 
 const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
-    /* KEYS upload:{id}, expiries, inflight:{client}; ARGV id, uses, created, expiry, size,
-     * salt, meta, ttl -> 1, or 0 when the id is live already. Recording an upload also
-     * ends it as "in progress" for its client. */
+    /* KEYS upload:{id}, expiries, slots:{client}; ARGV id, uses, created, expiry, size,
+     * salt, meta, ttl, slot -> 1, or 0 when the id is live already. Recording an upload
+     * also gives its client's slot back. */
     [RECORD_SCRIPT_CREATE] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
                              "redis.call('HSET', KEYS[1], 'u', ARGV[2], 'm', ARGV[2], 'p', 0, 'c', ARGV[3],\n"
                              "  'e', ARGV[4], 's', ARGV[5], 'salt', ARGV[6], 'meta', ARGV[7], 'b', 0)\n"
                              "redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
                              "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])\n"
-                             "redis.call('DECR', KEYS[3])\n"
+                             "redis.call('ZREM', KEYS[3], ARGV[9])\n"
                              "return 1\n",
 
     /* The keyed scripts: KEYS upload:{id}, fail:{c}, block:{c}, expiries, fails:WINDOW;
@@ -100,16 +106,37 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                            "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
                            "return n\n",
 
-    /* KEYS rate:upload:CLIENT:WINDOW, inflight:{client}; ARGV period, limit, max inflight,
-     * inflight ttl -> {'rate', retry} | {'busy'} | {'ok'} (a slot taken) */
+    /* KEYS rate:upload:CLIENT:WINDOW, slots:{client}; ARGV period, limit, max slots,
+     * lease ms, slot -> {'rate', retry} | {'busy', ms until the earliest lease ends} |
+     * {'ok'} (the slot taken). Slots past their lease are dropped before counting. */
     [RECORD_SCRIPT_GATE_ENTER] = "local n = redis.call('INCR', KEYS[1])\n"
                                  "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
                                  "if n > tonumber(ARGV[2]) then return {'rate', redis.call('TTL', KEYS[1])} end\n"
-                                 "local busy = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-                                 "if busy >= tonumber(ARGV[3]) then return {'busy'} end\n"
-                                 "redis.call('INCR', KEYS[2])\n"
-                                 "redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+                                 "local t = redis.call('TIME')\n"
+                                 "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+                                 "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+                                 "if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then\n"
+                                 "  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+                                 "  return {'busy', tonumber(first[2]) - now}\n"
+                                 "end\n"
+                                 "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])\n"
+                                 "redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
                                  "return {'ok'}\n",
+
+    /* KEYS slots:{client} of each slot; ARGV lease ms, then each slot -> slots renewed.
+     * Every slot renewed gets the same deadline, the latest of its set, so its key
+     * lives exactly as long. */
+    [RECORD_SCRIPT_RENEW] = "local t = redis.call('TIME')\n"
+                            "local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])\n"
+                            "local n = 0\n"
+                            "for i, k in ipairs(KEYS) do\n"
+                            "  if redis.call('ZSCORE', k, ARGV[i + 1]) then\n"
+                            "    redis.call('ZADD', k, due, ARGV[i + 1])\n"
+                            "    redis.call('PEXPIRE', k, ARGV[1])\n"
+                            "    n = n + 1\n"
+                            "  end\n"
+                            "end\n"
+                            "return n\n",
 
     /* KEYS expiries; ARGV member, due -> 1 removed, 0 not there or no longer due */
     [RECORD_SCRIPT_REMOVE_IF_DUE] = "local s = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
@@ -192,7 +219,7 @@ int record_cmd_create(record_cmd *cmd, const record_new *n)
     begin(cmd, RECORD_SCRIPT_CREATE, 3);
     key_upload(cmd, n->id);
     arg_static(cmd, KEY_EXPIRIES);
-    key_client(cmd, "inflight", n->client);
+    key_client(cmd, "slots", n->client);
     arg_bytes(cmd, n->id, strlen(n->id));
     arg_fmt(cmd, "%d", n->uses);
     arg_fmt(cmd, "%lld", (long long)n->created);
@@ -201,6 +228,7 @@ int record_cmd_create(record_cmd *cmd, const record_new *n)
     arg_bytes(cmd, salt, strlen(salt));
     arg_bytes(cmd, n->meta, n->meta_len);
     arg_fmt(cmd, "%lld", (long long)(n->expires - n->created));
+    arg_bytes(cmd, n->slot, strlen(n->slot));
     return finish(cmd);
 }
 
@@ -247,23 +275,38 @@ int record_cmd_rate(record_cmd *cmd, const char *kind, const char *client, uint3
     return finish(cmd);
 }
 
-int record_cmd_gate_enter(record_cmd *cmd, const char *client, const record_gate *g, int64_t now)
+int record_cmd_gate_enter(record_cmd *cmd, const char *client, const char *slot, const record_gate *g, int64_t now)
 {
     begin(cmd, RECORD_SCRIPT_GATE_ENTER, 2);
     key_rate(cmd, "upload", client, g->rate_period_s, now);
-    key_client(cmd, "inflight", client);
+    key_client(cmd, "slots", client);
     arg_fmt(cmd, "%u", g->rate_period_s);
     arg_fmt(cmd, "%u", g->rate_count);
-    arg_fmt(cmd, "%u", g->max_inflight);
-    arg_fmt(cmd, "%u", g->inflight_ttl_s);
+    arg_fmt(cmd, "%u", g->max_slots);
+    arg_fmt(cmd, "%u", g->lease_ms);
+    arg_bytes(cmd, slot, strlen(slot));
     return finish(cmd);
 }
 
-int record_cmd_gate_leave(record_cmd *cmd, const char *client)
+int record_cmd_gate_leave(record_cmd *cmd, const char *client, const char *slot)
 {
     begin(cmd, -1, 0);
-    arg_static(cmd, "DECR");
-    key_client(cmd, "inflight", client);
+    arg_static(cmd, "ZREM");
+    key_client(cmd, "slots", client);
+    arg_bytes(cmd, slot, strlen(slot));
+    return finish(cmd);
+}
+
+int record_cmd_renew(record_cmd *cmd, const record_slot *slots, size_t n, uint32_t lease_ms)
+{
+    if (n == 0 || n > RECORD_RENEW_MAX)
+        return -1;
+    begin(cmd, RECORD_SCRIPT_RENEW, (int)n);
+    for (size_t i = 0; i < n; i++)
+        key_client(cmd, "slots", slots[i].client);
+    arg_fmt(cmd, "%u", lease_ms);
+    for (size_t i = 0; i < n; i++)
+        arg_bytes(cmd, slots[i].slot, strlen(slots[i].slot));
     return finish(cmd);
 }
 
@@ -395,15 +438,20 @@ long long record_read_rate(const redisReply *r)
     return r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
 }
 
-record_outcome record_read_gate(const redisReply *r)
+record_outcome record_read_gate(const redisReply *r, long long *free_in_ms)
 {
     const char *verdict = elem_str(r, 0);
+    if (free_in_ms != NULL)
+        *free_in_ms = 0;
     if (verdict == NULL)
         return RECORD_UNAVAILABLE;
     if (strcmp(verdict, "rate") == 0)
         return RECORD_LIMITED;
-    if (strcmp(verdict, "busy") == 0)
+    if (strcmp(verdict, "busy") == 0) {
+        if (free_in_ms != NULL)
+            *free_in_ms = elem_int(r, 1);
         return RECORD_BUSY;
+    }
     return strcmp(verdict, "ok") == 0 ? RECORD_OK : RECORD_UNAVAILABLE;
 }
 

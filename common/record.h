@@ -19,13 +19,15 @@ enum {
     RECORD_SCRIPT_STATUS,
     RECORD_SCRIPT_RATE,
     RECORD_SCRIPT_GATE_ENTER,
+    RECORD_SCRIPT_RENEW,
     RECORD_SCRIPT_REMOVE_IF_DUE,
     RECORD_SCRIPT_COUNT
 };
 /* Script bodies, for SCRIPT LOAD / EVALSHA or EVAL. */
 extern const char *const record_scripts[RECORD_SCRIPT_COUNT];
 
-#define RECORD_ARGS_MAX 12
+#define RECORD_RENEW_MAX 16 /* upload slots renewed by one command */
+#define RECORD_ARGS_MAX (2 * RECORD_RENEW_MAX + 1)
 #define RECORD_META_MAX 1024 /* bytes of a sealed metadata blob */
 #define RECORD_DUE_MAX 256   /* members of the expiry index read at once */
 
@@ -39,7 +41,7 @@ typedef struct {
     const char *argv[RECORD_ARGS_MAX];
     size_t len[RECORD_ARGS_MAX];
     size_t used;
-    char buf[2048];
+    char buf[4096];
 } record_cmd;
 
 /* What a call found. Each reader below says which of these it gives. */
@@ -85,7 +87,8 @@ typedef struct {
 /* A new upload's record. */
 typedef struct {
     const char *id;
-    const char *client; /* its upload in progress ends with the record */
+    const char *client; /* its upload slot (below) is given back with the record */
+    const char *slot;
     int uses;
     int64_t created; /* unix seconds */
     int64_t expires; /* unix seconds; the record lives until then */
@@ -95,13 +98,21 @@ typedef struct {
     size_t meta_len;
 } record_new;
 
-/* The upload gate: UPLOAD_RATE_LIMIT and uploads in progress per client. */
+/* The upload gate: UPLOAD_RATE_LIMIT, and a slot per upload in progress, at most
+ * max_slots per client. A slot is leased: it frees itself lease_ms after it was taken
+ * or last renewed, so one whose upload died with its worker is gone within the lease. */
 typedef struct {
     uint32_t rate_count;
     uint32_t rate_period_s;
-    uint32_t max_inflight;
-    uint32_t inflight_ttl_s; /* a slot a crashed worker never gave back lasts this long */
+    uint32_t max_slots;
+    uint32_t lease_ms;
 } record_gate;
+
+/* One slot to renew: its client and its name. */
+typedef struct {
+    const char *client;
+    const char *slot;
+} record_slot;
 
 /* One member of the expiry index, pointing into the reply the list holds. */
 typedef struct {
@@ -125,10 +136,15 @@ int record_cmd_preview(record_cmd *cmd, const char *id, const char *client, cons
 int record_cmd_status(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
 /* Count one request of kind ("upload", "health") in client's fixed window of period_s. */
 int record_cmd_rate(record_cmd *cmd, const char *kind, const char *client, uint32_t period_s, int64_t now);
-/* Enter the upload gate; after RECORD_OK the client holds a slot until gate_leave or
- * create gives it back. */
-int record_cmd_gate_enter(record_cmd *cmd, const char *client, const record_gate *g, int64_t now);
-int record_cmd_gate_leave(record_cmd *cmd, const char *client);
+/* Enter the upload gate, asking for the slot named slot (unique to this upload); after
+ * RECORD_OK the client holds it until gate_leave or create gives it back, or its lease
+ * runs out. Leases are timed by the store's clock, one clock for every node. */
+int record_cmd_gate_enter(record_cmd *cmd, const char *client, const char *slot, const record_gate *g, int64_t now);
+/* Give a slot back; giving back one already gone is harmless. */
+int record_cmd_gate_leave(record_cmd *cmd, const char *client, const char *slot);
+/* Extend the lease of n (at most RECORD_RENEW_MAX) slots by lease_ms from now; a slot
+ * already gone stays gone. */
+int record_cmd_renew(record_cmd *cmd, const record_slot *slots, size_t n, uint32_t lease_ms);
 /* Expiry index: members due by due (unix seconds), skipping the first skip. */
 int record_cmd_due(record_cmd *cmd, double due, unsigned skip, unsigned max);
 int record_cmd_expiry(record_cmd *cmd, const char *id);
@@ -147,8 +163,9 @@ void record_read_access(const redisReply *r, record_access *out);
 record_outcome record_read_create(const redisReply *r);
 /* Requests counted in the window, or -1. */
 long long record_read_rate(const redisReply *r);
-/* OK LIMITED BUSY UNAVAILABLE */
-record_outcome record_read_gate(const redisReply *r);
+/* OK LIMITED BUSY UNAVAILABLE; for BUSY, *free_in_ms (may be NULL) is how long until
+ * the client's earliest slot runs out of lease, if its upload does not end before. */
+record_outcome record_read_gate(const redisReply *r, long long *free_in_ms);
 /* Takes r (freed by record_due_free). */
 void record_read_due(redisReply *r, record_due *out);
 void record_due_free(record_due *d);

@@ -4,7 +4,9 @@
  * The open descriptor holds a shared flock for the whole stream; the shredder only
  * overwrites under an exclusive one, so nothing is destroyed under a reader. When the
  * last use is taken the file is renamed into the trash at once (the descriptor keeps
- * reading), so it leaves the namespace immediately and is shredded once we let go. */
+ * reading), so it leaves the namespace immediately and is shredded once we let go.
+ * The descriptor is closed by a helper thread: should the file have lost its last name
+ * meanwhile, that close frees its blocks, which takes the disk's time. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +46,8 @@ static void stream_dispose(void *p)
     stream *s = p;
     if (h2o_timeout_is_linked(&s->stall))
         h2o_timeout_unlink(&s->stall);
-    if (s->fd >= 0)
-        close(s->fd); /* releases the shared lock: the shredder may now take the file */
+    if (s->fd >= 0) /* releases the shared lock: the shredder may now take the file */
+        offload_close(s->w->offload, s->fd, NULL);
     sealed_reader_free(s->rd);
     free(s->plain);
 }

@@ -33,7 +33,7 @@ static void state_free(keyed_state *st)
 {
     req_ref_release(&st->ref);
     if (st->op.fd >= 0)
-        close(st->op.fd);
+        offload_close(st->w->offload, st->op.fd, NULL);
     OPENSSL_cleanse(st->op.key, sizeof(st->op.key));
     free(st);
 }
@@ -98,24 +98,26 @@ static void on_found(const record_access *r, void *data)
 }
 
 /* The stored file, open and share-locked; -1 when absent or held by the shredder
- * (which overwrites only under an exclusive lock), or already unlinked by it. */
-static int open_stored(const cfg *c, const char *id)
+ * (which overwrites only under an exclusive lock), or already unlinked by it. A
+ * descriptor we give up is closed by a helper thread: after the shredder's unlink, ours
+ * is the file's last reference, and its close frees the blocks. */
+static int open_stored(worker *w, const char *id)
 {
     char path[PATHS_MAX];
     struct stat st;
-    if (paths_file(c, id, path, sizeof(path)) != 0)
+    if (paths_file(w->cfg, id, path, sizeof(path)) != 0)
         return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -1;
     if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
         int e = errno;
-        close(fd);
+        offload_close(w->offload, fd, NULL);
         errno = e;
         return -1;
     }
     if (fstat(fd, &st) != 0 || st.st_nlink == 0) {
-        close(fd);
+        offload_close(w->offload, fd, NULL);
         errno = ENOENT; /* unlinked by the shredder between our open and lock */
         return -1;
     }
@@ -128,7 +130,7 @@ static void lookup(keyed_state *st)
     h2o_req_t *req = st->ref.req;
     worker *w = st->w;
     if (st->op.keylen > 0 && (st->flags & KEYED_OPEN_FILE)) {
-        st->op.fd = open_stored(w->cfg, st->op.id);
+        st->op.fd = open_stored(w, st->op.id);
         /* Absent or held by the shredder means gone; anything else (EMFILE, EIO)
          * is our trouble, and must not cost the client a use. */
         if (st->op.fd < 0 && errno != ENOENT && errno != EWOULDBLOCK) {

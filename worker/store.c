@@ -63,6 +63,7 @@ typedef union {
     store_access_cb access;
     store_outcome_cb outcome;
     store_count_cb count;
+    store_gate_cb gate;
     void (*done)(void *data);
 } typed_cb;
 
@@ -539,13 +540,16 @@ void store_rate(store *s, const char *kind, const char *client, uint32_t period_
 
 static void deliver_gate(const redisReply *reply, typed_cb cb, void *data)
 {
-    cb.outcome(record_read_gate(reply), data);
+    long long free_in_ms;
+    record_outcome outcome = record_read_gate(reply, &free_in_ms);
+    cb.gate(outcome, free_in_ms, data);
 }
 
-void store_gate_enter(store *s, const char *client, const record_gate *g, int64_t now, store_outcome_cb cb, void *data)
+void store_gate_enter(store *s, const char *client, const char *slot, const record_gate *g, int64_t now,
+                      store_gate_cb cb, void *data)
 {
     record_cmd cmd;
-    submit(s, record_cmd_gate_enter(&cmd, client, g, now), &cmd, deliver_gate, (typed_cb){.outcome = cb}, data);
+    submit(s, record_cmd_gate_enter(&cmd, client, slot, g, now), &cmd, deliver_gate, (typed_cb){.gate = cb}, data);
 }
 
 static void deliver_done(const redisReply *reply, typed_cb cb, void *data)
@@ -555,8 +559,14 @@ static void deliver_done(const redisReply *reply, typed_cb cb, void *data)
         cb.done(data);
 }
 
-void store_gate_leave(store *s, const char *client, void (*done)(void *data), void *data)
+void store_gate_leave(store *s, const char *client, const char *slot, void (*done)(void *data), void *data)
 {
     record_cmd cmd;
-    submit(s, record_cmd_gate_leave(&cmd, client), &cmd, deliver_done, (typed_cb){.done = done}, data);
+    submit(s, record_cmd_gate_leave(&cmd, client, slot), &cmd, deliver_done, (typed_cb){.done = done}, data);
+}
+
+void store_renew(store *s, const record_slot *slots, size_t n, uint32_t lease_ms)
+{
+    record_cmd cmd;
+    submit(s, record_cmd_renew(&cmd, slots, n, lease_ms), &cmd, deliver_done, (typed_cb){.done = NULL}, NULL);
 }

@@ -23,6 +23,8 @@ void store_free(store *s);
 typedef void (*store_access_cb)(const record_access *r, void *data);
 typedef void (*store_outcome_cb)(record_outcome outcome, void *data);
 typedef void (*store_count_cb)(long long count, void *data);
+/* The gate's verdict; free_in_ms as record_read_gate gives it. */
+typedef void (*store_gate_cb)(record_outcome outcome, long long free_in_ms, void *data);
 
 /* The brute-force guard, then the keyed operation on id for client (now: unix
  * seconds); the outcomes are record_read_access's. They share one signature, so a
@@ -45,10 +47,13 @@ void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data
 void store_rate(store *s, const char *kind, const char *client, uint32_t period_s, int64_t now, store_count_cb cb,
                 void *data);
 
-/* The upload gate: RECORD_OK (the client now holds a slot), RECORD_LIMITED,
- * RECORD_BUSY or RECORD_UNAVAILABLE. */
-void store_gate_enter(store *s, const char *client, const record_gate *g, int64_t now, store_outcome_cb cb, void *data);
+/* The upload gate, asking for the slot named slot: RECORD_OK (the client now holds
+ * it), RECORD_LIMITED, RECORD_BUSY or RECORD_UNAVAILABLE. */
+void store_gate_enter(store *s, const char *client, const char *slot, const record_gate *g, int64_t now,
+                      store_gate_cb cb, void *data);
 /* Give a slot back; done (may be NULL) runs once the store has it, or could not. */
-void store_gate_leave(store *s, const char *client, void (*done)(void *data), void *data);
+void store_gate_leave(store *s, const char *client, const char *slot, void (*done)(void *data), void *data);
+/* Extend the leases of n (at most RECORD_RENEW_MAX) slots; nobody waits for it. */
+void store_renew(store *s, const record_slot *slots, size_t n, uint32_t lease_ms);
 
 #endif

@@ -3,7 +3,9 @@
  *
  * libh2o hands us the whole body (spilled to a file above 1 MiB). We feed it to the
  * parser a slice per loop turn, so one large upload never stalls the worker's other
- * requests. Any failure unlinks what was written and records nothing. */
+ * requests. Any failure unlinks what was written and records nothing. Moving the file
+ * into place and removing a failed one are done by a helper thread (offload.h): fsync,
+ * and the close or unlink that frees a large file's blocks, can take the disk's time. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -19,7 +21,8 @@
 #include "mime.h"
 #include "multipart.h"
 #include "paths.h"
-#include "ratelimit.h"
+#include "gate.h"
+#include "offload.h"
 #include "sealed.h"
 #include "util.h"
 
@@ -45,7 +48,7 @@ typedef struct {
     req_ref ref;
     worker *w;
     char client[HTTP_ADDR_MAX];
-    int gated;              /* counted as in progress for its client */
+    gate_slot *slot;        /* held while the upload is in progress */
     int status;             /* the answer, once decided */
     cJSON *answer;
     h2o_timeout_entry_t step;
@@ -75,44 +78,81 @@ typedef struct {
     int write_errno;
     char sha_hex[65];
     char stored[PATHS_MAX];
+    /* the record, once the file is sealed */
+    int uses_n;
+    int64_t created_at, expires_at;
+    uint8_t blob[DROP_BLOB_MAX];
+    size_t blob_len;
 } upload_op;
 
 static void step_run(h2o_timeout_entry_t *entry);
 
 /* ---- clean-up ---- */
 
-static void file_discard(upload_op *op)
+/* What a failed upload wrote, removed on a helper thread; then (if any) runs on the
+ * loop once it is gone. */
+typedef struct {
+    offload_job job;
+    upload_op *op;
+    void (*then)(upload_op *op);
+    int fd;
+    char temp[PATHS_MAX], stored[PATHS_MAX];
+} discard_job;
+
+static void discard_work(offload_job *job)
 {
-    if (op->fd >= 0) {
-        close(op->fd);
-        op->fd = -1;
-    }
-    if (op->temp[0] != '\0') {
-        unlink(op->temp);
-        op->temp[0] = '\0';
-    }
-    sealed_writer_free(op->sw);
-    op->sw = NULL;
+    discard_job *d = (discard_job *)job;
+    if (d->temp[0] != '\0')
+        unlink(d->temp);
+    if (d->stored[0] != '\0')
+        unlink(d->stored);
+    if (d->fd >= 0)
+        close(d->fd); /* after the unlink: the last reference, which frees the blocks */
 }
 
-/* Everything written for a failed upload goes before the answer does, so a client
- * that sees the error never sees a leftover. */
-static void discard_all(upload_op *op)
+static void discard_done(offload_job *job)
 {
-    file_discard(op);
-    if (op->stored[0] != '\0') {
-        unlink(op->stored);
-        op->stored[0] = '\0';
+    discard_job *d = (discard_job *)job;
+    if (d->then != NULL)
+        d->then(d->op);
+    free(d);
+}
+
+/* Everything written for op goes: its temp file, and its stored file if it was moved
+ * into place but not recorded. then(op) runs once it is gone (at once when there is
+ * nothing to remove), so a client answered an error never sees a leftover. */
+static void discard(upload_op *op, void (*then)(upload_op *op))
+{
+    sealed_writer_free(op->sw);
+    op->sw = NULL;
+    if (op->fd < 0 && op->temp[0] == '\0' && op->stored[0] == '\0') {
+        if (then != NULL)
+            then(op);
+        return;
     }
+    discard_job *d = malloc(sizeof(*d)), local;
+    discard_job *j = d != NULL ? d : &local;
+    *j = (discard_job){.job = {.work = discard_work, .done = discard_done}, .op = op, .then = then, .fd = op->fd};
+    memcpy(j->temp, op->temp, sizeof(j->temp));
+    memcpy(j->stored, op->stored, sizeof(j->stored));
+    op->fd = -1;
+    op->temp[0] = op->stored[0] = '\0';
+    if (d != NULL) {
+        offload_submit(op->w->offload, &d->job);
+        return;
+    }
+    discard_work(&local.job); /* out of memory: on the loop, rather than leave the files */
+    if (then != NULL)
+        then(op);
 }
 
 static void op_free(upload_op *op)
 {
     if (h2o_timeout_is_linked(&op->step))
         h2o_timeout_unlink(&op->step);
-    discard_all(op);
-    if (op->gated)
-        ratelimit_upload_done(op->w->store, op->client, NULL, NULL);
+    discard(op, NULL);
+    if (op->slot != NULL)
+        gate_leave(op->w->gate, op->slot, NULL, NULL);
     cJSON_Delete(op->answer);
     mp_free(op->mp);
     EVP_MD_CTX_free(op->sha);
@@ -145,20 +185,24 @@ static void send_answer(void *data)
     op_free(op);
 }
 
+static void release_slot(upload_op *op)
+{
+    gate_slot *slot = op->slot;
+    op->slot = NULL;
+    if (slot != NULL)
+        gate_leave(op->w->gate, slot, send_answer, op);
+    else
+        send_answer(op);
+}
+
 /* The one way an upload ends. What it wrote is removed and its slot among the
  * client's uploads in progress released before the answer goes out, so the client's
  * next upload (on any worker) can never find either still there. Takes body. */
 static void answer(upload_op *op, int status, cJSON *body)
 {
-    discard_all(op);
     op->status = status;
     op->answer = body;
-    if (op->gated) {
-        op->gated = 0;
-        ratelimit_upload_done(op->w->store, op->client, send_answer, op);
-    } else {
-        send_answer(op);
-    }
+    discard(op, release_slot);
 }
 
 static void answer_detail(upload_op *op, int status, const char *detail)
@@ -288,8 +332,8 @@ static int file_data(upload_op *op, const uint8_t *data, size_t len)
     /* Too large: stop writing but keep counting (the body is here anyway), so the 413
      * can say how large. */
     if (op->too_large || op->size + len > op->w->cfg->max_file_size) {
-        if (!op->too_large)
-            file_discard(op);
+        sealed_writer_free(op->sw); /* what it wrote goes with the answer */
+        op->sw = NULL;
         op->too_large = 1;
         op->size += len;
         return 0;
@@ -366,7 +410,7 @@ static const mp_callbacks callbacks = {on_part_begin, on_part_data, on_part_end}
 
 /* ---- committing ---- */
 
-static void created(h2o_req_t *req, upload_op *op, int uses, int64_t created_at, int64_t expires)
+static void created(h2o_req_t *req, upload_op *op)
 {
     char base[512], url[768], ts[32];
     cJSON *o = cJSON_CreateObject();
@@ -377,121 +421,152 @@ static void created(h2o_req_t *req, upload_op *op, int uses, int64_t created_at,
     snprintf(url, sizeof(url), "%s/download/%s", base, op->key);
     cJSON_AddStringToObject(o, "download_url", url);
     http_header(req, H2O_TOKEN_LOCATION, url, strlen(url));
-    util_iso_time(expires, ts, sizeof(ts));
+    util_iso_time(op->expires_at, ts, sizeof(ts));
     cJSON_AddStringToObject(o, "expiry", ts);
-    cJSON_AddNumberToObject(o, "uses", uses);
+    cJSON_AddNumberToObject(o, "uses", op->uses_n);
     cJSON_AddStringToObject(o, "filename", op->filename);
     cJSON_AddNumberToObject(o, "size", (double)op->size);
-    util_iso_time(created_at, ts, sizeof(ts));
+    util_iso_time(op->created_at, ts, sizeof(ts));
     cJSON_AddStringToObject(o, "created_at", ts);
     cJSON_AddStringToObject(o, "sha256", op->sha_hex);
     answer(op, 201, o);
 }
 
-typedef struct {
-    upload_op *op;
-    int uses;
-    int64_t created, expires;
-} create_ctx;
-
 static void restart(upload_op *op);
 
 static void on_created(record_outcome outcome, void *data)
 {
-    create_ctx *cc = data;
-    upload_op *op = cc->op;
+    upload_op *op = data;
     h2o_req_t *req = op->ref.req;
     if (outcome == RECORD_UNAVAILABLE) {
+        /* The script may have run and only its reply been lost: the slot is given back
+         * again, which is harmless, and the record, pointing at no file, expires. */
         answer_detail(op, 503, "Service temporarily unavailable");
     } else if (outcome == RECORD_TAKEN) {
         restart(op); /* the key is live already: draw another */
     } else {
-        /* Recorded, and the script released the client's slot. If the client is gone
+        /* Recorded, and the script gave the client's slot back. If the client is gone
          * the upload stays: it expires like any other. */
         op->stored[0] = '\0';
-        op->gated = 0;
+        gate_recorded(op->w->gate, op->slot);
+        op->slot = NULL;
         shm_add(op->w->env->shm, M_UPLOADS, 1);
         shm_add(op->w->env->shm, M_UPLOAD_BYTES, op->size);
         if (req != NULL)
-            created(req, op, cc->uses, cc->created, cc->expires);
+            created(req, op);
         else
             op_free(op);
     }
-    free(cc);
 }
 
-/* 0 installed, 1 a file with this id is already there (a live upload or one not yet
- * shredded: the key is taken), -1 error. Never replaces a file. */
-static int install_file(upload_op *op)
+static void record(upload_op *op)
 {
-    char dir[PATHS_MAX], path[PATHS_MAX];
-    if (op->w->cfg->fsync_uploads && fsync(op->fd) != 0)
+    const record_new rec = {.id = op->id, .client = op->client, .slot = gate_slot_name(op->slot),
+                            .uses = op->uses_n, .created = op->created_at, .expires = op->expires_at,
+                            .size = op->size, .salt = op->salt, .meta = op->blob, .meta_len = op->blob_len};
+    store_create(op->w->store, &rec, on_created, op);
+}
+
+/* Moving the sealed file into place, on a helper thread: it owns fd from the start. */
+typedef struct {
+    offload_job job;
+    upload_op *op;
+    int fd;
+    int fsync;
+    char temp[PATHS_MAX], dir[PATHS_MAX], path[PATHS_MAX];
+    int result; /* 0 moved to path, 1 the id's file exists (the key is taken), -1 failed */
+    int err;
+} install_job;
+
+/* Never replaces a file: one already there is a live upload, or one not yet shredded. */
+static int install_file(install_job *j)
+{
+    if (j->fsync && fsync(j->fd) != 0)
         return -1;
-    close(op->fd);
-    op->fd = -1;
-    if (paths_file_dir(op->w->cfg, op->id, dir, sizeof(dir)) != 0 ||
-        paths_file(op->w->cfg, op->id, path, sizeof(path)) != 0)
-        return -1;
+    close(j->fd);
+    j->fd = -1;
     /* The shredder removes emptied directories: if it took ours between mkdir and
      * rename, make it again once. */
     int r = -1;
     for (int attempt = 0; attempt < 2 && r != 0; attempt++) {
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        if (mkdir(j->dir, 0700) != 0 && errno != EEXIST)
             return -1;
-        r = renameat2(AT_FDCWD, op->temp, AT_FDCWD, path, RENAME_NOREPLACE);
-        if (r != 0 && errno == EINVAL && (r = link(op->temp, path)) == 0)
-            unlink(op->temp); /* a file system without RENAME_NOREPLACE */
+        r = renameat2(AT_FDCWD, j->temp, AT_FDCWD, j->path, RENAME_NOREPLACE);
+        if (r != 0 && errno == EINVAL && (r = link(j->temp, j->path)) == 0)
+            unlink(j->temp); /* a file system without RENAME_NOREPLACE */
         if (r != 0 && errno != ENOENT)
             break;
     }
     if (r != 0)
         return errno == EEXIST ? 1 : -1;
-    snprintf(op->stored, sizeof(op->stored), "%s", path);
-    op->temp[0] = '\0';
-    if (op->w->cfg->fsync_uploads) {
-        /* The rename is durable only once the directory is. */
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (j->fsync) {
+        /* The rename is durable only once the directory is. A failure here still
+         * leaves the file moved: the result says so, and the answer removes it. */
+        int dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0 || fsync(dfd) != 0)
-            r = -1;
+            j->err = errno;
         if (dfd >= 0)
             close(dfd);
     }
-    return r;
+    return 0;
+}
+
+static void install_work(offload_job *job)
+{
+    install_job *j = (install_job *)job;
+    j->err = 0;
+    j->result = install_file(j);
+    if (j->result != 0)
+        j->err = errno;
+    if (j->fd >= 0)
+        close(j->fd);
+}
+
+static void install_done(offload_job *job)
+{
+    install_job *j = (install_job *)job;
+    upload_op *op = j->op;
+    int result = j->result, err = j->err;
+    if (result == 0) {
+        snprintf(op->stored, sizeof(op->stored), "%s", j->path);
+        op->temp[0] = '\0';
+    }
+    free(j);
+    if (result == 1) {
+        restart(op); /* the key is taken */
+    } else if (result != 0 || err != 0) {
+        log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(err));
+        answer_detail(op, 507, "Insufficient storage");
+    } else {
+        record(op);
+    }
 }
 
 static void commit(upload_op *op, int expiry_min, int uses)
 {
     drop_meta meta;
-    uint8_t blob[DROP_BLOB_MAX];
-    int64_t created = (int64_t)(util_now_ms() / 1000), expires = created + (int64_t)expiry_min * 60;
+    op->uses_n = uses;
+    op->created_at = (int64_t)(util_now_ms() / 1000);
+    op->expires_at = op->created_at + (int64_t)expiry_min * 60;
     snprintf(meta.filename, sizeof(meta.filename), "%s", op->filename);
     snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
     memcpy(meta.sha256, op->sha_hex, sizeof(meta.sha256));
-    int bloblen = drop_meta_seal(op->w->env->secret, op->key, strlen(op->key), op->salt, &meta, blob);
-    if (bloblen < 0) {
+    int bloblen = drop_meta_seal(op->w->env->secret, op->key, strlen(op->key), op->salt, &meta, op->blob);
+    install_job *j = bloblen >= 0 ? calloc(1, sizeof(*j)) : NULL;
+    if (j == NULL || paths_file_dir(op->w->cfg, op->id, j->dir, sizeof(j->dir)) != 0 ||
+        paths_file(op->w->cfg, op->id, j->path, sizeof(j->path)) != 0) {
+        free(j);
         answer_detail(op, 500, "Internal server error");
         return;
     }
-    int installed = install_file(op);
-    if (installed == 1) {
-        restart(op); /* the key is taken */
-        return;
-    }
-    if (installed != 0) {
-        log_event(LOG_ERROR, "upload_storage_failed", "%s", strerror(errno));
-        answer_detail(op, 507, "Insufficient storage");
-        return;
-    }
-    const record_new rec = {.id = op->id, .client = op->client, .uses = uses, .created = created,
-                            .expires = expires, .size = op->size, .salt = op->salt, .meta = blob,
-                            .meta_len = (size_t)bloblen};
-    create_ctx *cc = malloc(sizeof(*cc));
-    if (cc == NULL) {
-        answer_detail(op, 500, "Internal server error");
-        return;
-    }
-    *cc = (create_ctx){op, uses, created, expires};
-    store_create(op->w->store, &rec, on_created, cc);
+    op->blob_len = (size_t)bloblen;
+    j->job = (offload_job){.work = install_work, .done = install_done};
+    j->op = op;
+    j->fd = op->fd;
+    j->fsync = op->w->cfg->fsync_uploads;
+    memcpy(j->temp, op->temp, sizeof(j->temp));
+    op->fd = -1; /* the job's now; op->temp stays named until the file has moved */
+    offload_submit(op->w->offload, &j->job);
 }
 
 /* The body is parsed: check what the form said, then commit or refuse. */
@@ -573,7 +648,7 @@ static int op_begin(upload_op *op)
 /* Start over with a new key (the drawn one is live already). */
 static void restart(upload_op *op)
 {
-    discard_all(op);
+    discard(op, NULL);
     mp_free(op->mp);
     op->mp = NULL;
     if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS) {
@@ -597,7 +672,6 @@ static void on_rate(void *data, int outcome, long retry_after)
 {
     upload_op *op = data;
     h2o_req_t *req = op->ref.req;
-    op->gated = outcome == RATE_OK; /* the store counts it as in progress from now */
     if (req == NULL) {
         op_free(op);
     } else if (outcome == RATE_UNAVAILABLE) {
@@ -645,6 +719,6 @@ int upload_handle(h2o_req_t *req)
         return 0;
     }
     http_client_key(req, op->client);
-    ratelimit_upload(w->store, w->cfg, op->client, on_rate, op);
+    gate_enter(w->gate, w->cfg, op->client, &op->slot, on_rate, op);
     return 0;
 }

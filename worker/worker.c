@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -22,12 +23,14 @@
 #include "keyed.h"
 #include "log.h"
 #include "routes.h"
+#include "spill.h"
 #include "util.h"
 
 #define ACCEPT_BATCH 16
 #define TICK_MS 100
 #define STORE_TIMEOUT_MS 1000
 #define FRESH_CONN_MS 1000
+#define RETRY_MS 1000
 
 struct worker_conn {
     worker *w;
@@ -38,6 +41,7 @@ struct worker_conn {
     int held;             /* a duplicate of the socket while an answer may be in its send
                              queue (so that it outlives libh2o's close), or -1 */
     int shut;             /* its write side shut by the drain's flush */
+    spill_ref *spill;     /* the spill file its input is in, held */
     worker_conn *prev, *next;
     peers_node peer;      /* counted for its client unless the peer is a trusted proxy */
     unsigned requests;    /* requests that arrived whole on it */
@@ -169,6 +173,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     track_request(req);
+    spill_hold(req);
     if (framing_refused(req) || head_too_large(req))
         return 0;
     return routes_serve(req);
@@ -188,6 +193,7 @@ static void on_conn_close(void *data)
     if (c->partial && !c->late)
         w->cut_off++;
     peers_remove(&c->peer);
+    spill_let_go(c->spill);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -336,6 +342,7 @@ static void housekeeping(worker *w)
     for (worker_conn *c = w->conns; c != NULL; c = c->next) {
         c->partial = c->active == 0 && c->sock->input != NULL && c->sock->input->size > 0;
         head_deadline(w, c, now);
+        spill_watch(w, c->sock, &c->spill);
     }
     log_bounds(w, now);
 }
@@ -370,6 +377,7 @@ static void setup_h2o(worker *w)
     h2o_timeout_init(w->ctx.loop, &w->slice_timeout, 1);
     h2o_timeout_init(w->ctx.loop, &w->stall_timeout, (uint64_t)c->body_timeout * 1000);
     h2o_timeout_init(w->ctx.loop, &w->budget_timeout, KEYED_BUDGET_DELAY_MS);
+    h2o_timeout_init(w->ctx.loop, &w->retry_timeout, RETRY_MS);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->globalconf.hosts;
 }
@@ -460,7 +468,7 @@ int worker_main(const proc_env *env)
     }
     store_url url;
     w.store = store_url_parse(w.cfg->redis_url, &url) == 0 ? store_new(w.ctx.loop, &url, STORE_TIMEOUT_MS) : NULL;
-    if (w.store == NULL) {
+    if (w.store == NULL || (w.gate = gate_new(w.ctx.loop, w.store)) == NULL) {
         log_event(LOG_ERROR, "store_failed", "cannot create the store client");
         return 1;
     }
@@ -469,6 +477,10 @@ int worker_main(const proc_env *env)
         return 1;
     }
     linger_init(&w.linger, w.cfg->max_connections);
+    if ((w.offload = offload_new(w.ctx.loop)) == NULL) {
+        log_event(LOG_ERROR, "offload_failed", "cannot start the helper threads: %s", strerror(errno));
+        return 1;
+    }
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
@@ -479,6 +491,8 @@ int worker_main(const proc_env *env)
             break;
     }
     linger_free(&w.linger);
+    offload_free(w.offload); /* what it was given to close and unlink, it has */
+    gate_free(w.gate);
     store_free(w.store);
     magic_close(w.magic);
     peers_free(&w.peers);

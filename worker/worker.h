@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "linger.h"
+#include "gate.h"
+#include "offload.h"
 #include "peers.h"
 #include "proc.h"
 #include "store.h"
@@ -23,11 +25,14 @@ typedef struct worker {
     h2o_socket_t *listeners[CFG_LISTEN_MAX];
     size_t nlisten;
     store *store;
+    gate *gate;
+    offload *offload;
     magic_t magic;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
     h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */
     uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
+    h2o_timeout_t retry_timeout; /* 1 s: work waiting on what it cannot be told of looks again */
     worker_conn *conns;   /* open client connections */
     size_t nconns;
     peers peers;          /* the same, counted per client (MAX_CONNECTIONS_PER_CLIENT) */

@@ -178,9 +178,12 @@ def test_a_client_uploading_one_at_a_time_is_never_refused_as_too_many_in_progre
 
 def test_too_many_uploads_in_progress_for_a_client_answers_429_and_spares_other_clients():
     with Redis() as redis, Server(redis, env={'MAX_UPLOADS_PER_CLIENT': '2'}) as server:
-        # An upload in progress is counted in the store (white box: the key the gate
-        # script uses), so it holds across workers; simulate two that are still running.
-        redis.command('SET', 'inflight:{%s}' % CLIENT, '2', 'EX', '60')
+        # An upload in progress holds a slot in the store (white box: the set the gate
+        # script reads, scored by lease deadlines in ms), so it holds across workers;
+        # simulate two that are still running.
+        slots = 'slots:{%s}' % CLIENT
+        deadline = int(time.time() * 1000) + 60_000
+        redis.command('ZADD', slots, deadline, 'running-1', deadline, 'running-2')
         status, headers, body = server.upload(b'a third at once', source_address=CLIENT)
         assert status == 429, body
         assert body == {'detail': 'Too many uploads in progress'}, body
@@ -188,7 +191,7 @@ def test_too_many_uploads_in_progress_for_a_client_answers_429_and_spares_other_
         assert_common_headers('429 too many uploads', headers)
         status, _, body = server.upload(b'another client', source_address=OTHER)
         assert status == 201, body
-        redis.command('DECR', 'inflight:{%s}' % CLIENT)  # one of them finished
+        redis.command('ZREM', slots, 'running-1')  # one of them finished
         status, _, body = server.upload(b'after one finished', source_address=CLIENT)
         assert status == 201, body
 

@@ -167,15 +167,23 @@ static void the_gate_says_ok_limited_busy_or_unavailable(void **state)
     static const struct {
         const char *resp;
         record_outcome want;
-    } cases[] = {{"*1\r\n$2\r\nok\r\n", RECORD_OK},     {"*2\r\n$4\r\nrate\r\n:9\r\n", RECORD_LIMITED},
-                 {"*1\r\n$4\r\nbusy\r\n", RECORD_BUSY}, {"*1\r\n$3\r\nhuh\r\n", RECORD_UNAVAILABLE},
-                 {"*0\r\n", RECORD_UNAVAILABLE},        {":1\r\n", RECORD_UNAVAILABLE}};
+        long long free_in_ms;
+    } cases[] = {{"*1\r\n$2\r\nok\r\n", RECORD_OK, 0},
+                 {"*2\r\n$4\r\nrate\r\n:9\r\n", RECORD_LIMITED, 0},
+                 {"*2\r\n$4\r\nbusy\r\n:4321\r\n", RECORD_BUSY, 4321},
+                 {"*1\r\n$4\r\nbusy\r\n", RECORD_BUSY, 0},
+                 {"*1\r\n$3\r\nhuh\r\n", RECORD_UNAVAILABLE, 0},
+                 {"*0\r\n", RECORD_UNAVAILABLE, 0},
+                 {":1\r\n", RECORD_UNAVAILABLE, 0}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long long free_in_ms = -1;
         redisReply *r = reply_n(cases[i].resp, strlen(cases[i].resp));
-        assert_int_equal(record_read_gate(r), cases[i].want);
+        assert_int_equal(record_read_gate(r, &free_in_ms), cases[i].want);
+        assert_int_equal(free_in_ms, cases[i].free_in_ms);
+        assert_int_equal(record_read_gate(r, NULL), cases[i].want);
         freeReplyObject(r);
     }
-    assert_int_equal(record_read_gate(NULL), RECORD_UNAVAILABLE);
+    assert_int_equal(record_read_gate(NULL, NULL), RECORD_UNAVAILABLE);
 }
 
 static void due_members_are_ids_or_junk_that_can_still_be_named(void **state)
@@ -246,6 +254,7 @@ static void a_new_record_carries_binary_meta_hex_salt_and_its_ttl(void **state)
         salt[i] = (uint8_t)i;
     record_new n = {.id = ID,
                     .client = "10.0.0.1",
+                    .slot = "5107a1b2c3d4e5f6",
                     .uses = 2,
                     .created = 1700000000,
                     .expires = 1700000600,
@@ -257,14 +266,62 @@ static void a_new_record_carries_binary_meta_hex_salt_and_its_ttl(void **state)
     assert_int_equal(record_cmd_create(&c, &n), 0);
     assert_int_equal(c.script, RECORD_SCRIPT_CREATE);
     assert_int_equal(c.nkeys, 3);
-    assert_int_equal(c.argc, 11);
+    assert_int_equal(c.argc, 12);
     assert_arg(&c, 0, "upload:{" ID "}");
-    assert_arg(&c, 2, "inflight:{10.0.0.1}");
+    assert_arg(&c, 2, "slots:{10.0.0.1}");
     assert_arg(&c, 3, ID);
     assert_arg(&c, 8, SALT_HEX);
     assert_int_equal(c.len[9], 5);
     assert_memory_equal(c.argv[9], "m\0eta", 5);
     assert_arg(&c, 10, "600");
+    assert_arg(&c, 11, "5107a1b2c3d4e5f6");
+}
+
+static void a_slot_is_taken_and_given_back_by_name_in_its_clients_set(void **state)
+{
+    (void)state;
+    record_gate g = {.rate_count = 30, .rate_period_s = 3600, .max_slots = 4, .lease_ms = 5000};
+    record_cmd c;
+    assert_int_equal(record_cmd_gate_enter(&c, "10.0.0.1", "00ff", &g, 1700000000), 0);
+    assert_int_equal(c.script, RECORD_SCRIPT_GATE_ENTER);
+    assert_int_equal(c.nkeys, 2);
+    assert_arg(&c, 0, "rate:upload:10.0.0.1:472222");
+    assert_arg(&c, 1, "slots:{10.0.0.1}");
+    assert_arg(&c, 4, "4");
+    assert_arg(&c, 5, "5000");
+    assert_arg(&c, 6, "00ff");
+    assert_int_equal(record_cmd_gate_leave(&c, "10.0.0.1", "00ff"), 0);
+    assert_int_equal(c.script, -1);
+    assert_int_equal(c.argc, 3);
+    assert_arg(&c, 0, "ZREM");
+    assert_arg(&c, 1, "slots:{10.0.0.1}");
+    assert_arg(&c, 2, "00ff");
+}
+
+static void one_command_renews_up_to_its_batch_of_slots_each_under_its_clients_key(void **state)
+{
+    (void)state;
+    record_slot slots[RECORD_RENEW_MAX + 1];
+    char names[RECORD_RENEW_MAX + 1][32], clients[RECORD_RENEW_MAX + 1][64];
+    for (int i = 0; i <= RECORD_RENEW_MAX; i++) {
+        /* The longest client text an IPv6 address gives, so the batch must fit. */
+        snprintf(clients[i], sizeof(clients[i]), "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.%d", i);
+        snprintf(names[i], sizeof(names[i]), "%016x", i);
+        slots[i] = (record_slot){clients[i], names[i]};
+    }
+    record_cmd c;
+    assert_int_equal(record_cmd_renew(&c, slots, 2, 5000), 0);
+    assert_int_equal(c.script, RECORD_SCRIPT_RENEW);
+    assert_int_equal(c.nkeys, 2);
+    assert_int_equal(c.argc, 5);
+    assert_arg(&c, 0, "slots:{ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.0}");
+    assert_arg(&c, 2, "5000");
+    assert_arg(&c, 3, "0000000000000000");
+    assert_arg(&c, 4, "0000000000000001");
+    assert_int_equal(record_cmd_renew(&c, slots, RECORD_RENEW_MAX, 5000), 0);
+    assert_int_equal(c.argc, 2 * RECORD_RENEW_MAX + 1);
+    assert_int_equal(record_cmd_renew(&c, slots, RECORD_RENEW_MAX + 1, 5000), -1);
+    assert_int_equal(record_cmd_renew(&c, slots, 0, 5000), -1);
 }
 
 static void keyed_commands_tag_the_clients_keys_alike(void **state)
@@ -331,7 +388,7 @@ static void an_argument_that_does_not_fit_is_refused(void **state)
     record_guard g = {10, 600, 600, 500, 60};
     record_cmd c;
     assert_int_equal(record_cmd_take_use(&c, ID, client, &g, 1), -1);
-    assert_int_equal(record_cmd_gate_leave(&c, client), -1);
+    assert_int_equal(record_cmd_gate_leave(&c, client, "00ff"), -1);
 }
 
 int main(void)
@@ -351,6 +408,8 @@ int main(void)
         cmocka_unit_test(the_expiry_index_score_or_minus_one),
         cmocka_unit_test(a_lookup_tells_live_burned_absent_and_what_it_cannot_read),
         cmocka_unit_test(a_new_record_carries_binary_meta_hex_salt_and_its_ttl),
+        cmocka_unit_test(a_slot_is_taken_and_given_back_by_name_in_its_clients_set),
+        cmocka_unit_test(one_command_renews_up_to_its_batch_of_slots_each_under_its_clients_key),
         cmocka_unit_test(keyed_commands_tag_the_clients_keys_alike),
         cmocka_unit_test(the_failure_budget_counts_in_a_fixed_window_of_its_period),
         cmocka_unit_test(an_unknown_key_says_how_many_failed_in_the_window),
