@@ -1044,6 +1044,10 @@ def json_answer(what, status, headers, body):
                              % (what, status, body[:300])) from None
 
 
+# What every 503 (the store is away) and 507 (the disk is full) says in Retry-After.
+RETRY_AFTER = {503: 2, 507: 60}
+
+
 def assert_json_error(status, headers, body, expect, detail=None, what='answer'):
     """A JSON error: status `expect` (an int, or a collection of allowed ones), a
     {"detail": ...} body (bytes or already parsed) whose detail, if given, is a string
@@ -1061,6 +1065,10 @@ def assert_json_error(status, headers, body, expect, detail=None, what='answer')
         assert parsed['detail'] == detail, '%s: detail %r, want %r' % (
             what, parsed['detail'], detail)
     assert_common_headers(what, headers)
+    if status in RETRY_AFTER:
+        assert headers.get('retry-after') == str(RETRY_AFTER[status]), \
+            '%s: answered %d with Retry-After %r, want %d' % (
+                what, status, headers.get('retry-after'), RETRY_AFTER[status])
     return parsed
 
 
