@@ -12,6 +12,7 @@ valgrind test runs only against the release binary (RZ_FLAVOUR=rel) and needs va
 
 import errno
 import glob
+import http.client
 import json
 import os
 import re
@@ -21,9 +22,10 @@ import subprocess
 import threading
 import time
 
-from harness import (ROOT, SERVICES, Redis, Server, assert_json_error,
+from harness import (CLIENT, RETRY_AFTER, ROOT, SERVICES, Redis, Server, assert_json_error,
                      assert_nobody_replaced, assert_nothing_left, binary, files_under, path,
-                     sha256, storage, stored_path, temp, upload_ok, wait_until)
+                     retry_after, sha256, storage, stored_path, temp, upload_ok,
+                     timeout, wait_until)
 
 
 UNAVAILABLE = {'detail': 'Service temporarily unavailable'}
@@ -317,13 +319,16 @@ def test_started_with_the_store_down_it_says_so_is_degraded_and_recovers():
                                    if x.get('process') == 'worker'], 5,
                           message="a worker's store_down line in the log")
         assert all(x.get('level') in ('warning', 'error') for x in down), down
-        status, _, body = server.json('GET', '/health/')
+        status, headers, body = server.json('GET', '/health/')
         assert status == 503 and body['status'] == 'degraded', body
         assert body['services'] == dict({s: 'online' for s in SERVICES}, redis='offline'), body
-        (status, _, body), seconds = timed(server.upload, b'while the store is down')
-        assert (status, body) == (503, UNAVAILABLE) and seconds < 1, (status, body, seconds)
-        (status, _, body), seconds = timed(server.json, 'GET', '/status/abacus-abdomen-abide')
-        assert (status, body) == (503, UNAVAILABLE) and seconds < 1, (status, body, seconds)
+        assert headers.get('retry-after') == str(RETRY_AFTER[503]), headers
+        (status, headers, body), seconds = timed(server.upload, b'while the store is down')
+        assert_json_error(status, headers, body, 503, UNAVAILABLE['detail'], 'upload, store down')
+        assert seconds < 1, seconds
+        (status, headers, body), seconds = timed(server.json, 'GET', '/status/abacus-abdomen-abide')
+        assert_json_error(status, headers, body, 503, UNAVAILABLE['detail'], 'status, store down')
+        assert seconds < 1, seconds
 
         redis.start()
         started = time.monotonic()
@@ -508,10 +513,9 @@ def test_disk_full_upload_is_507_leaves_nothing_and_downloads_keep_working():
             for leave, sizes in ((0, (1000, 300_000)), (64 * 1024, (300_000,))):
                 fill(filler, leave)
                 for size in sizes:
-                    status, _, body = server.upload(os.urandom(size), filename='full.bin')
+                    status, headers, body = server.upload(os.urandom(size), filename='full.bin')
                     what = 'upload of %d bytes with %d bytes free' % (size, leave)
-                    assert (status, body) == (507, {'detail': 'Insufficient storage'}), \
-                        '%s: %d %r' % (what, status, body)
+                    assert_json_error(status, headers, body, 507, 'Insufficient storage', what)
                     assert disk.temp() == [], '%s left %r in TEMP_PATH' % (what, disk.temp())
                     assert disk.stored() == stored, '%s left %r in STORAGE_PATH' % (
                         what, sorted(set(disk.stored()) - set(stored)))
@@ -650,3 +654,114 @@ def test_one_scenario_under_valgrind_memcheck_has_no_leak_or_bad_access():
     assert code == 0, 'master under valgrind exited with %s (99 = valgrind errors)' % code
     print('valgrind: %d processes, definitely lost per process: %s'
           % (len(files), json.dumps(lost)))
+
+
+# --- upload slots of killed workers -------------------------------------------------------
+
+LEASE_S = 5.0  # GATE_LEASE_MS
+
+
+def store_ms(redis):
+    seconds, micros = redis.command('TIME')
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+@timeout(90)
+def test_slots_of_workers_killed_mid_upload_free_themselves_within_the_lease():
+    slots = 'slots:{%s}' % CLIENT
+    env = {'WORKERS': '1', 'MAX_FILE_SIZE': str(64 << 20)}  # 4 uploads in progress at most
+    with Redis() as redis, Server(redis, env=env) as server:
+        big = os.urandom(24 << 20)
+        leaked = {}         # slot name -> ms from its worker's death to its lease's end
+        busy = []           # (Retry-After, seconds until the earliest lease ended, waited)
+        started = time.monotonic()
+        while len(leaked) < 8:
+            assert time.monotonic() - started < 60, 'only %d slots caught in 60 s' % len(leaked)
+            worker = server.full_tree(workers=1)['workers'][0]
+            answer = {}
+
+            def go():
+                try:
+                    answer['r'] = server.upload(big, source_address=CLIENT)
+                except (OSError, http.client.HTTPException) as e:
+                    answer['r'] = e
+            t = threading.Thread(target=go, daemon=True)
+            t.start()
+            caught = None
+            while caught is None and t.is_alive():
+                members = set(redis.command('ZRANGE', slots, 0, -1))
+                fresh = members - set(leaked)
+                if fresh:
+                    caught = fresh.pop()
+            if caught is not None:
+                os.kill(worker, signal.SIGKILL)
+                killed_at = time.monotonic()
+                t.join(10)  # the connection is reset: the worker is gone
+                score = redis.command('ZSCORE', slots, caught)
+                if score is not None:
+                    leaked[caught] = float(score) - store_ms(redis) + (time.monotonic() - killed_at) * 1000
+                continue
+            t.join(10)
+            status, headers, body = answer['r']
+            if status == 201:
+                continue
+            # Every slot is held by a killed upload: the 429 says when the earliest
+            # lease ends, and the client is served again by then.
+            assert (status, body) == (429, {'detail': 'Too many uploads in progress'}), (status, body)
+            said = retry_after(headers)
+            now = store_ms(redis)
+            earliest = int(float(redis.command('ZRANGE', slots, 0, 0, 'WITHSCORES')[1]))
+            assert 1 <= said <= LEASE_S, said
+            assert said * 1000 >= earliest - now - 50, (said, earliest - now)
+            asked = time.monotonic()
+            wait_until(lambda: server.upload(b'again', source_address=CLIENT)[0] == 201,
+                       said + 1.0, interval=0.05, message='an upload after Retry-After')
+            busy.append((said, (earliest - now) / 1000, time.monotonic() - asked))
+
+        # Nobody renews a killed worker's slot: its lease ends where it stands.
+        worst = max(leaked.values())
+        assert worst <= LEASE_S * 1000 + 50, 'a slot outlives its worker by %d ms' % worst
+        wait_until(lambda: redis.command('ZCOUNT', slots, '(%d' % store_ms(redis), '+inf') == 0,
+                   LEASE_S + 1, message='every leaked slot past its lease')
+        for _ in range(2):
+            status, _, body = server.upload(b'free again', source_address=CLIENT)
+            assert status == 201, body
+        assert redis.command('ZCARD', slots) == 0, redis.command('ZRANGE', slots, 0, -1)
+        print('%d slots of killed workers freed %d-%d ms after the kill (lease %d ms); busy 429s: %s'
+              % (len(leaked), min(leaked.values()), worst, LEASE_S * 1000,
+                 ', '.join('Retry-After %d, lease ended in %.2fs, served after %.2fs' % b
+                           for b in busy) or 'none'))
+
+
+# --- a loop that did not run is not a store that did not answer -----------------------------
+
+def test_a_worker_stopped_for_1_5s_with_a_store_command_pending_blames_not_the_store():
+    with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
+        key = upload_ok(server, b'looked at while stopped')[0]['key']
+        worker = server.full_tree(workers=1)['workers'][0]
+        answers = []
+
+        def status():
+            answers.append(server.json('GET', '/status/' + key, timeout=10))
+        # The store is busy for 0.3 s: the worker's command is sent and pending when it
+        # is stopped; the reply waits unread in its socket for the rest of the stop.
+        sleeper = threading.Thread(target=lambda: redis.command('DEBUG', 'SLEEP', '0.3'), daemon=True)
+        sleeper.start()
+        time.sleep(0.05)
+        asker = threading.Thread(target=status, daemon=True)
+        asker.start()
+        time.sleep(0.1)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        asker.join(10)
+        sleeper.join(10)
+        after = [server.json('GET', '/status/' + key) for _ in range(5)]
+        stalled = wait_until(lambda: server.events('loop_stalled', 'worker'), 3,
+                             message='a loop_stalled warning')
+        assert [a[0] for a in answers + after] == [200] * 6, [(a[0], a[2]) for a in answers + after]
+        assert server.events('store_down') == [], server.events('store_down')
+        assert stalled[0]['level'] == 'warning', stalled
+        print('stopped 1.5 s with a command pending: %r' % stalled[0])
