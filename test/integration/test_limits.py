@@ -67,17 +67,22 @@ def connections_on_distinct_workers(server, source, workers, tries=200):
 
 def test_upload_rate_limit_answers_429_with_retry_after_and_spares_other_clients():
     with Redis() as redis, Server(redis, env={'UPLOAD_RATE_LIMIT': '2/minute'}) as server:
-        answered = []
+        answered, answered_at = [], []
 
         def attempt(client):
             results = [server.upload(b'upload %d' % i, source_address=client) for i in range(3)]
             answered.extend(status for status, _, _ in results)
+            answered_at.append(time.time())
             return results
         _, results = in_one_window(60, attempt, ['127.0.0.2', '127.0.0.12', '127.0.0.22'])
         assert [r[0] for r in results] == [201, 201, 429], [(s, b) for s, _, b in results]
         status, headers, body = results[2]
         assert_json_error(status, headers, body, 429, 'Rate limit exceeded', 'third upload')
-        assert 1 <= retry_after(headers) <= 60, headers
+        # The window's time left when the answer came, in whole seconds rounded up
+        # (windows are aligned to the epoch; in_one_window kept the run in one).
+        left = 60 - answered_at[-1] % 60
+        assert 1 <= retry_after(headers) <= 60 and left <= retry_after(headers) <= left + 1.5, \
+            (headers.get('retry-after'), left)
         status, _, body = server.upload(b'another client', source_address=OTHER)
         assert status == 201, body
         # A refused upload leaves no record.
