@@ -7,8 +7,8 @@
 #include <magic.h>
 #include <stdint.h>
 
-#include "linger.h"
 #include "gate.h"
+#include "linger.h"
 #include "offload.h"
 #include "peers.h"
 #include "proc.h"
