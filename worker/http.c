@@ -52,18 +52,42 @@ const char *http_reason(int status)
     }
 }
 
-void http_json(h2o_req_t *req, int status, cJSON *body)
+/* body as JSON text ending in a newline (so a terminal's prompt starts on a line of its
+ * own), in the request's pool; takes body. */
+static h2o_iovec_t json_text(h2o_req_t *req, cJSON *body)
 {
     char *text = cJSON_PrintUnformatted(body);
     cJSON_Delete(body);
     size_t len = text != NULL ? strlen(text) : 0;
-    h2o_iovec_t copy = h2o_strdup(&req->pool, text != NULL ? text : "", len);
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(copy, text != NULL ? text : "", len);
+    copy[len] = '\n';
     cJSON_free(text);
+    return h2o_iovec_init(copy, len + 1);
+}
+
+static void send_body(h2o_req_t *req, int status, const char *type, size_t type_len, h2o_iovec_t body)
+{
     req->res.status = status;
     req->res.reason = http_reason(status);
-    req->res.content_length = len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H("application/json; charset=utf-8"));
-    h2o_send_inline(req, copy.base, copy.len);
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, type_len);
+    h2o_send_inline(req, body.base, body.len);
+}
+
+void http_json(h2o_req_t *req, int status, cJSON *body)
+{
+    send_body(req, status, H("application/json; charset=utf-8"), json_text(req, body));
+}
+
+void http_text(h2o_req_t *req, int status, const char *text, size_t len)
+{
+    send_body(req, status, H("text/plain; charset=utf-8"), h2o_iovec_init(text, len));
+}
+
+void http_html(h2o_req_t *req, int status, const char *html, size_t len)
+{
+    send_body(req, status, H("text/html; charset=utf-8"), h2o_iovec_init(html, len));
 }
 
 void http_error(h2o_req_t *req, int status, const char *detail)
@@ -326,12 +350,9 @@ static h2o_ostream_t **h2o_error_as_json(h2o_req_t *req, h2o_ostream_t **slot)
         snprintf(detail, sizeof(detail), "%s", req->res.reason != NULL ? req->res.reason : "Error");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "detail", detail);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
     json_error_ostream *os = (json_error_ostream *)h2o_add_ostream(req, sizeof(*os), slot);
     os->super.do_send = on_json_error_send;
-    os->body = h2o_strdup(&req->pool, text, SIZE_MAX);
-    cJSON_free(text);
+    os->body = json_text(req, o);
     req->res.content_length = os->body.len;
     ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
     req->res.headers.entries[ct].value = h2o_iovec_init(H("application/json; charset=utf-8"));

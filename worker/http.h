@@ -13,8 +13,12 @@
 #define HTTP_ADDR_MAX 64
 
 const char *http_reason(int status);
-/* Send body as the JSON response (takes ownership). */
+/* Send body as the JSON response, ending in a newline (takes ownership). Every JSON
+ * answer goes through here or through the filter's rewrite of libh2o's own errors. */
 void http_json(h2o_req_t *req, int status, cJSON *body);
+/* Send UTF-8 text or HTML as the body (copied; none for HEAD). */
+void http_text(h2o_req_t *req, int status, const char *text, size_t len);
+void http_html(h2o_req_t *req, int status, const char *html, size_t len);
 /* {"detail": "..."} */
 void http_error(h2o_req_t *req, int status, const char *detail);
 /* 503 when the store is unreachable. */

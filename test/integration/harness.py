@@ -1031,12 +1031,16 @@ def assert_common_headers(what, headers, **kw):
 
 
 def json_answer(what, status, headers, body):
-    """The body of an answer that must be JSON (Content-Type included), parsed."""
+    """The body of an answer that must be JSON (Content-Type included, and a newline at
+    its end, so that a terminal's prompt starts on a line of its own), parsed."""
     ctype = headers.get('content-type', '').replace(' ', '').lower()
     assert ctype == JSON_CT.replace(' ', ''), \
         '%s: answered %d with Content-Type %r, body %r' % (what, status, ctype, body[:200])
     if not isinstance(body, (bytes, bytearray, str)):
         return body
+    end = b'\n' if isinstance(body, (bytes, bytearray)) else '\n'
+    assert body.endswith(end) and not body.endswith(end * 2), \
+        '%s: answered %d, the JSON does not end with one newline: %r' % (what, status, body[-80:])
     try:
         return json.loads(body)
     except ValueError:
