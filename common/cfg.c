@@ -47,6 +47,7 @@ typedef enum {
     K_LISTEN,  /* cfg_str_list: host:port, [v6]:port or :port */
     K_ORIGINS, /* cfg_str_list: "*" alone, or scheme://host[:port] */
     K_CIDRS,   /* addr_cidr_list */
+    K_AGENTS,  /* cfg_str_list: parts of a User-Agent, lowercased */
 } kind;
 
 typedef struct {
@@ -56,6 +57,18 @@ typedef struct {
     uint64_t min, max;
     const char *def; /* NULL: computed by default_text() */
 } setting;
+
+/* Link previewers and crawlers, as their User-Agent names them (README.md, "Link
+ * previewers", says whose each is and where it is documented). Matched as
+ * case-insensitive substrings, so each is a name no browser carries. */
+#define PREVIEW_AGENTS_DEFAULT                                                                                         \
+    "slackbot,slack-imgproxy,discordbot,telegrambot,whatsapp,facebookexternalhit,facebot,"                             \
+    "meta-externalagent,meta-externalfetcher,twitterbot,linkedinbot,skypeuripreview,microsoftpreview,"                 \
+    "redditbot,pinterest.com/bot,cardyb,mastodon,matrix-org/synapse,zulipurlpreview,embedly,iframely,"                 \
+    "vkshare,applebot,googlebot,google-inspectiontool,googleother,google-pagerenderer,googlemessages,"                 \
+    "google-read-aloud,feedfetcher-google,bingbot,bingpreview,slurp,duckduckbot,baiduspider,"                          \
+    "yandex.com/bots,gptbot,chatgpt-user,oai-searchbot,claudebot,claude-user,perplexitybot,ccbot,"                     \
+    "amazonbot,bytespider"
 
 /* One list feeds both the table and cfg_names, so a new setting is one line here. */
 #define SETTINGS(X)                                                                     \
@@ -87,6 +100,7 @@ typedef struct {
     X(METRICS_ALLOW, K_CIDRS, metrics_allow, 0, 1024, "127.0.0.0/8,::1/128")            \
     X(IPV6_PREFIX, K_UINT, ipv6_prefix, 32, 128, "64")                                  \
     X(GLOBAL_FAIL_LIMIT, K_RATE, global_fail_limit, 1, RATE_MAX, "600/minute")          \
+    X(PREVIEW_AGENTS, K_AGENTS, preview_agents, 0, 1024, PREVIEW_AGENTS_DEFAULT)       \
     X(MAX_CONNECTIONS, K_UINT, max_connections, 1, 1000000, "1024")                     \
     X(MAX_CONNECTIONS_PER_CLIENT, K_UINT, max_connections_per_client, 1, 1000000, "64") \
     X(HEAD_TIMEOUT, K_UINT, head_timeout, 1, 3600, "10")                                \
@@ -146,6 +160,9 @@ static const char *expectation(const setting *s, char *buf, size_t cap)
         return "expected * or origins like https://example.com[:port], comma-separated";
     case K_CIDRS:
         return "expected addresses or networks like 10.0.0.0/8 or ::1/128, comma-separated";
+    case K_AGENTS:
+        return "expected parts of a User-Agent (printable ASCII, at most 128 characters each), comma-separated or a "
+               "JSON list";
     }
     return "expected a valid value";
 }
@@ -260,6 +277,7 @@ static void free_field(cfg *c, const setting *s)
     case K_MIMES:
     case K_LISTEN:
     case K_ORIGINS:
+    case K_AGENTS:
         str_list_free(f);
         break;
     case K_CIDRS:
@@ -286,6 +304,8 @@ static int parse_entry(const setting *s, const char *entry, size_t n, char **out
         return mime_pattern(entry, out);
     case K_LISTEN:
         return value_listen(entry, out);
+    case K_AGENTS:
+        return value_agent(entry, out);
     default:
         if (strcmp(entry, "*") != 0)
             return value_origin(entry, out);
@@ -423,6 +443,7 @@ static int set_value(cfg *c, const setting *s, const char *v, char *err, size_t 
     case K_LISTEN:
     case K_ORIGINS:
     case K_CIDRS:
+    case K_AGENTS:
         return set_list_text(c, s, v, err, errlen);
     }
     return fail(s, v, NULL, err, errlen);
@@ -511,7 +532,8 @@ typedef struct {
 
 static bool is_list(const setting *s)
 {
-    return s->kind == K_MIMES || s->kind == K_LISTEN || s->kind == K_ORIGINS || s->kind == K_CIDRS;
+    return s->kind == K_MIMES || s->kind == K_LISTEN || s->kind == K_ORIGINS || s->kind == K_CIDRS ||
+           s->kind == K_AGENTS;
 }
 
 static const char *on_yaml_key(void *ctx, const char *key, size_t line, char *err, size_t errlen)
@@ -603,6 +625,7 @@ static int in_range(const cfg *c, const setting *s)
     case K_MIMES:
     case K_LISTEN:
     case K_ORIGINS:
+    case K_AGENTS:
         return ((const cfg_str_list *)f)->n >= s->min && ((const cfg_str_list *)f)->n <= s->max;
     case K_CIDRS:
         return ((const addr_cidr_list *)f)->n >= s->min && ((const addr_cidr_list *)f)->n <= s->max;

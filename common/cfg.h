@@ -60,6 +60,7 @@ typedef struct cfg {
     addr_cidr_list metrics_allow;
     uint32_t ipv6_prefix;      /* an IPv6 client is its /ipv6_prefix network */
     cfg_rate global_fail_limit; /* unknown-key answers across all clients per window */
+    cfg_str_list preview_agents; /* lowercase substrings of User-Agent: link previewers */
 
     /* resource bounds */
     uint32_t max_connections;       /* per worker */

@@ -317,6 +317,17 @@ int value_origin(const char *v, char **out)
     return lowered(v, n, out);
 }
 
+int value_agent(const char *v, char **out)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > VALUE_AGENT_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+            return -1;
+    return lowered(v, n, out);
+}
+
 /* ---- lists ---- */
 
 typedef struct {

@@ -1,6 +1,6 @@
 /* value.h - the text forms a setting's value may take: numbers, byte counts, rates,
- * booleans, log levels, paths, URLs, listen addresses, origins, and lists of entries
- * (comma-separated or a JSON list).
+ * booleans, log levels, paths, URLs, listen addresses, origins, parts of a User-Agent,
+ * and lists of entries (comma-separated or a JSON list).
  *
  * Knows nothing of setting names or error lines: each parser says yes or no, and
  * cfg.c words the refusal. Values arrive trimmed (value_trim). A parser that makes a
@@ -42,6 +42,11 @@ int value_public_url(const char *s, char **out);
 int value_listen(const char *s, char **out);
 /* scheme://host[:port], at most a trailing "/" (dropped); the copy is lowercased. */
 int value_origin(const char *s, char **out);
+
+/* A part of a User-Agent: 1 to VALUE_AGENT_MAX printable ASCII characters; the copy is
+ * lowercased, so that matching needs to lowercase only the request's side. */
+#define VALUE_AGENT_MAX 128
+int value_agent(const char *s, char **out);
 
 /* A list: a JSON list of strings when s starts like one ('[' then '"' or ']'; "[::1]:80"
  * does not), else comma-separated entries. Entries are trimmed, empty ones dropped.

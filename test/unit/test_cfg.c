@@ -195,7 +195,7 @@ static void cfg_names_lists_every_spec_setting_once(void **state)
     for (; cfg_names[n] != NULL; n++)
         for (size_t j = 0; j < n; j++)
             assert_string_not_equal(cfg_names[j], cfg_names[n]);
-    assert_int_equal(n, 39);
+    assert_int_equal(n, 40);
     for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
         size_t j = 0;
         while (cfg_names[j] != NULL && strcmp(cfg_names[j], spec[i]) != 0)
@@ -596,6 +596,56 @@ static void cors_origins_reject_paths_and_a_star_among_origins(void **state)
         set_bad(f, "CORS_ORIGINS", bad[i]);
 }
 
+/* ---- link previewers ---- */
+
+static void preview_agents_default_to_the_chat_previewers_and_crawlers(void **state)
+{
+    fixture *f = *state;
+    static const char *const named[] = {"slackbot", "discordbot", "telegrambot", "whatsapp", "facebookexternalhit",
+                                        "twitterbot", "linkedinbot", "skypeuripreview", "applebot", "googlebot"};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        size_t k = 0;
+        while (k < f->c.preview_agents.n && strcmp(f->c.preview_agents.items[k], named[i]) != 0)
+            k++;
+        if (k == f->c.preview_agents.n)
+            fail_msg("%s is not among the default PREVIEW_AGENTS", named[i]);
+    }
+    /* A browser's own words would make every person a previewer. */
+    for (size_t k = 0; k < f->c.preview_agents.n; k++)
+        if (strstr("mozilla/5.0 (x11; linux x86_64) applewebkit/537.36 (khtml, like gecko) chrome/120.0.0.0 "
+                   "safari/537.36 headlesschrome edg/120 firefox/121.0 version/17.2 mobile/15e148 teams/1.6",
+                   f->c.preview_agents.items[k]) != NULL)
+            fail_msg("default agent \"%s\" is part of a browser's User-Agent", f->c.preview_agents.items[k]);
+}
+
+static void preview_agents_are_lowercased_and_may_be_none(void **state)
+{
+    fixture *f = *state;
+    set_ok(f, "PREVIEW_AGENTS", "MyBot/1, [Other Preview]");
+    assert_int_equal(f->c.preview_agents.n, 2);
+    assert_string_equal(f->c.preview_agents.items[0], "mybot/1");
+    assert_string_equal(f->c.preview_agents.items[1], "[other preview]");
+    set_ok(f, "PREVIEW_AGENTS", "[\"A, B\"]");
+    assert_string_equal(f->c.preview_agents.items[0], "a, b");
+    set_ok(f, "PREVIEW_AGENTS", "");
+    assert_int_equal(f->c.preview_agents.n, 0);
+}
+
+static void preview_agents_refuse_control_characters_and_overlong_entries(void **state)
+{
+    fixture *f = *state;
+    char longest[VALUE_AGENT_MAX + 2];
+    memset(longest, 'a', VALUE_AGENT_MAX + 1);
+    longest[VALUE_AGENT_MAX + 1] = '\0';
+    set_bad(f, "PREVIEW_AGENTS", longest);
+    longest[VALUE_AGENT_MAX] = '\0';
+    set_ok(f, "PREVIEW_AGENTS", longest);
+    set_bad(f, "PREVIEW_AGENTS", "bot\x01x");
+    set_bad(f, "PREVIEW_AGENTS", "caf\xc3\xa9" "bot");
+    assert_non_null(strstr(f->err, "PREVIEW_AGENTS="));
+    assert_non_null(strstr(f->err, "parts of a User-Agent"));
+}
+
 /* ---- networks ---- */
 
 static void default_networks_are_loopback(void **state)
@@ -973,6 +1023,9 @@ static void example_config_file_loads_and_holds_the_defaults(void **state)
     assert_int_equal(loaded.metrics_allow.n, f->c.metrics_allow.n);
     assert_memory_equal(loaded.metrics_allow.items, f->c.metrics_allow.items,
                         f->c.metrics_allow.n * sizeof(addr_cidr));
+    assert_int_equal(loaded.preview_agents.n, f->c.preview_agents.n);
+    for (size_t i = 0; i < f->c.preview_agents.n; i++)
+        assert_string_equal(loaded.preview_agents.items[i], f->c.preview_agents.items[i]);
     assert_int_equal(loaded.max_connections, f->c.max_connections);
     assert_int_equal(loaded.max_uploads_per_client, f->c.max_uploads_per_client);
     assert_int_equal(loaded.idle_timeout, f->c.idle_timeout);
@@ -1154,6 +1207,9 @@ int main(void)
         T(yaml_value_with_a_nul_byte_is_refused),
         T(yaml_missing_file_names_the_file_and_the_reason),
         T(example_config_file_loads_and_holds_the_defaults),
+        T(preview_agents_default_to_the_chat_previewers_and_crawlers),
+        T(preview_agents_are_lowercased_and_may_be_none),
+        T(preview_agents_refuse_control_characters_and_overlong_entries),
         T(example_config_file_names_every_setting),
         T(validate_rejects_temp_path_equal_to_or_inside_storage_path),
         T(validate_rejects_a_secret_or_log_inside_the_swept_directories),
