@@ -426,6 +426,31 @@ int crypt_open_segment(crypt_stream *s, uint32_t index, int last, const uint8_t 
     return 0;
 }
 
+/* ---- delete tokens ---- */
+
+int crypt_token_new(char out[CRYPT_TOKEN_HEX_LEN + 1])
+{
+    uint8_t t[CRYPT_TOKEN_LEN];
+    out[0] = '\0';
+    if (crypt_random(t, sizeof t) != 0)
+        return -1;
+    crypt_hex(t, sizeof t, out);
+    OPENSSL_cleanse(t, sizeof t);
+    return 0;
+}
+
+int crypt_token_digest(const char *token, size_t len, char out[CRYPT_DIGEST_HEX_LEN + 1])
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    static const char empty = 0;
+    out[0] = '\0';
+    if (EVP_Digest(len ? token : &empty, len, d, &dlen, EVP_sha256(), NULL) != 1 || dlen != CRYPT_DIGEST_HEX_LEN / 2)
+        return -1;
+    crypt_hex(d, dlen, out);
+    return 0;
+}
+
 /* ---- hex ---- */
 
 void crypt_hex(const uint8_t *in, size_t len, char *out)

@@ -61,6 +61,19 @@ int crypt_seal_segment(crypt_stream *s, uint32_t index, int last, const uint8_t 
 /* Open: in is ciphertext||tag of len bytes (> 16); out gets len - 16. -1 on failure. */
 int crypt_open_segment(crypt_stream *s, uint32_t index, int last, const uint8_t *in, size_t len, uint8_t *out);
 
+/* Delete tokens: CRYPT_TOKEN_LEN random bytes, shown once as lowercase hex. The record
+ * keeps only hex(SHA-256(token)): a token of 128 random bits cannot be found from its
+ * digest, so a copy of the store deletes nothing, and a keyed hash would add no
+ * strength (the server secret lives beside the records by default). */
+#define CRYPT_TOKEN_LEN 16
+#define CRYPT_TOKEN_HEX_LEN (2 * CRYPT_TOKEN_LEN)
+#define CRYPT_DIGEST_HEX_LEN 64
+/* A new token into out (CRYPT_TOKEN_HEX_LEN chars + NUL); 0 or -1. */
+int crypt_token_new(char out[CRYPT_TOKEN_HEX_LEN + 1]);
+/* hex(SHA-256(token[0..len))) into out (64 chars + NUL), for any bytes a client sent;
+ * 0 or -1 (out = "") if libcrypto fails. */
+int crypt_token_digest(const char *token, size_t len, char out[CRYPT_DIGEST_HEX_LEN + 1]);
+
 /* Hex helpers (lowercase). hex_decode returns -1 on bad input or length. */
 void crypt_hex(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
 int crypt_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen);

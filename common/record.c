@@ -4,8 +4,9 @@
  * Keys ("{...}" is a cluster hash tag: an upload's or a client's keys share a slot):
  *   upload:{id}     hash, TTL = expiry: u (uses left), m (uses at upload), p (previewed),
  *                   c (created), e (expiry), s (size), salt (hex), meta (sealed name,
- *                   type and sha256), b (burned). After the last use salt and meta go
- *                   and b = 1: a tombstone until the expiry, so status can say burned.
+ *                   type and sha256), b (burned), d (SHA-256 of the delete token, hex).
+ *                   After the last use or a burn salt and meta go and b = 1: a
+ *                   tombstone until the expiry, so status can say burned.
  *   expiries        sorted set, id by expiry (unix s): the shredder's index.
  *   fail:{client}   unknown keys asked for, remembered fail_memory_s;
  *   block:{client}  set when they reach fail_limit, for block_s.
@@ -52,11 +53,11 @@
 
 const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
     /* KEYS upload:{id}, expiries, slots:{client}; ARGV id, uses, created, expiry, size,
-     * salt, meta, ttl, slot -> 1, or 0 when the id is live already. Recording an upload
-     * also gives its client's slot back. */
+     * salt, meta, ttl, slot, delete digest -> 1, or 0 when the id is live already.
+     * Recording an upload also gives its client's slot back. */
     [RECORD_SCRIPT_CREATE] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
                              "redis.call('HSET', KEYS[1], 'u', ARGV[2], 'm', ARGV[2], 'p', 0, 'c', ARGV[3],\n"
-                             "  'e', ARGV[4], 's', ARGV[5], 'salt', ARGV[6], 'meta', ARGV[7], 'b', 0)\n"
+                             "  'e', ARGV[4], 's', ARGV[5], 'salt', ARGV[6], 'meta', ARGV[7], 'b', 0, 'd', ARGV[10])\n"
                              "redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
                              "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])\n"
                              "redis.call('ZREM', KEYS[3], ARGV[9])\n"
@@ -100,6 +101,24 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                                    "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired', 0, h[2]} end\n"
                                    "if h[3] == '1' then return {'burned', 0, h[2]} end\n"
                                    "return {'active', tonumber(h[1]), h[2]}\n",
+
+    /* The keyed KEYS and ARGV, then ARGV[8] the digest of the delete token the client sent.
+     * -> blocked ttl | unknown window_fails | forbidden window_fails | expired|burned 0 expiry
+     *    | ok 0 expiry.
+     * A wrong token counts as a failure exactly as an unknown key does, so guessing
+     * tokens of a known key is as slow as guessing keys. The digests compare as Lua
+     * strings; a difference in timing would tell only how much of a digest of the
+     * guess matches, which brings no token closer. The burn is the last use's: salt
+     * and meta go, b = 1, and the id falls due for the shredder now. */
+    [RECORD_SCRIPT_BURN] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 'b', 'd')\n"
+                                 "if not h[1] then return fail() end\n"
+                                 "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired', 0, h[2]} end\n"
+                                 "if h[4] ~= ARGV[8] then return {'forbidden', fail()[2]} end\n"
+                                 "if h[3] == '1' then return {'burned', 0, h[2]} end\n"
+                                 "redis.call('HSET', KEYS[1], 'u', 0, 'b', 1)\n"
+                                 "redis.call('HDEL', KEYS[1], 'salt', 'meta')\n"
+                                 "redis.call('ZADD', KEYS[4], ARGV[1], ARGV[5])\n"
+                                 "return {'ok', 0, h[2]}\n",
 
     /* KEYS rate:KIND:CLIENT:WINDOW; ARGV period -> count in this window */
     [RECORD_SCRIPT_RATE] = "local n = redis.call('INCR', KEYS[1])\n"
@@ -229,6 +248,7 @@ int record_cmd_create(record_cmd *cmd, const record_new *n)
     arg_bytes(cmd, n->meta, n->meta_len);
     arg_fmt(cmd, "%lld", (long long)(n->expires - n->created));
     arg_bytes(cmd, n->slot, strlen(n->slot));
+    arg_bytes(cmd, n->delete_digest, strlen(n->delete_digest));
     return finish(cmd);
 }
 
@@ -265,6 +285,15 @@ int record_cmd_preview(record_cmd *cmd, const char *id, const char *client, cons
 int record_cmd_status(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now)
 {
     return keyed(cmd, RECORD_SCRIPT_STATUS, id, client, g, now);
+}
+
+int record_cmd_burn(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now,
+                    const char *digest)
+{
+    if (keyed(cmd, RECORD_SCRIPT_BURN, id, client, g, now) != 0)
+        return -1;
+    arg_bytes(cmd, digest, strlen(digest));
+    return finish(cmd);
 }
 
 int record_cmd_rate(record_cmd *cmd, const char *kind, const char *client, uint32_t period_s, int64_t now)
@@ -381,9 +410,9 @@ static record_outcome outcome_named(const char *name)
     static const struct {
         const char *name;
         record_outcome outcome;
-    } names[] = {{"ok", RECORD_OK},           {"active", RECORD_OK},          {"blocked", RECORD_BLOCKED},
-                 {"unknown", RECORD_UNKNOWN}, {"expired", RECORD_EXPIRED},    {"burned", RECORD_BURNED},
-                 {"gone", RECORD_GONE},       {"previewed", RECORD_PREVIEWED}};
+    } names[] = {{"ok", RECORD_OK},           {"active", RECORD_OK},           {"blocked", RECORD_BLOCKED},
+                 {"unknown", RECORD_UNKNOWN}, {"expired", RECORD_EXPIRED},     {"burned", RECORD_BURNED},
+                 {"gone", RECORD_GONE},       {"previewed", RECORD_PREVIEWED}, {"forbidden", RECORD_FORBIDDEN}};
     for (size_t i = 0; name != NULL && i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(name, names[i].name) == 0)
             return names[i].outcome;
@@ -412,7 +441,8 @@ void record_read_access(const redisReply *r, record_access *out)
     out->outcome = outcome_named(elem_str(r, 0));
     switch (out->outcome) {
     case RECORD_BLOCKED: out->retry_after = elem_int(r, 1); break;
-    case RECORD_UNKNOWN: out->window_fails = elem_int(r, 1); break;
+    case RECORD_UNKNOWN:
+    case RECORD_FORBIDDEN: out->window_fails = elem_int(r, 1); break;
     case RECORD_OK:
     case RECORD_EXPIRED:
     case RECORD_BURNED:

@@ -21,6 +21,7 @@ enum {
     RECORD_SCRIPT_GATE_ENTER,
     RECORD_SCRIPT_RENEW,
     RECORD_SCRIPT_REMOVE_IF_DUE,
+    RECORD_SCRIPT_BURN,
     RECORD_SCRIPT_COUNT
 };
 /* Script bodies, for SCRIPT LOAD / EVALSHA or EVAL. */
@@ -58,6 +59,7 @@ typedef enum {
     RECORD_TAKEN,     /* create: the id is live already */
     RECORD_LIMITED,   /* gate: over the upload rate */
     RECORD_BUSY,      /* gate: too many uploads of this client in progress */
+    RECORD_FORBIDDEN, /* burn: the delete token does not match (counted as a failure) */
 } record_outcome;
 
 /* The brute-force guard that runs ahead of every keyed request. */
@@ -69,7 +71,7 @@ typedef struct {
     uint32_t budget_period_s; /* ... of this many seconds */
 } record_guard;
 
-/* A keyed request's answer: take a use, preview, status. */
+/* A keyed request's answer: take a use, preview, status, burn. */
 typedef struct {
     record_outcome outcome;
     long long retry_after; /* BLOCKED */
@@ -96,6 +98,7 @@ typedef struct {
     const uint8_t *salt; /* CRYPT_SALT_LEN bytes */
     const uint8_t *meta;
     size_t meta_len;
+    const char *delete_digest; /* crypt_token_digest of its delete token */
 } record_new;
 
 /* The upload gate: UPLOAD_RATE_LIMIT, and a slot per upload in progress, at most
@@ -134,6 +137,10 @@ int record_cmd_create(record_cmd *cmd, const record_new *n);
 int record_cmd_take_use(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
 int record_cmd_preview(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
 int record_cmd_status(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
+/* Burn id at once, as its last use does, if digest is its delete token's digest; a
+ * digest that is not counts a failure like an unknown key. */
+int record_cmd_burn(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now,
+                    const char *digest);
 /* Count one request of kind ("upload", "health") in client's fixed window of period_s. */
 int record_cmd_rate(record_cmd *cmd, const char *kind, const char *client, uint32_t period_s, int64_t now);
 /* Enter the upload gate, asking for the slot named slot (unique to this upload); after
@@ -157,7 +164,8 @@ int record_cmd_lookup(record_cmd *cmd, const char *id);
 /* ---- replies; r is NULL when there was none ---- */
 
 /* take: OK EXPIRED BURNED; preview: OK GONE PREVIEWED; status: OK EXPIRED BURNED;
- * all: UNKNOWN BLOCKED UNAVAILABLE. An outcome no script gives reads as UNKNOWN. */
+ * burn: OK (burned now) EXPIRED BURNED (already) FORBIDDEN; all: UNKNOWN BLOCKED
+ * UNAVAILABLE. An outcome no script gives reads as UNKNOWN. */
 void record_read_access(const redisReply *r, record_access *out);
 /* OK TAKEN UNAVAILABLE */
 record_outcome record_read_create(const redisReply *r);

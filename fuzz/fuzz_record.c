@@ -14,7 +14,7 @@ static void read_all_ways(redisReply *r)
     record_access a;
     record_due d;
     record_read_access(r, &a);
-    if ((unsigned)a.outcome > RECORD_BUSY || a.meta_len > sizeof(a.meta) || (!a.sealed && a.meta_len != 0))
+    if ((unsigned)a.outcome > RECORD_FORBIDDEN || a.meta_len > sizeof(a.meta) || (!a.sealed && a.meta_len != 0))
         abort();
     if ((unsigned)record_read_create(r) > RECORD_BUSY || (unsigned)record_read_gate(r, NULL) > RECORD_BUSY ||
         (unsigned)record_read_lookup(r) > RECORD_BUSY)

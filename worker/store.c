@@ -515,6 +515,13 @@ void store_status(store *s, const char *id, const char *client, const record_gua
     keyed(s, record_cmd_status, id, client, g, now, cb, data);
 }
 
+void store_burn(store *s, const char *id, const char *client, const record_guard *g, int64_t now, const char *digest,
+                store_access_cb cb, void *data)
+{
+    record_cmd cmd;
+    submit(s, record_cmd_burn(&cmd, id, client, g, now, digest), &cmd, deliver_access, (typed_cb){.access = cb}, data);
+}
+
 static void deliver_create(const redisReply *reply, typed_cb cb, void *data)
 {
     cb.outcome(record_read_create(reply), data);

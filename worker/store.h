@@ -38,6 +38,11 @@ void store_preview(store *s, const char *id, const char *client, const record_gu
 void store_status(store *s, const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
                   void *data);
 
+/* Burn id now if digest is its delete token's (record_cmd_burn); the outcomes are
+ * record_read_access's for a burn. */
+void store_burn(store *s, const char *id, const char *client, const record_guard *g, int64_t now, const char *digest,
+                store_access_cb cb, void *data);
+
 /* Record a new upload and give its client's upload slot back: RECORD_OK, RECORD_TAKEN
  * (the id is live: draw another key) or RECORD_UNAVAILABLE. */
 void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data);

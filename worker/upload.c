@@ -64,6 +64,8 @@ typedef struct {
     int too_large;          /* over MAX_FILE_SIZE: counted, not stored */
     char filename[DROP_NAME_MAX + 1];
     char key[WORDS_KEY_MAX];
+    char token[CRYPT_TOKEN_HEX_LEN + 1]; /* the delete token, shown once in the 201 */
+    char token_digest[CRYPT_DIGEST_HEX_LEN + 1]; /* what the record keeps of it */
     char id[CRYPT_ID_HEX_LEN + 1];
     uint8_t salt[CRYPT_SALT_LEN];
     EVP_MD_CTX *sha;
@@ -157,6 +159,7 @@ static void op_free(upload_op *op)
     mp_free(op->mp);
     EVP_MD_CTX_free(op->sha);
     OPENSSL_cleanse(op->key, sizeof(op->key));
+    OPENSSL_cleanse(op->token, sizeof(op->token));
     req_ref_release(&op->ref);
     free(op);
 }
@@ -429,6 +432,13 @@ static void created(h2o_req_t *req, upload_op *op)
     util_iso_time(op->created_at, ts, sizeof(ts));
     cJSON_AddStringToObject(o, "created_at", ts);
     cJSON_AddStringToObject(o, "sha256", op->sha_hex);
+    /* The key in the fragment, which browsers never send: a previewer fetching the
+     * share link gets the drop page and learns nothing. */
+    snprintf(url, sizeof(url), "%s/#%s", base, op->key);
+    cJSON_AddStringToObject(o, "share_url", url);
+    snprintf(url, sizeof(url), "%s/download/%s", base, op->key);
+    cJSON_AddStringToObject(o, "delete_url", url);
+    cJSON_AddStringToObject(o, "delete_token", op->token);
     answer(op, 201, o);
 }
 
@@ -463,7 +473,8 @@ static void record(upload_op *op)
 {
     const record_new rec = {.id = op->id, .client = op->client, .slot = gate_slot_name(op->slot),
                             .uses = op->uses_n, .created = op->created_at, .expires = op->expires_at,
-                            .size = op->size, .salt = op->salt, .meta = op->blob, .meta_len = op->blob_len};
+                            .size = op->size, .salt = op->salt, .meta = op->blob, .meta_len = op->blob_len,
+                            .delete_digest = op->token_digest};
     store_create(op->w->store, &rec, on_created, op);
 }
 
@@ -552,7 +563,10 @@ static void commit(upload_op *op, int expiry_min, int uses)
     snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
     memcpy(meta.sha256, op->sha_hex, sizeof(meta.sha256));
     int bloblen = drop_meta_seal(op->w->env->secret, op->key, strlen(op->key), op->salt, &meta, op->blob);
-    install_job *j = bloblen >= 0 ? calloc(1, sizeof(*j)) : NULL;
+    install_job *j = bloblen >= 0 && crypt_token_new(op->token) == 0 &&
+                             crypt_token_digest(op->token, strlen(op->token), op->token_digest) == 0
+                         ? calloc(1, sizeof(*j))
+                         : NULL;
     if (j == NULL || paths_file_dir(op->w->cfg, op->id, j->dir, sizeof(j->dir)) != 0 ||
         paths_file(op->w->cfg, op->id, j->path, sizeof(j->path)) != 0) {
         free(j);

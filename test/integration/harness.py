@@ -1160,7 +1160,8 @@ def download(server, key, **kw):
 
 ISO_WHOLE_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
 UPLOAD_FIELDS = ('key', 'preview_url', 'download_url', 'expiry', 'uses', 'filename', 'size',
-                 'created_at', 'sha256')
+                 'created_at', 'sha256', 'share_url', 'delete_url', 'delete_token')
+DELETE_TOKEN = re.compile(r'^[0-9a-f]{32}$')
 
 
 def assert_upload_body(body, headers, server, data, filename, uses, expiry_minutes,
@@ -1176,6 +1177,10 @@ def assert_upload_body(body, headers, server, data, filename, uses, expiry_minut
     base = base or 'http://127.0.0.1:%d' % server.port
     assert body['preview_url'] == '%s/preview/%s' % (base, key), body
     assert body['download_url'] == '%s/download/%s' % (base, key), body
+    assert body['share_url'] == '%s/#%s' % (base, key), body
+    assert body['delete_url'] == body['download_url'], body
+    assert isinstance(body['delete_token'], str) and DELETE_TOKEN.match(body['delete_token']), \
+        'delete_token %r is not 128 bits in hex' % body['delete_token']
     assert headers.get('location') == body['download_url'], headers
     assert is_int(body['uses']) and body['uses'] == uses, body
     assert body['filename'] == filename, body

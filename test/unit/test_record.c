@@ -16,6 +16,7 @@
 
 #define ID "0123456789abcdef0123456789abcdef"
 #define SALT_HEX "000102030405060708090a0b0c0d0e0f"
+#define DIGEST "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* The reply a server sending these len bytes would give (the caller frees it). */
 static redisReply *reply_n(const char *resp, size_t len)
@@ -94,6 +95,7 @@ static void each_named_outcome_is_its_own_value(void **state)
     assert_int_equal(access_of("*1\r\n$6\r\nburned\r\n").outcome, RECORD_BURNED);
     assert_int_equal(access_of("*1\r\n$4\r\ngone\r\n").outcome, RECORD_GONE);
     assert_int_equal(access_of("*1\r\n$9\r\npreviewed\r\n").outcome, RECORD_PREVIEWED);
+    assert_int_equal(access_of("*1\r\n$9\r\nforbidden\r\n").outcome, RECORD_FORBIDDEN);
 }
 
 static void no_reply_or_a_shapeless_one_is_unavailable_and_a_strange_name_unknown(void **state)
@@ -261,12 +263,13 @@ static void a_new_record_carries_binary_meta_hex_salt_and_its_ttl(void **state)
                     .size = 1234,
                     .salt = salt,
                     .meta = (const uint8_t *)"m\0eta",
-                    .meta_len = 5};
+                    .meta_len = 5,
+                    .delete_digest = DIGEST};
     record_cmd c;
     assert_int_equal(record_cmd_create(&c, &n), 0);
     assert_int_equal(c.script, RECORD_SCRIPT_CREATE);
     assert_int_equal(c.nkeys, 3);
-    assert_int_equal(c.argc, 12);
+    assert_int_equal(c.argc, 13);
     assert_arg(&c, 0, "upload:{" ID "}");
     assert_arg(&c, 2, "slots:{10.0.0.1}");
     assert_arg(&c, 3, ID);
@@ -275,6 +278,7 @@ static void a_new_record_carries_binary_meta_hex_salt_and_its_ttl(void **state)
     assert_memory_equal(c.argv[9], "m\0eta", 5);
     assert_arg(&c, 10, "600");
     assert_arg(&c, 11, "5107a1b2c3d4e5f6");
+    assert_arg(&c, 12, DIGEST);
 }
 
 static void a_slot_is_taken_and_given_back_by_name_in_its_clients_set(void **state)
@@ -324,6 +328,22 @@ static void one_command_renews_up_to_its_batch_of_slots_each_under_its_clients_k
     assert_int_equal(record_cmd_renew(&c, slots, 0, 5000), -1);
 }
 
+static void a_burn_is_a_keyed_command_that_carries_the_token_digest(void **state)
+{
+    (void)state;
+    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60};
+    record_cmd c;
+    assert_int_equal(record_cmd_burn(&c, ID, "10.0.0.1", &g, 1700000000, DIGEST), 0);
+    assert_int_equal(c.script, RECORD_SCRIPT_BURN);
+    assert_int_equal(c.nkeys, 5);
+    assert_int_equal(c.argc, 13);
+    assert_arg(&c, 0, "upload:{" ID "}");
+    assert_arg(&c, 1, "fail:{10.0.0.1}");
+    assert_arg(&c, 2, "block:{10.0.0.1}");
+    assert_arg(&c, 9, ID);
+    assert_arg(&c, 12, DIGEST);
+}
+
 static void keyed_commands_tag_the_clients_keys_alike(void **state)
 {
     (void)state;
@@ -363,6 +383,10 @@ static void an_unknown_key_says_how_many_failed_in_the_window(void **state)
     a = access_of("*1\r\n$7\r\nunknown\r\n");
     assert_int_equal(a.outcome, RECORD_UNKNOWN);
     assert_int_equal(a.window_fails, 0);
+    /* A wrong delete token is a failure like an unknown key, counted alike. */
+    a = access_of("*2\r\n$9\r\nforbidden\r\n:602\r\n");
+    assert_int_equal(a.outcome, RECORD_FORBIDDEN);
+    assert_int_equal(a.window_fails, 602);
 }
 
 static void the_rate_window_is_part_of_the_key(void **state)
@@ -413,6 +437,7 @@ int main(void)
         cmocka_unit_test(keyed_commands_tag_the_clients_keys_alike),
         cmocka_unit_test(the_failure_budget_counts_in_a_fixed_window_of_its_period),
         cmocka_unit_test(an_unknown_key_says_how_many_failed_in_the_window),
+        cmocka_unit_test(a_burn_is_a_keyed_command_that_carries_the_token_digest),
         cmocka_unit_test(the_rate_window_is_part_of_the_key),
         cmocka_unit_test(an_argument_that_does_not_fit_is_refused),
     };
