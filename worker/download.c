@@ -1,12 +1,14 @@
 /* download.c - GET /download/{key}: take one use atomically, then stream the file,
- * authenticating each segment before a byte of it is sent.
+ * authenticating each segment before a byte of it is sent. DELETE /download/{key}:
+ * burn it at once with its delete token.
  *
  * The open descriptor holds a shared flock for the whole stream; the shredder only
  * overwrites under an exclusive one, so nothing is destroyed under a reader. When the
- * last use is taken the file is renamed into the trash at once (the descriptor keeps
- * reading), so it leaves the namespace immediately and is shredded once we let go.
- * The descriptor is closed by a helper thread: should the file have lost its last name
- * meanwhile, that close frees its blocks, which takes the disk's time. */
+ * last use is taken, or the file is burned, it is renamed into the trash at once (a
+ * descriptor keeps reading), so it leaves the namespace immediately and is shredded
+ * once every download in progress lets go. The descriptor is closed by a helper
+ * thread: should the file have lost its last name meanwhile, that close frees its
+ * blocks, which takes the disk's time. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,8 +146,8 @@ static void integrity_failed(h2o_req_t *req)
 
 /* ---- opening ---- */
 
-/* On the last use the name goes into the trash at once: our descriptor keeps reading,
- * and the shredder waits for our lock. */
+/* On the last use or a burn the name goes into the trash at once: a descriptor keeps
+ * reading, and the shredder waits for every download's lock. */
 static void burn_rename(worker *w, const char *id)
 {
     char path[PATHS_MAX], trash[PATHS_MAX], to[PATHS_MAX], rnd[17];
@@ -228,5 +230,37 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
 int download_handle(h2o_req_t *req, const char *key, size_t keylen)
 {
     keyed_run(req, store_take_use, KEYED_OPEN_FILE, key, keylen, on_take_use);
+    return 0;
+}
+
+/* ---- burning ---- */
+
+static void on_burn(h2o_req_t *req, keyed_op *op, const record_access *r)
+{
+    switch (r->outcome) {
+    case RECORD_OK:
+        burn_rename(worker_of(req), op->id);
+        req->res.status = 204;
+        req->res.reason = "No Content";
+        h2o_send_inline(req, NULL, 0);
+        break;
+    case RECORD_FORBIDDEN: http_error(req, 403, "Invalid or missing delete token"); break;
+    /* Only the right token learns this: a wrong one is refused first. */
+    case RECORD_BURNED: http_error(req, 410, "Already burned"); break;
+    default: http_error(req, 404, "File not found or link expired"); break;
+    }
+}
+
+int burn_handle(h2o_req_t *req, const char *key, size_t keylen)
+{
+    char digest[CRYPT_DIGEST_HEX_LEN + 1];
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-delete-token"), -1);
+    h2o_iovec_t token = i == -1 ? h2o_iovec_init("", 0) : req->headers.entries[i].value;
+    /* No token is a wrong token: the store compares (and counts) either way. */
+    if (crypt_token_digest(token.base, token.len, digest) != 0) {
+        http_error(req, 500, "Internal server error");
+        return 0;
+    }
+    keyed_burn(req, key, keylen, digest, on_burn);
     return 0;
 }

@@ -279,8 +279,8 @@ static void add_cors(h2o_req_t *req, const cfg *c)
                 break;
             }
     }
-    header_str(req, H("access-control-allow-methods"), H("GET, POST, OPTIONS"));
-    header_str(req, H("access-control-allow-headers"), H("Content-Type, Accept"));
+    header_str(req, H("access-control-allow-methods"), H("GET, POST, PUT, DELETE, OPTIONS"));
+    header_str(req, H("access-control-allow-headers"), H("Content-Type, Accept, X-Delete-Token, Expiry, Uses"));
     header_str(req, H("access-control-expose-headers"), H("X-SHA256, Content-Disposition, X-Request-ID"));
     header_str(req, H("access-control-max-age"), H("600"));
 }

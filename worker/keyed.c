@@ -26,6 +26,7 @@ typedef struct {
     int flags;
     char client[HTTP_ADDR_MAX];
     int64_t now;              /* unix seconds the store call was made at */
+    char digest[CRYPT_DIGEST_HEX_LEN + 1]; /* a burn's: its delete token's; else "" */
     h2o_timeout_entry_t wait; /* linked while the failure budget is spent */
 } keyed_state;
 
@@ -56,9 +57,9 @@ static int budget_spent(const worker *w)
     return util_now_ms() < w->budget_spent_until_ms;
 }
 
-/* An unknown key was answered; window_fails is the count of all clients' in the
- * budget's window holding now (unix seconds). The store counts for the whole cluster,
- * so exactly one answer sees the budget pass: that worker logs it. */
+/* An unknown key (or a wrong delete token) was answered; window_fails is the count of
+ * all clients' in the budget's window holding now (unix seconds). The store counts for
+ * the whole cluster, so exactly one answer sees the budget pass: that worker logs it. */
 static void budget_note(worker *w, long long window_fails, int64_t now)
 {
     const cfg_rate *b = &w->cfg->global_fail_limit;
@@ -82,7 +83,7 @@ static void on_found(const record_access *r, void *data)
     keyed_state *st = data;
     h2o_req_t *req = st->ref.req;
     req_ref_release(&st->ref);
-    if (r->outcome == RECORD_UNKNOWN)
+    if (r->outcome == RECORD_UNKNOWN || r->outcome == RECORD_FORBIDDEN)
         budget_note(st->w, r->window_fails, st->now);
     if (req == NULL) {
         /* client gone */
@@ -144,7 +145,10 @@ static void lookup(keyed_state *st)
     const record_guard guard = {w->cfg->download_fail_limit, w->cfg->download_block_window, DROP_FAIL_MEMORY_S,
                                 b->count, b->period_s};
     st->now = (int64_t)(util_now_ms() / 1000);
-    st->call(w->store, st->op.id, st->client, &guard, st->now, on_found, st);
+    if (st->digest[0] != '\0')
+        store_burn(w->store, st->op.id, st->client, &guard, st->now, st->digest, on_found, st);
+    else
+        st->call(w->store, st->op.id, st->client, &guard, st->now, on_found, st);
 }
 
 static void on_budget_wait(h2o_timeout_entry_t *entry)
@@ -156,7 +160,8 @@ static void on_budget_wait(h2o_timeout_entry_t *entry)
         lookup(st);
 }
 
-void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, keyed_cb cb)
+static void start(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, const char *digest,
+                  keyed_cb cb)
 {
     worker *w = worker_of(req);
     keyed_state *st = calloc(1, sizeof(*st));
@@ -167,6 +172,7 @@ void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key,
     st->w = w;
     st->call = call;
     st->flags = flags;
+    snprintf(st->digest, sizeof(st->digest), "%s", digest);
     st->op.cb = cb;
     st->op.fd = -1;
     for (size_t i = 0; i < keylen && i + 1 < sizeof(st->op.echo); i++)
@@ -189,4 +195,14 @@ void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key,
     shm_add(w->env->shm, M_FAIL_BUDGET_DELAYED, 1);
     st->wait.cb = on_budget_wait;
     h2o_timeout_link(w->ctx.loop, &w->budget_timeout, &st->wait);
+}
+
+void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, keyed_cb cb)
+{
+    start(req, call, flags, key, keylen, "", cb);
+}
+
+void keyed_burn(h2o_req_t *req, const char *key, size_t keylen, const char *digest, keyed_cb cb)
+{
+    start(req, NULL, 0, key, keylen, digest, cb);
 }

@@ -1,7 +1,7 @@
 /* keyed.h - the first step of every request that names a key (download, preview,
- * status): derive the id, run the endpoint's store call (which carries the client's
- * block check and failure count, and the failure budget of all clients), and answer
- * 503 / 429 on its behalf. */
+ * status, delete): derive the id, run the endpoint's store call (which carries the
+ * client's block check and failure count, and the failure budget of all clients), and
+ * answer 503 / 429 on its behalf. */
 #ifndef RZ_KEYED_H
 #define RZ_KEYED_H
 
@@ -39,6 +39,10 @@ struct keyed_op {
  * key for limits (http_client_key). While the failure budget is spent, the request
  * first waits KEYED_BUDGET_DELAY_MS (on worker.budget_timeout). */
 void keyed_run(h2o_req_t *req, store_access_fn call, int flags, const char *key, size_t keylen, keyed_cb cb);
+
+/* The same for a burn (DELETE): store_burn with digest, the delete token's digest (a
+ * copy is kept while the request waits). */
+void keyed_burn(h2o_req_t *req, const char *key, size_t keylen, const char *digest, keyed_cb cb);
 
 /* The sealed metadata of an OK of take-use or preview, opened with the request's key;
  * 0 or -1. */

@@ -1,6 +1,7 @@
 /* routes.c - the route table: for each path, the methods it takes, the handler of each,
- * the metrics label and how the access log shows it. Routing, 405 Allow values, logged
- * paths and metrics labels are all computed from it here. */
+ * the metrics label, how the access log shows it, and whether link previewers get the
+ * link page there. Routing, 405 Allow values, logged paths and metrics labels are all
+ * computed from it here. */
 #include "routes.h"
 
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "openapi.h"
+#include "previewers.h"
 #include "worker.h"
 
 /* The methods a row may take, in the order an Allow header lists them. */
@@ -20,6 +22,12 @@ static const char *const method_names[NMETHODS] = {"GET", "HEAD", "POST", "PUT",
 typedef enum { EXACT_PATH, KEY_TAIL, NAME_TAIL } tail_kind;
 static const char *const tail_mask[] = {[KEY_TAIL] = "{key}", [NAME_TAIL] = "{name}"};
 
+/* A row's flags. An OPEN row names no path of its own: it takes its methods on any path
+ * its pattern fits that no other row names, and makes no other method a 405 there (so
+ * PUT /{name} leaves GET /anything a 404). LINK_PAGE: link previewers asking GET or
+ * HEAD get the link page instead of the handler (the links people paste into chats). */
+enum { OPEN = 1 << 0, LINK_PAGE = 1 << 1 };
+
 typedef struct {
     unsigned methods;
     const char *path; /* exact ("/health"), or the prefix before the tail ("/download/") */
@@ -27,23 +35,33 @@ typedef struct {
     int (*handle)(h2o_req_t *req);                                    /* exact paths */
     int (*handle_tail)(h2o_req_t *req, const char *tail, size_t len); /* paths with a tail */
     const char *label;                                                /* metrics; unique */
+    unsigned flags;
 } route;
 
-#define EXACT(methods, path, handler, label) {methods, path, EXACT_PATH, handler, NULL, label}
-#define KEYED(methods, prefix, handler, label) {methods, prefix, KEY_TAIL, NULL, handler, label}
-#define NAMED(methods, prefix, handler, label) {methods, prefix, NAME_TAIL, NULL, handler, label}
+#define EXACT(methods, path, handler, label) {methods, path, EXACT_PATH, handler, NULL, label, 0}
+#define KEYED(methods, prefix, handler, label) {methods, prefix, KEY_TAIL, NULL, handler, label, 0}
+#define NAMED(methods, prefix, handler, label) {methods, prefix, NAME_TAIL, NULL, handler, label, 0}
+/* A key's link as people share it. */
+#define LINKED(methods, prefix, handler, label) {methods, prefix, KEY_TAIL, NULL, handler, label, LINK_PAGE}
+/* "/{name}": any one-segment path no other row names, for these methods only. */
+#define ANY_NAME(methods, handler, label) {methods, "/", NAME_TAIL, NULL, handler, label, OPEN}
 
 /* A path may appear in several rows (one per handler); a method goes to the first row
  * of its path that takes it. HEAD only where a request changes nothing: on /download
- * or /preview it would take a use or spend the one look. */
+ * or /preview it would take a use or spend the one look (a previewer's HEAD gets the
+ * link page). PUT /upload without a name is a 405 whose detail names the way, not a
+ * file called "upload"; so is PUT on any other path a row names. */
 static const route routes[] = {
     EXACT(POST, "/upload", upload_handle, "upload"),
-    KEYED(GET, "/preview/", preview_handle, "preview"),
-    KEYED(GET, "/download/", download_handle, "download"),
+    NAMED(PUT, "/upload/", put_handle, "put_upload"),
+    LINKED(GET, "/preview/", preview_handle, "preview"),
+    LINKED(GET, "/download/", download_handle, "download"),
+    KEYED(DELETE, "/download/", burn_handle, "delete"),
     KEYED(GET | HEAD, "/status/", status_handle, "status"),
     EXACT(GET | HEAD, "/health", health_handle, "health"),
     EXACT(GET | HEAD, "/openapi.json", openapi_handle, "openapi"),
     EXACT(GET | HEAD, "/metrics", metrics_handle, "metrics"),
+    ANY_NAME(PUT, put_handle, "put"),
 };
 
 enum { NROUTES = sizeof routes / sizeof routes[0] };
@@ -76,24 +94,30 @@ static int path_matches(const route *r, h2o_iovec_t path, h2o_iovec_t *tail, int
     return 1;
 }
 
+/* The rows that name a path first; only a path none of them names goes to an OPEN row,
+ * and only for a method that row takes. */
 route_match routes_match(h2o_iovec_t path, h2o_iovec_t method)
 {
     route_match m = {.row = -1, .label = NROUTES};
     unsigned bit = method_bit(method);
-    for (int i = 0; i < NROUTES; i++) {
-        h2o_iovec_t tail = {NULL, 0};
-        int slash = 0;
-        if (!path_matches(&routes[i], path, &tail, &slash))
-            continue;
-        m.methods |= routes[i].methods;
-        if (m.row == -1 || (!m.allowed && (routes[i].methods & bit) != 0)) {
-            m.row = i;
-            m.label = (size_t)i;
-            m.allowed = (routes[i].methods & bit) != 0;
-            m.tail = tail;
-            m.slash = slash;
+    for (int open = 0; open <= 1 && m.row == -1; open++)
+        for (int i = 0; i < NROUTES; i++) {
+            h2o_iovec_t tail = {NULL, 0};
+            int slash = 0;
+            if (((routes[i].flags & OPEN) != 0) != open || !path_matches(&routes[i], path, &tail, &slash))
+                continue;
+            if (open && (routes[i].methods & bit) == 0)
+                continue;
+            m.methods |= routes[i].methods;
+            m.link_page |= (routes[i].flags & LINK_PAGE) != 0;
+            if (m.row == -1 || (!m.allowed && (routes[i].methods & bit) != 0)) {
+                m.row = i;
+                m.label = (size_t)i;
+                m.allowed = (routes[i].methods & bit) != 0;
+                m.tail = tail;
+                m.slash = slash;
+            }
         }
-    }
     return m;
 }
 
@@ -134,11 +158,19 @@ int routes_serve(h2o_req_t *req)
         http_error(req, 404, "Not Found");
         return 0;
     }
+    unsigned bit = method_bit(req->method);
+    if (m.link_page && (bit & (GET | HEAD)) != 0 && previewers_match(&worker_of(req)->cfg->preview_agents, req)) {
+        previewers_page(req);
+        return 0;
+    }
     if (!m.allowed) {
         char allow[64];
         routes_allow(m.methods, allow, sizeof(allow));
         http_header(req, H2O_TOKEN_ALLOW, allow, strlen(allow));
-        http_error(req, 405, "Method Not Allowed");
+        /* curl -T FILE URL without a trailing slash puts to the URL as it is */
+        http_error(req, 405, bit == PUT ? "Method Not Allowed. To upload with PUT, name the file: "
+                                          "PUT /upload/{filename} or PUT /{filename}"
+                                        : "Method Not Allowed");
         return 0;
     }
     const route *r = &routes[m.row];

@@ -16,6 +16,7 @@ typedef struct {
     h2o_iovec_t tail; /* the segment after a prefix row's path (a key, a name) */
     int slash;        /* an exact path came with its optional trailing slash */
     size_t label;     /* metrics label (routes_label): row's, or the last for no row */
+    int link_page;    /* a row of this path gives link previewers the link page */
 } route_match;
 
 /* Match a path (no query) and a method against the table. Pure: for routing, logging
@@ -25,8 +26,9 @@ route_match routes_match(h2o_iovec_t path, h2o_iovec_t method);
  * normalizing it, its raw path up to the query. */
 route_match routes_match_request(h2o_req_t *req);
 
-/* Answer a request: OPTIONS on any path is the CORS preflight (204); otherwise the
- * row's handler, 405 with Allow, or 404. */
+/* Answer a request: OPTIONS on any path is the CORS preflight (204); a link previewer
+ * (PREVIEW_AGENTS) asking GET or HEAD on a link people share gets the link page;
+ * otherwise the row's handler, 405 with Allow, or 404. */
 int routes_serve(h2o_req_t *req);
 
 /* The path as the access log shows it: a row's own path, a tail masked as {key} or

@@ -1,8 +1,11 @@
-/* upload.c - POST /upload/: parse the multipart body, sniff, hash and seal the file
- * into TEMP_PATH, rename it into STORAGE_PATH, record it in the store, answer 201.
+/* upload.c - POST /upload/ and PUT /{name}: sniff, hash and seal the file into
+ * TEMP_PATH, rename it into STORAGE_PATH, record it in the store, answer 201.
  *
- * libh2o hands us the whole body (spilled to a file above 1 MiB). We feed it to the
- * parser a slice per loop turn, so one large upload never stalls the worker's other
+ * Both share one pipeline; only the framing differs. A POST's body is a multipart form
+ * whose file part feeds the pipeline and whose fields give expiry and uses; a PUT's
+ * body is the file itself, named by the path, with expiry and uses from the query or
+ * headers. libh2o hands us the whole body (spilled to a file above 1 MiB). We feed it
+ * a slice per loop turn, so one large upload never stalls the worker's other
  * requests. Any failure unlinks what was written and records nothing. Moving the file
  * into place and removing a failed one are done by a helper thread (offload.h): fsync,
  * and the close or unlink that frees a large file's blocks, can take the disk's time. */
@@ -42,11 +45,14 @@ typedef struct {
     size_t len;
     int seen;
     int overflow;
+    const char *loc; /* where it came from, for a 422: "body", "query" or "header" */
 } form_field;
 
 typedef struct {
     req_ref ref;
     worker *w;
+    int put;                /* the body is the file (PUT); else a multipart form */
+    int plain;              /* the 201 as text lines for a terminal */
     char client[HTTP_ADDR_MAX];
     gate_slot *slot;        /* held while the upload is in progress */
     int status;             /* the answer, once decided */
@@ -166,11 +172,13 @@ static void op_free(upload_op *op)
 
 /* ---- answers ---- */
 
-static cJSON *error_item(const char *type, const char *field, const char *msg)
+/* FastAPI's shape: loc is where the value came from ("body", "query", "header"), then
+ * its name (none for the body as a whole). */
+static cJSON *error_item(const char *type, const char *where, const char *field, const char *msg)
 {
     cJSON *e = cJSON_CreateObject(), *loc = cJSON_CreateArray();
     cJSON_AddStringToObject(e, "type", type);
-    cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
+    cJSON_AddItemToArray(loc, cJSON_CreateString(where));
     if (field != NULL)
         cJSON_AddItemToArray(loc, cJSON_CreateString(field));
     cJSON_AddItemToObject(e, "loc", loc);
@@ -178,12 +186,56 @@ static cJSON *error_item(const char *type, const char *field, const char *msg)
     return e;
 }
 
+static const char *field_str(const cJSON *o, const char *name)
+{
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+    return v != NULL ? v : "";
+}
+
+/* A PUT's 201 for a person at a terminal: "name  value" lines, the last a ready command
+ * that deletes the file. Takes o. */
+static void created_text(h2o_req_t *req, cJSON *o)
+{
+    char deadline[40];
+    int uses = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "uses"));
+    /* "2026-11-22T18:00:00Z" as "2026-11-22 18:00:00 UTC" */
+    snprintf(deadline, sizeof(deadline), "%.10s %.8s UTC", field_str(o, "expiry"), field_str(o, "expiry") + 11);
+    /* The URL in single quotes for any shell (PUBLIC_URL may hold & or '), each ' as '\'' */
+    const char *url = field_str(o, "delete_url");
+    char *quoted = h2o_mem_alloc_pool(&req->pool, 4 * strlen(url) + 3);
+    size_t q = 0;
+    quoted[q++] = '\'';
+    for (; *url != '\0'; url++)
+        q += (size_t)(*url == '\'' ? sprintf(quoted + q, "'\\''") : sprintf(quoted + q, "%c", *url));
+    quoted[q++] = '\'';
+    quoted[q] = '\0';
+    size_t cap = 4096 + 4 * strlen(field_str(o, "filename"));
+    char *text = h2o_mem_alloc_pool(&req->pool, cap);
+    int n = snprintf(text, cap,
+                     "key       %s\n"
+                     "share     %s\n"
+                     "download  %s\n"
+                     "expires   %s (%d download%s)\n"
+                     "file      %s (%.0f bytes)\n"
+                     "sha256    %s\n"
+                     "delete    curl -X DELETE -H 'X-Delete-Token: %s' %s\n",
+                     field_str(o, "key"), field_str(o, "share_url"), field_str(o, "download_url"), deadline, uses,
+                     uses == 1 ? "" : "s", field_str(o, "filename"),
+                     cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "size")), field_str(o, "sha256"),
+                     field_str(o, "delete_token"), quoted);
+    cJSON_Delete(o);
+    http_text(req, 201, text, n > 0 && (size_t)n < cap ? (size_t)n : 0);
+}
+
 static void send_answer(void *data)
 {
     upload_op *op = data;
     if (op->ref.req != NULL) {
-        http_json(op->ref.req, op->status, op->answer);
-        op->answer = NULL;
+        if (op->plain && op->status == 201)
+            created_text(op->ref.req, op->answer);
+        else
+            http_json(op->ref.req, op->status, op->answer);
+        op->answer = NULL; /* taken by either */
     }
     op_free(op);
 }
@@ -222,10 +274,10 @@ static void unprocessable(upload_op *op, cJSON *list)
     answer(op, 422, o);
 }
 
-static void unprocessable_one(upload_op *op, const char *type, const char *field, const char *msg)
+static void unprocessable_one(upload_op *op, const char *type, const char *where, const char *field, const char *msg)
 {
     cJSON *list = cJSON_CreateArray();
-    cJSON_AddItemToArray(list, error_item(type, field, msg));
+    cJSON_AddItemToArray(list, error_item(type, where, field, msg));
     unprocessable(op, list);
 }
 
@@ -253,19 +305,19 @@ static int field_int(const form_field *f, const char *name, int def, int lo, int
         if (s[k] < '0' || s[k] > '9')
             digits = 0;
     if (!digits || len > 12) {
-        cJSON_AddItemToArray(list, error_item("int_parsing", name,
+        cJSON_AddItemToArray(list, error_item("int_parsing", f->loc, name,
                                               "Input should be a valid integer, unable to parse string as an integer"));
         return -1;
     }
     long v = strtol(s, NULL, 10);
     if (v < lo) {
         snprintf(msg, sizeof(msg), "Input should be greater than or equal to %d", lo);
-        cJSON_AddItemToArray(list, error_item("greater_than_equal", name, msg));
+        cJSON_AddItemToArray(list, error_item("greater_than_equal", f->loc, name, msg));
         return -1;
     }
     if (v > hi) {
         snprintf(msg, sizeof(msg), "Input should be less than or equal to %d", hi);
-        cJSON_AddItemToArray(list, error_item("less_than_equal", name, msg));
+        cJSON_AddItemToArray(list, error_item("less_than_equal", f->loc, name, msg));
         return -1;
     }
     *out = (int)v;
@@ -382,10 +434,10 @@ static int on_part_begin(void *user, const mp_part_info *info)
     }
     if (strcmp(info->name, "expiry") == 0 && info->filename == NULL) {
         op->part = PART_EXPIRY;
-        op->expiry = (form_field){.seen = 1};
+        op->expiry = (form_field){.seen = 1, .loc = "body"};
     } else if (strcmp(info->name, "uses") == 0 && info->filename == NULL) {
         op->part = PART_USES;
-        op->uses = (form_field){.seen = 1};
+        op->uses = (form_field){.seen = 1, .loc = "body"};
     }
     return 0;
 }
@@ -591,9 +643,9 @@ static void parsed(upload_op *op)
     field_int(&op->expiry, "expiry", EXPIRY_DEFAULT, 1, 60, &expiry, errors);
     field_int(&op->uses, "uses", USES_DEFAULT, 1, 5, &uses, errors);
     if (!op->file_seen)
-        cJSON_InsertItemInArray(errors, 0, error_item("missing", "file", "Field required"));
+        cJSON_InsertItemInArray(errors, 0, error_item("missing", "body", "file", "Field required"));
     else if (op->size == 0)
-        cJSON_InsertItemInArray(errors, 0, error_item("value_error", "file", "File is empty"));
+        cJSON_InsertItemInArray(errors, 0, error_item("value_error", "body", "file", "File is empty"));
     if (cJSON_GetArraySize(errors) > 0) {
         unprocessable(op, errors);
         return;
@@ -622,9 +674,9 @@ static void stopped(upload_op *op, int r)
         snprintf(detail, sizeof(detail), "File type not supported: %s", op->mime);
         answer_detail(op, 415, detail);
         break;
-    case STOP_DUPLICATE: unprocessable_one(op, "value_error", "file", "Only one file may be uploaded"); break;
+    case STOP_DUPLICATE: unprocessable_one(op, "value_error", "body", "file", "Only one file may be uploaded"); break;
     case STOP_INTERNAL: answer_detail(op, 500, "Internal server error"); break;
-    default: unprocessable_one(op, "value_error", NULL, mp_error(op->mp)); break;
+    default: unprocessable_one(op, "value_error", "body", NULL, mp_error(op->mp)); break;
     }
 }
 
@@ -637,14 +689,22 @@ static void step_run(h2o_timeout_entry_t *entry)
     }
     size_t n = op->body.len - op->offset;
     n = n < SLICE_BYTES ? n : SLICE_BYTES;
-    int r = mp_feed(op->mp, (const uint8_t *)op->body.base + op->offset, n);
+    const uint8_t *slice = (const uint8_t *)op->body.base + op->offset;
+    int r;
+    if (op->put) {
+        r = op->offset == 0 ? file_begin(op) : 0;
+        if (r == 0)
+            r = file_data(op, slice, n);
+    } else {
+        r = mp_feed(op->mp, slice, n);
+    }
     op->offset += n;
     if (r == MP_OK && op->offset < op->body.len) {
         h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step);
         return;
     }
     if (r == MP_OK)
-        r = mp_finish(op->mp);
+        r = op->put ? file_end(op) : mp_finish(op->mp);
     if (r == MP_OK)
         parsed(op);
     else
@@ -655,6 +715,10 @@ static int op_begin(upload_op *op)
 {
     op->fd = -1;
     op->part = PART_NONE;
+    if (op->put) {
+        op->file_seen = 1;
+        return 0;
+    }
     op->mp = mp_new(op->boundary, &callbacks, op);
     return op->mp != NULL ? 0 : -1;
 }
@@ -669,8 +733,10 @@ static void restart(upload_op *op)
         answer_detail(op, 503, "Service temporarily unavailable");
         return;
     }
-    memset(&op->expiry, 0, sizeof(op->expiry));
-    memset(&op->uses, 0, sizeof(op->uses));
+    if (!op->put) { /* the form is read again; a PUT's fields came from its head */
+        memset(&op->expiry, 0, sizeof(op->expiry));
+        memset(&op->uses, 0, sizeof(op->uses));
+    }
     op->file_seen = op->too_large = 0;
     op->size = 0;
     op->sniff_len = 0;
@@ -700,39 +766,173 @@ static void on_rate(void *data, int outcome, long retry_after)
     }
 }
 
-int upload_handle(h2o_req_t *req)
+/* A new upload of req's body, or NULL when it was answered already. */
+static upload_op *op_new(h2o_req_t *req)
 {
-    worker *w = worker_of(req);
-    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     upload_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         http_error(req, 500, "Internal server error"); /* nothing to release yet */
-        return 0;
+        return NULL;
     }
     req_ref_init(&op->ref, req);
-    op->w = w;
+    op->w = worker_of(req);
     op->fd = -1;
     op->body = req->entity;
     op->step.cb = step_run;
+    op->expiry.loc = op->uses.loc = "body";
     op->sha = EVP_MD_CTX_new();
     if (op->sha == NULL) {
         answer_detail(op, 500, "Internal server error");
-        return 0;
+        return NULL;
     }
+    return op;
+}
+
+/* Past the checks of the request itself: the upload gate, then the body. */
+static void op_start(h2o_req_t *req, upload_op *op)
+{
+    if (op_begin(op) != 0) {
+        answer_detail(op, 500, "Internal server error");
+        return;
+    }
+    http_client_key(req, op->client);
+    gate_enter(op->w->gate, op->w->cfg, op->client, &op->slot, on_rate, op);
+}
+
+int upload_handle(h2o_req_t *req)
+{
+    ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    upload_op *op = op_new(req);
+    if (op == NULL)
+        return 0;
     if (ct == -1 || mp_boundary(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
                                 op->boundary) != 0) {
-        unprocessable_one(op, "value_error", NULL, "Expected multipart/form-data with a boundary");
+        unprocessable_one(op, "value_error", "body", NULL, "Expected multipart/form-data with a boundary");
         return 0;
     }
     if (req->entity.base == NULL || req->entity.len == 0) {
-        unprocessable_one(op, "missing", "file", "Field required");
+        unprocessable_one(op, "missing", "body", "file", "Field required");
         return 0;
     }
-    if (op_begin(op) != 0) {
-        answer_detail(op, 500, "Internal server error");
+    op_start(req, op);
+    return 0;
+}
+
+/* ---- PUT ---- */
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A query value, percent-decoded ('+' is a space), into f. */
+static void field_from_query(form_field *f, const char *v, size_t len)
+{
+    *f = (form_field){.seen = 1, .loc = "query"};
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)v[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%' && i + 2 < len && hex_digit(v[i + 1]) >= 0 && hex_digit(v[i + 2]) >= 0) {
+            c = (uint8_t)(hex_digit(v[i + 1]) << 4 | hex_digit(v[i + 2]));
+            i += 2;
+        }
+        field_add(f, &c, 1);
+    }
+}
+
+/* expiry or uses from the query (the last one given) or else a header of that name. The
+ * query wins: it is what the user typed on the command line, where a header may come
+ * from a configuration file such as a .curlrc. */
+static void put_field(h2o_req_t *req, const char *name, form_field *f)
+{
+    size_t nlen = strlen(name);
+    if (req->query_at != SIZE_MAX) {
+        const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+        while (p < end) {
+            const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp != NULL ? amp : end;
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            if (eq != NULL && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0)
+                field_from_query(f, eq + 1, (size_t)(stop - eq - 1));
+            p = stop + 1;
+        }
+        if (f->seen)
+            return;
+    }
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, nlen, -1);
+    if (i != -1) {
+        *f = (form_field){.seen = 1, .loc = "header"};
+        field_add(f, (const uint8_t *)req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+    }
+}
+
+/* Does Accept ask for application/json (with a q above zero)? Anything else, curl's
+ * default of any type included, gets the lines for a terminal. */
+static int wants_json(h2o_req_t *req)
+{
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, i)) != -1;) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        size_t pos = 0;
+        while (pos < v.len) {
+            size_t end = pos;
+            while (end < v.len && v.base[end] != ',')
+                end++;
+            const char *t = v.base + pos;
+            size_t n = end - pos;
+            while (n > 0 && (*t == ' ' || *t == '\t'))
+                t++, n--;
+            size_t type = 0;
+            while (type < n && t[type] != ';' && t[type] != ' ' && t[type] != '\t')
+                type++;
+            if (h2o_lcstris(t, type, H2O_STRLIT("application/json"))) {
+                const char *q = NULL;
+                for (size_t k = type; k + 2 <= n && q == NULL; k++)
+                    if ((t[k] == 'q' || t[k] == 'Q') && t[k + 1] == '=')
+                        q = t + k + 2;
+                if (q == NULL || strtod(q, NULL) > 0)
+                    return 1;
+            }
+            pos = end + 1;
+        }
+    }
+    return 0;
+}
+
+int put_handle(h2o_req_t *req, const char *name, size_t len)
+{
+    const cfg *c = worker_of(req)->cfg;
+    upload_op *op = op_new(req);
+    if (op == NULL)
+        return 0;
+    op->put = 1;
+    op->plain = !wants_json(req);
+    drop_clean_filename(name, len, op->filename);
+    put_field(req, "expiry", &op->expiry);
+    put_field(req, "uses", &op->uses);
+    /* libh2o refuses a Content-Length far over the limit unread (413, see http.c); one
+     * just over it, or an HTTP/2 body, arrives whole: the same 413, before any work. */
+    if (req->entity.len > c->max_file_size) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "File too large: %llu bytes (Max Size: %llu bytes)",
+                 (unsigned long long)req->entity.len, (unsigned long long)c->max_file_size);
+        answer_detail(op, 413, detail);
         return 0;
     }
-    http_client_key(req, op->client);
-    gate_enter(w->gate, w->cfg, op->client, &op->slot, on_rate, op);
+    cJSON *errors = cJSON_CreateArray();
+    int v;
+    if (req->entity.base == NULL || req->entity.len == 0)
+        cJSON_AddItemToArray(errors, error_item("value_error", "body", NULL, "File is empty"));
+    field_int(&op->expiry, "expiry", EXPIRY_DEFAULT, 1, 60, &v, errors);
+    field_int(&op->uses, "uses", USES_DEFAULT, 1, 5, &v, errors);
+    if (cJSON_GetArraySize(errors) > 0) {
+        unprocessable(op, errors);
+        return 0;
+    }
+    cJSON_Delete(errors);
+    op_start(req, op);
     return 0;
 }

@@ -69,10 +69,12 @@ void req_ref_init(req_ref *r, h2o_req_t *req);
 void req_ref_release(req_ref *r);
 
 /* Handlers the route table names (worker/routes.c); each lives in health.c, upload.c,
- * download.c or lookup.c. */
+ * download.c or lookup.c. name and key are the path's tail, percent-decoded. */
 int health_handle(h2o_req_t *req);
 int upload_handle(h2o_req_t *req);
+int put_handle(h2o_req_t *req, const char *name, size_t len);
 int download_handle(h2o_req_t *req, const char *key, size_t keylen);
+int burn_handle(h2o_req_t *req, const char *key, size_t keylen);
 int preview_handle(h2o_req_t *req, const char *key, size_t keylen);
 int status_handle(h2o_req_t *req, const char *key, size_t keylen);
 

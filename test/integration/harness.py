@@ -1016,8 +1016,9 @@ def header_problems(what, headers, origin='*', cache_control=None):
     if headers.get('access-control-allow-origin') != origin:
         problems.append('%s: Access-Control-Allow-Origin %r, expected %r'
                         % (what, headers.get('access-control-allow-origin'), origin))
-    for name, expect in (('access-control-allow-methods', 'GET, POST, OPTIONS'),
-                         ('access-control-allow-headers', 'Content-Type, Accept'),
+    for name, expect in (('access-control-allow-methods', 'GET, POST, PUT, DELETE, OPTIONS'),
+                         ('access-control-allow-headers',
+                          'Content-Type, Accept, X-Delete-Token, Expiry, Uses'),
                          ('access-control-expose-headers',
                           'X-SHA256, Content-Disposition, X-Request-ID')):
         if tokens(headers.get(name)) != tokens(expect):
@@ -1077,7 +1078,8 @@ def assert_json_error(status, headers, body, expect, detail=None, what='answer')
 
 
 def assert_422(status, headers, body, locs, what):
-    """422 with the list-form detail naming every loc in locs (tuples)."""
+    """422 with the list-form detail naming every loc in locs (tuples); each loc starts
+    with where the value came from: body, query or header."""
     parsed = assert_json_error(status, headers, body, 422, what=what)
     detail = parsed['detail']
     assert isinstance(detail, list) and detail, '%s: detail is not a list: %r' % (what, parsed)
@@ -1085,7 +1087,8 @@ def assert_422(status, headers, body, locs, what):
         assert isinstance(item, dict), (what, parsed)
         assert isinstance(item.get('type'), str) and item['type'], (what, item)
         assert isinstance(item.get('msg'), str) and item['msg'], (what, item)
-        assert isinstance(item.get('loc'), list) and item['loc'][:1] == ['body'], (what, item)
+        assert isinstance(item.get('loc'), list) and item['loc'][:1] in (
+            ['body'], ['query'], ['header']), (what, item)
     got = [tuple(item['loc']) for item in detail]
     for loc in locs:
         assert loc in got, '%s: no error at %r in %r' % (what, loc, detail)

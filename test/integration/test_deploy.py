@@ -190,6 +190,17 @@ def test_nginx_in_front_uploads_and_downloads_with_its_host_and_the_original_cli
                           message='the status log line')
         assert line['client'] == '127.0.0.2', line
 
+        # curl -T through nginx, and the delete token back through it.
+        status, headers, put = via.json('PUT', '/report.txt?uses=2', body=b'put via nginx\n',
+                                        headers={'Host': PUBLIC_HOST,
+                                                 'Accept': 'application/json'})
+        assert status == 201, put
+        assert put['share_url'] == 'http://%s/#%s' % (PUBLIC_HOST, put['key']), put
+        status, _, _ = via.request('DELETE', '/download/' + put['key'],
+                                   headers={'X-Delete-Token': put['delete_token']})
+        assert status == 204, status
+        assert via.request('GET', '/download/' + put['key'])[0] == 410
+
 
 def test_nginx_in_front_blocks_the_original_client_and_only_it():
     nginx_port = free_port()

@@ -102,6 +102,39 @@ def test_curl_upload_then_curl_oj_download_works_as_a_new_user_tries_it():
         assert status == 410
 
 
+def test_curl_foj_no_clobber_lands_the_bytes_beside_a_file_of_the_same_name():
+    # The README's download command. curl learns the name from Content-Disposition,
+    # after the server has taken the use: plain -OJ then refuses to overwrite and the
+    # use is lost; with --no-clobber the use is spent and the bytes land in NAME.1.
+    with Redis() as redis, Server(redis) as server:
+        data = b'the downloaded report\n' * 50
+        up, _ = upload_ok(server, data, filename='report.txt', uses=3)
+        into = path('clobber')
+        os.makedirs(into)
+        with open(os.path.join(into, 'report.txt'), 'wb') as f:
+            f.write(b'mine, not to be overwritten\n')
+
+        def uses_left():
+            return server.json('GET', '/status/' + up['key'])[2]['remaining_uses']
+        code, _, err = curl(['-OJ', up['download_url']], into)
+        assert code == 23, 'plain curl -OJ over an existing file: exit %d %r' % (code, err)
+        assert uses_left() == 2, 'the refused download did not spend its use'
+        assert sorted(os.listdir(into)) == ['report.txt']
+        code, _, err = curl(['-fOJ', '--no-clobber', up['download_url']], into)
+        assert code == 0, 'curl -fOJ --no-clobber: exit %d %r' % (code, err)
+        assert uses_left() == 1
+        assert sorted(os.listdir(into)) == ['report.txt', 'report.txt.1'], os.listdir(into)
+        with open(os.path.join(into, 'report.txt'), 'rb') as f:
+            assert f.read() == b'mine, not to be overwritten\n'
+        with open(os.path.join(into, 'report.txt.1'), 'rb') as f:
+            assert f.read() == data
+        assert download(server, up['key'])[0] == 200
+        # Spent: -f keeps the 410 from becoming a file.
+        code, _, err = curl(['-fOJ', '--no-clobber', up['download_url']], into)
+        assert code == 22, 'curl -f on a 410: exit %d %r' % (code, err)
+        assert sorted(os.listdir(into)) == ['report.txt', 'report.txt.1'], os.listdir(into)
+
+
 def test_an_8_mib_download_matches_its_x_sha256():
     with Redis() as redis, Server(redis) as server:
         data = os.urandom(8 << 20)

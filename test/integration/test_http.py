@@ -201,8 +201,8 @@ def test_wrong_method_on_a_known_path_answers_405_json_with_allow():
 def test_unknown_path_answers_404_json_and_counts_no_failure():
     env = {'DOWNLOAD_FAIL_LIMIT': '2', 'DOWNLOAD_BLOCK_WINDOW': '60'}
     with Redis() as redis, Server(redis, env=env) as server:
-        for target in ('/nonexistent', '/upload/extra', '/health/x', '/api/v1/upload',
-                       '/.env', '/download', '/%2e%2e/etc/passwd', '/?q=1'):
+        for target in ('/nonexistent', '/upload/extra/x', '/health/x', '/api/v1/upload',
+                       '/.env', '/download', '/%2e%2e/etc/passwd', '/?q=1', '/report.pdf'):
             status, headers, data = server.request('GET', target, source_address=CLIENT)
             body = assert_json_error(status, headers, data, 404, what='GET %s' % target)
             assert isinstance(body['detail'], str), body
@@ -210,6 +210,66 @@ def test_unknown_path_answers_404_json_and_counts_no_failure():
         # Eight unknown paths later, the client has no failure on record.
         status, _, body = miss(server, 'status', CLIENT)
         assert_normal_miss('status', status, body)
+
+
+def test_every_kind_of_json_answer_ends_with_one_newline():
+    env = {'MAX_FILE_SIZE': '1000', 'UPLOAD_RATE_LIMIT': '4/hour', 'DOWNLOAD_FAIL_LIMIT': '2',
+           'DOWNLOAD_BLOCK_WINDOW': '60', 'METRICS_ALLOW': '127.0.0.1/32'}
+    answers = []  # (what, status, raw body)
+    with Redis() as redis, Server(redis, env=env) as server:
+        def note(what, status, body):
+            answers.append((what, status, body))
+
+        def ask(what, method, target, **kw):
+            status, _, body = server.request(method, target, **kw)
+            note(what, status, body)
+            return status, body
+        body, ctype = multipart(b'newline\n')
+        status, created = ask('201 upload', 'POST', '/upload/', body=body,
+                              headers={'Content-Type': ctype})
+        key = json.loads(created)['key']
+        ask('201 PUT', 'PUT', '/n.txt', body=b'n\n', headers={'Accept': 'application/json'})
+        ask('200 health', 'GET', '/health/')
+        ask('200 status', 'GET', '/status/' + key)
+        ask('200 preview', 'GET', '/preview/' + key)
+        ask('404 preview again', 'GET', '/preview/' + key)
+        ask('403 delete', 'DELETE', '/download/' + key, source_address='127.0.0.9')
+        ask('200 download', 'GET', '/download/' + key)
+        ask('410 download', 'GET', '/download/' + key)
+        ask('404 path', 'GET', '/nonexistent')
+        ask('405 method', 'POST', '/health/')
+        ask('422 form', 'POST', '/upload/', body=b'x', headers={'Content-Type': 'text/plain'})
+        ask('413 ours', 'PUT', '/big.bin', body=b'b' * 2000)
+        ask('414 target', 'GET', '/health/?' + 'q' * 9000)
+        ask('431 headers', 'GET', '/health/', headers={'X-Padding': 'p' * 40000})
+        ask('403 metrics', 'GET', '/metrics', source_address='127.0.0.2')
+        ask('429 rate', 'PUT', '/r.txt', body=b'r\n', headers={'Accept': 'application/json'})
+        for _ in range(2):
+            ask('miss', 'GET', '/status/' + unknown_key(), source_address=CLIENT)
+        ask('429 blocked', 'GET', '/status/' + unknown_key(), source_address=CLIENT)
+        for what, raw in (('413 by the HTTP library', b'PUT /x HTTP/1.1\r\nHost: x\r\n'
+                           b'Content-Length: 999999999\r\n\r\n'),
+                          ('400 by the HTTP library', b'PUT /x HTTP/1.1\r\nHost: x\r\n'
+                           b'Transfer-Encoding: chunked\r\n\r\nzz\r\n')):
+            status, _, body = one_response(raw_exchange(server, raw, responses=1)[0], what)
+            note(what, status, body)
+        status, _, body = server.request('GET', '/openapi.json')
+        note('200 openapi.json', status, body)
+        redis.stop()
+        wait_until(lambda: server.request('GET', '/health/')[0] == 503, 10,
+                   message='health 503 with the store down')
+        ask('503 health', 'GET', '/health/')
+        ask('503 store', 'GET', '/status/' + key)
+    statuses = sorted({a[1] for a in answers})
+    assert statuses == [200, 201, 400, 403, 404, 405, 410, 413, 414, 422, 429, 431, 503], \
+        statuses
+    for what, status, body in answers:
+        if what == '200 download':
+            assert body == b'newline\n', body  # a file is sent as it is
+            continue
+        assert body.endswith(b'\n') and not body.endswith(b'\n\n'), \
+            '%s (%d) does not end with one newline: %r' % (what, status, body[-60:])
+        json.loads(body)
 
 
 def test_every_path_answers_with_and_without_trailing_slash():

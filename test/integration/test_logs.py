@@ -60,7 +60,11 @@ def test_the_log_names_each_request_by_its_route_and_never_by_its_key():
                     ('GET', '/mounted/download/' + key, '{unrouted}'),
                     ('GET', '//download/' + key, '{unrouted}'),
                     ('GET', '/download/%s/%s' % (key, key), '{unrouted}'),
-                    ('GET', '/upload/' + key, '{unrouted}'),
+                    ('GET', '/upload/' + key, '/upload/{name}'),
+                    ('PUT', '/upload/' + key, '/upload/{name}'),
+                    ('PUT', '/' + key, '/{name}'),
+                    ('DELETE', '/download/' + key, '/download/{key}'),
+                    ('GET', '/download/' + key, '/download/{key}'),
                     ('DELETE', '/%s/status/x' % key, '{unrouted}')]
         ids = []
         for method, target, _ in expected:

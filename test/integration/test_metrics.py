@@ -118,11 +118,16 @@ def test_metrics_count_every_route_under_its_own_label_and_unknown_paths_as_othe
                     ('GET', '/openapi.json', 'openapi', '2xx'),
                     ('POST', '/metrics/', 'metrics', '4xx'),
                     ('GET', '/upload/', 'upload', '4xx'),
+                    ('DELETE', '/download/' + key, 'delete', '4xx'),
+                    ('PUT', '/counted.txt', 'put', '2xx'),
+                    ('PUT', '/upload/counted.txt', 'put_upload', '2xx'),
+                    ('GET', '/upload/counted.txt', 'put_upload', '4xx'),
                     ('GET', '/nonexistent', 'other', '4xx'),
+                    ('GET', '/counted.txt', 'other', '4xx'),
                     ('GET', '/download/%s/extra' % key, 'other', '4xx')]
         expected = {}
         for method, target, label, cls in requests:
-            server.request(method, target)
+            server.request(method, target, body=b'counted\n' if method == 'PUT' else None)
             sample = 'raven_zero_responses_total{endpoint="%s",class="%s"}' % (label, cls)
             expected[sample] = expected.get(sample, 0) + 1
 
@@ -134,8 +139,8 @@ def test_metrics_count_every_route_under_its_own_label_and_unknown_paths_as_othe
             assert after[sample] - before[sample] == n, (sample, after[sample] - before[sample], n)
         labels = {re.search(r'endpoint="([^"]*)"', k).group(1)
                   for k in after if k.startswith('raven_zero_responses_total{')}
-        assert labels == {'upload', 'preview', 'download', 'status', 'health', 'openapi',
-                          'metrics', 'other'}, labels
+        assert labels == {'upload', 'put_upload', 'preview', 'download', 'delete', 'status',
+                          'health', 'openapi', 'metrics', 'put', 'other'}, labels
 
 
 def test_metrics_refused_403_to_clients_outside_metrics_allow():

@@ -1,6 +1,7 @@
 /* test_routes.c - the route table as clients, the access log and the metrics see it:
  * which methods each path takes, the Allow of every 405, the path each request is
- * logged under (never a key) and the metrics label it is counted under. */
+ * logged under (never a key or a file name), the metrics label it is counted under, and
+ * where link previewers get the link page. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,9 +47,11 @@ static const struct {
 } CONTRACT[] = {
     {"/upload/", "POST, OPTIONS", "upload", "/upload/"},
     {"/upload", "POST, OPTIONS", "upload", "/upload"},
+    {"/upload/report.pdf", "PUT, OPTIONS", "put_upload", "/upload/{name}"},
+    {"/upload/report.pdf/", "PUT, OPTIONS", "put_upload", "/upload/{name}"},
     {"/preview/" KEY, "GET, OPTIONS", "preview", "/preview/{key}"},
-    {"/download/" KEY, "GET, OPTIONS", "download", "/download/{key}"},
-    {"/download/" KEY "/", "GET, OPTIONS", "download", "/download/{key}"},
+    {"/download/" KEY, "GET, DELETE, OPTIONS", "download", "/download/{key}"},
+    {"/download/" KEY "/", "GET, DELETE, OPTIONS", "download", "/download/{key}"},
     {"/status/" KEY, "GET, HEAD, OPTIONS", "status", "/status/{key}"},
     {"/health/", "GET, HEAD, OPTIONS", "health", "/health/"},
     {"/health", "GET, HEAD, OPTIONS", "health", "/health"},
@@ -57,6 +60,22 @@ static const struct {
     {"/metrics", "GET, HEAD, OPTIONS", "metrics", "/metrics"},
     {"/metrics/", "GET, HEAD, OPTIONS", "metrics", "/metrics/"},
 };
+
+/* A method of a CONTRACT path counted under a label of its own, not the path's. */
+static const struct {
+    const char *path, *method, *label;
+} OWN_LABEL[] = {
+    {"/download/" KEY, "DELETE", "delete"},
+    {"/download/" KEY "/", "DELETE", "delete"},
+};
+
+static const char *label_of(const char *path, const char *method, const char *label)
+{
+    for (size_t i = 0; i < sizeof OWN_LABEL / sizeof OWN_LABEL[0]; i++)
+        if (strcmp(OWN_LABEL[i].path, path) == 0 && strcmp(OWN_LABEL[i].method, method) == 0)
+            return OWN_LABEL[i].label;
+    return label;
+}
 
 static void every_route_takes_exactly_the_methods_its_allow_header_lists(void **state)
 {
@@ -99,7 +118,7 @@ static void a_path_with_no_route_is_unrouted(void **state)
 {
     (void)state;
     const char *paths[] = {"/",          "",           "/download",         "/download/",     "/download//",
-                           "/upload//",  "/health//",  "/upload/extra",     "/health/x",      "/download/a/b",
+                           "/upload//",  "/health//",  "/upload/a/b",       "/health/x",      "/download/a/b",
                            "/download//" KEY,          "//download/" KEY,   "/x/download/" KEY,
                            "/" KEY,      "/metricsx",  "/openapi.json.bak", "/DOWNLOAD/" KEY, "/download/" KEY "//"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
@@ -108,6 +127,57 @@ static void a_path_with_no_route_is_unrouted(void **state)
             fail_msg("GET \"%s\" matched a route", paths[i]);
         assert_string_equal(routes_label(m.label), "other");
     }
+}
+
+static void put_takes_any_one_segment_name_no_other_route_names(void **state)
+{
+    (void)state;
+    const char *names[] = {"/report.pdf", "/" KEY, "/download", "/status", "/a b.txt", "/report.pdf/", "/.env"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        route_match m = match(names[i], "PUT");
+        if (!m.allowed || strcmp(routes_label(m.label), "put") != 0)
+            fail_msg("PUT %s: not the PUT route", names[i]);
+        char out[256];
+        routes_log_path(&m, out, sizeof out);
+        assert_string_equal(out, "/{name}");
+        /* Only PUT: every other method there finds no route, as before. */
+        for (size_t k = 0; k < sizeof METHODS / sizeof METHODS[0]; k++) {
+            if (strcmp(METHODS[k], "PUT") == 0)
+                continue;
+            m = match(names[i], METHODS[k]);
+            if (m.row != -1 || m.methods != 0)
+                fail_msg("%s %s: routed", METHODS[k], names[i]);
+        }
+    }
+    route_match m = match("/report.pdf", "PUT");
+    assert_int_equal(m.tail.len, strlen("report.pdf"));
+    assert_memory_equal(m.tail.base, "report.pdf", m.tail.len);
+}
+
+static void put_on_a_path_another_route_names_is_405_not_a_file_of_that_name(void **state)
+{
+    (void)state;
+    const char *paths[] = {"/upload", "/upload/", "/health", "/metrics/", "/openapi.json"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        route_match m = match(paths[i], "PUT");
+        if (m.row == -1 || m.allowed || strcmp(routes_label(m.label), "put") == 0)
+            fail_msg("PUT %s: not a 405", paths[i]);
+    }
+    assert_false(match("/", "PUT").allowed);
+    assert_false(match("/a/b", "PUT").allowed);
+}
+
+static void link_previewers_are_looked_for_on_download_and_preview_only(void **state)
+{
+    (void)state;
+    const char *linked[] = {"/download/" KEY, "/preview/" KEY, "/download/not-a-key"};
+    for (size_t i = 0; i < sizeof linked / sizeof linked[0]; i++) {
+        assert_true(match(linked[i], "GET").link_page);
+        assert_true(match(linked[i], "HEAD").link_page);
+    }
+    const char *others[] = {"/status/" KEY, "/health", "/upload/", "/upload/x.pdf", "/x.pdf", "/nonexistent"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        assert_false(match(others[i], "GET").link_page);
 }
 
 static void the_log_shows_the_route_and_masks_every_key(void **state)
@@ -119,7 +189,7 @@ static void the_log_shows_the_route_and_masks_every_key(void **state)
             assert_string_equal(logged(CONTRACT[i].path, METHODS[k], out, sizeof out), CONTRACT[i].logged);
     /* A key anywhere a route does not expect one is not logged either. */
     const char *elsewhere[] = {"/" KEY, "/x/download/" KEY, "//download/" KEY, "/download/" KEY "/" KEY,
-                               "/upload/" KEY, "/health/" KEY, "/" KEY "/status/x", "/download//" KEY};
+                               "/upload/" KEY "/x", "/health/" KEY, "/" KEY "/status/x", "/download//" KEY};
     for (size_t i = 0; i < sizeof elsewhere / sizeof elsewhere[0]; i++) {
         logged(elsewhere[i], "GET", out, sizeof out);
         if (strstr(out, "apple") != NULL || strcmp(out, "{unrouted}") != 0)
@@ -144,7 +214,7 @@ static void each_route_counts_under_its_own_label_and_the_rest_under_other(void 
         for (size_t k = 0; k < sizeof METHODS / sizeof METHODS[0]; k++) {
             route_match m = match(CONTRACT[i].path, METHODS[k]);
             assert_true(m.label < n - 1);
-            assert_string_equal(routes_label(m.label), CONTRACT[i].label);
+            assert_string_equal(routes_label(m.label), label_of(CONTRACT[i].path, METHODS[k], CONTRACT[i].label));
         }
 }
 
@@ -155,6 +225,9 @@ int main(void)
         cmocka_unit_test(head_never_reaches_download_or_preview_which_spend_a_use_or_the_look),
         cmocka_unit_test(the_handler_gets_the_key_without_its_trailing_slash),
         cmocka_unit_test(a_path_with_no_route_is_unrouted),
+        cmocka_unit_test(put_takes_any_one_segment_name_no_other_route_names),
+        cmocka_unit_test(put_on_a_path_another_route_names_is_405_not_a_file_of_that_name),
+        cmocka_unit_test(link_previewers_are_looked_for_on_download_and_preview_only),
         cmocka_unit_test(the_log_shows_the_route_and_masks_every_key),
         cmocka_unit_test(each_route_counts_under_its_own_label_and_the_rest_under_other),
     };
