@@ -67,7 +67,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 # Files built into the binary, so that it needs none at run time: FILE becomes the C
 # array rz_NAME and its length rz_NAME_len, NAME being FILE with '/', '.' and '-' as '_'
 # (openapi.json: rz_openapi_json). Adding one is a word here and an extern declaration.
-EMBED := openapi.json
+EMBED := openapi.json web/index.html web/drop.css web/drop.js web/icon.svg
 EMBED_SRC := $(EMBED:%=build/embed/%.c)
 LIB_SRC += $(EMBED_SRC)
 embed_name = rz_$(subst -,_,$(subst .,_,$(subst /,_,$1)))

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "openapi.h"
+#include "page.h"
 #include "worker.h"
 
 /* The methods a row may take, in the order an Allow header lists them. */
@@ -37,6 +38,8 @@ typedef struct {
  * of its path that takes it. HEAD only where a request changes nothing: on /download
  * or /preview it would take a use or spend the one look. */
 static const route routes[] = {
+    EXACT(GET | HEAD, "/", page_handle, "page"),
+    NAMED(GET | HEAD, "/assets/", page_asset_handle, "assets"),
     EXACT(POST, "/upload", upload_handle, "upload"),
     KEYED(GET, "/preview/", preview_handle, "preview"),
     KEYED(GET, "/download/", download_handle, "download"),
