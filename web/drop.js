@@ -210,8 +210,8 @@
         }
         const n = Number(max[1]);
         return {
-          text: 'This file is too large: this server takes files up to ' + megabytes(n) +
-            ' (' + n.toLocaleString('en') + ' bytes).',
+          text: 'This file' + (a.fileSize ? ' (' + bytes(a.fileSize) + ')' : '') +
+            ' is too large: this server takes files up to ' + megabytes(n) + ' (' + n.toLocaleString('en') + ' bytes).',
         };
       }
       case 415: {
@@ -458,6 +458,7 @@
       }
       $('progress-news').textContent = '';
       a.allSent = allSent;
+      a.fileSize = file.size;
       report($('send-error'), a, 'upload');
       $('upload').focus();
     });
@@ -585,6 +586,8 @@
     fetching.started = false;
     $('f-key').textContent = key || '';
     $('details-list').hidden = true;
+    $('details-warning').hidden = false;
+    $('details').textContent = 'Show details — once only';
     $('details').disabled = false;
     say($('fetch-error'), '');
     show('fetch', focus);
@@ -650,7 +653,6 @@
         setState('This file has expired: it was shredded at its deadline.');
       } else {
         setState('Nothing found for these words. They may be mistyped, or the file has expired or been downloaded already.');
-        $('recheck-row').hidden = false;
       }
     });
   }
@@ -683,6 +685,7 @@
         $('d-type').textContent = p.mime_type;
         $('d-sha').textContent = p.sha256;
         $('details-list').hidden = false;
+        $('details-warning').hidden = true;
         $('details').textContent = 'Details shown (once only)';
         return;
       }
