@@ -1,4 +1,4 @@
-# Raven Zero - build, test, bench, fuzz, run, install.
+# Raven Zero - build, test, bench, fuzz, run, install, screenshots.
 # One binary, ./raven-zero, from master/ worker/ shredder/ common/. Each flavour has its
 # objects under build/FLAVOUR: rel (./raven-zero: optimised and hardened), asan
 # (AddressSanitizer + UndefinedBehaviorSanitizer, for make test), fuzz (clang with
@@ -148,7 +148,7 @@ $(EMBED_SRC): build/embed/%.c: %
 	  echo 'const size_t $(call embed_name,$<)_len = sizeof($(call embed_name,$<));'; \
 	} >$@.tmp && mv -f $@.tmp $@
 
-.PHONY: all deps run test unit clean install bench fuzz FORCE
+.PHONY: all deps run test unit clean install bench fuzz screenshots FORCE
 .SECONDARY:
 FORCE:
 
@@ -185,6 +185,13 @@ test:
 unit:
 	@scripts/deps.sh build test
 	@$(MAKE) --no-print-directory $(UNITS_rel)
+
+# PNGs of every view of the drop page into docs/screenshots/, taken by the tests'
+# headless Chromium (its packages are in the test group).
+screenshots:
+	@scripts/deps.sh build run test
+	@$(MAKE) --no-print-directory all
+	@python3 test/screenshots.py
 
 bench:
 	@scripts/deps.sh build run bench
