@@ -48,6 +48,8 @@ SPEC_OPERATIONS = {
     ('/health/', 'get'): {'200', '429', '503'},
     ('/openapi.json', 'get'): {'200'},
     ('/metrics', 'get'): {'200', '403'},
+    ('/', 'get'): {'200'},
+    ('/assets/{name}', 'get'): {'200', '404'},
 }
 
 
@@ -263,16 +265,23 @@ def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
         check('get', '/openapi.json', '/openapi.json', 200)
         check('get', '/metrics', '/metrics', 200)
         check('get', '/metrics', '/metrics', 403, source_address='127.0.0.2')
+        for method in ('get', 'head'):
+            _, headers, _ = check(method, '/', '/', 200)
+            assert 'content-security-policy' in headers, headers
+            for name in ('drop.css', 'drop.js', 'icon.svg'):
+                check(method, '/assets/' + name, '/assets/{name}', 200)
+            check(method, '/assets/nothing.js', '/assets/{name}', 404)
         for template, target in (('/upload/', '/upload/'), ('/preview/{key}', '/preview/' + key),
                                  ('/download/{key}', '/download/' + key),
                                  ('/status/{key}', '/status/' + key), ('/health/', '/health/'),
-                                 ('/openapi.json', '/openapi.json'), ('/metrics', '/metrics')):
+                                 ('/openapi.json', '/openapi.json'), ('/metrics', '/metrics'),
+                                 ('/', '/'), ('/assets/{name}', '/assets/drop.js')):
             check('options', target, template, 204)
         # Every operation refuses an oversized request head before anything else.
         long_query = '?' + 'q' * 8200  # over MAX_REQUEST_LINE (8192)
         big_header = {'X-Padding': 'p' * 33000}  # over MAX_HEADER_BYTES (32768)
         for template, item in doc['paths'].items():
-            target = template.replace('{key}', key)
+            target = template.replace('{key}', key).replace('{name}', 'drop.js')
             for method in item:
                 if method in METHODS:
                     check(method, target + long_query, template, 414)
