@@ -356,8 +356,8 @@ def test_the_share_link_in_a_fresh_profile_shows_the_status_and_downloads_the_sa
             assert r.text('f-uses') == '1'
             assert status(server, key)['remaining_uses'] == 1
             assert r.problems() == []
-        # The sender's page sees it go when the sender comes back to it.
-        assert b.text('r-uses') == '2 downloads'
+        # The sender's page sees it go when the sender comes back to it (or within ten
+        # seconds, when it asks by itself).
         b.js('window.dispatchEvent(new Event("focus"))')
         b.wait_text('r-uses', '1 download')
         assert b.problems() == []
@@ -579,19 +579,18 @@ def test_no_console_error_and_no_csp_violation_on_any_view_light_or_dark_phone_o
         up, _ = upload_ok(server, PDF, uses=2)
         views = [('/', 'drop-view'), ('/#' + up['key'], 'fetch-view'),
                  ('/#' + harness.unknown_key(), 'fetch-view'), ('/#x', 'fetch-view')]
-        for scheme in ('light', 'dark'):
-            for width, height in ((1280, 800), (390, 844)):
-                b.size(width, height)
-                b.color_scheme(scheme)
-                for target, view in views:
-                    open_page(b, server, target)
-                    b.wait(lambda: b.visible(view) and b.text('f-state') != 'Checking…',
-                           view)
+        for width, height in ((1280, 800), (390, 844)):
+            b.size(width, height)
+            for target, view in views:
+                open_page(b, server, target)
+                b.wait(lambda: b.visible(view) and b.text('f-state') != 'Checking…', view)
+                for scheme in ('dark', 'light'):  # the colours change without a reload
+                    b.color_scheme(scheme)
                     overflow = b.js('return document.documentElement.scrollWidth'
                                     ' - document.documentElement.clientWidth')
                     assert overflow <= 0, '%s %s at %d px scrolls sideways by %d px' % (
                         scheme, target, width, overflow)
-                    assert b.problems() == [], (scheme, width, target)
+                assert b.problems() == [], (width, target)
         send_through_page(b, server, PDF)
         result_of(b)
         b.click('delete')
