@@ -302,7 +302,7 @@ def test_the_upload_rate_limit_is_shown_with_a_live_countdown():
         assert b.problems(expected_statuses=(429,)) == []
 
 
-def test_upload_errors_415_422_503_and_a_lost_connection_are_shown_in_words():
+def test_upload_errors_415_422_507_503_and_a_lost_connection_are_shown_in_words():
     b = browser()
     env = {'ALLOWED_MIME_TYPES': 'application/pdf'}
     with Redis() as redis, Server(redis, env=env) as server:
@@ -322,6 +322,12 @@ def test_upload_errors_415_422_503_and_a_lost_connection_are_shown_in_words():
             'Expires after must be a whole number from 1 to 60.'
         assert b.focused() == 'expiry' and b.el('expiry').get_attribute('aria-invalid') == 'true'
         assert b.problems(expected_statuses=(415, 422)) == []
+        os.rmdir(harness.temp(server))  # nowhere to write the file: 507
+        send_through_page(b, server, PDF)
+        assert b.wait_text('send-error', 'storage') == 'The server has no room to store ' \
+            'this file right now (insufficient storage). Try again later, or send a smaller file.'
+        os.mkdir(harness.temp(server), 0o700)
+        assert b.problems(expected_statuses=(507,)) == []
         redis.stop()
         send_through_page(b, server, PDF)
         assert b.wait_text('send-error', 'database').startswith('The server cannot reach')
@@ -337,6 +343,7 @@ def test_upload_errors_415_422_503_and_a_lost_connection_are_shown_in_words():
 # ---------------------------------------------------------------------------------
 # Receiving
 
+@harness.timeout(120)  # a second browser starts: seconds on a busy machine
 def test_the_share_link_in_a_fresh_profile_shows_the_status_and_downloads_the_same_bytes():
     data = os.urandom(200 * 1024)
     b = browser()
@@ -355,7 +362,16 @@ def test_the_share_link_in_a_fresh_profile_shows_the_status_and_downloads_the_sa
             r.wait_text('f-state', '1 download is left')
             assert r.text('f-uses') == '1'
             assert status(server, key)['remaining_uses'] == 1
+            # The page sent the words only as the path of the API calls that need them.
+            sent = r.js('return performance.getEntriesByType("resource").map(function (e) {'
+                        '  return e.name; })')
+            assert any('/status/' + key in u for u in sent), sent
+            for url in sent:
+                assert key not in url or re.search(r'/(status|download|preview)/%s$' % key,
+                                                   url), url
             assert r.problems() == []
+        with open(server.log_path, 'rb') as f:
+            assert key.encode() not in f.read(), 'the log holds the key'
         # The sender's page sees it go when the sender comes back to it (or within ten
         # seconds, when it asks by itself).
         b.js('window.dispatchEvent(new Event("focus"))')
