@@ -171,7 +171,7 @@
       return d;
     }
     if (d && typeof d === 'object' && !Array.isArray(d)) {
-      return String(d.error || d.error_code || '');
+      return String(d.error || '');
     }
     return '';
   }
@@ -184,8 +184,8 @@
   /* ---- messages ---- */
 
   /* What went wrong, in words: { text, wait } where wait > 0 means "try again in"
-   * (text then ends where the countdown goes). what: 'upload', 'status', 'download',
-   * 'details' or 'delete'. */
+   * (text then ends where the countdown goes). what: 'upload', 'status', 'details' or
+   * 'delete'. */
   function problem(a, what) {
     const detail = detailOf(a);
     if (a.kind === 'abort') {
@@ -237,11 +237,7 @@
       case 507:
         return { text: 'The server has no room to store this file right now (insufficient storage). Try again later, or send a smaller file.' };
       case 500:
-        return {
-          text: detail === 'INTEGRITY_CHECK_FAILED'
-            ? 'The stored file failed its integrity check, so the server refused to send it.'
-            : 'The server failed (internal error). Try again later.',
-        };
+        return { text: 'The server failed (internal error). Try again later.' };
       default:
         return { text: 'The server answered ' + a.status + (detail ? ': ' + detail : '') + '.' };
     }
@@ -472,19 +468,18 @@
 
   /* ---- the result ---- */
 
-  const result = { key: '', token: '', stopCountdown: null, poll: 0 };
+  const result = { key: '', token: '', stopCountdown: null, poll: 0, deleting: false };
 
   function showResult(a) {
     const r = a.body;
     result.key = r.key;
-    result.token = r.delete_token || '';
+    result.token = r.delete_token;
     $('key').textContent = r.key;
     $('share').value = r.share_url;
     $('r-file').textContent = r.filename + ' · ' + bytes(r.size);
     $('r-sha').textContent = r.sha256;
     $('r-uses').textContent = plural(r.uses, 'download', 'downloads');
     $('delete').hidden = false;
-    $('delete').disabled = !result.token;
     $('delete-confirm').hidden = true;
     say($('result-news'), '');
     say($('result-error'), '');
@@ -557,11 +552,14 @@
   }
 
   function deleteNow() {
-    $('delete-yes').disabled = true;
+    if (result.deleting) {
+      return;
+    }
+    result.deleting = true;
     call('DELETE', 'download/' + encodeURIComponent(result.key), {
       headers: { 'X-Delete-Token': result.token },
     }).then((a) => {
-      $('delete-yes').disabled = false;
+      result.deleting = false;
       if (a.kind === 'answer' && a.status === 204) {
         finish('Deleted. The file is gone: the words and the link no longer work.');
         $('result-title').focus();
@@ -588,7 +586,7 @@
     $('details-list').hidden = true;
     $('details-warning').hidden = false;
     $('details').textContent = 'Show details — once only';
-    $('details').disabled = false;
+    $('details').setAttribute('aria-disabled', 'false');
     say($('fetch-error'), '');
     show('fetch', focus);
     if (!key) {
@@ -674,8 +672,13 @@
     setTimeout(() => checkStatus(1), 1000);
   }
 
+  /* The button stays focusable once used (aria-disabled), so focus is not lost. */
   function showDetails() {
-    $('details').disabled = true;
+    const button = $('details');
+    if (button.getAttribute('aria-disabled') === 'true') {
+      return;
+    }
+    button.setAttribute('aria-disabled', 'true');
     call('GET', 'preview/' + encodeURIComponent(fetching.key)).then((a) => {
       if (a.kind === 'answer' && a.status === 200 && a.body) {
         const p = a.body;
@@ -695,7 +698,7 @@
           : 'Nothing found for these words: the file may have expired or been downloaded already.');
         return;
       }
-      $('details').disabled = false;
+      button.setAttribute('aria-disabled', 'false');
       report($('fetch-error'), a, 'details');
     });
   }

@@ -454,7 +454,8 @@ def test_show_details_once_only_shows_them_then_says_they_were_shown():
         assert b.text('d-size') == '%d bytes' % len(PDF)
         assert b.text('d-type') == 'application/pdf'
         assert b.text('d-sha') == up['sha256']
-        assert not b.el('details').is_enabled() and not b.visible('details-warning')
+        assert b.el('details').get_attribute('aria-disabled') == 'true'
+        assert b.focused() == 'details' and not b.visible('details-warning')
         open_page(b, server, '/#' + up['key'])
         b.wait_text('f-state', 'Ready to download.')
         b.click('details')
