@@ -256,6 +256,36 @@ def test_a_3_mib_upload_through_the_file_input_moves_to_100_percent_then_shows_t
         assert b.problems() == []
 
 
+def test_a_file_dropped_anywhere_on_the_page_is_taken_one_at_a_time():
+    b = browser()
+    with Redis() as redis, Server(redis) as server:
+        open_page(b, server)
+        # What the browser hands the page when two files are dropped on it (a drop
+        # outside the box too: the browser must not open the file in the page's place).
+        b.js('''var files = new DataTransfer();
+                files.items.add(new File(['first file\\n'], 'first.txt', {type: 'text/plain'}));
+                files.items.add(new File(['second file\\n'], 'second.txt'));
+                var over = new DragEvent('dragover', {dataTransfer: files, bubbles: true,
+                                                      cancelable: true});
+                document.querySelector('footer').dispatchEvent(over);
+                window.__overTaken = over.defaultPrevented;
+                window.__zoneLit = document.getElementById('zone').classList.contains('over');
+                var drop = new DragEvent('drop', {dataTransfer: files, bubbles: true,
+                                                  cancelable: true});
+                document.querySelector('footer').dispatchEvent(drop);
+                window.__dropTaken = drop.defaultPrevented;''')
+        assert b.js('return [window.__overTaken, window.__zoneLit, window.__dropTaken]') == \
+            [True, True, True]
+        assert b.text('zone-text') == 'first.txt'
+        assert b.text('zone-sub') == '11 bytes (one file at a time: the first of 2) · press ' \
+            'to choose another', b.text('zone-sub')
+        assert b.focused() == 'upload'
+        b.click('upload')
+        key, _ = result_of(b)
+        assert harness.download(server, key)[2] == b'first file\n'
+        assert b.problems() == []
+
+
 def test_cancel_stops_a_slow_upload_and_nothing_is_stored():
     b = browser()
     with Redis() as redis, Server(redis) as server:
