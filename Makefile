@@ -1,4 +1,4 @@
-# Raven Zero - build, test, bench, fuzz, run, install.
+# Raven Zero - build, test, bench, fuzz, run, install, screenshots.
 # One binary, ./raven-zero, from master/ worker/ shredder/ common/. Each flavour has its
 # objects under build/FLAVOUR: rel (./raven-zero: optimised and hardened), asan
 # (AddressSanitizer + UndefinedBehaviorSanitizer, for make test), fuzz (clang with
@@ -67,7 +67,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 # Files built into the binary, so that it needs none at run time: FILE becomes the C
 # array rz_NAME and its length rz_NAME_len, NAME being FILE with '/', '.' and '-' as '_'
 # (openapi.json: rz_openapi_json). Adding one is a word here and an extern declaration.
-EMBED := openapi.json
+EMBED := openapi.json web/index.html web/drop.css web/drop.js web/icon.svg
 EMBED_SRC := $(EMBED:%=build/embed/%.c)
 LIB_SRC += $(EMBED_SRC)
 embed_name = rz_$(subst -,_,$(subst .,_,$(subst /,_,$1)))
@@ -148,7 +148,7 @@ $(EMBED_SRC): build/embed/%.c: %
 	  echo 'const size_t $(call embed_name,$<)_len = sizeof($(call embed_name,$<));'; \
 	} >$@.tmp && mv -f $@.tmp $@
 
-.PHONY: all deps run test test-container unit clean install bench fuzz FORCE
+.PHONY: all deps run test test-container unit clean install bench fuzz screenshots FORCE
 .SECONDARY:
 FORCE:
 
@@ -191,6 +191,13 @@ test-container:
 unit:
 	@scripts/deps.sh build test
 	@$(MAKE) --no-print-directory $(UNITS_rel)
+
+# PNGs of every view of the drop page into docs/screenshots/, taken by the tests'
+# headless Chromium (its packages are in the test group).
+screenshots:
+	@scripts/deps.sh build run test
+	@$(MAKE) --no-print-directory all
+	@python3 test/screenshots.py
 
 bench:
 	@scripts/deps.sh build run bench

@@ -12,7 +12,10 @@
    every pid the harness registered) is killed, and under ASan the test fails if any
    server's stderr holds a sanitizer report. A test that does not depend on the binary
    (the build, the docs, the Dockerfile) runs once (harness.once), and a test that must
-   take longer than --timeout says how long (harness.timeout).
+   take longer than --timeout says how long (harness.timeout). A module may define
+   setup_module() and teardown_module(): they run once, in the module's runner process,
+   before and after its selected tests (e.g. to start one browser for all of them, which
+   each forked test then drives); whatever they started is killed when the module is done.
 3. With --container (`make test-container`), instead of both: the modules of
    test/container/ (the image built from the Dockerfile and run with podman), once,
    in the same way.
@@ -350,14 +353,21 @@ def is_alive(pid):
 KNOWN_COMMS = ('raven-zero', 'rz-worker', 'rz-shredder', 'redis-server')
 
 
-def leftovers(sid, tmp):
-    """Live processes of the test: its session, and registered pids still ours."""
+def session_processes(sid):
+    """Live processes of a session, this one aside."""
     found = set()
     for name in os.listdir('/proc'):
         if name.isdigit():
             info = proc_info(int(name))
             if info and info[3] == sid and info[1] not in ('Z', 'X'):
                 found.add(int(name))
+    found.discard(os.getpid())
+    return found
+
+
+def leftovers(sid, tmp):
+    """Live processes of the test: its session, and registered pids still ours."""
+    found = session_processes(sid)
     try:
         with open(os.path.join(tmp, '.rz-pids')) as f:
             registered = {int(x) for x in f.read().split()}
@@ -538,6 +548,7 @@ def module_runner(flavour, module_path, k, timeout):
             except ProcessLookupError:
                 pass
             kill_all(leftovers(CURRENT['pid'], CURRENT['tmp']))
+        kill_all(session_processes(os.getpid()))  # what setup_module started
         os._exit(1)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -560,6 +571,7 @@ def module_runner(flavour, module_path, k, timeout):
         emit(modname + '.<import>', False, 0.0, traceback.format_exc())
         out.write(json.dumps({'done': True}) + '\n')
         return 0
+    selected = []
     for attr, fn in list(vars(mod).items()):
         if not attr.startswith('test_') or not callable(fn) or \
                 getattr(fn, '__module__', None) != modname:
@@ -571,11 +583,45 @@ def module_runner(flavour, module_path, k, timeout):
         # `flavours = ('rel',)`: it then runs once, not once per binary.
         if flavour not in getattr(fn, 'flavours', getattr(mod, 'FLAVOURS', (flavour,))):
             continue
-        ok, duration, details = run_one_test(fn, getattr(fn, 'timeout', timeout))
-        emit(name, ok, duration, details)
+        selected.append((name, fn))
+    set_up = False
+    if selected and callable(getattr(mod, 'setup_module', None)):
+        problem = module_hook(mod.setup_module)
+        if problem:
+            for name, _ in selected:
+                emit(name, False, 0.0, 'setup_module failed:\n' + problem)
+            selected = []
+        set_up = True
+    try:
+        for name, fn in selected:
+            ok, duration, details = run_one_test(fn, getattr(fn, 'timeout', timeout))
+            emit(name, ok, duration, details)
+    finally:
+        if set_up and callable(getattr(mod, 'teardown_module', None)):
+            problem = module_hook(mod.teardown_module)
+            if problem:
+                emit(modname + '.<teardown_module>', False, 0.0, problem)
+        kill_all(session_processes(os.getpid()))
     out.write(json.dumps({'done': True}) + '\n')
     out.flush()
     return 0
+
+
+def module_hook(fn):
+    """Run a module's setup or teardown with its output (and that of the processes it
+    starts) on stderr, away from the results on stdout: '' or the traceback."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        fn()
+        return ''
+    except BaseException:
+        return traceback.format_exc()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 # ---------------------------------------------------------------------------------

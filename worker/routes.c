@@ -10,6 +10,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "openapi.h"
+#include "page.h"
 #include "previewers.h"
 #include "worker.h"
 
@@ -52,6 +53,8 @@ typedef struct {
  * link page). PUT /upload without a name is a 405 whose detail names the way, not a
  * file called "upload"; so is PUT on any other path a row names. */
 static const route routes[] = {
+    EXACT(GET | HEAD, "/", page_handle, "page"),
+    NAMED(GET | HEAD, "/assets/", page_asset_handle, "assets"),
     EXACT(POST, "/upload", upload_handle, "upload"),
     NAMED(PUT, "/upload/", put_handle, "put_upload"),
     LINKED(GET, "/preview/", preview_handle, "preview"),

@@ -170,8 +170,8 @@ def test_make_run_installs_what_running_needs_and_the_test_tools_come_with_make_
     assert not running & FORBIDDEN_TO_RUN, running & FORBIDDEN_TO_RUN
     assert deps_groups_of_target('test') == ['build', 'run', 'test']
     testing = set(listed_packages('build', 'run', 'test'))
-    assert {'libcmocka-dev', 'valgrind', 'curl', 'nginx-light', 'python3', 'nodejs'} <= testing, \
-        testing
+    assert {'libcmocka-dev', 'valgrind', 'curl', 'nginx-light', 'python3', 'nodejs', 'chromium',
+            'chromium-driver', 'python3-selenium'} <= testing, testing
     assert 'clang' not in testing and 'wrk' not in testing, testing
     assert deps_groups_of_target('fuzz') == ['build', 'fuzz']
     assert 'clang' in listed_packages('fuzz')

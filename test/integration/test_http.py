@@ -202,7 +202,8 @@ def test_unknown_path_answers_404_json_and_counts_no_failure():
     env = {'DOWNLOAD_FAIL_LIMIT': '2', 'DOWNLOAD_BLOCK_WINDOW': '60'}
     with Redis() as redis, Server(redis, env=env) as server:
         for target in ('/nonexistent', '/upload/extra/x', '/health/x', '/api/v1/upload',
-                       '/.env', '/download', '/%2e%2e/etc/passwd', '/?q=1', '/report.pdf'):
+                       '/.env', '/download', '/%2e%2e/etc/passwd', '/report.pdf', '/assets/',
+                       '/assets/nothing.js', '/assets/drop.js/x'):
             status, headers, data = server.request('GET', target, source_address=CLIENT)
             body = assert_json_error(status, headers, data, 404, what='GET %s' % target)
             assert isinstance(body['detail'], str), body

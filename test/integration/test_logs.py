@@ -57,6 +57,8 @@ def test_the_log_names_each_request_by_its_route_and_never_by_its_key():
                     ('GET', '/health/?key=' + key, '/health/'),
                     ('PUT', '/upload', '/upload'),
                     ('GET', '/' + key, '{unrouted}'),
+                    ('GET', '/?' + key, '/'),
+                    ('GET', '/assets/' + key, '/assets/{name}'),
                     ('GET', '/mounted/download/' + key, '{unrouted}'),
                     ('GET', '//download/' + key, '{unrouted}'),
                     ('GET', '/download/%s/%s' % (key, key), '{unrouted}'),

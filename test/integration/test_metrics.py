@@ -116,6 +116,9 @@ def test_metrics_count_every_route_under_its_own_label_and_unknown_paths_as_othe
                     ('GET', '/download/' + key, 'download', '2xx'),
                     ('GET', '/health', 'health', '2xx'),
                     ('GET', '/openapi.json', 'openapi', '2xx'),
+                    ('GET', '/', 'page', '2xx'),
+                    ('GET', '/assets/drop.js', 'assets', '2xx'),
+                    ('GET', '/assets/nothing.js', 'assets', '4xx'),
                     ('POST', '/metrics/', 'metrics', '4xx'),
                     ('GET', '/upload/', 'upload', '4xx'),
                     ('DELETE', '/download/' + key, 'delete', '4xx'),
@@ -140,7 +143,7 @@ def test_metrics_count_every_route_under_its_own_label_and_unknown_paths_as_othe
         labels = {re.search(r'endpoint="([^"]*)"', k).group(1)
                   for k in after if k.startswith('raven_zero_responses_total{')}
         assert labels == {'upload', 'put_upload', 'preview', 'download', 'delete', 'status',
-                          'health', 'openapi', 'metrics', 'put', 'other'}, labels
+                          'health', 'openapi', 'metrics', 'put', 'page', 'assets', 'other'}, labels
 
 
 def test_metrics_refused_403_to_clients_outside_metrics_allow():

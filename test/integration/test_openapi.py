@@ -52,6 +52,8 @@ SPEC_OPERATIONS = {
     ('/health/', 'get'): {'200', '429', '503'},
     ('/openapi.json', 'get'): {'200'},
     ('/metrics', 'get'): {'200', '403'},
+    ('/', 'get'): {'200'},
+    ('/assets/{name}', 'get'): {'200', '404'},
 }
 
 
@@ -305,12 +307,19 @@ def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
         check('get', '/openapi.json', '/openapi.json', 200)
         check('get', '/metrics', '/metrics', 200)
         check('get', '/metrics', '/metrics', 403, source_address='127.0.0.2')
+        for method in ('get', 'head'):
+            _, headers, _ = check(method, '/', '/', 200)
+            assert 'content-security-policy' in headers, headers
+            for name in ('drop.css', 'drop.js', 'icon.svg'):
+                check(method, '/assets/' + name, '/assets/{name}', 200)
+            check(method, '/assets/nothing.js', '/assets/{name}', 404)
         for template, target in (('/upload/', '/upload/'), ('/{filename}', '/notes.txt'),
                                  ('/upload/{filename}', '/upload/notes.txt'),
                                  ('/preview/{key}', '/preview/' + key),
                                  ('/download/{key}', '/download/' + key),
                                  ('/status/{key}', '/status/' + key), ('/health/', '/health/'),
-                                 ('/openapi.json', '/openapi.json'), ('/metrics', '/metrics')):
+                                 ('/openapi.json', '/openapi.json'), ('/metrics', '/metrics'),
+                                 ('/', '/'), ('/assets/{name}', '/assets/drop.js')):
             check('options', target, template, 204)
         def check_framing(method, target, template):
             """Two Content-Lengths, which no HTTP client library sends: a raw request."""
@@ -326,7 +335,8 @@ def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
         long_query = '?' + 'q' * 8200  # over MAX_REQUEST_LINE (8192)
         big_header = {'X-Padding': 'p' * 33000}  # over MAX_HEADER_BYTES (32768)
         for template, item in doc['paths'].items():
-            target = template.replace('{key}', key).replace('{filename}', 'notes.txt')
+            target = (template.replace('{key}', key).replace('{filename}', 'notes.txt')
+                      .replace('{name}', 'drop.js'))
             for method in item:
                 if method in METHODS:
                     check(method, target + long_query, template, 414)

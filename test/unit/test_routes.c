@@ -59,6 +59,9 @@ static const struct {
     {"/openapi.json/", "GET, HEAD, OPTIONS", "openapi", "/openapi.json/"},
     {"/metrics", "GET, HEAD, OPTIONS", "metrics", "/metrics"},
     {"/metrics/", "GET, HEAD, OPTIONS", "metrics", "/metrics/"},
+    {"/", "GET, HEAD, OPTIONS", "page", "/"},
+    {"/assets/drop.js", "GET, HEAD, OPTIONS", "assets", "/assets/{name}"},
+    {"/assets/drop.js/", "GET, HEAD, OPTIONS", "assets", "/assets/{name}"},
 };
 
 /* A method of a CONTRACT path counted under a label of its own, not the path's. */
@@ -117,10 +120,11 @@ static void the_handler_gets_the_key_without_its_trailing_slash(void **state)
 static void a_path_with_no_route_is_unrouted(void **state)
 {
     (void)state;
-    const char *paths[] = {"/",          "",           "/download",         "/download/",     "/download//",
+    const char *paths[] = {"//",         "",           "/download",         "/download/",     "/download//",
                            "/upload//",  "/health//",  "/upload/a/b",       "/health/x",      "/download/a/b",
                            "/download//" KEY,          "//download/" KEY,   "/x/download/" KEY,
-                           "/" KEY,      "/metricsx",  "/openapi.json.bak", "/DOWNLOAD/" KEY, "/download/" KEY "//"};
+                           "/" KEY,      "/metricsx",  "/openapi.json.bak", "/DOWNLOAD/" KEY, "/download/" KEY "//",
+                           "/assets",    "/assets/",   "/assets//",         "/assets/a/b",    "/index.html"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         route_match m = match(paths[i], "GET");
         if (m.row != -1 || m.allowed || m.methods != 0)
