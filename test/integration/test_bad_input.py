@@ -258,10 +258,14 @@ ODD_PATHS = [
 def test_paths_with_nul_dot_dot_and_double_slashes_get_clear_answers():
     with Sweep() as sweep:
         failures = []
+        page = sweep.server.request('GET', '/')[2]
         for target in ODD_PATHS:
             for method_path in (target, target.replace('/download/', '/status/', 1)):
                 try:
                     status, headers, body = sweep.server.request('GET', method_path)
+                    if status == 200 and body == page:
+                        # '/..' and '/preview/..' normalize to '/': the drop page.
+                        continue
                     parsed = json_answer(method_path, status, headers, body)
                     if status == 200:
                         # Only /status/ answers 200, the documented answer to an unknown
