@@ -8,7 +8,9 @@
  * descriptor keeps reading), so it leaves the namespace immediately and is shredded
  * once every download in progress lets go. The descriptor is closed by a helper
  * thread: should the file have lost its last name meanwhile, that close frees its
- * blocks, which takes the disk's time. */
+ * blocks, which takes the disk's time. For the same reason every chunk after the
+ * first is read and authenticated on a helper thread while the client takes the one
+ * before: the loop only sends. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,45 +26,57 @@
 #include "sealed.h"
 #include "util.h"
 
-typedef struct {
+typedef struct stream stream;
+struct stream {
     h2o_generator_t super;
     worker *w;
-    h2o_req_t *req;
+    h2o_req_t *req;    /* NULL once the request is gone */
     h2o_timeout_entry_t stall; /* armed while a chunk waits for the client to take it */
     int fd;
     sealed_source src; /* reads fd */
     sealed_reader *rd;
     uint64_t nsegs;
     uint64_t next;     /* next segment to read */
-    uint8_t *plain;
-    size_t plain_len;  /* opened but not yet sent */
-} stream;
+    uint8_t *plain[2]; /* the chunk being sent, and the one being read meanwhile */
+    size_t plain_len[2];
+    int sending;       /* which of the two is with libh2o */
+    /* The read of the next chunk on a helper thread: while it is in flight it owns rd,
+     * src and plain[!sending], and the loop touches none of them. */
+    offload_job job;
+    uint64_t job_first;
+    uint32_t job_count;
+    int job_result;
+    int reading;       /* a read is in flight: its completion frees a stream left behind */
+    int waiting;       /* the client took the last chunk before the next one was read */
+};
 
 /* Segments read, authenticated and sent per chunk after the first: one pread and one
  * write of up to 256 KiB instead of four. The first chunk is one segment, so the
  * headers go out after a single segment has been checked. */
 #define CHUNK_SEGMENTS 4
 
-static void stream_dispose(void *p)
+static void stream_free(stream *s)
 {
-    stream *s = p;
     if (h2o_timeout_is_linked(&s->stall))
         h2o_timeout_unlink(&s->stall);
     if (s->fd >= 0) /* releases the shared lock: the shredder may now take the file */
         offload_close(s->w->offload, s->fd, NULL);
     sealed_reader_free(s->rd);
-    free(s->plain);
+    free(s->plain[0]);
+    free(s->plain[1]);
+    free(s);
 }
 
-/* Read and open up to max segments from s->next into s->plain; -1 when one does not
- * authenticate: nothing of such a chunk is ever sent. */
-static int read_chunk(stream *s, uint32_t max)
+/* The request's pool dies (answered, or the client went away): a read in flight still
+ * owns the stream, and its completion frees it. */
+static void stream_detach(void *p)
 {
-    uint32_t count = s->nsegs - s->next < max ? (uint32_t)(s->nsegs - s->next) : max;
-    if (sealed_read(s->rd, s->next, count, s->plain, &s->plain_len) != SEALED_OK)
-        return -1;
-    s->next += count;
-    return 0;
+    stream *s = *(stream **)p;
+    s->req = NULL;
+    if (h2o_timeout_is_linked(&s->stall))
+        h2o_timeout_unlink(&s->stall);
+    if (!s->reading)
+        stream_free(s);
 }
 
 /* A client that stops reading would hold the file (and its lock, so the shredder
@@ -78,26 +92,81 @@ static void on_stall(h2o_timeout_entry_t *entry)
         shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
 }
 
-static void send_current(stream *s, h2o_req_t *req)
+/* The last chunk goes out once nothing is left to read or being read. */
+static void send_current(stream *s)
 {
-    h2o_iovec_t buf = h2o_iovec_init(s->plain, s->plain_len);
+    h2o_iovec_t buf = h2o_iovec_init(s->plain[s->sending], s->plain_len[s->sending]);
+    int final = s->next == s->nsegs && !s->reading;
     if (h2o_timeout_is_linked(&s->stall))
         h2o_timeout_unlink(&s->stall);
     h2o_timeout_link(s->w->ctx.loop, &s->w->stall_timeout, &s->stall);
-    h2o_send(req, &buf, 1, s->next == s->nsegs ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(s->req, &buf, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* ---- reading ahead ---- */
+
+static void read_work(offload_job *job)
+{
+    stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
+    int into = !s->sending;
+    s->job_result = sealed_read(s->rd, s->job_first, s->job_count, s->plain[into], &s->plain_len[into]);
+}
+
+static void send_next(stream *s);
+
+static void read_done(offload_job *job)
+{
+    stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
+    s->reading = 0;
+    if (s->req == NULL) {
+        stream_free(s); /* the client went away meanwhile */
+        return;
+    }
+    if (s->waiting) {
+        s->waiting = 0;
+        send_next(s);
+    }
+}
+
+/* Read the next chunk, if any, into the buffer libh2o is not holding: the disk's time
+ * is spent on a helper thread while the client takes the current chunk. */
+static void read_ahead(stream *s)
+{
+    if (s->next == s->nsegs)
+        return;
+    s->job_first = s->next;
+    s->job_count = s->nsegs - s->next < CHUNK_SEGMENTS ? (uint32_t)(s->nsegs - s->next) : CHUNK_SEGMENTS;
+    s->next += s->job_count;
+    s->job = (offload_job){.work = read_work, .done = read_done};
+    s->reading = 1;
+    offload_submit(s->w->offload, &s->job);
+}
+
+/* The client has taken the current chunk and the next one has been read. */
+static void send_next(stream *s)
+{
+    if (s->job_result != SEALED_OK) {
+        /* Tampered or truncated after the headers went out: abort, never send bad bytes. */
+        log_event(LOG_ERROR, "integrity_check_failed", "segment failed authentication mid-stream");
+        h2o_send(s->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    s->sending = !s->sending;
+    shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len[s->sending]);
+    read_ahead(s);
+    send_current(s);
 }
 
 static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     stream *s = (stream *)g;
-    if (read_chunk(s, CHUNK_SEGMENTS) != 0) {
-        /* Tampered or truncated after the headers went out: abort, never send bad bytes. */
-        log_event(LOG_ERROR, "integrity_check_failed", "segment failed authentication mid-stream");
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-        return;
-    }
-    shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len);
-    send_current(s, req);
+    (void)req;
+    if (h2o_timeout_is_linked(&s->stall)) /* the client is keeping up: the disk is not its fault */
+        h2o_timeout_unlink(&s->stall);
+    if (s->reading)
+        s->waiting = 1;
+    else
+        send_next(s);
 }
 
 static void on_stop(h2o_generator_t *g, h2o_req_t *req)
@@ -183,8 +252,12 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
         http_error(req, 404, "File not found or link expired");
         return;
     }
-    stream *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), stream_dispose);
-    memset(st, 0, sizeof(*st));
+    stream *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        http_error(req, 500, "Internal server error");
+        return;
+    }
+    *(stream **)h2o_mem_alloc_shared(&req->pool, sizeof(stream *), stream_detach) = st;
     st->fd = op->fd; /* the stream owns it now */
     op->fd = -1;
     sealed_source_fd(&st->src, st->fd);
@@ -203,13 +276,17 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     if (last)
         burn_rename(w, op->id);
     st->nsegs = sealed_reader_segments(st->rd);
-    st->plain = malloc(sealed_reader_plain_max(st->rd)); /* one chunk, or the whole file if smaller */
-    if (st->plain == NULL || read_chunk(st, 1) != 0) {
+    /* Each holds one chunk, or the whole file if smaller. */
+    st->plain[0] = malloc(sealed_reader_plain_max(st->rd));
+    st->plain[1] = malloc(sealed_reader_plain_max(st->rd));
+    if (st->plain[0] == NULL || st->plain[1] == NULL ||
+        sealed_read(st->rd, 0, 1, st->plain[0], &st->plain_len[0]) != SEALED_OK) {
         integrity_failed(req);
         return;
     }
     shm_add(w->env->shm, M_DOWNLOADS, 1);
-    shm_add(w->env->shm, M_DOWNLOAD_BYTES, st->plain_len);
+    st->next = 1;
+    shm_add(w->env->shm, M_DOWNLOAD_BYTES, st->plain_len[0]);
     req->res.status = 200;
     req->res.reason = "OK";
     req->res.content_length = size;
@@ -224,7 +301,8 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     st->super.proceed = on_proceed;
     st->super.stop = on_stop;
     h2o_start_response(req, &st->super);
-    send_current(st, req);
+    read_ahead(st);
+    send_current(st);
 }
 
 int download_handle(h2o_req_t *req, const char *key, size_t keylen)
