@@ -8,9 +8,9 @@
  * descriptor keeps reading), so it leaves the namespace immediately and is shredded
  * once every download in progress lets go. The descriptor is closed by a helper
  * thread: should the file have lost its last name meanwhile, that close frees its
- * blocks, which takes the disk's time. For the same reason every chunk after the
- * first is read and authenticated on a helper thread while the client takes the one
- * before: the loop only sends. */
+ * blocks, which takes the disk's time. For the same reason the file is checked and
+ * read on a helper thread: its header and first segment before the headers go out,
+ * every further chunk while the client takes the one before. The loop only sends. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +46,16 @@ struct stream {
     uint64_t job_first;
     uint32_t job_count;
     int job_result;
-    int reading;       /* a read is in flight: its completion frees a stream left behind */
+    int reading;       /* a job is in flight: its completion frees a stream left behind */
     int waiting;       /* the client took the last chunk before the next one was read */
+    /* Until the headers go out: opening the file and its first segment is a job too. */
+    uint8_t fk[CRYPT_KEY_LEN]; /* the file key, wiped once the reader has it */
+    uint8_t salt[CRYPT_SALT_LEN];
+    uint64_t size;
+    int opened;        /* the file is the one the record describes */
+    int last;          /* this download took the last use: the file is burned */
+    char id[CRYPT_ID_HEX_LEN + 1];
+    drop_meta meta;
 };
 
 /* Segments read, authenticated and sent per chunk after the first: one pread and one
@@ -228,6 +236,63 @@ static void burn_rename(worker *w, const char *id)
         log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
 }
 
+/* On a helper thread: check the header, the salt and the file's length against the
+ * record, and read and authenticate the first segment. */
+static void open_work(offload_job *job)
+{
+    stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
+    s->job_result = sealed_reader_open(&s->rd, s->fk, &s->src, s->salt, s->size, CHUNK_SEGMENTS);
+    OPENSSL_cleanse(s->fk, sizeof(s->fk));
+    if (s->job_result != SEALED_OK)
+        return;
+    s->opened = 1;
+    s->nsegs = sealed_reader_segments(s->rd);
+    /* Each holds one chunk, or the whole file if smaller. */
+    s->plain[0] = malloc(sealed_reader_plain_max(s->rd));
+    s->plain[1] = malloc(sealed_reader_plain_max(s->rd));
+    if (s->plain[0] == NULL || s->plain[1] == NULL)
+        s->job_result = SEALED_ERR_INTERNAL;
+    else
+        s->job_result = sealed_read(s->rd, 0, 1, s->plain[0], &s->plain_len[0]);
+}
+
+/* The first segment is authenticated before any header is sent. */
+static void open_done(offload_job *job)
+{
+    stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
+    h2o_req_t *req = s->req;
+    s->reading = 0;
+    if (s->opened && s->last)
+        burn_rename(s->w, s->id); /* the use is taken, whether or not the client stayed */
+    if (req == NULL) {
+        stream_free(s);
+        return;
+    }
+    if (s->job_result != SEALED_OK) {
+        integrity_failed(req);
+        return;
+    }
+    s->next = 1;
+    shm_add(s->w->env->shm, M_DOWNLOADS, 1);
+    shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len[0]);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = s->size;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   h2o_strdup(&req->pool, s->meta.mime, SIZE_MAX).base, strlen(s->meta.mime));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-sha256"), 1, NULL,
+                          h2o_strdup(&req->pool, s->meta.sha256, 64).base, 64);
+    content_disposition(req, s->meta.filename);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store, no-cache, must-revalidate, max-age=0, no-transform"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("identity"));
+    s->super.proceed = on_proceed;
+    s->super.stop = on_stop;
+    h2o_start_response(req, &s->super);
+    read_ahead(s);
+    send_current(s);
+}
+
 static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
 {
     worker *w = worker_of(req);
@@ -239,10 +304,6 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
         http_error(req, 404, "File not found or link expired");
         return;
     }
-    int last = r->uses_left == 0;
-    uint64_t size = r->size;
-    const uint8_t *s = r->salt;
-    uint8_t fk[CRYPT_KEY_LEN];
     drop_meta meta;
     if (keyed_open_meta(req, op, r, &meta) != 0) {
         integrity_failed(req);
@@ -264,45 +325,19 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     st->w = w;
     st->req = req;
     st->stall.cb = on_stall;
-    /* The header, the salt and the file's length are checked against the record, and
-     * the first segment authenticated, before any header is sent. */
-    int ok = crypt_derive(w->env->secret, op->key, op->keylen, s, CRYPT_INFO_FILE, fk) == 0 &&
-             sealed_reader_open(&st->rd, fk, &st->src, s, size, CHUNK_SEGMENTS) == SEALED_OK;
-    OPENSSL_cleanse(fk, sizeof(fk));
-    if (!ok) {
+    st->size = r->size;
+    st->last = r->uses_left == 0;
+    memcpy(st->salt, r->salt, sizeof(st->salt));
+    memcpy(st->id, op->id, sizeof(st->id));
+    st->meta = meta;
+    if (crypt_derive(w->env->secret, op->key, op->keylen, st->salt, CRYPT_INFO_FILE, st->fk) != 0) {
+        OPENSSL_cleanse(st->fk, sizeof(st->fk));
         integrity_failed(req);
         return;
     }
-    if (last)
-        burn_rename(w, op->id);
-    st->nsegs = sealed_reader_segments(st->rd);
-    /* Each holds one chunk, or the whole file if smaller. */
-    st->plain[0] = malloc(sealed_reader_plain_max(st->rd));
-    st->plain[1] = malloc(sealed_reader_plain_max(st->rd));
-    if (st->plain[0] == NULL || st->plain[1] == NULL ||
-        sealed_read(st->rd, 0, 1, st->plain[0], &st->plain_len[0]) != SEALED_OK) {
-        integrity_failed(req);
-        return;
-    }
-    shm_add(w->env->shm, M_DOWNLOADS, 1);
-    st->next = 1;
-    shm_add(w->env->shm, M_DOWNLOAD_BYTES, st->plain_len[0]);
-    req->res.status = 200;
-    req->res.reason = "OK";
-    req->res.content_length = size;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   h2o_strdup(&req->pool, meta.mime, SIZE_MAX).base, strlen(meta.mime));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-sha256"), 1, NULL,
-                          h2o_strdup(&req->pool, meta.sha256, 64).base, 64);
-    content_disposition(req, meta.filename);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   H2O_STRLIT("no-store, no-cache, must-revalidate, max-age=0, no-transform"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("identity"));
-    st->super.proceed = on_proceed;
-    st->super.stop = on_stop;
-    h2o_start_response(req, &st->super);
-    read_ahead(st);
-    send_current(st);
+    st->job = (offload_job){.work = open_work, .done = open_done};
+    st->reading = 1;
+    offload_submit(w->offload, &st->job);
 }
 
 int download_handle(h2o_req_t *req, const char *key, size_t keylen)
