@@ -226,8 +226,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
     return 0;
 }
 
+/* Controls (Cc) and the bidirectional controls (Bidi_Control), listed apart from drop.c. */
 static int is_control(uint32_t cp)
 {
+    static const uint32_t bidi[] = {0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c,
+                                    0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069};
+    for (size_t i = 0; i < sizeof bidi / sizeof bidi[0]; i++)
+        if (cp == bidi[i])
+            return 1;
     return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 }
 

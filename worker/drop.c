@@ -63,14 +63,17 @@ int drop_meta_open(const uint8_t *secret, const char *key, size_t keylen, const 
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+/* Length of the valid UTF-8 sequence at s (max n bytes), or 0 if invalid; *out gets
+ * its code point. */
+static size_t utf8_len(const unsigned char *s, size_t n, unsigned *out)
 {
     size_t len;
     unsigned min;
     unsigned cp;
-    if (s[0] < 0x80)
+    if (s[0] < 0x80) {
+        *out = s[0];
         return 1;
+    }
     if ((s[0] & 0xe0) == 0xc0)
         len = 2, min = 0x80, cp = s[0] & 0x1f;
     else if ((s[0] & 0xf0) == 0xe0)
@@ -88,7 +91,18 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     }
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
+    *out = cp;
     return len;
+}
+
+/* Characters a stored name never keeps: C0 and C1 controls (U+0000-U+001F,
+ * U+007F-U+009F), which must never reach a header, and the bidirectional controls
+ * (Unicode's Bidi_Control: U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), which
+ * make a name read otherwise than it is ("\u202Egpj.exe" shows as "exe.jpg"). */
+static int dropped(unsigned cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x61c || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1])
@@ -102,7 +116,8 @@ void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1]
         }
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t l = utf8_len(s + i, len - i);
+        unsigned cp = 0;
+        size_t l = utf8_len(s + i, len - i, &cp);
         const unsigned char *src = s + i;
         static const unsigned char replacement[3] = {0xef, 0xbf, 0xbd};
         if (l == 0) {
@@ -111,8 +126,7 @@ void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1]
             i++;
         } else {
             i += l;
-            /* C0 and C1 controls (U+0000-U+001F, U+007F-U+009F) never reach a header. */
-            if ((l == 1 && (src[0] < 0x20 || src[0] == 0x7f)) || (l == 2 && src[0] == 0xc2 && src[1] <= 0x9f))
+            if (dropped(cp))
                 continue;
         }
         if (o + l > DROP_NAME_MAX)

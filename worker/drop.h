@@ -27,8 +27,9 @@ int drop_meta_open(const uint8_t *secret, const char *key, size_t keylen, const 
                    const uint8_t *blob, size_t len, drop_meta *m);
 
 /* Turn a client's file name into what is stored: the last path component, C0 and C1
- * control characters dropped, invalid UTF-8 replaced by U+FFFD, at most DROP_NAME_MAX bytes
- * cut on a character boundary; "file" if nothing is left. */
+ * control characters and bidirectional controls (U+061C, U+200E/F, U+202A-E,
+ * U+2066-9) dropped, invalid UTF-8 replaced by U+FFFD, at most DROP_NAME_MAX bytes cut
+ * on a character boundary; "file" if nothing is left. */
 void drop_clean_filename(const char *in, size_t len, char out[DROP_NAME_MAX + 1]);
 
 #endif

@@ -142,3 +142,27 @@ def test_invalid_utf8_and_control_bytes_in_a_filename_are_stored_as_clean_utf8()
             'Content-Disposition carries non-ASCII or control bytes: %r' % disposition
         assert "filename*=UTF-8''" in disposition, disposition
         assert_nobody_replaced(server, before)
+
+
+def test_bidirectional_controls_are_dropped_so_a_name_reads_as_it_is():
+    """"\u202egpj.exe" is shown as "exe.jpg" by anything that renders it: an executable
+    passed off as a picture. Every bidirectional control goes, however it is sent."""
+    rlo = '\u202e'
+    cases = [  # (raw Content-Disposition of the file part, the name stored)
+        (b'form-data; name="file"; filename="' + (rlo + 'gpj.exe').encode() + b'"', 'gpj.exe'),
+        (b"form-data; name=\"file\"; filename*=UTF-8''%E2%80%AEgpj.exe", 'gpj.exe'),
+        (b'form-data; name="file"; filename="' +
+         'a\u200eb\u200fc\u202ad\u202be\u202cf\u202dg\u2066h\u2067i\u2068j\u2069k\u061cl.txt'
+         .encode() + b'"', 'abcdefghijkl.txt'),
+    ]
+    with Redis() as redis, Server(redis) as server:
+        for disposition, want in cases:
+            status, _, body = post_form(server, [file_part(b'MZ\x90\x00', disposition=disposition)])
+            assert status == 201 and body['filename'] == want, (disposition, status, body)
+            status, raw = server.request('GET', '/preview/' + body['key'])[::2]
+            assert status == 200 and json.loads(raw)['filename'] == want, raw
+            status, headers, _ = download(server, body['key'])
+            assert status == 200, status
+            fallback, decoded = check_disposition(headers, want)
+            assert (fallback, decoded) == (want, want), headers['content-disposition']
+            assert '%E2%80%AE' not in headers['content-disposition'].upper()

@@ -1,6 +1,7 @@
-/* test_regressions.c - every input a fuzzer (make fuzz) found to break an
+/* test_regressions.c - every input a fuzzer (make fuzz) or an attack found to break an
  * invariant, replayed through the function it broke, with what the contract expects.
- * Each test names the fuzz target and the crash file it came from. */
+ * Each test names the fuzz target and the crash file, or the attack, it came from
+ * (attacks are in the fuzz corpus too). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,11 +70,38 @@ static void fuzz_key_c1_controls_are_dropped_like_c0_controls(void **state)
     EXPECT_CLEAN("x\xc2\xa0" "y\xc2\xbf" "z", "x\xc2\xa0" "y\xc2\xbf" "z");
 }
 
+/* Attack (fuzz/corpus/key/rlo_gpj_exe): "%E2%80%AEgpj.exe", a RIGHT-TO-LEFT OVERRIDE
+ * before "gpj.exe", is shown as "exe.jpg" by whatever renders the name bidirectionally:
+ * an executable passed off as a picture. */
+static void attack_right_to_left_override_in_a_filename_is_dropped(void **state)
+{
+    (void)state;
+    EXPECT_CLEAN("\xe2\x80\xae" "gpj.exe", "gpj.exe");
+}
+
+/* Every bidirectional control (Bidi_Control) goes, not only U+202E. */
+static void every_bidirectional_control_is_dropped(void **state)
+{
+    (void)state;
+    EXPECT_CLEAN("a\xe2\x80\x8e" "b\xe2\x80\x8f" "c", "abc");                    /* LRM RLM */
+    EXPECT_CLEAN("a\xe2\x80\xaa" "b\xe2\x80\xab" "c\xe2\x80\xac" "d", "abcd");   /* LRE RLE PDF */
+    EXPECT_CLEAN("a\xe2\x80\xad" "b\xe2\x80\xae" "c", "abc");                    /* LRO RLO */
+    EXPECT_CLEAN("a\xe2\x81\xa6" "b\xe2\x81\xa7" "c\xe2\x81\xa8" "d\xe2\x81\xa9" "e", "abcde"); /* isolates */
+    EXPECT_CLEAN("a\xd8\x9c" "b.txt", "ab.txt");                                  /* ALM */
+    /* Their neighbours stay: U+200D (ZWJ, in emoji), U+2029, U+2065, U+206A, U+061B. */
+    EXPECT_CLEAN("\xe2\x80\x8d" "\xe2\x80\xa9" "\xe2\x81\xa5" "\xe2\x81\xaa" "\xd8\x9b",
+                 "\xe2\x80\x8d" "\xe2\x80\xa9" "\xe2\x81\xa5" "\xe2\x81\xaa" "\xd8\x9b");
+    /* Nothing but controls: the name becomes "file". */
+    EXPECT_CLEAN("\xe2\x80\xae\xe2\x81\xa6", "file");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fuzz_key_c1_control_in_filename_is_dropped),
         cmocka_unit_test(fuzz_key_c1_controls_are_dropped_like_c0_controls),
+        cmocka_unit_test(attack_right_to_left_override_in_a_filename_is_dropped),
+        cmocka_unit_test(every_bidirectional_control_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
