@@ -154,7 +154,7 @@ void addr_text(const uint8_t addr[16], char *out, size_t cap)
         out[0] = '\0';
 }
 
-int addr_forwarded(const char *v, size_t len, const addr_cidr_list *trusted, uint8_t client[16])
+addr_fwd addr_forwarded(const char *v, size_t len, const addr_cidr_list *trusted, uint8_t client[16])
 {
     size_t end = len;
     for (;;) {
@@ -163,12 +163,12 @@ int addr_forwarded(const char *v, size_t len, const addr_cidr_list *trusted, uin
         while (start > 0 && v[start - 1] != ',')
             start--;
         if (addr_parse(v + start, end - start, a) != 0)
-            return 0;
+            return ADDR_FWD_MALFORMED;
         memcpy(client, a, 16);
         if (!addr_match(trusted, a))
-            return 0;
+            return ADDR_FWD_CLIENT;
         if (start == 0)
-            return 1;
+            return ADDR_FWD_MORE;
         end = start - 1;
     }
 }

@@ -49,12 +49,20 @@ void addr_group(const uint8_t addr[16], unsigned v6_prefix, uint8_t out[16]);
  * ADDR_GROUP_TEXT_MAX. */
 void addr_group_text(const uint8_t addr[16], unsigned v6_prefix, char *out, size_t cap);
 
+/* What a walk of X-Forwarded-For found. */
+typedef enum {
+    ADDR_FWD_CLIENT,    /* an untrusted entry: *client, the client */
+    ADDR_FWD_MORE,      /* every entry trusted: the walk may go on into an earlier line */
+    ADDR_FWD_MALFORMED, /* an entry that is not an address, written by a trusted hop: the
+                         * client cannot be known, and is none of the hops either (a
+                         * proxy that relays a client's own header unchecked would
+                         * otherwise make any client the proxy itself) */
+} addr_fwd;
+
 /* One X-Forwarded-For value, walked from the right; call it only when *client (at
  * first the TCP peer) is a trusted proxy. An entry is believed because the hop to its
  * right is trusted, so *client becomes each entry in turn until one is not in trusted.
- * Returns 1 when every entry was trusted (the walk may go on into an earlier
- * X-Forwarded-For line), 0 when it stopped: at an untrusted entry, now *client, or at a
- * malformed one, left of which nothing is believed. */
-int addr_forwarded(const char *v, size_t len, const addr_cidr_list *trusted, uint8_t client[16]);
+ * After ADDR_FWD_MALFORMED, *client is meaningless. */
+addr_fwd addr_forwarded(const char *v, size_t len, const addr_cidr_list *trusted, uint8_t client[16]);
 
 #endif

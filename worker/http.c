@@ -161,7 +161,7 @@ int http_client_addr(h2o_req_t *req, uint8_t out[16])
     const addr_cidr_list *trusted = &worker_of(req)->cfg->trusted_proxies;
     ssize_t cursor = -1, last = -1;
     if (peer_addr(req, out) != 0)
-        return -1;
+        return HTTP_CLIENT_NO_ADDRESS;
     if (!addr_match(trusted, out))
         return 0;
     /* The last X-Forwarded-For line was appended by the nearest proxy: walk up from it. */
@@ -169,8 +169,12 @@ int http_client_addr(h2o_req_t *req, uint8_t out[16])
         last = cursor;
     for (ssize_t h = last; h >= 0; h--) {
         h2o_iovec_t v = req->headers.entries[h].value;
-        if (req->headers.entries[h].name == &H2O_TOKEN_X_FORWARDED_FOR->buf &&
-            !addr_forwarded(v.base, v.len, trusted, out))
+        if (req->headers.entries[h].name != &H2O_TOKEN_X_FORWARDED_FOR->buf)
+            continue;
+        addr_fwd r = addr_forwarded(v.base, v.len, trusted, out);
+        if (r == ADDR_FWD_MALFORMED)
+            return HTTP_CLIENT_UNKNOWN_FORWARDED;
+        if (r == ADDR_FWD_CLIENT)
             break;
     }
     return 0;
@@ -189,7 +193,10 @@ int http_from_host_itself(h2o_req_t *req)
 void http_client(h2o_req_t *req, char *out)
 {
     uint8_t a[16];
-    if (http_client_addr(req, a) != 0)
+    int r = http_client_addr(req, a);
+    if (r == HTTP_CLIENT_UNKNOWN_FORWARDED)
+        snprintf(out, HTTP_ADDR_MAX, HTTP_CLIENT_UNKNOWN_FORWARDED_TEXT);
+    else if (r != 0)
         snprintf(out, HTTP_ADDR_MAX, "unknown");
     else
         addr_text(a, out, HTTP_ADDR_MAX);
@@ -198,7 +205,10 @@ void http_client(h2o_req_t *req, char *out)
 void http_client_key(h2o_req_t *req, char *out)
 {
     uint8_t a[16];
-    if (http_client_addr(req, a) != 0)
+    int r = http_client_addr(req, a);
+    if (r == HTTP_CLIENT_UNKNOWN_FORWARDED)
+        snprintf(out, HTTP_ADDR_MAX, HTTP_CLIENT_UNKNOWN_FORWARDED_TEXT);
+    else if (r != 0)
         snprintf(out, HTTP_ADDR_MAX, "unknown");
     else
         addr_group_text(a, worker_of(req)->cfg->ipv6_prefix, out, HTTP_ADDR_MAX);

@@ -29,10 +29,16 @@ void http_blocked(h2o_req_t *req, long retry_after);
 void http_rate_limited(h2o_req_t *req, long retry_after);
 
 /* The client: the TCP peer, or the right-most untrusted X-Forwarded-For entry when
- * the peer is a trusted proxy. 0, or -1 when the peer has no IP address. */
+ * the peer is a trusted proxy. 0; HTTP_CLIENT_NO_ADDRESS when the peer has no IP
+ * address; HTTP_CLIENT_UNKNOWN_FORWARDED when a trusted hop forwarded an entry that is
+ * not an address: the client is then none of the hops (never the proxy itself, so
+ * never in METRICS_ALLOW), and all such requests are one client for limits and blocks. */
+#define HTTP_CLIENT_NO_ADDRESS (-1)
+#define HTTP_CLIENT_UNKNOWN_FORWARDED (-2)
+#define HTTP_CLIENT_UNKNOWN_FORWARDED_TEXT "unknown-forwarded"
 int http_client_addr(h2o_req_t *req, uint8_t out[16]);
-/* The same in text form into out (HTTP_ADDR_MAX), "unknown" without an IP address:
- * what the log shows. */
+/* The same in text form into out (HTTP_ADDR_MAX), "unknown" without an IP address,
+ * "unknown-forwarded" after a malformed X-Forwarded-For entry: what the log shows. */
 void http_client(h2o_req_t *req, char *out);
 /* The client as limits, failure counts and blocks know it (addr_group_text: an IPv6
  * client is its IPV6_PREFIX network) into out (HTTP_ADDR_MAX), "unknown" without an

@@ -104,7 +104,7 @@ def test_a_client_cannot_forge_its_way_out_through_a_trusted_proxy_by_prepending
         assert_normal_miss('status', status, body)
 
 
-def test_malformed_x_forwarded_for_is_ignored_not_fatal():
+def test_malformed_x_forwarded_for_is_served_as_an_unknown_client_never_as_the_proxy():
     env = {'DOWNLOAD_FAIL_LIMIT': '1000', 'WORKERS': '2'}
     with Redis() as redis, Server(redis, env=env) as server:
         before = server.full_tree()
@@ -122,8 +122,8 @@ def test_malformed_x_forwarded_for_is_ignored_not_fatal():
                 json.loads(data)  # still JSON
             if value in rightmost_garbage:
                 client = logged_client(server, headers)
-                assert client == PROXY, 'XFF %r: the client is %r, expected the peer %s' % (
-                    value[:40], client, PROXY)
+                assert client == 'unknown-forwarded', \
+                    'XFF %r: the client is %r, expected unknown-forwarded' % (value[:40], client)
         assert_nobody_replaced(server, before)
 
 
@@ -202,3 +202,30 @@ def test_upload_urls_honour_forwarded_headers_only_from_a_trusted_proxy():
                                     source_address='127.0.0.2')
         assert status == 200 and pv['download_url'] == \
             'http://127.0.0.1:%d/download/%s' % (server.port, body['key']), pv
+
+
+def test_a_malformed_forwarded_entry_never_lets_a_client_pass_for_the_proxy():
+    """Through a trusted peer that relays the client's own header unchecked (socat, an
+    ssh tunnel), "8.8.8.8, garbage" once made the client the proxy itself: loopback,
+    allowed /metrics and blocked only with the proxy. Now it is one untrusted client,
+    "unknown-forwarded", blocked on its own."""
+    env = {'DOWNLOAD_FAIL_LIMIT': '3', 'DOWNLOAD_BLOCK_WINDOW': '60'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        for forged in ('8.8.8.8, garbage', 'garbage', '8.8.8.8, 127.0.0.1:80', ''):
+            status, headers, body = server.json('GET', '/metrics', headers=xff(forged),
+                                                source_address=PROXY)
+            assert (status, body) == (403, {'detail': 'Forbidden'}), (forged, status, body)
+            assert logged_client(server, headers) == 'unknown-forwarded', forged
+        # Every request with a malformed chain counts against the same client...
+        for forged in ('8.8.8.8, garbage', 'x', '1.2.3'):
+            status, _, body = miss(server, 'status', PROXY, forwarded=forged)
+            assert_normal_miss('status', status, body)
+        status, headers, body = miss(server, 'download', PROXY, forwarded='9.9.9.9, junk')
+        assert_blocked(status, headers, body, 60)
+        # ...and no one else: the proxy's own requests and well-formed clients go on.
+        status, _, body = miss(server, 'download', PROXY)
+        assert_normal_miss('download', status, body)
+        status, _, body = miss(server, 'download', PROXY, forwarded='10.0.0.7')
+        assert_normal_miss('download', status, body)
+        status, _, body = server.request('GET', '/metrics', source_address=PROXY)
+        assert status == 200 and b'raven_zero_uploads_total' in body, status

@@ -301,11 +301,11 @@ static void the_longest_group_text_fits_and_a_smaller_buffer_gets_nothing(void *
 
 /* Walk value as the one X-Forwarded-For line from a peer at peer; returns the walk's
  * verdict and leaves the client's text in out. */
-static int walk(const nets *trusted, const char *peer, const char *value, char *out, size_t cap)
+static addr_fwd walk(const nets *trusted, const char *peer, const char *value, char *out, size_t cap)
 {
     uint8_t client[16];
     assert_int_equal(addr_parse(peer, strlen(peer), client), 0);
-    int rc = addr_forwarded(value, strlen(value), &trusted->l, client);
+    addr_fwd rc = addr_forwarded(value, strlen(value), &trusted->l, client);
     addr_text(client, out, cap);
     return rc;
 }
@@ -316,11 +316,12 @@ static void forwarded_client_is_the_rightmost_untrusted_entry(void **state)
     char out[INET6_ADDRSTRLEN];
     (void)state;
     NETS(&trusted, "127.0.0.1", "10.0.0.0/8");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "198.51.100.7, 203.0.113.9, 10.0.0.2", out, sizeof out), 0);
+    assert_int_equal(walk(&trusted, "127.0.0.1", "198.51.100.7, 203.0.113.9, 10.0.0.2", out, sizeof out),
+                     ADDR_FWD_CLIENT);
     assert_string_equal(out, "203.0.113.9");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "203.0.113.9", out, sizeof out), 0);
+    assert_int_equal(walk(&trusted, "127.0.0.1", "203.0.113.9", out, sizeof out), ADDR_FWD_CLIENT);
     assert_string_equal(out, "203.0.113.9");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "[2001:db8::7]", out, sizeof out), 0);
+    assert_int_equal(walk(&trusted, "127.0.0.1", "[2001:db8::7]", out, sizeof out), ADDR_FWD_CLIENT);
     assert_string_equal(out, "2001:db8::7");
 }
 
@@ -330,22 +331,27 @@ static void a_spoofed_entry_left_of_an_untrusted_one_is_ignored(void **state)
     char out[INET6_ADDRSTRLEN];
     (void)state;
     NETS(&trusted, "127.0.0.1");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "10.0.0.1, 203.0.113.9", out, sizeof out), 0);
+    assert_int_equal(walk(&trusted, "127.0.0.1", "10.0.0.1, 203.0.113.9", out, sizeof out), ADDR_FWD_CLIENT);
     assert_string_equal(out, "203.0.113.9");
 }
 
-static void a_malformed_entry_stops_the_walk_at_the_last_believed_hop(void **state)
+/* A trusted hop that passed on something not an address (a proxy relaying the
+ * client's own header unchecked): the client cannot be known, and is never taken to
+ * be a hop, the proxy least of all ("8.8.8.8, garbage" from 127.0.0.1 is not 127.0.0.1). */
+static void a_malformed_entry_leaves_the_client_unknown_never_a_hop(void **state)
 {
     nets trusted;
     char out[INET6_ADDRSTRLEN];
+    static const char *const malformed[] = {"8.8.8.8, garbage", "198.51.100.7, garbage, 10.0.0.2", "",
+                                            " ", "203.0.113.9,", ",", "1.2.3.4:80", "unknown",
+                                            "10.0.0.2, 999.1.1.1"};
     (void)state;
     NETS(&trusted, "127.0.0.1", "10.0.0.0/8");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "198.51.100.7, garbage, 10.0.0.2", out, sizeof out), 0);
-    assert_string_equal(out, "10.0.0.2");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "", out, sizeof out), 0);
-    assert_string_equal(out, "127.0.0.1");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "203.0.113.9,", out, sizeof out), 0);
-    assert_string_equal(out, "127.0.0.1");
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++)
+        assert_int_equal(walk(&trusted, "127.0.0.1", malformed[i], out, sizeof out), ADDR_FWD_MALFORMED);
+    /* Left of an untrusted entry nothing is read: garbage there is the client's own. */
+    assert_int_equal(walk(&trusted, "127.0.0.1", "garbage, 203.0.113.9", out, sizeof out), ADDR_FWD_CLIENT);
+    assert_string_equal(out, "203.0.113.9");
 }
 
 static void a_line_of_trusted_hops_lets_the_walk_go_on_with_its_leftmost_entry(void **state)
@@ -354,7 +360,7 @@ static void a_line_of_trusted_hops_lets_the_walk_go_on_with_its_leftmost_entry(v
     char out[INET6_ADDRSTRLEN];
     (void)state;
     NETS(&trusted, "127.0.0.1", "10.0.0.0/8");
-    assert_int_equal(walk(&trusted, "127.0.0.1", "10.0.0.3, 10.0.0.2", out, sizeof out), 1);
+    assert_int_equal(walk(&trusted, "127.0.0.1", "10.0.0.3, 10.0.0.2", out, sizeof out), ADDR_FWD_MORE);
     assert_string_equal(out, "10.0.0.3");
 }
 
@@ -382,7 +388,7 @@ int main(void)
         T(the_longest_group_text_fits_and_a_smaller_buffer_gets_nothing),
         T(forwarded_client_is_the_rightmost_untrusted_entry),
         T(a_spoofed_entry_left_of_an_untrusted_one_is_ignored),
-        T(a_malformed_entry_stops_the_walk_at_the_last_believed_hop),
+        T(a_malformed_entry_leaves_the_client_unknown_never_a_hop),
         T(a_line_of_trusted_hops_lets_the_walk_go_on_with_its_leftmost_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
