@@ -9,6 +9,7 @@
 #include "mime.h"
 #include "paths.h"
 #include "value.h"
+#include "words.h"
 #include "yamlmap.h"
 #include "log.h"
 
@@ -85,6 +86,7 @@ typedef struct {
     X(ORPHAN_AGE_MINUTES, K_UINT, orphan_age_minutes, 1, 10080, "15")                   \
     X(SECURE_SHRED_PASSES, K_UINT, secure_shred_passes, 1, 35, "1")                     \
     X(DICEWARE_WORDLIST_PATH, K_PATH, diceware_wordlist_path, 0, 0, NULL)               \
+    X(KEY_WORDS, K_UINT, key_words, WORDS_MIN_WORDS, WORDS_MAX_WORDS, "3")              \
     X(LISTEN, K_LISTEN, listen, 1, CFG_LISTEN_MAX, "0.0.0.0:8000")                      \
     X(WORKERS, K_WORKERS, workers, 1, CFG_WORKERS_MAX, "auto")                          \
     X(TRUSTED_PROXIES, K_CIDRS, trusted_proxies, 0, 1024, "127.0.0.1/32,::1/128")       \

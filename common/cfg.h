@@ -43,6 +43,7 @@ typedef struct cfg {
     uint32_t orphan_age_minutes;
     uint32_t secure_shred_passes;
     char *diceware_wordlist_path;
+    uint32_t key_words;        /* words in a new key (words.h); any count is looked up */
 
     /* this implementation */
     cfg_str_list listen;  /* "host:port", "[v6]:port" or ":port"; comma list */

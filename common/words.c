@@ -1,7 +1,8 @@
 /* words.c - load the word list into a sorted array; draw and check keys.
  *
  * Drawing uses rejection sampling on 16-bit random values so each word has exactly
- * the same chance; lookup is a binary search over the sorted copy. */
+ * the same chance; lookup is a binary search over the sorted copy; a key's shape is
+ * checked by walking its hyphens once, noting how many words can end at each. */
 #include "words.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include "crypt.h"
 
 #define WORD_MIN 3
-#define WORD_MAX 20
+#define WORD_MAX WORDS_WORD_MAX
 
 struct words {
     char **list;   /* file order: what keys are drawn from */
@@ -142,13 +143,17 @@ static int draw_index(size_t n, size_t *out)
     }
 }
 
-int words_draw_key(const words *w, char out[WORDS_KEY_MAX])
+int words_draw_key(const words *w, unsigned n, char out[WORDS_KEY_MAX])
 {
-    size_t i[3];
-    for (int k = 0; k < 3; k++)
-        if (draw_index(w->n, &i[k]) != 0)
+    size_t len = 0;
+    if (n < WORDS_MIN_WORDS || n > WORDS_MAX_WORDS)
+        return -1;
+    for (unsigned k = 0; k < n; k++) {
+        size_t i;
+        if (draw_index(w->n, &i) != 0)
             return -1;
-    snprintf(out, WORDS_KEY_MAX, "%s-%s-%s", w->list[i[0]], w->list[i[1]], w->list[i[2]]);
+        len += (size_t)snprintf(out + len, WORDS_KEY_MAX - len, "%s%s", k > 0 ? "-" : "", w->list[i]);
+    }
     return 0;
 }
 
@@ -165,18 +170,30 @@ static int is_word(const words *w, const char *s, size_t len)
 
 int words_key_valid(const words *w, const char *s, size_t len)
 {
-    if (w == NULL || len < 3 * WORD_MIN + 2 || len >= WORDS_KEY_MAX)
+    /* ends[i], for i the start of a word (0, or just after a hyphen): bit n is set when
+     * s[0..i) is n listed words, each followed by its hyphen. */
+    uint8_t ends[WORDS_KEY_MAX + 1];
+    const unsigned all = (1u << (WORDS_MAX_WORDS + 1)) - 1, enough = all & ~((1u << WORDS_MIN_WORDS) - 1);
+    if (w == NULL || len < WORDS_MIN_WORDS * (WORD_MIN + 1) - 1 || len >= WORDS_KEY_MAX)
         return 0;
     for (size_t i = 0; i < len; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-'))
             return 0;
-    /* Try every pair of separating hyphens. */
-    for (size_t a = 0; a < len; a++) {
-        if (s[a] != '-' || !is_word(w, s, a))
+    memset(ends, 0, len + 1);
+    ends[0] = 1;
+    for (size_t i = 0; i < len; i++) {
+        if (ends[i] == 0)
             continue;
-        for (size_t b = a + 1; b < len; b++)
-            if (s[b] == '-' && is_word(w, s + a + 1, b - a - 1) && is_word(w, s + b + 1, len - b - 1))
+        unsigned next = ((unsigned)ends[i] << 1) & all;
+        /* s[i..j) is a word when it is listed and a hyphen or the end follows it. */
+        for (size_t j = i + WORD_MIN; j <= len && j - i <= WORD_MAX; j++) {
+            if ((j < len && s[j] != '-') || !is_word(w, s + i, j - i))
+                continue;
+            if (j == len && (next & enough) != 0)
                 return 1;
+            if (j < len)
+                ends[j + 1] |= (uint8_t)next;
+        }
     }
     return 0;
 }

@@ -5,13 +5,15 @@
  * wordlists/eff_large_wordlist.txt relative to the current directory. The target keeps
  * its own copy of the words as an oracle:
  *   - any input: words_key_valid agrees with a slow reference check (every split of the
- *     input at two hyphens into three listed words), and a valid key validates again
- *     from a copy of its bytes;
- *   - the first bytes also pick three words and one edit of the key they make: the
+ *     input at its hyphens into 3 to 6 listed words, tried recursively), and a valid key
+ *     validates again from a copy of its bytes;
+ *   - the first bytes also pick 3 to 6 words and one edit of the key they make: the
  *     unedited key is always valid, the edited one exactly when the reference says so;
+ *   - now and then a drawn key of each length is valid;
  *   - drop_clean_filename gives valid UTF-8 of at most DROP_NAME_MAX bytes, non-empty,
- *     never "." or "..", without '/', '\\', C0 or C1 control characters or DEL; it is
- *     idempotent, and a name that is already clean comes back unchanged. */
+ *     never "." or "..", without '/', '\\', C0 or C1 control characters, DEL or
+ *     bidirectional controls; it is idempotent, and a name that is already clean comes
+ *     back unchanged. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,19 +101,24 @@ static int ref_word(const char *s, size_t len)
     return bsearch(&k, sorted, nwords, sizeof *sorted, cmp_str) != NULL;
 }
 
-/* The contract: three listed words joined by '-', shorter than WORDS_KEY_MAX. */
+/* Can s (len bytes) be cut at hyphens into listed words, `have` of them already taken,
+ * ending with WORDS_MIN_WORDS to WORDS_MAX_WORDS in all? */
+static int ref_split(const char *s, size_t len, unsigned have)
+{
+    if (have == WORDS_MAX_WORDS)
+        return 0;
+    if (ref_word(s, len) && have + 1 >= WORDS_MIN_WORDS)
+        return 1;
+    for (size_t a = 0; a < len; a++)
+        if (s[a] == '-' && ref_word(s, a) && ref_split(s + a + 1, len - a - 1, have + 1))
+            return 1;
+    return 0;
+}
+
+/* The contract: 3 to 6 listed words joined by '-', shorter than WORDS_KEY_MAX. */
 static int ref_valid(const char *s, size_t len)
 {
-    if (len >= WORDS_KEY_MAX)
-        return 0;
-    for (size_t a = 0; a < len; a++) {
-        if (s[a] != '-' || !ref_word(s, a))
-            continue;
-        for (size_t b = a + 1; b < len; b++)
-            if (s[b] == '-' && ref_word(s + a + 1, b - a - 1) && ref_word(s + b + 1, len - b - 1))
-                return 1;
-    }
-    return 0;
+    return len < WORDS_KEY_MAX && ref_split(s, len, 0);
 }
 
 static void check_key(const char *s, size_t len)
@@ -140,22 +147,24 @@ static void check_key(const char *s, size_t len)
     }
 }
 
-/* Three words picked by the input and one edit of their key, also picked by it. */
+/* 3 to 6 words picked by the input and one edit of their key, also picked by it. */
 static void check_built_key(const uint8_t *data, size_t size)
 {
-    char key[3 * 64 + 8], edited[sizeof key + 1];
-    size_t i[3], len, elen;
-    if (size < 9)
+    char key[WORDS_MAX_WORDS * 65 + 8], edited[sizeof key + 1];
+    size_t len = 0, elen;
+    if (size < 16)
         return;
-    for (int k = 0; k < 3; k++)
-        i[k] = (((size_t)data[2 * k] << 8) | data[2 * k + 1]) % nwords;
-    len = (size_t)snprintf(key, sizeof key, "%s-%s-%s", list[i[0]], list[i[1]], list[i[2]]);
+    unsigned n = WORDS_MIN_WORDS + data[12] % (WORDS_MAX_WORDS - WORDS_MIN_WORDS + 1);
+    for (unsigned k = 0; k < n; k++) {
+        size_t i = (((size_t)data[2 * k] << 8) | data[2 * k + 1]) % nwords;
+        len += (size_t)snprintf(key + len, sizeof key - len, "%s%s", k > 0 ? "-" : "", list[i]);
+    }
     if (len >= WORDS_KEY_MAX || words_key_valid(wl, key, len) != 1)
         abort();
     check_key(key, len);
 
-    size_t at = data[6] % (len + 1);
-    uint8_t op = data[7] % 4, c = data[8];
+    size_t at = data[13] % (len + 1);
+    uint8_t op = data[14] % 4, c = data[15];
     memcpy(edited, key, len);
     elen = len;
     switch (op) {
@@ -184,9 +193,16 @@ static void check_built_key(const uint8_t *data, size_t size)
 static void check_drawn_key(void)
 {
     char key[WORDS_KEY_MAX];
-    if (words_draw_key(wl, key) != 0)
-        abort();
-    if (words_key_valid(wl, key, strlen(key)) != 1)
+    for (unsigned n = WORDS_MIN_WORDS; n <= WORDS_MAX_WORDS; n++) {
+        if (words_draw_key(wl, n, key) != 0 || words_key_valid(wl, key, strlen(key)) != 1)
+            abort();
+        size_t hyphens = 0;
+        for (const char *p = key; *p != '\0'; p++)
+            hyphens += *p == '-';
+        if (hyphens < n - 1)
+            abort();
+    }
+    if (words_draw_key(wl, WORDS_MIN_WORDS - 1, key) == 0 || words_draw_key(wl, WORDS_MAX_WORDS + 1, key) == 0)
         abort();
 }
 

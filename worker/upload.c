@@ -354,7 +354,7 @@ static int file_begin(upload_op *op)
     const proc_env *env = op->w->env;
     sealed_header h;
     uint8_t fk[CRYPT_KEY_LEN];
-    if (words_draw_key(env->words, op->key) != 0 || crypt_id(env->secret, op->key, strlen(op->key), op->id) != 0 ||
+    if (words_draw_key(env->words, op->w->cfg->key_words, op->key) != 0 || crypt_id(env->secret, op->key, strlen(op->key), op->id) != 0 ||
         crypt_random(op->salt, sizeof(op->salt)) != 0 || sealed_header_new(&h, op->salt) != 0 ||
         crypt_derive(env->secret, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
         return STOP_INTERNAL;
