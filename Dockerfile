@@ -7,8 +7,9 @@
 # on a developer's machine; the runtime stage gets the binary, the word list and only
 # the shared libraries the binary links (the test
 # dockerfile_runtime_stage_installs_every_library_the_binary_links keeps that list
-# true). It runs as an unprivileged user; uploads, temp files and the server secret
-# live in the volume /var/lib/raven-zero; logs go to stdout (and to LOG_PATH).
+# true). It runs as an unprivileged user; uploads and temp files live in the volume
+# /var/lib/raven-zero, the server secret in Valkey (never in the volume: a stolen disk
+# opens nothing); logs go to stdout (and to LOG_PATH).
 
 FROM debian:12-slim AS build
 WORKDIR /src
@@ -44,7 +45,6 @@ ENV LISTEN=0.0.0.0:8000 \
     LOG_PATH=/var/log/raven-zero/raven_zero.log \
     STORAGE_PATH=/var/lib/raven-zero/uploads \
     TEMP_PATH=/var/lib/raven-zero/temp \
-    SECRET_PATH=/var/lib/raven-zero/secret.key \
     DICEWARE_WORDLIST_PATH=/usr/local/share/raven-zero/eff_large_wordlist.txt
 
 USER raven-zero

@@ -36,6 +36,7 @@
 
 typedef enum {
     K_PATH,    /* char *: non-empty, no control characters */
+    K_OPTPATH, /* char *: "" or a K_PATH */
     K_REDIS,   /* char *: a REDIS_URL (store_url.h) */
     K_URL,     /* char *: "" or an http(s) URL, trailing slash removed */
     K_UINT,    /* uint32_t in [min, max] */
@@ -97,12 +98,13 @@ typedef struct {
     X(LOG_BACKUPS, K_UINT, log_backups, 0, 100, "5")                                    \
     X(LOG_STDOUT, K_BOOL, log_stdout, 0, 1, "false")                                    \
     X(LOG_LEVEL, K_LEVEL, log_level, LOG_DEBUG, LOG_ERROR, "info")                      \
-    X(SECRET_PATH, K_PATH, secret_path, 0, 0, "./storage/secret.key")                   \
+    X(SECRET_PATH, K_OPTPATH, secret_path, 0, 0, "")                                     \
     X(FSYNC_UPLOADS, K_BOOL, fsync_uploads, 0, 1, "false")                              \
     X(METRICS_ALLOW, K_CIDRS, metrics_allow, 0, 1024, "127.0.0.0/8,::1/128")            \
     X(IPV6_PREFIX, K_UINT, ipv6_prefix, 32, 128, "64")                                  \
     X(GLOBAL_FAIL_LIMIT, K_RATE, global_fail_limit, 1, RATE_MAX, "600/minute")          \
     X(PREVIEW_AGENTS, K_AGENTS, preview_agents, 0, 1024, PREVIEW_AGENTS_DEFAULT)       \
+    X(METRICS_LISTEN, K_LISTEN, metrics_listen, 0, CFG_LISTEN_MAX, "")                  \
     X(MAX_CONNECTIONS, K_UINT, max_connections, 1, 1000000, "1024")                     \
     X(MAX_CONNECTIONS_PER_CLIENT, K_UINT, max_connections_per_client, 1, 1000000, "64") \
     X(HEAD_TIMEOUT, K_UINT, head_timeout, 1, 3600, "10")                                \
@@ -130,6 +132,8 @@ static const char *expectation(const setting *s, char *buf, size_t cap)
     switch (s->kind) {
     case K_PATH:
         return "expected a non-empty path without control characters";
+    case K_OPTPATH:
+        return "expected empty or a path without control characters";
     case K_REDIS:
         return "expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N] (db 0 to 15)";
     case K_URL:
@@ -271,6 +275,7 @@ static void free_field(cfg *c, const setting *s)
     void *f = field(c, s);
     switch (s->kind) {
     case K_PATH:
+    case K_OPTPATH:
     case K_REDIS:
     case K_URL:
         free(*(char **)f);
@@ -398,7 +403,8 @@ static int set_value(cfg *c, const setting *s, const char *v, char *err, size_t 
 
     switch (s->kind) {
     case K_PATH:
-        if (value_path(v) != 0)
+    case K_OPTPATH:
+        if ((s->kind == K_PATH || v[0] != '\0') && value_path(v) != 0)
             return fail(s, v, NULL, err, errlen);
         return set_string(c, s, strdup(v), err, errlen);
     case K_REDIS:
@@ -611,6 +617,7 @@ static int in_range(const cfg *c, const setting *s)
     case K_PATH:
     case K_REDIS:
         return *(char *const *)f != NULL && (*(char *const *)f)[0] != '\0';
+    case K_OPTPATH:
     case K_URL:
         return *(char *const *)f != NULL;
     case K_UINT:
@@ -655,6 +662,14 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
                 a, b);
         return -1;
     }
+    /* One socket cannot be both: /metrics would be served where it must not be. */
+    for (size_t i = 0; i < c->metrics_listen.n; i++)
+        for (size_t j = 0; j < c->listen.n; j++)
+            if (strcmp(c->metrics_listen.items[i], c->listen.items[j]) == 0) {
+                show(a, sizeof a, c->metrics_listen.items[i]);
+                put_err(err, errlen, "METRICS_LISTEN=%s: expected addresses apart from LISTEN's", a);
+                return -1;
+            }
     static const struct {
         const char *name;
         size_t off;
@@ -667,6 +682,8 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
         trash[0] = '\0';
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
         const char *p = *(char *const *)((const char *)c + kept[i].off);
+        if (p[0] == '\0')
+            continue; /* SECRET_PATH unset: the secret lives in the store */
         if (paths_within(c->storage_path, p) || paths_within(c->temp_path, p) ||
             (trash[0] != '\0' && paths_within(trash, p))) {
             show(a, sizeof a, p);

@@ -56,12 +56,13 @@ typedef struct cfg {
     uint32_t log_backups;
     int log_stdout;            /* bool */
     int log_level;             /* LOG_DEBUG..LOG_ERROR from log.h */
-    char *secret_path;
+    char *secret_path;         /* "" = the secret lives in the store (secret.h) */
     int fsync_uploads;         /* bool */
     addr_cidr_list metrics_allow;
     uint32_t ipv6_prefix;      /* an IPv6 client is its /ipv6_prefix network */
     cfg_rate global_fail_limit; /* unknown-key answers across all clients per window */
     cfg_str_list preview_agents; /* lowercase substrings of User-Agent: link previewers */
+    cfg_str_list metrics_listen; /* sockets for /metrics alone; empty = on LISTEN's */
 
     /* resource bounds */
     uint32_t max_connections;       /* per worker */

@@ -1,6 +1,6 @@
 /* crypt.h - every cryptographic operation of Raven Zero, on OpenSSL libcrypto.
  *
- * The server secret, the id and keys derived from a drop key (HMAC/HKDF), sealed
+ * The id and keys derived from a drop key and the server secret (HMAC/HKDF), sealed
  * metadata blobs (AES-256-GCM), and the STREAM segment AEAD: AES-256-GCM under nonce
  * prefix(7) || counter(4, big-endian) || last(1) with the caller's AAD, so that
  * reordering, truncation and extension of a segment sequence are all detected.
@@ -24,10 +24,6 @@
 
 /* Fill buf with CSPRNG bytes; 0 or -1. */
 int crypt_random(void *buf, size_t len);
-
-/* Load the 32-byte secret from path; create it (0600, O_EXCL) if absent. Refuses a
- * file of the wrong size or one readable/writable by group or others. 0 or -1+err. */
-int crypt_secret_load(const char *path, uint8_t secret[CRYPT_SECRET_LEN], char *err, size_t errlen);
 
 /* id = hex(first 16 bytes of HMAC-SHA256(secret, key)); out gets 32 chars + NUL.
  * 0, or -1 (out = "") if libcrypto fails, e.g. out of memory. */

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
-#include "crypt.h"
+#include "secret.h"
 #include "shm.h"
 #include "words.h"
 
@@ -15,8 +15,11 @@ typedef struct {
     const cfg *cfg;
     const int *listen_fds;
     size_t nlisten;
+    const int *metrics_fds; /* METRICS_LISTEN's: /metrics alone (then only there) */
+    size_t nmetrics;
     shm_state *shm;
-    const uint8_t *secret; /* CRYPT_SECRET_LEN bytes */
+    const secret *secret;  /* pinned (SECRET_PATH) and handed to workers; else NULL: a
+                            * worker reads the store's itself, the shredder needs none */
     const words *words;
     int log_fd;            /* write end of the master's log pipe */
     uint64_t started_ms;   /* when the master started, for health */

@@ -19,6 +19,11 @@
  *                   scored by its lease deadline (ms, the store's clock). Given back by
  *                   create or gate leave; one past its deadline counts for nothing and
  *                   the next gate removes it. The key lives as long as its latest lease.
+ *   secret          string, no TTL: the server secret (32 bytes) when it is not pinned in a
+ *                   file; created once with SET NX, so it lives exactly as long as the
+ *                   records made under it. Scripts that record or look up an id first check
+ *                   that it is still the secret the id was derived under (its SHA-1 in hex,
+ *                   which Lua can compute; "" skips the check).
  *
  * Leases read the store's own clock (TIME inside the scripts, which Redis 5 and later
  * and Valkey replicate as effects), so every node measures them alike. */
@@ -29,13 +34,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #define KEY_EXPIRIES "expiries"
+#define KEY_SECRET "secret"
+
+/* A script's first step when its ARGV[argn] carries a secret fingerprint and KEYS[keyn]
+ * is the secret: anything but that very secret means the store was emptied or replaced
+ * since the id was derived, and nothing is done (no failure counted, nothing written). */
+#define SECRET_CHECK(keyn, argn, stale)                                                                                \
+    "if ARGV[" #argn "] ~= '' then\n"                                                                                  \
+    "  local s = redis.call('GET', KEYS[" #keyn "])\n"                                                                 \
+    "  if not s or redis.sha1hex(s) ~= ARGV[" #argn "] then return " stale " end\n"                                    \
+    "end\n"
 
 /* Ahead of every keyed script: KEYS[2] fail:{client}, KEYS[3] block:{client}, KEYS[5]
- * fails:WINDOW; ARGV[2] fail limit, ARGV[3] block seconds, ARGV[4] fail memory
- * seconds, ARGV[6] failure budget, ARGV[7] its period. An unknown key answers
- * {'unknown', failures of all clients in this window}. */
+ * fails:WINDOW, KEYS[6] secret; ARGV[2] fail limit, ARGV[3] block seconds, ARGV[4] fail
+ * memory seconds, ARGV[6] failure budget, ARGV[7] its period, ARGV[8] the secret's
+ * fingerprint. An unknown key answers {'unknown', failures of all clients in this
+ * window}. */
 #define GUARD                                                                                                          \
+    SECRET_CHECK(6, 8, "{'stale'}")                                                                                    \
     "local bt = redis.call('TTL', KEYS[3])\n"                                                                          \
     "if bt > 0 then return {'blocked', bt} end\n"                                                                      \
     "local function fail()\n"                                                                                          \
@@ -52,10 +71,11 @@
     "end\n"
 
 const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
-    /* KEYS upload:{id}, expiries, slots:{client}; ARGV id, uses, created, expiry, size,
-     * salt, meta, ttl, slot, delete digest -> 1, or 0 when the id is live already.
-     * Recording an upload also gives its client's slot back. */
-    [RECORD_SCRIPT_CREATE] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    /* KEYS upload:{id}, expiries, slots:{client}, secret; ARGV id, uses, created, expiry,
+     * size, salt, meta, ttl, slot, delete digest, secret fingerprint -> 1, 0 when the id
+     * is live already, -1 when the secret changed. Recording an upload also gives its
+     * client's slot back. */
+    [RECORD_SCRIPT_CREATE] = SECRET_CHECK(4, 11, "-1") "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
                              "redis.call('HSET', KEYS[1], 'u', ARGV[2], 'm', ARGV[2], 'p', 0, 'c', ARGV[3],\n"
                              "  'e', ARGV[4], 's', ARGV[5], 'salt', ARGV[6], 'meta', ARGV[7], 'b', 0, 'd', ARGV[10])\n"
                              "redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
@@ -63,9 +83,10 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                              "redis.call('ZREM', KEYS[3], ARGV[9])\n"
                              "return 1\n",
 
-    /* The keyed scripts: KEYS upload:{id}, fail:{c}, block:{c}, expiries, fails:WINDOW;
-     * ARGV now, fail limit, block seconds, fail memory, id, failure budget, its period.
-     * -> blocked ttl | unknown window_fails | expired | burned
+    /* The keyed scripts: KEYS upload:{id}, fail:{c}, block:{c}, expiries, fails:WINDOW,
+     * secret; ARGV now, fail limit, block seconds, fail memory, id, failure budget, its
+     * period, secret fingerprint.
+     * -> stale | blocked ttl | unknown window_fails | expired | burned
      *    | ok uses_left expiry size salt meta created.
      * Taking the last use also puts the id due in the expiry index: if the download
      * never gets to move the file into the trash (client gone, worker killed), the
@@ -85,7 +106,7 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                                      "end\n"
                                      "return {'ok', u, h[2], h[3], h[4], h[5], h[6]}\n",
 
-    /* -> blocked ttl | unknown window_fails | gone | previewed
+    /* -> stale | blocked ttl | unknown window_fails | gone | previewed
      *    | ok uses_left expiry size salt meta created */
     [RECORD_SCRIPT_PREVIEW] =
         GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 's', 'salt', 'meta', 'c', 'p', 'b')\n"
@@ -95,15 +116,15 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
               "redis.call('HSET', KEYS[1], 'p', 1)\n"
               "return {'ok', tonumber(h[1]), h[2], h[3], h[4], h[5], h[6]}\n",
 
-    /* -> blocked ttl | unknown window_fails | active|expired|burned uses_left expiry */
+    /* -> stale | blocked ttl | unknown window_fails | active|expired|burned uses_left expiry */
     [RECORD_SCRIPT_STATUS] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 'b')\n"
                                    "if not h[1] then return fail() end\n"
                                    "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired', 0, h[2]} end\n"
                                    "if h[3] == '1' then return {'burned', 0, h[2]} end\n"
                                    "return {'active', tonumber(h[1]), h[2]}\n",
 
-    /* The keyed KEYS and ARGV, then ARGV[8] the digest of the delete token the client sent.
-     * -> blocked ttl | unknown window_fails | forbidden window_fails | expired|burned 0 expiry
+    /* The keyed KEYS and ARGV, then ARGV[9] the digest of the delete token the client sent.
+     * -> stale | blocked ttl | unknown window_fails | forbidden window_fails | expired|burned 0 expiry
      *    | ok 0 expiry.
      * A wrong token counts as a failure exactly as an unknown key does, so guessing
      * tokens of a known key is as slow as guessing keys. The digests compare as Lua
@@ -113,7 +134,7 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
     [RECORD_SCRIPT_BURN] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 'b', 'd')\n"
                                  "if not h[1] then return fail() end\n"
                                  "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired', 0, h[2]} end\n"
-                                 "if h[4] ~= ARGV[8] then return {'forbidden', fail()[2]} end\n"
+                                 "if h[4] ~= ARGV[9] then return {'forbidden', fail()[2]} end\n"
                                  "if h[3] == '1' then return {'burned', 0, h[2]} end\n"
                                  "redis.call('HSET', KEYS[1], 'u', 0, 'b', 1)\n"
                                  "redis.call('HDEL', KEYS[1], 'salt', 'meta')\n"
@@ -163,6 +184,10 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                                     "  return redis.call('ZREM', KEYS[1], ARGV[1])\n"
                                     "end\n"
                                     "return 0\n",
+
+    /* KEYS secret; ARGV candidate -> the secret in force (the candidate if there was none) */
+    [RECORD_SCRIPT_SECRET] = "redis.call('SET', KEYS[1], ARGV[1], 'NX')\n"
+                             "return redis.call('GET', KEYS[1])\n",
 };
 
 /* ---- building commands ---- */
@@ -235,10 +260,11 @@ int record_cmd_create(record_cmd *cmd, const record_new *n)
 {
     char salt[2 * CRYPT_SALT_LEN + 1];
     crypt_hex(n->salt, CRYPT_SALT_LEN, salt);
-    begin(cmd, RECORD_SCRIPT_CREATE, 3);
+    begin(cmd, RECORD_SCRIPT_CREATE, 4);
     key_upload(cmd, n->id);
     arg_static(cmd, KEY_EXPIRIES);
     key_client(cmd, "slots", n->client);
+    arg_static(cmd, KEY_SECRET);
     arg_bytes(cmd, n->id, strlen(n->id));
     arg_fmt(cmd, "%d", n->uses);
     arg_fmt(cmd, "%lld", (long long)n->created);
@@ -249,6 +275,7 @@ int record_cmd_create(record_cmd *cmd, const record_new *n)
     arg_fmt(cmd, "%lld", (long long)(n->expires - n->created));
     arg_bytes(cmd, n->slot, strlen(n->slot));
     arg_bytes(cmd, n->delete_digest, strlen(n->delete_digest));
+    arg_bytes(cmd, n->secret_fp, strlen(n->secret_fp));
     return finish(cmd);
 }
 
@@ -256,12 +283,13 @@ static int keyed(record_cmd *cmd, int script, const char *id, const char *client
 {
     if (g->budget_period_s == 0)
         return -1;
-    begin(cmd, script, 5);
+    begin(cmd, script, 6);
     key_upload(cmd, id);
     key_client(cmd, "fail", client);
     key_client(cmd, "block", client);
     arg_static(cmd, KEY_EXPIRIES);
     arg_fmt(cmd, "fails:%llu", (unsigned long long)now / g->budget_period_s);
+    arg_static(cmd, KEY_SECRET);
     arg_fmt(cmd, "%lld", (long long)now);
     arg_fmt(cmd, "%u", g->fail_limit);
     arg_fmt(cmd, "%u", g->block_s);
@@ -269,6 +297,7 @@ static int keyed(record_cmd *cmd, int script, const char *id, const char *client
     arg_bytes(cmd, id, strlen(id));
     arg_fmt(cmd, "%u", g->budget);
     arg_fmt(cmd, "%u", g->budget_period_s);
+    arg_bytes(cmd, g->secret_fp, strlen(g->secret_fp));
     return finish(cmd);
 }
 
@@ -380,6 +409,27 @@ int record_cmd_lookup(record_cmd *cmd, const char *id)
     return finish(cmd);
 }
 
+int record_cmd_secret_get(record_cmd *cmd)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "GET");
+    arg_static(cmd, KEY_SECRET);
+    return finish(cmd);
+}
+
+int record_cmd_secret_create(record_cmd *cmd, const uint8_t *candidate)
+{
+    begin(cmd, RECORD_SCRIPT_SECRET, 1);
+    arg_static(cmd, KEY_SECRET);
+    arg_bytes(cmd, candidate, CRYPT_SECRET_LEN);
+    return finish(cmd);
+}
+
+void record_cmd_wipe(record_cmd *cmd)
+{
+    OPENSSL_cleanse(cmd->buf, sizeof(cmd->buf));
+}
+
 /* ---- reading replies ---- */
 
 static const redisReply *elem(const redisReply *r, size_t i)
@@ -412,7 +462,8 @@ static record_outcome outcome_named(const char *name)
         record_outcome outcome;
     } names[] = {{"ok", RECORD_OK},           {"active", RECORD_OK},           {"blocked", RECORD_BLOCKED},
                  {"unknown", RECORD_UNKNOWN}, {"expired", RECORD_EXPIRED},     {"burned", RECORD_BURNED},
-                 {"gone", RECORD_GONE},       {"previewed", RECORD_PREVIEWED}, {"forbidden", RECORD_FORBIDDEN}};
+                 {"gone", RECORD_GONE},       {"previewed", RECORD_PREVIEWED}, {"forbidden", RECORD_FORBIDDEN},
+                 {"stale", RECORD_STALE}};
     for (size_t i = 0; name != NULL && i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(name, names[i].name) == 0)
             return names[i].outcome;
@@ -460,7 +511,12 @@ record_outcome record_read_create(const redisReply *r)
 {
     if (r == NULL || r->type != REDIS_REPLY_INTEGER)
         return RECORD_UNAVAILABLE;
-    return r->integer == 1 ? RECORD_OK : r->integer == 0 ? RECORD_TAKEN : RECORD_UNAVAILABLE;
+    switch (r->integer) {
+    case 1: return RECORD_OK;
+    case 0: return RECORD_TAKEN;
+    case -1: return RECORD_STALE;
+    default: return RECORD_UNAVAILABLE;
+    }
 }
 
 long long record_read_rate(const redisReply *r)
@@ -522,4 +578,14 @@ record_outcome record_read_lookup(const redisReply *r)
     if (e->type == REDIS_REPLY_NIL)
         return RECORD_UNKNOWN;
     return b->type == REDIS_REPLY_STRING && strcmp(b->str, "1") == 0 ? RECORD_BURNED : RECORD_OK;
+}
+
+int record_read_secret(const redisReply *r, uint8_t out[CRYPT_SECRET_LEN])
+{
+    if (r != NULL && r->type == REDIS_REPLY_NIL)
+        return 0;
+    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len != CRYPT_SECRET_LEN)
+        return -1;
+    memcpy(out, r->str, CRYPT_SECRET_LEN);
+    return 1;
 }

@@ -22,6 +22,7 @@ enum {
     RECORD_SCRIPT_RENEW,
     RECORD_SCRIPT_REMOVE_IF_DUE,
     RECORD_SCRIPT_BURN,
+    RECORD_SCRIPT_SECRET,
     RECORD_SCRIPT_COUNT
 };
 /* Script bodies, for SCRIPT LOAD / EVALSHA or EVAL. */
@@ -60,15 +61,20 @@ typedef enum {
     RECORD_LIMITED,   /* gate: over the upload rate */
     RECORD_BUSY,      /* gate: too many uploads of this client in progress */
     RECORD_FORBIDDEN, /* burn: the delete token does not match (counted as a failure) */
+    RECORD_STALE,     /* create and keyed: the store's secret is not the one the id was
+                       * derived under (the store was emptied or replaced): nothing done */
 } record_outcome;
 
-/* The brute-force guard that runs ahead of every keyed request. */
+/* The checks that run ahead of every keyed request: the secret, then the brute-force
+ * guard. */
 typedef struct {
     uint32_t fail_limit;      /* unknown keys that block the client */
     uint32_t block_s;         /* how long the block lasts */
     uint32_t fail_memory_s;   /* how long an unknown key is counted */
     uint32_t budget;          /* unknown keys of all clients together per window ... */
     uint32_t budget_period_s; /* ... of this many seconds */
+    const char *secret_fp;    /* the id was derived under the secret of this fingerprint
+                               * (secret.h); "" when the secret is pinned, not in the store */
 } record_guard;
 
 /* A keyed request's answer: take a use, preview, status, burn. */
@@ -99,6 +105,7 @@ typedef struct {
     const uint8_t *meta;
     size_t meta_len;
     const char *delete_digest; /* crypt_token_digest of its delete token */
+    const char *secret_fp; /* as record_guard's: the secret id and file were made under */
 } record_new;
 
 /* The upload gate: UPLOAD_RATE_LIMIT, and a slot per upload in progress, at most
@@ -160,14 +167,21 @@ int record_cmd_expiry(record_cmd *cmd, const char *id);
 int record_cmd_remove_if_due(record_cmd *cmd, const char *member, size_t len, double due);
 /* The orphan sweep's question: is there a live record for id? */
 int record_cmd_lookup(record_cmd *cmd, const char *id);
+/* The store's server secret, if it has one. */
+int record_cmd_secret_get(record_cmd *cmd);
+/* candidate (CRYPT_SECRET_LEN bytes) becomes the store's secret unless there is one
+ * already; the reply is the one in force. The command holds the candidate: wipe it
+ * (record_cmd_wipe) once sent. */
+int record_cmd_secret_create(record_cmd *cmd, const uint8_t *candidate);
+void record_cmd_wipe(record_cmd *cmd);
 
 /* ---- replies; r is NULL when there was none ---- */
 
 /* take: OK EXPIRED BURNED; preview: OK GONE PREVIEWED; status: OK EXPIRED BURNED;
- * burn: OK (burned now) EXPIRED BURNED (already) FORBIDDEN; all: UNKNOWN BLOCKED
+ * burn: OK (burned now) EXPIRED BURNED (already) FORBIDDEN; all: STALE UNKNOWN BLOCKED
  * UNAVAILABLE. An outcome no script gives reads as UNKNOWN. */
 void record_read_access(const redisReply *r, record_access *out);
-/* OK TAKEN UNAVAILABLE */
+/* OK TAKEN STALE UNAVAILABLE */
 record_outcome record_read_create(const redisReply *r);
 /* Requests counted in the window, or -1. */
 long long record_read_rate(const redisReply *r);
@@ -181,5 +195,8 @@ void record_due_free(record_due *d);
 double record_read_expiry(const redisReply *r);
 /* OK, BURNED, UNKNOWN (no record), or UNAVAILABLE when the reply is not understood. */
 record_outcome record_read_lookup(const redisReply *r);
+/* The secret of either command above into out: 1; 0 when the store has none; -1 when
+ * the reply is neither nothing nor exactly CRYPT_SECRET_LEN bytes (out untouched). */
+int record_read_secret(const redisReply *r, uint8_t out[CRYPT_SECRET_LEN]);
 
 #endif

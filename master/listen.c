@@ -31,12 +31,12 @@ static int split_host_port(const char *s, char *host, size_t hcap, char *port, s
     return 0;
 }
 
-static int open_one(const char *addr, char *err, size_t errlen)
+static int open_one(const char *setting, const char *addr, char *err, size_t errlen)
 {
     char host[256], port[16];
     struct addrinfo hints, *res = NULL;
     if (split_host_port(addr, host, sizeof(host), port, sizeof(port)) != 0) {
-        snprintf(err, errlen, "LISTEN=%s: expected host:port", addr);
+        snprintf(err, errlen, "%s=%s: expected host:port", setting, addr);
         return -1;
     }
     memset(&hints, 0, sizeof(hints));
@@ -45,7 +45,7 @@ static int open_one(const char *addr, char *err, size_t errlen)
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (gai != 0) {
-        snprintf(err, errlen, "LISTEN=%s: %s", addr, gai_strerror(gai));
+        snprintf(err, errlen, "%s=%s: %s", setting, addr, gai_strerror(gai));
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -56,7 +56,7 @@ static int open_one(const char *addr, char *err, size_t errlen)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     }
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, BACKLOG) != 0) {
-        snprintf(err, errlen, "LISTEN=%s: %s", addr, strerror(errno));
+        snprintf(err, errlen, "%s=%s: %s", setting, addr, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
@@ -65,17 +65,22 @@ static int open_one(const char *addr, char *err, size_t errlen)
     return fd;
 }
 
-int listen_open(const cfg_str_list *addrs, int *fds, size_t cap, char *err, size_t errlen)
+int listen_open(const char *setting, const cfg_str_list *addrs, int *fds, size_t cap, char *err, size_t errlen)
 {
     size_t n = 0;
     for (size_t i = 0; i < addrs->n && n < cap; i++) {
-        int fd = open_one(addrs->items[i], err, errlen);
+        int fd = open_one(setting, addrs->items[i], err, errlen);
         if (fd < 0) {
-            while (n > 0)
-                close(fds[--n]);
+            listen_close(fds, &n);
             return -1;
         }
         fds[n++] = fd;
     }
     return (int)n;
+}
+
+void listen_close(int *fds, size_t *n)
+{
+    while (*n > 0)
+        close(fds[--*n]);
 }

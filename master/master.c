@@ -1,7 +1,8 @@
 /* master.c - the supervisor, in the manner of nginx's master cycle.
  *
  * It opens what children share (listening sockets, the log pipe, shared memory, the
- * secret, the word list), forks WORKERS workers and one shredder, then sleeps in
+ * word list, and the server secret when it is pinned in a file; otherwise each worker
+ * reads it from the store), forks WORKERS workers and one shredder, then sleeps in
  * ppoll() reading the log pipe. Signal handlers only set flags; the loop reaps and
  * respawns children (with back-off), reloads on HUP by starting a new generation
  * before retiring the old one, reopens the log on USR1 and stops on TERM/INT/QUIT. */
@@ -10,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/crypto.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +27,7 @@
 #include "paths.h"
 #include "proc.h"
 #include "routes.h"
+#include "secret.h"
 #include "shredder.h"
 #include "util.h"
 #include "version.h"
@@ -59,10 +60,12 @@ typedef struct {
     cfg *cfg;
     int listen_fds[CFG_LISTEN_MAX];
     size_t nlisten;
+    int metrics_fds[CFG_LISTEN_MAX]; /* METRICS_LISTEN: /metrics alone */
+    size_t nmetrics;
     int log_rd, log_wr;
     logfile lf;
     shm_state *shm;
-    uint8_t secret[CRYPT_SECRET_LEN];
+    secret *secret; /* pinned (SECRET_PATH), else NULL */
     words *words;
     child children[MAX_CHILDREN];
     size_t nchildren;
@@ -119,15 +122,16 @@ int master_load_cfg(const master_args *a, cfg *c, char *err, size_t errlen)
 
 /* What a child does not need is gone before it runs anything else. The shredder works
  * from ids in the store and paths on disk: it keeps neither the listening sockets nor
- * the server secret (its copy-on-write copy is wiped; the master's stays). */
+ * a pinned server secret (its view of the master's page is unmapped, never written:
+ * a write would first copy the page into the shredder). */
 static void child_drop(master_ctx *m, int kind)
 {
     if (kind == KIND_WORKER)
         return;
-    for (size_t i = 0; i < m->nlisten; i++)
-        close(m->listen_fds[i]);
-    m->nlisten = 0;
-    OPENSSL_cleanse(m->secret, sizeof(m->secret));
+    listen_close(m->listen_fds, &m->nlisten);
+    listen_close(m->metrics_fds, &m->nmetrics);
+    secret_forget(m->secret);
+    m->secret = NULL;
 }
 
 /* In the child, right after fork(); never returns. */
@@ -155,6 +159,8 @@ static void child_exec(master_ctx *m, int kind, pid_t master_pid)
         .cfg = m->cfg,
         .listen_fds = m->listen_fds,
         .nlisten = m->nlisten,
+        .metrics_fds = m->metrics_fds,
+        .nmetrics = m->nmetrics,
         .shm = m->shm,
         .secret = kind == KIND_WORKER ? m->secret : NULL,
         .words = m->words,
@@ -306,13 +312,28 @@ static void grow_pipe(master_ctx *m)
 
 /* ---- reload ---- */
 
-static int listen_same(const cfg *a, const cfg *b)
+static int listen_same(const cfg_str_list *a, const cfg_str_list *b)
 {
-    if (a->listen.n != b->listen.n)
+    if (a->n != b->n)
         return 0;
-    for (size_t i = 0; i < a->listen.n; i++)
-        if (strcmp(a->listen.items[i], b->listen.items[i]) != 0)
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->items[i], b->items[i]) != 0)
             return 0;
+    return 1;
+}
+
+/* Sockets of a list setting on reload: kept when the list is the same (0: no connection
+ * is refused), else new ones opened into fds (1, *n of them), or -1 with err. */
+static int listen_reopen(const char *setting, const cfg_str_list *now, const cfg_str_list *next, int *fds,
+                         size_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    if (listen_same(now, next))
+        return 0;
+    int r = listen_open(setting, next, fds, CFG_LISTEN_MAX, err, errlen);
+    if (r < 0)
+        return -1;
+    *n = (size_t)r;
     return 1;
 }
 
@@ -320,21 +341,37 @@ static int reload(master_ctx *m)
 {
     char err[1024];
     cfg *next = malloc(sizeof(*next));
-    int fds[CFG_LISTEN_MAX], nfds = -1;
+    int fds[CFG_LISTEN_MAX], mfds[CFG_LISTEN_MAX], new_listen = 0, new_metrics = 0;
+    size_t nfds = 0, nmfds = 0;
     words *w = NULL;
     if (next == NULL)
         return -1;
     if (master_load_cfg(m->args, next, err, sizeof(err)) != 0 || paths_prepare(next, err, sizeof(err)) != 0 ||
         (w = words_load(next->diceware_wordlist_path, err, sizeof(err))) == NULL)
         goto fail;
-    if (!listen_same(m->cfg, next) &&
-        (nfds = listen_open(&next->listen, fds, CFG_LISTEN_MAX, err, sizeof(err))) < 0)
+    /* Every live upload was made under the secret in force: another one would orphan
+     * them all, so that takes a deliberate restart. */
+    if (strcmp(next->secret_path, m->cfg->secret_path) != 0) {
+        snprintf(err, sizeof(err), "SECRET_PATH=%s: the server secret does not change on a reload (restart to "
+                 "change it; the uploads of the last hour are then lost)", next->secret_path);
         goto fail;
-    if (nfds >= 0) {
-        for (size_t i = 0; i < m->nlisten; i++)
-            close(m->listen_fds[i]);
-        memcpy(m->listen_fds, fds, sizeof(int) * (size_t)nfds);
-        m->nlisten = (size_t)nfds;
+    }
+    if ((new_listen = listen_reopen("LISTEN", &m->cfg->listen, &next->listen, fds, &nfds, err, sizeof(err))) < 0)
+        goto fail;
+    if ((new_metrics = listen_reopen("METRICS_LISTEN", &m->cfg->metrics_listen, &next->metrics_listen, mfds,
+                                     &nmfds, err, sizeof(err))) < 0) {
+        listen_close(fds, &nfds);
+        goto fail;
+    }
+    if (new_listen) {
+        listen_close(m->listen_fds, &m->nlisten);
+        memcpy(m->listen_fds, fds, sizeof(int) * nfds);
+        m->nlisten = nfds;
+    }
+    if (new_metrics) {
+        listen_close(m->metrics_fds, &m->nmetrics);
+        memcpy(m->metrics_fds, mfds, sizeof(int) * nmfds);
+        m->nmetrics = nmfds;
     }
     if (strcmp(next->log_path, m->cfg->log_path) != 0 || next->log_stdout != m->lf.to_stdout ||
         next->log_max_bytes != m->lf.max_bytes || next->log_backups != m->lf.backups) {
@@ -408,9 +445,8 @@ static void begin_stop(master_ctx *m, int how)
         signal_children(m, SIGTERM, SIGTERM, 0);
     else
         signal_children(m, SIGQUIT, SIGTERM, 0);
-    for (size_t i = 0; i < m->nlisten; i++)
-        close(m->listen_fds[i]);
-    m->nlisten = 0;
+    listen_close(m->listen_fds, &m->nlisten);
+    listen_close(m->metrics_fds, &m->nmetrics);
 }
 
 static int next_wait_ms(const master_ctx *m)
@@ -471,19 +507,50 @@ static void cycle(master_ctx *m, const sigset_t *orig)
     }
 }
 
+/* The pinned secret, into a page of its own; or in store mode, a word about a secret
+ * file an earlier version left on the data volume. */
+static int secret_start(master_ctx *m, char *err, size_t errlen)
+{
+    const cfg *c = m->cfg;
+    char warn[PATHS_MAX + 256];
+    if (c->secret_path[0] == '\0') {
+        if (secret_stale_file(c, warn, sizeof(warn)))
+            log_event(LOG_WARNING, "secret_file_unused",
+                      "%s is a server secret file of an earlier version, on the data volume: it is no longer "
+                      "read (the secret now lives in the store); shred it (shred -u FILE)",
+                      warn);
+        return 0;
+    }
+    if ((m->secret = secret_new(warn, sizeof(warn))) == NULL) {
+        snprintf(err, errlen, "cannot map a page for the server secret: %s", strerror(errno));
+        return -1;
+    }
+    if (warn[0] != '\0')
+        log_event(LOG_WARNING, "secret_unprotected", "%s", warn);
+    return secret_load_file(c, m->secret, err, errlen);
+}
+
 static int startup(master_ctx *m, char *err, size_t errlen)
 {
     const cfg *c = m->cfg;
+    char warn[256];
     if (logfile_open(&m->lf, c->log_path, c->log_max_bytes, c->log_backups, c->log_stdout, err, errlen) != 0 ||
-        paths_prepare(c, err, errlen) != 0 || crypt_secret_load(c->secret_path, m->secret, err, errlen) != 0 ||
+        open_pipe(m, err, errlen) != 0)
+        return -1;
+    log_setup(m->log_wr, c->log_level, "master");
+    /* Before any secret is in memory; the children inherit both. */
+    if (secret_protect_process(warn, sizeof(warn)) != 0)
+        log_event(LOG_WARNING, "core_dumps_possible", "%s", warn);
+    if (paths_prepare(c, err, errlen) != 0 || secret_start(m, err, errlen) != 0 ||
         (m->words = words_load(c->diceware_wordlist_path, err, errlen)) == NULL)
         return -1;
-    int n = listen_open(&c->listen, m->listen_fds, CFG_LISTEN_MAX, err, errlen);
+    int n = listen_open("LISTEN", &c->listen, m->listen_fds, CFG_LISTEN_MAX, err, errlen);
     if (n < 0)
         return -1;
     m->nlisten = (size_t)n;
-    if (open_pipe(m, err, errlen) != 0)
+    if ((n = listen_open("METRICS_LISTEN", &c->metrics_listen, m->metrics_fds, CFG_LISTEN_MAX, err, errlen)) < 0)
         return -1;
+    m->nmetrics = (size_t)n;
     if ((m->shm = shm_create(routes_labels())) == NULL) {
         snprintf(err, errlen, "cannot create the shared memory: %s", strerror(errno));
         return -1;
@@ -506,7 +573,6 @@ int master_run(const master_args *a, cfg *c)
         fprintf(stderr, "raven-zero: %s\n", err);
         return 1;
     }
-    log_setup(m.log_wr, m.cfg->log_level, "master");
     grow_pipe(&m);
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "version", RZ_VERSION);
@@ -520,6 +586,7 @@ int master_run(const master_args *a, cfg *c)
     log_event(LOG_INFO, "stopped", NULL);
     drain_pipe(&m, INT_MAX);
     logfile_close(&m.lf);
+    secret_free(m.secret);
     words_free(m.words);
     cfg_free(m.cfg);
     free(m.cfg);

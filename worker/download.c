@@ -330,7 +330,7 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     memcpy(st->salt, r->salt, sizeof(st->salt));
     memcpy(st->id, op->id, sizeof(st->id));
     st->meta = meta;
-    if (crypt_derive(w->env->secret, op->key, op->keylen, st->salt, CRYPT_INFO_FILE, st->fk) != 0) {
+    if (crypt_derive(op->secret->key, op->key, op->keylen, st->salt, CRYPT_INFO_FILE, st->fk) != 0) {
         OPENSSL_cleanse(st->fk, sizeof(st->fk));
         integrity_failed(req);
         return;

@@ -109,6 +109,7 @@ static void retry_after(h2o_req_t *req, long seconds)
     http_header(req, H2O_TOKEN_RETRY_AFTER, buf, (size_t)n);
 }
 
+
 void http_blocked(h2o_req_t *req, long seconds)
 {
     cJSON *o = cJSON_CreateObject(), *d = cJSON_AddObjectToObject(o, "detail");

@@ -21,7 +21,7 @@ void http_text(h2o_req_t *req, int status, const char *text, size_t len);
 void http_html(h2o_req_t *req, int status, const char *html, size_t len);
 /* {"detail": "..."} */
 void http_error(h2o_req_t *req, int status, const char *detail);
-/* 503 when the store is unreachable. */
+/* 503 when the store is unreachable (or its secret not read yet). */
 void http_unavailable(h2o_req_t *req);
 /* 429 for a blocked client: {"detail": {"error": ..., "retry_after_seconds": n}}. */
 void http_blocked(h2o_req_t *req, long retry_after);

@@ -43,7 +43,8 @@ int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const record_access *r, 
 {
     if (!r->sealed)
         return -1;
-    return drop_meta_open(worker_of(req)->env->secret, op->key, op->keylen, r->salt, r->meta, r->meta_len, meta);
+    (void)req;
+    return drop_meta_open(op->secret->key, op->key, op->keylen, r->salt, r->meta, r->meta_len, meta);
 }
 
 /* ---- the failure budget (GLOBAL_FAIL_LIMIT) ---- */
@@ -87,11 +88,14 @@ static void on_found(const record_access *r, void *data)
         budget_note(st->w, r->window_fails, st->now);
     if (req == NULL) {
         /* client gone */
-    } else if (r->outcome == RECORD_UNAVAILABLE) {
+    } else if (r->outcome == RECORD_UNAVAILABLE || r->outcome == RECORD_STALE) {
         http_unavailable(req);
     } else if (r->outcome == RECORD_BLOCKED) {
         shm_add(st->w->env->shm, M_BLOCKED, 1);
         http_blocked(req, (long)r->retry_after);
+    } else if ((st->op.secret = worker_secret(worker_of(req))) == NULL ||
+               strcmp(st->op.secret->store_fp, st->op.secret_fp) != 0) {
+        http_unavailable(req); /* the secret changed while the store answered */
     } else {
         st->op.cb(req, &st->op, r);
     }
@@ -137,13 +141,13 @@ static void lookup(keyed_state *st)
         if (st->op.fd < 0 && errno != ENOENT && errno != EWOULDBLOCK) {
             log_event(LOG_ERROR, "download_open_failed", "%s", strerror(errno));
             state_free(st);
-            http_error(req, 503, "Service temporarily unavailable");
+            http_unavailable(req);
             return;
         }
     }
     const cfg_rate *b = &w->cfg->global_fail_limit;
     const record_guard guard = {w->cfg->download_fail_limit, w->cfg->download_block_window, DROP_FAIL_MEMORY_S,
-                                b->count, b->period_s};
+                                b->count, b->period_s, st->op.secret_fp};
     st->now = (int64_t)(util_now_ms() / 1000);
     if (st->digest[0] != '\0')
         store_burn(w->store, st->op.id, st->client, &guard, st->now, st->digest, on_found, st);
@@ -164,6 +168,11 @@ static void start(h2o_req_t *req, store_access_fn call, int flags, const char *k
                   keyed_cb cb)
 {
     worker *w = worker_of(req);
+    const secret *sec = worker_secret(w);
+    if (sec == NULL) {
+        http_unavailable(req);
+        return;
+    }
     keyed_state *st = calloc(1, sizeof(*st));
     if (st == NULL) {
         http_error(req, 500, "Internal server error");
@@ -173,6 +182,7 @@ static void start(h2o_req_t *req, store_access_fn call, int flags, const char *k
     st->call = call;
     st->flags = flags;
     snprintf(st->digest, sizeof(st->digest), "%s", digest);
+    snprintf(st->op.secret_fp, sizeof(st->op.secret_fp), "%s", sec->store_fp);
     st->op.cb = cb;
     st->op.fd = -1;
     for (size_t i = 0; i < keylen && i + 1 < sizeof(st->op.echo); i++)
@@ -182,7 +192,7 @@ static void start(h2o_req_t *req, store_access_fn call, int flags, const char *k
     if (words_key_valid(w->env->words, key, keylen)) {
         memcpy(st->op.key, key, keylen);
         st->op.keylen = keylen;
-        crypt_id(w->env->secret, key, keylen, st->op.id);
+        crypt_id(sec->key, key, keylen, st->op.id);
     } else {
         snprintf(st->op.id, sizeof(st->op.id), "none");
     }

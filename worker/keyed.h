@@ -1,7 +1,8 @@
 /* keyed.h - the first step of every request that names a key (download, preview,
  * status, delete): derive the id, run the endpoint's store call (which carries the
  * client's block check and failure count, and the failure budget of all clients), and
- * answer 503 / 429 on its behalf. */
+ * answer 503 / 429 on its behalf: 503 too while the server secret is not at hand, or
+ * when it changed under the request. */
 #ifndef RZ_KEYED_H
 #define RZ_KEYED_H
 
@@ -9,12 +10,13 @@
 
 #include "crypt.h"
 #include "drop.h"
+#include "secret.h"
 #include "store.h"
 #include "words.h"
 
 typedef struct keyed_op keyed_op;
-/* Called with what the store found (never RECORD_UNAVAILABLE or RECORD_BLOCKED), only
- * while the request is alive. op is freed after it returns. */
+/* Called with what the store found (never RECORD_UNAVAILABLE, RECORD_STALE or
+ * RECORD_BLOCKED), only while the request is alive. op is freed after it returns. */
 typedef void (*keyed_cb)(h2o_req_t *req, keyed_op *op, const record_access *r);
 
 struct keyed_op {
@@ -24,6 +26,8 @@ struct keyed_op {
     int fd;                    /* with KEYED_OPEN_FILE: the stored file, or -1; a callback
                                 * that keeps it sets it to -1, else it is closed after */
     char id[CRYPT_ID_HEX_LEN + 1];
+    char secret_fp[SECRET_FP_LEN + 1]; /* of the secret the id was derived under */
+    const secret *secret;      /* that secret, for the callback (which must not keep it) */
     keyed_cb cb;
 };
 

@@ -1,7 +1,7 @@
 /* routes.c - the route table: for each path, the methods it takes, the handler of each,
- * the metrics label, how the access log shows it, and whether link previewers get the
- * link page there. Routing, 405 Allow values, logged paths and metrics labels are all
- * computed from it here. */
+ * the metrics label, how the access log shows it, whether link previewers get the link
+ * page there and on which listeners it is served. Routing, 405 Allow values, logged
+ * paths and metrics labels are all computed from it here. */
 #include "routes.h"
 
 #include <stdio.h>
@@ -37,15 +37,19 @@ typedef struct {
     int (*handle_tail)(h2o_req_t *req, const char *tail, size_t len); /* paths with a tail */
     const char *label;                                                /* metrics; unique */
     unsigned flags;
+    unsigned where; /* ROUTES_PUBLIC or _ADMIN */
 } route;
 
-#define EXACT(methods, path, handler, label) {methods, path, EXACT_PATH, handler, NULL, label, 0}
-#define KEYED(methods, prefix, handler, label) {methods, prefix, KEY_TAIL, NULL, handler, label, 0}
-#define NAMED(methods, prefix, handler, label) {methods, prefix, NAME_TAIL, NULL, handler, label, 0}
+#define EXACT(methods, path, handler, label) {methods, path, EXACT_PATH, handler, NULL, label, 0, ROUTES_PUBLIC}
+#define KEYED(methods, prefix, handler, label) {methods, prefix, KEY_TAIL, NULL, handler, label, 0, ROUTES_PUBLIC}
+#define NAMED(methods, prefix, handler, label) {methods, prefix, NAME_TAIL, NULL, handler, label, 0, ROUTES_PUBLIC}
 /* A key's link as people share it. */
-#define LINKED(methods, prefix, handler, label) {methods, prefix, KEY_TAIL, NULL, handler, label, LINK_PAGE}
+#define LINKED(methods, prefix, handler, label)                                                                        \
+    {methods, prefix, KEY_TAIL, NULL, handler, label, LINK_PAGE, ROUTES_PUBLIC}
 /* "/{name}": any one-segment path no other row names, for these methods only. */
-#define ANY_NAME(methods, handler, label) {methods, "/", NAME_TAIL, NULL, handler, label, OPEN}
+#define ANY_NAME(methods, handler, label) {methods, "/", NAME_TAIL, NULL, handler, label, OPEN, ROUTES_PUBLIC}
+/* An operator's route: on METRICS_LISTEN's sockets alone when it is set. */
+#define ADMIN(methods, path, handler, label) {methods, path, EXACT_PATH, handler, NULL, label, 0, ROUTES_ADMIN}
 
 /* A path may appear in several rows (one per handler); a method goes to the first row
  * of its path that takes it. HEAD only where a request changes nothing: on /download
@@ -63,7 +67,7 @@ static const route routes[] = {
     KEYED(GET | HEAD, "/status/", status_handle, "status"),
     EXACT(GET | HEAD, "/health", health_handle, "health"),
     EXACT(GET | HEAD, "/openapi.json", openapi_handle, "openapi"),
-    EXACT(GET | HEAD, "/metrics", metrics_handle, "metrics"),
+    ADMIN(GET | HEAD, "/metrics", metrics_handle, "metrics"),
     ANY_NAME(PUT, put_handle, "put"),
 };
 
@@ -99,7 +103,7 @@ static int path_matches(const route *r, h2o_iovec_t path, h2o_iovec_t *tail, int
 
 /* The rows that name a path first; only a path none of them names goes to an OPEN row,
  * and only for a method that row takes. */
-route_match routes_match(h2o_iovec_t path, h2o_iovec_t method)
+route_match routes_match(h2o_iovec_t path, h2o_iovec_t method, unsigned served)
 {
     route_match m = {.row = -1, .label = NROUTES};
     unsigned bit = method_bit(method);
@@ -107,7 +111,8 @@ route_match routes_match(h2o_iovec_t path, h2o_iovec_t method)
         for (int i = 0; i < NROUTES; i++) {
             h2o_iovec_t tail = {NULL, 0};
             int slash = 0;
-            if (((routes[i].flags & OPEN) != 0) != open || !path_matches(&routes[i], path, &tail, &slash))
+            if ((routes[i].where & served) == 0 || ((routes[i].flags & OPEN) != 0) != open ||
+                !path_matches(&routes[i], path, &tail, &slash))
                 continue;
             if (open && (routes[i].methods & bit) == 0)
                 continue;
@@ -133,7 +138,7 @@ route_match routes_match_request(h2o_req_t *req)
         if (q != NULL)
             p.len = (size_t)(q - p.base);
     }
-    return routes_match(p, req->method);
+    return routes_match(p, req->method, worker_routes_served(req));
 }
 
 void routes_allow(unsigned methods, char *out, size_t cap)
@@ -156,7 +161,7 @@ int routes_serve(h2o_req_t *req)
         h2o_send_inline(req, NULL, 0);
         return 0;
     }
-    route_match m = routes_match(req->path_normalized, req->method);
+    route_match m = routes_match(req->path_normalized, req->method, worker_routes_served(req));
     if (m.row == -1) {
         http_error(req, 404, "Not Found");
         return 0;

@@ -7,6 +7,11 @@
 #include <h2o.h>
 #include <stddef.h>
 
+/* Where a row is served: ROUTES_PUBLIC rows on LISTEN's sockets, ROUTES_ADMIN rows
+ * (/metrics) on METRICS_LISTEN's when it is set; every row everywhere when it is not.
+ * A row not served on a listener is not there at all for its requests (404). */
+enum { ROUTES_PUBLIC = 1, ROUTES_ADMIN = 2 };
+
 /* What the table makes of a request's path and method. */
 typedef struct {
     int row;          /* the row that takes the method, else the first whose path matches;
@@ -19,11 +24,11 @@ typedef struct {
     int link_page;    /* a row of this path gives link previewers the link page */
 } route_match;
 
-/* Match a path (no query) and a method against the table. Pure: for routing, logging
- * and tests alike. */
-route_match routes_match(h2o_iovec_t path, h2o_iovec_t method);
+/* Match a path (no query) and a method against the rows of the table a listener
+ * serves (ROUTES_* bits). Pure: for routing, logging and tests alike. */
+route_match routes_match(h2o_iovec_t path, h2o_iovec_t method, unsigned served);
 /* The same for a request: its normalized path, or for a request libh2o refused before
- * normalizing it, its raw path up to the query. */
+ * normalizing it, its raw path up to the query; the rows of its listener. */
 route_match routes_match_request(h2o_req_t *req);
 
 /* Answer a request: OPTIONS on any path is the CORS preflight (204); a link previewer

@@ -9,12 +9,18 @@
  * blocked) is not held against the store: a reply may be waiting unread all along.
  * hiredis resolves host names with a blocking getaddrinfo(); a name (compose's
  * "valkey") is resolved with getaddrinfo_a() off the loop, and hiredis gets the
- * numeric address. */
+ * numeric address.
+ *
+ * When it keeps the server secret (store mode), the client is usable only once the
+ * secret of the current connection is read: it is asked for right behind the
+ * connection's set-up, cleared when the connection goes, and read again when a script
+ * answers that the store's secret is no longer the one the worker holds. */
 #include "store.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <hiredis/async.h>
+#include <hiredis/sds.h>
 #include <netdb.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
@@ -22,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "crypt.h"
 #include "log.h"
@@ -39,11 +47,16 @@ struct store {
     int timeout_ms;
     redisAsyncContext *ac;
     h2o_socket_t *sock;
-    int up;                 /* connected, scripts loaded or loading */
+    int connected;          /* scripts loaded or loading */
+    int up;                 /* connected, and the secret (if we keep it) read on this connection */
     int was_up;             /* for logging transitions once */
+    secret *sec;            /* the server secret this client keeps, or NULL (pinned) */
+    int sec_asked;          /* a secret read is under way */
+    int sec_creating;       /* ... and it is the offer of a new one */
+    int sec_complained;     /* a bad secret in the store was logged (once until it is fixed) */
     unsigned inflight;      /* commands sent, not answered */
     uint64_t progress_ms;   /* last reply, or when inflight became non-zero */
-    uint64_t connect_started_ms;
+    uint64_t connect_started_ms; /* or when the secret was last asked for: up is overdue after it */
     uint64_t next_connect_ms;
     int backoff_ms;
     h2o_timeout_t tick_timeout;
@@ -68,7 +81,7 @@ typedef union {
 } typed_cb;
 
 /* Reads a reply (NULL: none) into its typed form and calls cb with it. */
-typedef void (*deliver_fn)(const redisReply *reply, typed_cb cb, void *data);
+typedef void (*deliver_fn)(store *s, const redisReply *reply, typed_cb cb, void *data);
 
 /* A command in flight; for scripts the arguments are kept to retry with EVAL if the
  * store has lost the script (NOSCRIPT). */
@@ -140,13 +153,27 @@ static void ev_cleanup(void *p)
 static void connection_lost(store *s, const char *why)
 {
     s->ac = NULL;
+    s->connected = 0;
     s->up = 0;
+    s->sec_asked = s->sec_creating = 0;
+    if (s->sec != NULL)
+        secret_clear(s->sec); /* the next connection may lead to another store */
     s->inflight = 0;
     s->next_connect_ms = util_mono_ms() + (uint64_t)s->backoff_ms;
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
     if (s->was_up) {
         log_event(LOG_ERROR, "store_down", "metadata store connection lost: %s", why);
         s->was_up = 0;
+    }
+}
+
+/* Usable: connected, and the secret (when we keep it) read on this connection. */
+static void check_up(store *s)
+{
+    s->up = s->connected && (s->sec == NULL || s->sec->loaded);
+    if (s->up && !s->was_up) {
+        log_event(LOG_INFO, "store_up", "metadata store connected");
+        s->was_up = 1;
     }
 }
 
@@ -157,12 +184,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
         connection_lost(s, ac->errstr); /* hiredis frees ac after this callback */
         return;
     }
-    s->up = 1;
+    s->connected = 1;
     s->backoff_ms = BACKOFF_MIN_MS;
-    if (!s->was_up) {
-        log_event(LOG_INFO, "store_up", "metadata store connected");
-        s->was_up = 1;
-    }
+    check_up(s);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -179,6 +203,138 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
         log_event(LOG_ERROR, "store_setup_failed", "%s", reply->str);
+}
+
+/* ---- the server secret ---- */
+
+/* What hiredis kept of a reply holding the secret goes as soon as the secret is in its
+ * page: the reply's string, the bytes its reader consumed or left behind in its
+ * buffer, and the 16 KiB buffer on the stack it read them into (in a frame that has
+ * returned, below the one we run in). */
+static __attribute__((noinline)) void wipe_stack(void)
+{
+    uint8_t below[32 * 1024];
+    OPENSSL_cleanse(below, sizeof(below));
+}
+
+static void wipe_read(redisAsyncContext *ac, redisReply *reply)
+{
+    redisReader *rd = ac->c.reader;
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING)
+        OPENSSL_cleanse(reply->str, reply->len);
+    if (rd != NULL && rd->buf != NULL) {
+        OPENSSL_cleanse(rd->buf, rd->pos);
+        OPENSSL_cleanse(rd->buf + rd->len, sdsavail(rd->buf));
+    }
+    wipe_stack();
+}
+
+static void secret_create(store *s);
+
+static void on_secret(redisAsyncContext *ac, void *r, void *priv)
+{
+    store *s = priv;
+    redisReply *reply = r;
+    uint8_t key[CRYPT_SECRET_LEN];
+    if (ac != s->ac || reply == NULL)
+        return; /* the connection went: the next one asks again */
+    int got = record_read_secret(reply, key);
+    wipe_read(ac, reply);
+    if (got == 0 && !s->sec_creating) {
+        secret_create(s); /* a store nobody used yet, or one emptied */
+        return;
+    }
+    s->sec_asked = s->sec_creating = 0;
+    if (got <= 0) {
+        /* Not ours to repair: another version or a person wrote it, or the store refused
+         * the command. Stay unusable (503); the watchdog drops this connection and the
+         * next one asks again. */
+        if (!s->sec_complained && reply->type == REDIS_REPLY_ERROR)
+            log_event(LOG_ERROR, "store_secret_failed", "cannot read the server secret from the store: %s",
+                      reply->str);
+        else if (!s->sec_complained)
+            log_event(LOG_ERROR, "store_secret_invalid",
+                      "the store's key \"secret\" is not a %d-byte server secret: requests answer 503 until it "
+                      "is (delete the key to start afresh; every stored file then becomes an orphan)",
+                      CRYPT_SECRET_LEN);
+        s->sec_complained = 1;
+        return;
+    }
+    secret_set(s->sec, key, 1);
+    OPENSSL_cleanse(key, sizeof(key));
+    s->sec_complained = 0;
+    check_up(s);
+}
+
+/* Read the store's secret; if it has none, secret_create follows. */
+static void secret_ask(store *s)
+{
+    record_cmd cmd;
+    if (record_cmd_secret_get(&cmd) != 0 ||
+        redisAsyncCommandArgv(s->ac, on_secret, s, cmd.argc, cmd.argv, cmd.len) != REDIS_OK)
+        return; /* not up: the watchdog retries with a new connection */
+    s->sec_asked = 1;
+    s->connect_started_ms = util_mono_ms();
+}
+
+/* Offer a fresh secret (SET NX: another worker or node may be first; the reply is the
+ * one in force). Formatted here so that the one copy handed to hiredis is its output
+ * buffer; ours is wiped. */
+static void secret_create(store *s)
+{
+    uint8_t candidate[CRYPT_SECRET_LEN];
+    record_cmd cmd;
+    char nk[16], *out = NULL;
+    const char *argv[RECORD_ARGS_MAX + 3];
+    size_t lens[RECORD_ARGS_MAX + 3];
+    int len = -1;
+    if (crypt_random(candidate, sizeof(candidate)) == 0 && record_cmd_secret_create(&cmd, candidate) == 0) {
+        argv[0] = "EVAL";
+        argv[1] = record_scripts[cmd.script];
+        argv[2] = nk;
+        lens[0] = 4;
+        lens[1] = strlen(argv[1]);
+        lens[2] = (size_t)snprintf(nk, sizeof(nk), "%d", cmd.nkeys);
+        memcpy(argv + 3, cmd.argv, (size_t)cmd.argc * sizeof(argv[0]));
+        memcpy(lens + 3, cmd.len, (size_t)cmd.argc * sizeof(lens[0]));
+        len = redisFormatCommandArgv(&out, cmd.argc + 3, argv, lens);
+        record_cmd_wipe(&cmd);
+    }
+    OPENSSL_cleanse(candidate, sizeof(candidate));
+    if (len > 0 && redisAsyncFormattedCommand(s->ac, on_secret, s, out, (size_t)len) == REDIS_OK) {
+        s->sec_asked = s->sec_creating = 1;
+        s->connect_started_ms = util_mono_ms();
+    } else {
+        s->sec_asked = 0; /* not up: the watchdog retries with a new connection */
+    }
+    if (out != NULL) {
+        OPENSSL_cleanse(out, (size_t)len);
+        redisFreeCommand(out);
+    }
+}
+
+/* A script found another secret in the store than the one ids were derived under:
+ * the store was emptied or replaced without the connection dropping. Nothing more is
+ * sent under the old one; the new one is read at once. */
+static void secret_changed(store *s)
+{
+    if (s->sec == NULL || s->sec_asked || s->ac == NULL)
+        return;
+    log_event(LOG_WARNING, "store_secret_changed",
+              "the store's server secret changed (the store was emptied or replaced): reading it again");
+    secret_clear(s->sec);
+    s->up = 0;
+    secret_ask(s);
+}
+
+int store_ready(const store *s)
+{
+    return s->up;
+}
+
+const secret *store_secret(const store *s)
+{
+    return s->up && s->sec != NULL && s->sec->loaded ? s->sec : NULL;
 }
 
 static void connect_to(store *s, const char *numeric_host)
@@ -222,6 +378,8 @@ static void connect_to(store *s, const char *numeric_host)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", s->url.db);
     for (int i = 0; i < RECORD_SCRIPT_COUNT; i++)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", record_scripts[i]);
+    if (s->sec != NULL)
+        secret_ask(s);
 }
 
 static int is_numeric(const char *host)
@@ -320,11 +478,12 @@ static void on_tick(h2o_timeout_entry_t *entry)
     h2o_timeout_link(s->loop, &s->tick_timeout, &s->tick);
 }
 
-store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms)
+store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, secret *sec)
 {
     store *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
+    s->sec = sec;
     s->url = *url;
     s->loop = loop;
     s->timeout_ms = timeout_ms;
@@ -392,7 +551,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
         log_event(LOG_ERROR, "store_error", "%s", reply->str);
         reply = NULL;
     }
-    c->deliver(reply, c->cb, c->data);
+    c->deliver(s, reply, c->cb, c->data);
     cmd_free(c);
 }
 
@@ -476,16 +635,18 @@ static void submit(store *s, int built, const record_cmd *cmd, deliver_fn delive
     if (c == NULL || cmd_send(c, c->script >= 0 ? "EVALSHA" : NULL, c->script >= 0 ? s->sha[c->script] : NULL) != 0) {
         if (c != NULL)
             cmd_free(c);
-        deliver(NULL, cb, data);
+        deliver(s, NULL, cb, data);
     }
 }
 
 /* ---- typed calls ---- */
 
-static void deliver_access(const redisReply *reply, typed_cb cb, void *data)
+static void deliver_access(store *s, const redisReply *reply, typed_cb cb, void *data)
 {
     record_access a;
     record_read_access(reply, &a);
+    if (a.outcome == RECORD_STALE)
+        secret_changed(s);
     cb.access(&a, data);
 }
 
@@ -522,9 +683,12 @@ void store_burn(store *s, const char *id, const char *client, const record_guard
     submit(s, record_cmd_burn(&cmd, id, client, g, now, digest), &cmd, deliver_access, (typed_cb){.access = cb}, data);
 }
 
-static void deliver_create(const redisReply *reply, typed_cb cb, void *data)
+static void deliver_create(store *s, const redisReply *reply, typed_cb cb, void *data)
 {
-    cb.outcome(record_read_create(reply), data);
+    record_outcome o = record_read_create(reply);
+    if (o == RECORD_STALE)
+        secret_changed(s);
+    cb.outcome(o, data);
 }
 
 void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data)
@@ -533,8 +697,9 @@ void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data
     submit(s, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
 }
 
-static void deliver_count(const redisReply *reply, typed_cb cb, void *data)
+static void deliver_count(store *s, const redisReply *reply, typed_cb cb, void *data)
 {
+    (void)s;
     cb.count(record_read_rate(reply), data);
 }
 
@@ -545,8 +710,9 @@ void store_rate(store *s, const char *kind, const char *client, uint32_t period_
     submit(s, record_cmd_rate(&cmd, kind, client, period_s, now), &cmd, deliver_count, (typed_cb){.count = cb}, data);
 }
 
-static void deliver_gate(const redisReply *reply, typed_cb cb, void *data)
+static void deliver_gate(store *s, const redisReply *reply, typed_cb cb, void *data)
 {
+    (void)s;
     long long free_in_ms;
     record_outcome outcome = record_read_gate(reply, &free_in_ms);
     cb.gate(outcome, free_in_ms, data);
@@ -559,8 +725,9 @@ void store_gate_enter(store *s, const char *client, const char *slot, const reco
     submit(s, record_cmd_gate_enter(&cmd, client, slot, g, now), &cmd, deliver_gate, (typed_cb){.gate = cb}, data);
 }
 
-static void deliver_done(const redisReply *reply, typed_cb cb, void *data)
+static void deliver_done(store *s, const redisReply *reply, typed_cb cb, void *data)
 {
+    (void)s;
     (void)reply;
     if (cb.done != NULL)
         cb.done(data);

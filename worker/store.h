@@ -5,7 +5,13 @@
  * at once (RECORD_UNAVAILABLE, or a count of -1) so requests answer 503. Each call is
  * one round trip; what it sends and how its reply reads is record.h's. Every callback
  * runs exactly once, possibly before the call returns (when the store is known to be
- * down); a pointer it is given lives only while it runs. */
+ * down); a pointer it is given lives only while it runs.
+ *
+ * Given a secret page, the client keeps the server secret there (store mode): it reads
+ * the store's (offering a new one if it has none) on every connection before anything
+ * else, and the store counts as down (every call fails at once) until it has it. It
+ * clears the page when the connection goes, and reads the secret again when a call
+ * comes back RECORD_STALE (the store was emptied or replaced under a live connection). */
 #ifndef RZ_STORE_H
 #define RZ_STORE_H
 
@@ -13,12 +19,18 @@
 #include <stdint.h>
 
 #include "record.h"
+#include "secret.h"
 #include "store_url.h"
 
 typedef struct store store;
 
-store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms);
+/* sec: the page the store's secret is kept in, or NULL when the secret is pinned. */
+store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, secret *sec);
 void store_free(store *s);
+/* The store's secret, when it is read on the current connection; else NULL. */
+const secret *store_secret(const store *s);
+/* Usable now: connected, with the secret read when the client keeps it. */
+int store_ready(const store *s);
 
 typedef void (*store_access_cb)(const record_access *r, void *data);
 typedef void (*store_outcome_cb)(record_outcome outcome, void *data);
@@ -44,7 +56,8 @@ void store_burn(store *s, const char *id, const char *client, const record_guard
                 store_access_cb cb, void *data);
 
 /* Record a new upload and give its client's upload slot back: RECORD_OK, RECORD_TAKEN
- * (the id is live: draw another key) or RECORD_UNAVAILABLE. */
+ * (the id is live: draw another key), RECORD_STALE (made under a secret the store no
+ * longer has: nothing recorded, the slot still held) or RECORD_UNAVAILABLE. */
 void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data);
 
 /* Count one request of kind for client in the fixed window of period_s holding now;

@@ -38,7 +38,7 @@
 
 enum { PART_NONE, PART_FILE, PART_EXPIRY, PART_USES, PART_IGNORED };
 /* Values a callback returns to stop the parser with a verdict. */
-enum { STOP_STORAGE = 1, STOP_MIME, STOP_DUPLICATE, STOP_INTERNAL };
+enum { STOP_STORAGE = 1, STOP_MIME, STOP_DUPLICATE, STOP_INTERNAL, STOP_UNAVAILABLE };
 
 typedef struct {
     char raw[FIELD_MAX + 1];
@@ -73,6 +73,7 @@ typedef struct {
     char token[CRYPT_TOKEN_HEX_LEN + 1]; /* the delete token, shown once in the 201 */
     char token_digest[CRYPT_DIGEST_HEX_LEN + 1]; /* what the record keeps of it */
     char id[CRYPT_ID_HEX_LEN + 1];
+    char secret_fp[SECRET_FP_LEN + 1]; /* of the secret id, file and record are made under */
     uint8_t salt[CRYPT_SALT_LEN];
     EVP_MD_CTX *sha;
     int fd;
@@ -267,6 +268,12 @@ static void answer_detail(upload_op *op, int status, const char *detail)
     answer(op, status, o);
 }
 
+/* The store (or the secret it keeps) is not at hand. */
+static void unavailable(upload_op *op)
+{
+    answer_detail(op, 503, "Service temporarily unavailable");
+}
+
 static void unprocessable(upload_op *op, cJSON *list)
 {
     cJSON *o = cJSON_CreateObject();
@@ -352,11 +359,16 @@ static int writer_verdict(upload_op *op, int r)
 static int file_begin(upload_op *op)
 {
     const proc_env *env = op->w->env;
+    const secret *sec = worker_secret(op->w);
     sealed_header h;
     uint8_t fk[CRYPT_KEY_LEN];
-    if (words_draw_key(env->words, op->w->cfg->key_words, op->key) != 0 || crypt_id(env->secret, op->key, strlen(op->key), op->id) != 0 ||
-        crypt_random(op->salt, sizeof(op->salt)) != 0 || sealed_header_new(&h, op->salt) != 0 ||
-        crypt_derive(env->secret, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
+    if (sec == NULL)
+        return STOP_UNAVAILABLE;
+    snprintf(op->secret_fp, sizeof(op->secret_fp), "%s", sec->store_fp);
+    if (words_draw_key(env->words, op->w->cfg->key_words, op->key) != 0 ||
+        crypt_id(sec->key, op->key, strlen(op->key), op->id) != 0 || crypt_random(op->salt, sizeof(op->salt)) != 0 ||
+        sealed_header_new(&h, op->salt) != 0 ||
+        crypt_derive(sec->key, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
         return STOP_INTERNAL;
     /* It writes nothing before the first data; its sink is the file made below. */
     op->sw = sealed_writer_new(fk, &h, &op->sink);
@@ -500,10 +512,11 @@ static void on_created(record_outcome outcome, void *data)
 {
     upload_op *op = data;
     h2o_req_t *req = op->ref.req;
-    if (outcome == RECORD_UNAVAILABLE) {
+    if (outcome == RECORD_UNAVAILABLE || outcome == RECORD_STALE) {
         /* The script may have run and only its reply been lost: the slot is given back
-         * again, which is harmless, and the record, pointing at no file, expires. */
-        answer_detail(op, 503, "Service temporarily unavailable");
+         * again, which is harmless, and the record, pointing at no file, expires. STALE:
+         * nothing was recorded (the store's secret is not the one of this upload). */
+        unavailable(op);
     } else if (outcome == RECORD_TAKEN) {
         restart(op); /* the key is live already: draw another */
     } else {
@@ -526,7 +539,7 @@ static void record(upload_op *op)
     const record_new rec = {.id = op->id, .client = op->client, .slot = gate_slot_name(op->slot),
                             .uses = op->uses_n, .created = op->created_at, .expires = op->expires_at,
                             .size = op->size, .salt = op->salt, .meta = op->blob, .meta_len = op->blob_len,
-                            .delete_digest = op->token_digest};
+                            .delete_digest = op->token_digest, .secret_fp = op->secret_fp};
     store_create(op->w->store, &rec, on_created, op);
 }
 
@@ -608,13 +621,20 @@ static void install_done(offload_job *job)
 static void commit(upload_op *op, int expiry_min, int uses)
 {
     drop_meta meta;
+    /* The file was sealed under the secret of file_begin: the metadata must be too, or
+     * the upload fails (the store was emptied or replaced meanwhile). */
+    const secret *sec = worker_secret(op->w);
+    if (sec == NULL || strcmp(sec->store_fp, op->secret_fp) != 0) {
+        unavailable(op);
+        return;
+    }
     op->uses_n = uses;
     op->created_at = (int64_t)(util_now_ms() / 1000);
     op->expires_at = op->created_at + (int64_t)expiry_min * 60;
     snprintf(meta.filename, sizeof(meta.filename), "%s", op->filename);
     snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
     memcpy(meta.sha256, op->sha_hex, sizeof(meta.sha256));
-    int bloblen = drop_meta_seal(op->w->env->secret, op->key, strlen(op->key), op->salt, &meta, op->blob);
+    int bloblen = drop_meta_seal(sec->key, op->key, strlen(op->key), op->salt, &meta, op->blob);
     install_job *j = bloblen >= 0 && crypt_token_new(op->token) == 0 &&
                              crypt_token_digest(op->token, strlen(op->token), op->token_digest) == 0
                          ? calloc(1, sizeof(*j))
@@ -676,6 +696,7 @@ static void stopped(upload_op *op, int r)
         break;
     case STOP_DUPLICATE: unprocessable_one(op, "value_error", "body", "file", "Only one file may be uploaded"); break;
     case STOP_INTERNAL: answer_detail(op, 500, "Internal server error"); break;
+    case STOP_UNAVAILABLE: unavailable(op); break;
     default: unprocessable_one(op, "value_error", "body", NULL, mp_error(op->mp)); break;
     }
 }
@@ -730,7 +751,7 @@ static void restart(upload_op *op)
     mp_free(op->mp);
     op->mp = NULL;
     if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS) {
-        answer_detail(op, 503, "Service temporarily unavailable");
+        unavailable(op);
         return;
     }
     if (!op->put) { /* the form is read again; a PUT's fields came from its head */
@@ -755,7 +776,7 @@ static void on_rate(void *data, int outcome, long retry_after)
     if (req == NULL) {
         op_free(op);
     } else if (outcome == RATE_UNAVAILABLE) {
-        answer_detail(op, 503, "Service temporarily unavailable");
+        unavailable(op);
     } else if (outcome == RATE_LIMITED || outcome == RATE_BUSY) {
         char after[24];
         int n = snprintf(after, sizeof(after), "%ld", retry_after > 0 ? retry_after : 1);

@@ -237,7 +237,8 @@ static int client_admits(worker *w, worker_conn *c, h2o_socket_t *sock)
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
-    worker *w = listener->data;
+    h2o_accept_ctx_t *actx = listener->data;
+    worker *w = H2O_STRUCT_FROM_MEMBER(worker, ctx, actx->ctx);
     if (err != NULL)
         return;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -269,7 +270,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
         spill_guard(w);
-        h2o_accept(&w->accept_ctx, sock);
+        h2o_accept(actx, sock);
     }
 }
 
@@ -347,6 +348,13 @@ static void housekeeping(worker *w)
     log_bounds(w, now);
 }
 
+const secret *worker_secret(const worker *w)
+{
+    if (w->env->secret != NULL)
+        return w->env->secret->loaded ? w->env->secret : NULL;
+    return store_secret(w->store);
+}
+
 /* ---- set-up, drain, run ---- */
 
 static void setup_h2o(worker *w)
@@ -380,16 +388,33 @@ static void setup_h2o(worker *w)
     h2o_timeout_init(w->ctx.loop, &w->retry_timeout, RETRY_MS);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->globalconf.hosts;
+    w->metrics_hosts[0] = host;
+    w->metrics_accept_ctx.ctx = &w->ctx;
+    w->metrics_accept_ctx.hosts = w->metrics_hosts;
+}
+
+unsigned worker_routes_served(h2o_req_t *req)
+{
+    worker *w = worker_of(req);
+    if (w->cfg->metrics_listen.n == 0)
+        return ROUTES_PUBLIC | ROUTES_ADMIN;
+    return req->conn->hosts == w->metrics_hosts ? ROUTES_ADMIN : ROUTES_PUBLIC;
+}
+
+static void listen_on(worker *w, const int *fds, size_t n, h2o_accept_ctx_t *actx)
+{
+    for (size_t i = 0; i < n && i < CFG_LISTEN_MAX; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_create(w->ctx.loop, fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        sock->data = actx;
+        h2o_socket_read_start(sock, on_accept);
+        w->listeners[w->nlisten++] = sock;
+    }
 }
 
 static void listeners_start(worker *w)
 {
-    for (size_t i = 0; i < w->env->nlisten && i < CFG_LISTEN_MAX; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_create(w->ctx.loop, w->env->listen_fds[i], H2O_SOCKET_FLAG_DONT_READ);
-        sock->data = w;
-        h2o_socket_read_start(sock, on_accept);
-        w->listeners[w->nlisten++] = sock;
-    }
+    listen_on(w, w->env->listen_fds, w->env->nlisten, &w->accept_ctx);
+    listen_on(w, w->env->metrics_fds, w->env->nmetrics, &w->metrics_accept_ctx);
 }
 
 static void drain_start(worker *w)
@@ -466,8 +491,19 @@ int worker_main(const proc_env *env)
         log_event(LOG_ERROR, "magic_failed", "cannot load the libmagic database");
         return 1;
     }
+    char warn[256];
+    if (env->secret != NULL) {
+        (void)secret_lock(env->secret, warn, sizeof(warn)); /* the master's lock is its own */
+    } else if ((w.store_secret = secret_new(warn, sizeof(warn))) == NULL) {
+        log_event(LOG_ERROR, "secret_failed", "cannot map a page for the server secret: %s", strerror(errno));
+        return 1;
+    }
+    if (warn[0] != '\0')
+        log_event(LOG_WARNING, "secret_unprotected", "%s", warn);
     store_url url;
-    w.store = store_url_parse(w.cfg->redis_url, &url) == 0 ? store_new(w.ctx.loop, &url, STORE_TIMEOUT_MS) : NULL;
+    w.store = store_url_parse(w.cfg->redis_url, &url) == 0
+                  ? store_new(w.ctx.loop, &url, STORE_TIMEOUT_MS, w.store_secret)
+                  : NULL;
     if (w.store == NULL || (w.gate = gate_new(w.ctx.loop, w.store)) == NULL) {
         log_event(LOG_ERROR, "store_failed", "cannot create the store client");
         return 1;
@@ -481,6 +517,13 @@ int worker_main(const proc_env *env)
         log_event(LOG_ERROR, "offload_failed", "cannot start the helper threads: %s", strerror(errno));
         return 1;
     }
+    /* Accept once the store is usable, so that the workers a reload starts never answer
+     * 503 while their connection sets up; or after STORE_TIMEOUT_MS, when a store that
+     * is down is answered 503 at once, as ever. Meanwhile connections wait in the
+     * listening sockets' backlog. */
+    uint64_t ready_by = util_mono_ms() + STORE_TIMEOUT_MS;
+    while (!proc_terminate && !proc_quit && !store_ready(w.store) && util_mono_ms() < ready_by)
+        h2o_evloop_run(w.ctx.loop, 10);
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
@@ -494,6 +537,7 @@ int worker_main(const proc_env *env)
     offload_free(w.offload); /* what it was given to close and unlink, it has */
     gate_free(w.gate);
     store_free(w.store);
+    secret_free(w.store_secret);
     magic_close(w.magic);
     peers_free(&w.peers);
     return 0;

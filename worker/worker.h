@@ -22,11 +22,16 @@ typedef struct worker {
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listeners[CFG_LISTEN_MAX];
+    /* METRICS_LISTEN's connections: the same host, reached through an array of its own,
+     * so a request can tell which listener it came in on (worker_routes_served). */
+    h2o_accept_ctx_t metrics_accept_ctx;
+    h2o_hostconf_t *metrics_hosts[2];
+    h2o_socket_t *listeners[2 * CFG_LISTEN_MAX];
     size_t nlisten;
     store *store;
     gate *gate;
     offload *offload;
+    secret *store_secret;  /* store mode: the page the store client keeps the secret in */
     magic_t magic;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
@@ -52,6 +57,16 @@ typedef struct worker {
 
 /* The worker process (the master's fork calls it); returns its exit code. */
 int worker_main(const proc_env *env);
+
+/* The server secret a request may derive from now: the pinned one, or the store's once
+ * it is read on the store's current connection; NULL meanwhile (answer 503). A request
+ * that spans store calls checks that it is still the one it began under (store_fp). */
+const secret *worker_secret(const worker *w);
+
+/* Which rows of the route table (ROUTES_* of routes.h) the listener a request came in
+ * on serves: everything without METRICS_LISTEN; with it, /metrics only on its own
+ * sockets and everything else only on LISTEN's. */
+unsigned worker_routes_served(h2o_req_t *req);
 
 /* The worker serving a request: its h2o context is embedded in the worker. */
 static inline worker *worker_of(h2o_req_t *req)

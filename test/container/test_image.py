@@ -205,12 +205,21 @@ def test_the_container_serves_as_uid_10001_keeps_its_state_in_the_volume_and_rel
         key = body['key']
         status, _, got = c.request('GET', '/download/' + key)
         assert status == 200 and got == data
-        # Uploads and the server secret are in the volume, owned by the image's user.
+        # Uploads are in the volume, owned by the image's user; the server secret is not
+        # (it lives in the store: the volume alone opens nothing).
         vol = c.volume_dir()
         stored = [os.path.join(vol, 'uploads', n) for n in os.listdir(os.path.join(vol, 'uploads'))]
         assert len(stored) == 1, stored
-        for p in stored + [os.path.join(vol, 'secret.key')]:
+        for p in stored:
             assert os.stat(p).st_uid == 10001, p
+        assert not os.path.exists(os.path.join(vol, 'secret.key'))
+        secret = redis.command('GET', 'secret')
+        secret = secret.encode() if isinstance(secret, str) else secret
+        assert isinstance(secret, bytes) and len(secret) == 32, 'no secret in the store'
+        for root, _, names in os.walk(vol):
+            for n in names:
+                with open(os.path.join(root, n), 'rb') as f:
+                    assert secret not in f.read(), 'the secret is on the volume: ' + n
         podman('kill', '--signal', 'HUP', c.name)
         wait_until(lambda: c.events('reloaded'), 30, message='the reload in the log')
         wait_until(lambda: c.json('GET', '/health/')[0] == 200, 30,

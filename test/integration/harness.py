@@ -300,7 +300,6 @@ def default_settings(port=None, redis_url=None):
         'REDIS_URL': redis_url or 'redis://127.0.0.1:%d/0' % free_port(),
         'STORAGE_PATH': path('storage', 'uploads'),
         'TEMP_PATH': path('storage', 'temp'),
-        'SECRET_PATH': path('storage', 'secret.key'),
         'LOG_PATH': path('logs', 'raven_zero.log'),
         'UPLOAD_RATE_LIMIT': '100000/second',
         'HEALTH_RATE_LIMIT': '100000/second',
@@ -412,22 +411,27 @@ class Redis:
         """Send one command in RESP over a fresh socket and return the decoded reply
         (str for simple strings and bulk strings that are UTF-8, else bytes; int; list;
         None). An error reply raises RedisError."""
-        payload = [b'*%d\r\n' % len(args)]
-        for a in args:
-            if isinstance(a, str):
-                a = a.encode()
-            elif not isinstance(a, bytes):
-                a = str(a).encode()
-            payload.append(b'$%d\r\n%s\r\n' % (len(a), a))
-        with socket.create_connection(('127.0.0.1', self.port), timeout=timeout) as s:
-            s.sendall(b''.join(payload))
-            return _RespReader(s).read()
+        return redis_command(self.port, *args, timeout=timeout)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def redis_command(port, *args, timeout=5.0):
+    """One command to the redis-server on 127.0.0.1:port (see Redis.command)."""
+    payload = [b'*%d\r\n' % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif not isinstance(a, bytes):
+            a = str(a).encode()
+        payload.append(b'$%d\r\n%s\r\n' % (len(a), a))
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
+        s.sendall(b''.join(payload))
+        return _RespReader(s).read()
 
 
 class _RespReader:
@@ -526,12 +530,13 @@ class Server:
     wait: 'healthy' (GET /health/ answers 200), 'up' (any HTTP answer) or None.
     net: a NetNamespace to run in (LISTEN then is its address, where the harness talks),
     as a container would; the master is still .proc, and REDIS_URL the store's unix
-    socket when it has one (unix sockets cross network namespaces)."""
+    socket when it has one (unix sockets cross network namespaces).
+    prefix: a command the binary is run under, which execs it (e.g. setpriv)."""
 
     host = '127.0.0.1'  # where the harness talks to it (subclasses talking elsewhere too)
 
     def __init__(self, redis=None, env=None, args=(), port=None, wait='healthy',
-                 make_dirs=True, net=None):
+                 make_dirs=True, net=None, prefix=()):
         self.port = port or free_port()
         self.host = net.inside if net else '127.0.0.1'
         self.prefix = net.exec if net else []
@@ -543,6 +548,7 @@ class Server:
             self.settings['LISTEN'] = '%s:%d' % (self.host, self.port)
         self.settings.update(env or {})
         self.args = list(args)
+        self.prefix = self.prefix + list(prefix)
         self.log_path = self.settings.get('LOG_PATH') or path('logs', 'raven_zero.log')
         if make_dirs:
             for key in ('STORAGE_PATH', 'TEMP_PATH'):
@@ -1200,11 +1206,25 @@ def assert_upload_body(body, headers, server, data, filename, uses, expiry_minut
     assert_common_headers('upload 201', headers)
 
 
-def drop_id(server, key):
+def server_secret(server):
+    """The server secret: the pinned file (SECRET_PATH) if there is one, else the one the
+    server keeps in its store (a local redis-server on a TCP port)."""
+    pinned = server.settings.get('SECRET_PATH')
+    if pinned:
+        with open(pinned, 'rb') as f:
+            return f.read()
+    m = re.match(r'^redis://127\.0\.0\.1:(\d+)/', server.settings['REDIS_URL'])
+    assert m, 'no local store to read the secret from: %r' % server.settings['REDIS_URL']
+    secret = redis_command(int(m.group(1)), 'GET', 'secret')
+    secret = secret.encode() if isinstance(secret, str) else secret  # bytes, exactly
+    assert isinstance(secret, bytes) and len(secret) == 32, 'the store holds no secret: %r' % secret
+    return secret
+
+
+def drop_id(server, key, secret=None):
     """The id a key's record and file go by: HMAC-SHA256(secret, key), first 16 bytes
-    in hex."""
-    with open(server.settings['SECRET_PATH'], 'rb') as f:
-        secret = f.read()
+    in hex (the server's own secret unless another is given)."""
+    secret = server_secret(server) if secret is None else secret
     return hmac.new(secret, key.encode(), hashlib.sha256).digest()[:16].hex()
 
 

@@ -227,13 +227,9 @@ def test_missing_directories_are_created_at_start():
     base = path('fresh')
     env = {'STORAGE_PATH': os.path.join(base, 'storage', 'uploads'),
            'TEMP_PATH': os.path.join(base, 'storage', 'temp'),
-           'SECRET_PATH': os.path.join(base, 'storage', 'secret.key'),
            'LOG_PATH': os.path.join(base, 'logs', 'raven_zero.log')}
     with Redis() as redis, Server(redis, env=env, make_dirs=False) as server:
         for key in ('STORAGE_PATH', 'TEMP_PATH'):
             assert os.path.isdir(env[key]), '%s %s not created' % (key, env[key])
-        assert os.path.isfile(env['SECRET_PATH'])
-        assert os.stat(env['SECRET_PATH']).st_mode & 0o777 == 0o600, \
-            oct(os.stat(env['SECRET_PATH']).st_mode)
         wait_until(lambda: os.path.isfile(env['LOG_PATH']), 5, message='log file created')
         assert server.running()

@@ -480,8 +480,9 @@ def test_dockerfile_runs_unprivileged_exposes_8000_and_keeps_state_in_a_volume()
     # Every address: the container's port is published (compose: on 127.0.0.1 only).
     assert env['LISTEN'] == '0.0.0.0:8000', env
     assert env['LOG_STDOUT'].lower() in ('1', 'true', 'yes', 'on'), env
-    for name in ('STORAGE_PATH', 'TEMP_PATH', 'SECRET_PATH'):
+    for name in ('STORAGE_PATH', 'TEMP_PATH'):
         assert any(env[name].startswith(v.rstrip('/') + '/') for v in volumes), (name, env[name])
+    assert not env.get('SECRET_PATH'), 'the secret belongs in the store, not the volume: %r' % env
     assert args_of(runtime, 'STOPSIGNAL') == ['SIGQUIT']
     assert args_of(runtime, 'ENTRYPOINT') == ['["/usr/local/sbin/raven-zero"]']
     # The settings are valid for the binary (paths moved into this test's directory).
@@ -661,7 +662,8 @@ def test_compose_volumes_hold_what_the_image_writes_and_its_settings_are_valid()
     assert mounts.get(os.path.dirname(env['LOG_PATH'])) == './logs', mounts
     storage = [c for c, h in mounts.items() if h == './storage']
     assert storage and all(env[k].startswith(storage[0] + '/')
-                           for k in ('STORAGE_PATH', 'TEMP_PATH', 'SECRET_PATH')), (storage, env)
+                           for k in ('STORAGE_PATH', 'TEMP_PATH')), (storage, env)
+    assert not env.get('SECRET_PATH'), 'the secret belongs in the store, not ./storage: %r' % env
     assert storage[0] in json.loads(args_of(runtime, 'VOLUME')[-1])
     assert app['ports'] == ['127.0.0.1:8000:8000'], app['ports']
     settings = {k: (path('img') + v if v.startswith('/var/') else v) for k, v in env.items()}
@@ -701,8 +703,11 @@ def test_systemd_unit_is_type_notify_reloads_with_hup_and_is_hardened():
     assert set(d['RestrictAddressFamilies'][0].split()) == {'AF_INET', 'AF_INET6', 'AF_UNIX'}
     assert '@system-service' in d['SystemCallFilter']
     env = dict(e.split('=', 1) for e in d['Environment'])
-    for k in ('STORAGE_PATH', 'TEMP_PATH', 'SECRET_PATH'):
+    for k in ('STORAGE_PATH', 'TEMP_PATH'):
         assert env[k].startswith('/var/lib/raven-zero/'), (k, env[k])
+    # The secret is in the store, never in the state directory; no core dumps either.
+    assert 'SECRET_PATH' not in env, env
+    assert d['LimitCORE'] == ['0'], d.get('LimitCORE')
     assert env['LOG_PATH'].startswith('/var/log/raven-zero/')
 
 

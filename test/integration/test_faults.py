@@ -496,8 +496,7 @@ class DiskFull:
 
     def env(self):
         return {'STORAGE_PATH': os.path.join(self.mnt, 'uploads'),
-                'TEMP_PATH': os.path.join(self.mnt, 'temp'),
-                'SECRET_PATH': path('secret.key')}
+                'TEMP_PATH': os.path.join(self.mnt, 'temp')}
 
     def stored(self):
         out = []

@@ -1,11 +1,12 @@
-"""GET /metrics: Prometheus counters summed over the workers, and only for the
-addresses METRICS_ALLOW lets in."""
+"""GET /metrics: Prometheus counters summed over the workers, only for the addresses
+METRICS_ALLOW lets in, and with METRICS_LISTEN only on sockets of its own."""
 
+import http.client
 import os
 import re
 import signal
 
-from harness import (Redis, Server, wait_until)
+from harness import (Redis, Server, exchange, free_port, path, run, wait_until, write_file)
 
 
 def metrics(server, source_address=None, headers=None):
@@ -157,3 +158,58 @@ def test_metrics_refused_403_to_clients_outside_metrics_allow():
         assert status == 403
         metrics(server)  # the loopback scraper itself
         metrics(server, headers={'X-Forwarded-For': '127.0.0.1'})
+
+
+def on_port(port, method, target, source=None, headers=None):
+    """One request to another port of the server (METRICS_LISTEN's)."""
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10,
+                                      source_address=(source, 0) if source else None)
+    try:
+        return exchange(conn, method, target, headers=headers)
+    finally:
+        conn.close()
+
+
+def test_metrics_listen_serves_metrics_only_there_and_nothing_else_there():
+    mport = free_port()
+    env = {'METRICS_LISTEN': '127.0.0.1:%d' % mport, 'METRICS_ALLOW': '127.0.0.1/32'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        for target in ('/metrics', '/metrics/'):
+            status, headers, body = server.request('GET', target)
+            assert status == 404 and b'Not Found' in body, (target, status, body)
+        status, headers, _ = server.request('POST', '/metrics')
+        assert status == 404 and 'allow' not in headers, (status, headers)
+        status, headers, body = on_port(mport, 'GET', '/metrics')
+        assert status == 200 and b'raven_zero_uploads_total' in body, (status, body[:200])
+        assert headers['content-type'].startswith('text/plain; version=0.0.4'), headers
+        # Still only for METRICS_ALLOW, and never for a malformed forwarded chain.
+        assert on_port(mport, 'GET', '/metrics', source='127.0.0.2')[0] == 403
+        assert on_port(mport, 'GET', '/metrics',
+                       headers={'X-Forwarded-For': '8.8.8.8, garbage'})[0] == 403
+        # Nothing of the drop answers there.
+        for method, target in (('GET', '/health/'), ('GET', '/openapi.json'),
+                               ('GET', '/status/abacus-abdomen-abide'), ('POST', '/upload/')):
+            assert on_port(mport, method, target)[0] == 404, (method, target)
+        # The main listener's 404 for /metrics counts as an unrouted request.
+        m = dict(re.findall(r'^(raven_zero_responses_total\{endpoint="(?:metrics|other)",'
+                            r'class="4xx"\}) (\S+)$', on_port(mport, 'GET', '/metrics')[2].decode(),
+                            re.M))
+        assert float(m['raven_zero_responses_total{endpoint="other",class="4xx"}']) >= 3, m
+        # A reload keeps the socket (the same METRICS_LISTEN) and the split.
+        server.signal(signal.SIGHUP)
+        wait_until(lambda: server.events('reloaded'), 10, message='the reload')
+        wait_until(lambda: on_port(mport, 'GET', '/metrics')[0] == 200, 10, message='metrics')
+        assert server.request('GET', '/metrics')[0] == 404
+
+
+def test_metrics_listen_on_a_listen_address_is_refused_in_one_line():
+    port = free_port()
+    code, _, stderr = run(['-t'], env={'LISTEN': '127.0.0.1:%d' % port,
+                                       'METRICS_LISTEN': '127.0.0.1:%d' % port})
+    assert code == 1 and stderr.strip() == (
+        'raven-zero: METRICS_LISTEN=127.0.0.1:%d: expected addresses apart from LISTEN\'s' % port), stderr
+    code, _, stderr = run(['-t'], env={'METRICS_LISTEN': 'nowhere'})
+    assert code == 1 and stderr.startswith('raven-zero: METRICS_LISTEN=nowhere: expected'), stderr
+    conf = write_file('metrics.yaml', 'metrics_listen:\n  - 127.0.0.1:%d\n' % free_port())
+    assert run(['-t', '-c', conf])[0] == 0
+    assert os.path.exists(path('metrics.yaml'))

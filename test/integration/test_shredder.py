@@ -10,8 +10,8 @@ import os
 import signal
 import time
 
-from harness import (MIB, Redis, Server, SlowDownload, path, storage, trash, upload_ok,
-                     wait_until)
+from harness import (MIB, Redis, Server, SlowDownload, path, server_secret, storage, trash,
+                     upload_ok, wait_until)
 
 
 BLOCK = 4096
@@ -423,7 +423,6 @@ def test_the_shredder_holds_neither_the_listening_socket_nor_the_server_secret()
         worker, shredder = kids['workers'][0], kids['shredder']
         assert listeners <= socket_inodes(worker), 'the worker does not hold the listener'
         assert not listeners & socket_inodes(shredder), 'the shredder holds the listener'
-        secret = read(server.settings['SECRET_PATH'])
-        assert len(secret) == 32
+        secret = server_secret(server)
         assert memory_holds(worker, secret), 'the secret is not found in the worker'
         assert not memory_holds(shredder, secret), 'the shredder holds the secret'

@@ -1,15 +1,15 @@
 """What the disk and the store hold: sealed files (a 40-byte header, then 64 KiB
 segments each with a 16-byte tag) with no plaintext, no key, file name or type in the
 store, on disk or in the log; a damaged file fails its download before any byte (or,
-past the first segment, after only the true prefix); the server secret; uploads that
-survive a restart."""
+past the first segment, after only the true prefix); uploads that survive a restart.
+Where the server secret lives is test_secret.py's."""
 
 import json
 import os
 
 from harness import (HEADER, PDF, SEGMENT, TAG, Redis, Server, assert_common_headers, curl,
                      download, files_under, one_response, path, raw_exchange, request_line,
-                     run, sha256, stored_path, upload_ok, wait_until)
+                     sha256, stored_path, upload_ok, wait_until)
 
 
 def store_dump(redis):
@@ -204,24 +204,7 @@ def test_the_store_the_disk_and_the_log_hold_no_key_name_or_type():
             assert s not in log, 'the log holds %r' % s
 
 
-def test_the_server_secret_is_a_0600_file_of_32_bytes_and_one_readable_by_others_is_refused():
-    with Redis() as redis, Server(redis) as server:
-        st = os.stat(server.settings['SECRET_PATH'])
-        assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
-        assert st.st_size == 32, st.st_size
-        up, _ = upload_ok(server, b'x')
-        assert os.path.isfile(stored_path(server, up['key'])), \
-            'the id is not HMAC-SHA256(secret, key)[:16] in hex'
-    exposed = path('exposed.key')
-    with open(exposed, 'wb') as f:
-        f.write(os.urandom(32))
-    os.chmod(exposed, 0o644)
-    code, _, stderr = run([], env={'SECRET_PATH': exposed})
-    assert code not in (0, None), 'started with a world-readable secret: %r' % stderr
-    assert 'SECRET_PATH' in stderr, stderr
-
-
-def test_uploads_survive_a_server_restart_with_the_same_secret():
+def test_uploads_survive_a_server_restart_the_store_keeping_the_secret():
     with Redis() as redis:
         data = os.urandom(SEGMENT + 5)
         server = Server(redis)

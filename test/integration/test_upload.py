@@ -349,8 +349,8 @@ def test_content_length_over_max_file_size_answers_413_json_before_the_body_is_s
     with Redis() as redis, Server(redis, env={'MAX_FILE_SIZE': '1000'}) as server:
         before = server.full_tree()
         body, _ = upload_ok(server, os.urandom(1000))  # exactly the limit: accepted
-        redis.command('FLUSHALL')
         os.unlink(stored_path(server, body['key']))
+        redis.command('FLUSHALL')
         # The whole body sent: Content-Length counts the multipart framing too.
         for size in (1001, 5000, 200000):
             status, headers, body = server.upload(os.urandom(size))

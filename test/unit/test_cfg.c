@@ -164,7 +164,7 @@ static void defaults_are_the_spec_defaults(void **state)
     assert_int_equal(c->log_backups, 5);
     assert_int_equal(c->log_stdout, 0);
     assert_int_equal(c->log_level, LOG_INFO);
-    assert_string_equal(c->secret_path, "./storage/secret.key");
+    assert_string_equal(c->secret_path, ""); /* the store keeps the secret */
     assert_int_equal(c->fsync_uploads, 0);
     assert_int_equal(c->metrics_allow.n, 2);
     assert_int_equal(c->max_connections, 1024);
@@ -195,7 +195,7 @@ static void cfg_names_lists_every_spec_setting_once(void **state)
     for (; cfg_names[n] != NULL; n++)
         for (size_t j = 0; j < n; j++)
             assert_string_not_equal(cfg_names[j], cfg_names[n]);
-    assert_int_equal(n, 41);
+    assert_int_equal(n, 42);
     for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
         size_t j = 0;
         while (cfg_names[j] != NULL && strcmp(cfg_names[j], spec[i]) != 0)
@@ -439,14 +439,26 @@ static void redis_url_error_hides_the_password(void **state)
 static void paths_reject_empty_values_and_control_characters(void **state)
 {
     fixture *f = *state;
-    static const char *const names[] = {"STORAGE_PATH", "TEMP_PATH", "LOG_PATH", "SECRET_PATH",
-                                        "DICEWARE_WORDLIST_PATH"};
+    static const char *const names[] = {"STORAGE_PATH", "TEMP_PATH", "LOG_PATH", "DICEWARE_WORDLIST_PATH"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         set_bad(f, names[i], "");
         set_bad(f, names[i], "   ");
         set_bad(f, names[i], "/tmp/a\x01" "b");
         set_ok(f, names[i], "/var/lib/raven-zero/x");
     }
+}
+
+static void secret_path_may_be_empty_but_never_hold_control_characters(void **state)
+{
+    fixture *f = *state;
+    set_ok(f, "SECRET_PATH", "/run/credentials/raven-zero.service/secret");
+    set_ok(f, "SECRET_PATH", "   "); /* trimmed: back to the store */
+    assert_string_equal(f->c.secret_path, "");
+    set_ok(f, "SECRET_PATH", "$CREDENTIALS_DIRECTORY/secret");
+    set_bad(f, "SECRET_PATH", "/tmp/a\x01" "b");
+    assert_string_equal(f->err, "SECRET_PATH=/tmp/a\\x01b: expected empty or a path without control characters");
+    set_ok(f, "SECRET_PATH", "");
+    assert_int_equal(cfg_validate(&f->c, f->err, sizeof f->err), 0);
 }
 
 static void public_url_requires_http_or_https_and_loses_its_trailing_slash(void **state)
@@ -1166,6 +1178,7 @@ int main(void)
         T(redis_url_rejects_other_schemes_bad_ports_and_dbs),
         T(redis_url_error_hides_the_password),
         T(paths_reject_empty_values_and_control_characters),
+        T(secret_path_may_be_empty_but_never_hold_control_characters),
         T(public_url_requires_http_or_https_and_loses_its_trailing_slash),
         T(allowed_mime_types_take_a_comma_list_trimmed_and_lowercased),
         T(allowed_mime_types_take_a_json_list),

@@ -1,7 +1,7 @@
 /* test_crypt.c - the contract of common/crypt.c: known answers computed outside OpenSSL,
- * round trips, the STREAM segment AEAD's rules (index, last flag, shape), and the
- * server secret file's rules. The sealed-file format built on the segments is
- * test_sealed.c's. */
+ * round trips, and the STREAM segment AEAD's rules (index, last flag, shape). The
+ * sealed-file format built on the segments is test_sealed.c's; the server secret's
+ * file and page, test_secret.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,12 +9,9 @@
 
 #include <cmocka.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "crypt.h"
 
@@ -339,121 +336,6 @@ static void stream_refuses_a_segment_size_or_aad_out_of_range(void **state)
     crypt_stream_free(s);
 }
 
-/* ---- server secret ---- */
-
-typedef struct {
-    char dir[64];
-    char path[128];
-} secret_dir;
-
-static int secret_setup(void **state)
-{
-    secret_dir *d = calloc(1, sizeof *d);
-
-    assert_non_null(d);
-    strcpy(d->dir, "/tmp/test_crypt.XXXXXX");
-    assert_non_null(mkdtemp(d->dir));
-    snprintf(d->path, sizeof d->path, "%s/secret.key", d->dir);
-    *state = d;
-    return 0;
-}
-
-static int secret_teardown(void **state)
-{
-    secret_dir *d = *state;
-    char sub[160];
-
-    unlink(d->path);
-    snprintf(sub, sizeof sub, "%s/volume/secret.key", d->dir);
-    unlink(sub);
-    snprintf(sub, sizeof sub, "%s/volume", d->dir);
-    rmdir(sub);
-    rmdir(d->dir);
-    free(d);
-    return 0;
-}
-
-static void secret_is_created_0600_and_reloaded_identical(void **state)
-{
-    secret_dir *d = *state;
-    uint8_t a[CRYPT_SECRET_LEN], b[CRYPT_SECRET_LEN], zero[CRYPT_SECRET_LEN] = {0};
-    char err[256];
-    struct stat st;
-
-    assert_int_equal(crypt_secret_load(d->path, a, err, sizeof err), 0);
-    assert_int_equal(stat(d->path, &st), 0);
-    assert_true(S_ISREG(st.st_mode));
-    assert_int_equal(st.st_mode & 07777, 0600);
-    assert_int_equal(st.st_size, CRYPT_SECRET_LEN);
-    assert_memory_not_equal(a, zero, sizeof a);
-    assert_int_equal(crypt_secret_load(d->path, b, err, sizeof err), 0);
-    assert_memory_equal(a, b, sizeof a);
-}
-
-static void secret_parent_directory_is_created_0700(void **state)
-{
-    secret_dir *d = *state;
-    uint8_t s[CRYPT_SECRET_LEN];
-    char path[160], err[256];
-    struct stat st;
-
-    snprintf(path, sizeof path, "%s/volume/secret.key", d->dir);
-    assert_int_equal(crypt_secret_load(path, s, err, sizeof err), 0);
-    snprintf(path, sizeof path, "%s/volume", d->dir);
-    assert_int_equal(stat(path, &st), 0);
-    assert_true(S_ISDIR(st.st_mode));
-    assert_int_equal(st.st_mode & 07777, 0700);
-}
-
-static void secret_readable_by_others_is_refused(void **state)
-{
-    secret_dir *d = *state;
-    uint8_t s[CRYPT_SECRET_LEN];
-    char err[256], want[256];
-
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), 0);
-    assert_int_equal(chmod(d->path, 0644), 0);
-    err[0] = '\0';
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), -1);
-    snprintf(want, sizeof want, "SECRET_PATH=%s: readable by group or others (chmod 600)", d->path);
-    assert_string_equal(err, want);
-    assert_int_equal(chmod(d->path, 0620), 0);
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), -1);
-    assert_int_equal(chmod(d->path, 0400), 0);
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), 0);
-}
-
-static void secret_of_the_wrong_size_is_refused(void **state)
-{
-    secret_dir *d = *state;
-    uint8_t s[CRYPT_SECRET_LEN];
-    char err[256];
-    FILE *fp;
-
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), 0);
-    fp = fopen(d->path, "ab");
-    assert_non_null(fp);
-    fputc('x', fp);
-    fclose(fp);
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), -1);
-    assert_non_null(strstr(err, "SECRET_PATH="));
-    assert_non_null(strstr(err, d->path));
-    assert_int_equal(truncate(d->path, 0), 0);
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), -1);
-}
-
-static void secret_path_that_is_a_directory_is_refused(void **state)
-{
-    secret_dir *d = *state;
-    uint8_t s[CRYPT_SECRET_LEN];
-    char err[256];
-
-    assert_int_equal(mkdir(d->path, 0700), 0);
-    assert_int_equal(crypt_secret_load(d->path, s, err, sizeof err), -1);
-    assert_non_null(strstr(err, "SECRET_PATH="));
-    assert_int_equal(rmdir(d->path), 0);
-}
-
 /* ---- hex ---- */
 
 static void hex_round_trips_and_unhex_accepts_only_exact_lowercase(void **state)
@@ -474,7 +356,6 @@ static void hex_round_trips_and_unhex_accepts_only_exact_lowercase(void **state)
 }
 
 #define WITH_THREE(t) cmocka_unit_test_setup_teardown(t, three_setup, three_teardown)
-#define WITH_DIR(t) cmocka_unit_test_setup_teardown(t, secret_setup, secret_teardown)
 
 int main(void)
 {
@@ -492,11 +373,6 @@ int main(void)
         WITH_THREE(segment_with_a_flipped_bit_or_under_another_key_or_aad_fails),
         WITH_THREE(seal_refuses_short_non_last_empty_or_oversized_segments),
         cmocka_unit_test(stream_refuses_a_segment_size_or_aad_out_of_range),
-        WITH_DIR(secret_is_created_0600_and_reloaded_identical),
-        WITH_DIR(secret_parent_directory_is_created_0700),
-        WITH_DIR(secret_readable_by_others_is_refused),
-        WITH_DIR(secret_of_the_wrong_size_is_refused),
-        WITH_DIR(secret_path_that_is_a_directory_is_refused),
         cmocka_unit_test(hex_round_trips_and_unhex_accepts_only_exact_lowercase),
     };
 

@@ -17,6 +17,7 @@
 #define ID "0123456789abcdef0123456789abcdef"
 #define SALT_HEX "000102030405060708090a0b0c0d0e0f"
 #define DIGEST "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define FP "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3"
 
 /* The reply a server sending these len bytes would give (the caller frees it). */
 static redisReply *reply_n(const char *resp, size_t len)
@@ -96,6 +97,7 @@ static void each_named_outcome_is_its_own_value(void **state)
     assert_int_equal(access_of("*1\r\n$4\r\ngone\r\n").outcome, RECORD_GONE);
     assert_int_equal(access_of("*1\r\n$9\r\npreviewed\r\n").outcome, RECORD_PREVIEWED);
     assert_int_equal(access_of("*1\r\n$9\r\nforbidden\r\n").outcome, RECORD_FORBIDDEN);
+    assert_int_equal(access_of("*1\r\n$5\r\nstale\r\n").outcome, RECORD_STALE);
 }
 
 static void no_reply_or_a_shapeless_one_is_unavailable_and_a_strange_name_unknown(void **state)
@@ -139,16 +141,21 @@ static void meta_larger_than_any_blob_is_not_sealed(void **state)
     assert_false(a.sealed);
 }
 
-static void create_answers_recorded_taken_or_unavailable(void **state)
+static void create_answers_recorded_taken_stale_or_unavailable(void **state)
 {
     (void)state;
     redisReply *one = reply(":1\r\n"), *zero = reply(":0\r\n"), *text = reply("$1\r\n1\r\n");
+    redisReply *stale = reply(":-1\r\n"), *other = reply(":2\r\n");
     assert_int_equal(record_read_create(one), RECORD_OK);
     assert_int_equal(record_read_create(zero), RECORD_TAKEN);
+    assert_int_equal(record_read_create(stale), RECORD_STALE);
+    assert_int_equal(record_read_create(other), RECORD_UNAVAILABLE);
     assert_int_equal(record_read_create(text), RECORD_UNAVAILABLE);
     assert_int_equal(record_read_create(NULL), RECORD_UNAVAILABLE);
     freeReplyObject(one);
     freeReplyObject(zero);
+    freeReplyObject(stale);
+    freeReplyObject(other);
     freeReplyObject(text);
 }
 
@@ -264,21 +271,24 @@ static void a_new_record_carries_binary_meta_hex_salt_and_its_ttl(void **state)
                     .salt = salt,
                     .meta = (const uint8_t *)"m\0eta",
                     .meta_len = 5,
-                    .delete_digest = DIGEST};
+                    .delete_digest = DIGEST,
+                    .secret_fp = FP};
     record_cmd c;
     assert_int_equal(record_cmd_create(&c, &n), 0);
     assert_int_equal(c.script, RECORD_SCRIPT_CREATE);
-    assert_int_equal(c.nkeys, 3);
-    assert_int_equal(c.argc, 13);
+    assert_int_equal(c.nkeys, 4);
+    assert_int_equal(c.argc, 15);
     assert_arg(&c, 0, "upload:{" ID "}");
     assert_arg(&c, 2, "slots:{10.0.0.1}");
-    assert_arg(&c, 3, ID);
-    assert_arg(&c, 8, SALT_HEX);
-    assert_int_equal(c.len[9], 5);
-    assert_memory_equal(c.argv[9], "m\0eta", 5);
-    assert_arg(&c, 10, "600");
-    assert_arg(&c, 11, "5107a1b2c3d4e5f6");
-    assert_arg(&c, 12, DIGEST);
+    assert_arg(&c, 3, "secret");
+    assert_arg(&c, 4, ID);
+    assert_arg(&c, 9, SALT_HEX);
+    assert_int_equal(c.len[10], 5);
+    assert_memory_equal(c.argv[10], "m\0eta", 5);
+    assert_arg(&c, 11, "600");
+    assert_arg(&c, 12, "5107a1b2c3d4e5f6");
+    assert_arg(&c, 13, DIGEST);
+    assert_arg(&c, 14, FP); /* checked against the store's secret before anything is written */
 }
 
 static void a_slot_is_taken_and_given_back_by_name_in_its_clients_set(void **state)
@@ -331,40 +341,56 @@ static void one_command_renews_up_to_its_batch_of_slots_each_under_its_clients_k
 static void a_burn_is_a_keyed_command_that_carries_the_token_digest(void **state)
 {
     (void)state;
-    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60};
+    record_guard g = {.fail_limit = 10,
+                      .block_s = 600,
+                      .fail_memory_s = 600,
+                      .budget = 500,
+                      .budget_period_s = 60,
+                      .secret_fp = FP};
     record_cmd c;
     assert_int_equal(record_cmd_burn(&c, ID, "10.0.0.1", &g, 1700000000, DIGEST), 0);
     assert_int_equal(c.script, RECORD_SCRIPT_BURN);
-    assert_int_equal(c.nkeys, 5);
-    assert_int_equal(c.argc, 13);
+    assert_int_equal(c.nkeys, 6);
+    assert_int_equal(c.argc, 15);
     assert_arg(&c, 0, "upload:{" ID "}");
     assert_arg(&c, 1, "fail:{10.0.0.1}");
     assert_arg(&c, 2, "block:{10.0.0.1}");
-    assert_arg(&c, 9, ID);
-    assert_arg(&c, 12, DIGEST);
+    assert_arg(&c, 5, "secret");
+    assert_arg(&c, 10, ID);
+    assert_arg(&c, 13, FP); /* the secret is checked before the token */
+    assert_arg(&c, 14, DIGEST);
 }
 
 static void keyed_commands_tag_the_clients_keys_alike(void **state)
 {
     (void)state;
-    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60};
+    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60,
+                      .secret_fp = FP};
     record_cmd c;
     assert_int_equal(record_cmd_status(&c, ID, "2001:db8::/64", &g, 1700000000), 0);
     assert_int_equal(c.script, RECORD_SCRIPT_STATUS);
-    assert_int_equal(c.nkeys, 5);
+    assert_int_equal(c.nkeys, 6);
     assert_arg(&c, 0, "upload:{" ID "}");
     assert_arg(&c, 1, "fail:{2001:db8::/64}");
     assert_arg(&c, 2, "block:{2001:db8::/64}");
-    assert_arg(&c, 5, "1700000000");
-    assert_arg(&c, 9, ID);
-    assert_arg(&c, 10, "500");
-    assert_arg(&c, 11, "60");
+    assert_arg(&c, 4, "fails:28333333");
+    assert_arg(&c, 5, "secret");
+    assert_arg(&c, 6, "1700000000");
+    assert_arg(&c, 10, ID);
+    assert_arg(&c, 11, "500");
+    assert_arg(&c, 12, "60");
+    assert_arg(&c, 13, FP);
+    assert_int_equal(c.argc, 14);
+    g.secret_fp = ""; /* a pinned secret: nothing to compare */
+    assert_int_equal(record_cmd_take_use(&c, ID, "::1", &g, 1700000000), 0);
+    assert_arg(&c, c.argc - 1, "");
 }
 
 static void the_failure_budget_counts_in_a_fixed_window_of_its_period(void **state)
 {
     (void)state;
-    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60};
+    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60,
+                      .secret_fp = ""};
     record_cmd c;
     assert_int_equal(record_cmd_take_use(&c, ID, "10.0.0.1", &g, 1700000039), 0);
     assert_arg(&c, 4, "fails:28333333");
@@ -389,6 +415,47 @@ static void an_unknown_key_says_how_many_failed_in_the_window(void **state)
     assert_int_equal(a.window_fails, 602);
 }
 
+static void the_secret_is_read_created_with_a_candidate_and_wiped(void **state)
+{
+    (void)state;
+    uint8_t candidate[CRYPT_SECRET_LEN], out[CRYPT_SECRET_LEN];
+    for (int i = 0; i < CRYPT_SECRET_LEN; i++)
+        candidate[i] = (uint8_t)(0xc0 + i);
+    record_cmd c;
+    assert_int_equal(record_cmd_secret_get(&c), 0);
+    assert_int_equal(c.script, -1);
+    assert_int_equal(c.argc, 2);
+    assert_arg(&c, 0, "GET");
+    assert_arg(&c, 1, "secret");
+    assert_int_equal(record_cmd_secret_create(&c, candidate), 0);
+    assert_int_equal(c.script, RECORD_SCRIPT_SECRET);
+    assert_int_equal(c.nkeys, 1);
+    assert_arg(&c, 0, "secret");
+    assert_int_equal(c.len[1], CRYPT_SECRET_LEN);
+    assert_memory_equal(c.argv[1], candidate, CRYPT_SECRET_LEN);
+    record_cmd_wipe(&c);
+    assert_memory_not_equal(c.argv[1], candidate, CRYPT_SECRET_LEN);
+    /* Replies: the secret, none yet, or something else (never taken for a secret). */
+    redisReply *r = reply("$32\r\n0123456789abcdef0123456789abcdef\r\n");
+    assert_int_equal(record_read_secret(r, out), 1);
+    assert_memory_equal(out, "0123456789abcdef0123456789abcdef", CRYPT_SECRET_LEN);
+    freeReplyObject(r);
+    r = reply("$-1\r\n");
+    assert_int_equal(record_read_secret(r, out), 0);
+    freeReplyObject(r);
+    static const char *const bad[] = {"$31\r\n0123456789abcdef0123456789abcde\r\n",
+                                      "$33\r\n0123456789abcdef0123456789abcdef0\r\n", ":32\r\n",
+                                      "-NOPERM no\r\n", "*1\r\n$1\r\nx\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(out, 0x5a, sizeof out);
+        r = reply_n(bad[i], strlen(bad[i]));
+        assert_int_equal(record_read_secret(r, out), -1);
+        assert_int_equal(out[0], 0x5a);
+        freeReplyObject(r);
+    }
+    assert_int_equal(record_read_secret(NULL, out), -1);
+}
+
 static void the_rate_window_is_part_of_the_key(void **state)
 {
     (void)state;
@@ -409,7 +476,7 @@ static void an_argument_that_does_not_fit_is_refused(void **state)
     char client[300];
     memset(client, 'a', sizeof(client) - 1);
     client[sizeof(client) - 1] = '\0';
-    record_guard g = {10, 600, 600, 500, 60};
+    record_guard g = {10, 600, 600, 500, 60, ""};
     record_cmd c;
     assert_int_equal(record_cmd_take_use(&c, ID, client, &g, 1), -1);
     assert_int_equal(record_cmd_gate_leave(&c, client, "00ff"), -1);
@@ -425,7 +492,7 @@ int main(void)
         cmocka_unit_test(no_reply_or_a_shapeless_one_is_unavailable_and_a_strange_name_unknown),
         cmocka_unit_test(an_ok_without_well_formed_salt_and_meta_is_not_sealed),
         cmocka_unit_test(meta_larger_than_any_blob_is_not_sealed),
-        cmocka_unit_test(create_answers_recorded_taken_or_unavailable),
+        cmocka_unit_test(create_answers_recorded_taken_stale_or_unavailable),
         cmocka_unit_test(rate_gives_the_count_or_minus_one),
         cmocka_unit_test(the_gate_says_ok_limited_busy_or_unavailable),
         cmocka_unit_test(due_members_are_ids_or_junk_that_can_still_be_named),
@@ -438,6 +505,7 @@ int main(void)
         cmocka_unit_test(the_failure_budget_counts_in_a_fixed_window_of_its_period),
         cmocka_unit_test(an_unknown_key_says_how_many_failed_in_the_window),
         cmocka_unit_test(a_burn_is_a_keyed_command_that_carries_the_token_digest),
+        cmocka_unit_test(the_secret_is_read_created_with_a_candidate_and_wiped),
         cmocka_unit_test(the_rate_window_is_part_of_the_key),
         cmocka_unit_test(an_argument_that_does_not_fit_is_refused),
     };

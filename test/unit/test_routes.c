@@ -17,9 +17,15 @@
 
 static const char *const METHODS[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "TRACE", "FROB", "get"};
 
+static route_match match_on(const char *path, const char *method, unsigned served)
+{
+    return routes_match(h2o_iovec_init(path, strlen(path)), h2o_iovec_init(method, strlen(method)), served);
+}
+
+/* A listener serving every row: no METRICS_LISTEN. */
 static route_match match(const char *path, const char *method)
 {
-    return routes_match(h2o_iovec_init(path, strlen(path)), h2o_iovec_init(method, strlen(method)));
+    return match_on(path, method, ROUTES_PUBLIC | ROUTES_ADMIN);
 }
 
 static const char *logged(const char *path, const char *method, char *out, size_t cap)
@@ -222,6 +228,32 @@ static void each_route_counts_under_its_own_label_and_the_rest_under_other(void 
         }
 }
 
+/* METRICS_LISTEN: /metrics lives on its listener alone, and nothing else does. */
+static void metrics_are_served_on_their_own_listener_and_not_on_the_others(void **state)
+{
+    static const char *const public_paths[] = {"/upload/", "/health", "/status/" KEY, "/openapi.json"};
+    route_match m;
+    char allow[64];
+    (void)state;
+    m = match_on("/metrics", "GET", ROUTES_ADMIN);
+    assert_true(m.row >= 0 && m.allowed);
+    assert_string_equal(routes_label(m.label), "metrics");
+    m = match_on("/metrics", "GET", ROUTES_PUBLIC);
+    assert_int_equal(m.row, -1); /* 404, not a 405 that would say it exists */
+    assert_int_equal(m.methods, 0);
+    assert_string_equal(routes_label(m.label), "other");
+    m = match_on("/metrics", "POST", ROUTES_PUBLIC);
+    assert_int_equal(m.row, -1);
+    for (size_t i = 0; i < sizeof public_paths / sizeof public_paths[0]; i++) {
+        m = match_on(public_paths[i], "GET", ROUTES_ADMIN);
+        assert_int_equal(m.row, -1);
+        m = match_on(public_paths[i], "GET", ROUTES_PUBLIC);
+        assert_true(m.row >= 0);
+    }
+    routes_allow(match_on("/metrics", "POST", ROUTES_ADMIN).methods, allow, sizeof allow);
+    assert_string_equal(allow, "GET, HEAD, OPTIONS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +266,7 @@ int main(void)
         cmocka_unit_test(link_previewers_are_looked_for_on_download_and_preview_only),
         cmocka_unit_test(the_log_shows_the_route_and_masks_every_key),
         cmocka_unit_test(each_route_counts_under_its_own_label_and_the_rest_under_other),
+        cmocka_unit_test(metrics_are_served_on_their_own_listener_and_not_on_the_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
