@@ -1137,17 +1137,24 @@ WORDS = _load_words()
 WORDSET = frozenset(WORDS)
 
 
-def key_words(key):
-    """The three list words a key is made of, or None (words may contain '-')."""
+def key_words(key, count=None):
+    """A split of key into 3 to 6 list words (exactly count of them if given), or None.
+    Words may contain '-', so a key may split more than one way."""
     if not re.match(r'^[a-z-]+$', key):
         return None
-    for a in range(len(key)):
-        if key[a] != '-' or key[:a] not in WORDSET:
-            continue
-        for b in range(a + 1, len(key)):
-            if key[b] == '-' and key[a + 1:b] in WORDSET and key[b + 1:] in WORDSET:
-                return key[:a], key[a + 1:b], key[b + 1:]
-    return None
+
+    def split(rest, taken):
+        if len(taken) == 6:
+            return None
+        if rest in WORDSET and len(taken) + 1 >= 3 and count in (None, len(taken) + 1):
+            return taken + (rest,)
+        for a in range(len(rest)):
+            if rest[a] == '-' and rest[:a] in WORDSET:
+                found = split(rest[a + 1:], taken + (rest[:a],))
+                if found:
+                    return found
+        return None
+    return split(key, ())
 
 
 def unknown_key():
@@ -1182,7 +1189,7 @@ def assert_upload_body(body, headers, server, data, filename, uses, expiry_minut
         assert field in body, 'upload answer lacks %r: %r' % (field, body)
     key = body['key']
     assert isinstance(key, str) and key_words(key), \
-        'key %r is not three words of the list joined by -' % key
+        'key %r is not 3 to 6 words of the list joined by -' % key
     base = base or 'http://127.0.0.1:%d' % server.port
     assert body['preview_url'] == '%s/preview/%s' % (base, key), body
     assert body['download_url'] == '%s/download/%s' % (base, key), body
