@@ -186,8 +186,7 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                                     "return 0\n",
 
     /* KEYS secret; ARGV candidate -> the secret in force (the candidate if there was none) */
-    [RECORD_SCRIPT_SECRET] = "redis.call('SET', KEYS[1], ARGV[1], 'NX')\n"
-                             "return redis.call('GET', KEYS[1])\n",
+    [RECORD_SCRIPT_SECRET] = "redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])\n",
 };
 
 /* ---- building commands ---- */

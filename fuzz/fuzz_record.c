@@ -13,11 +13,15 @@ static void read_all_ways(redisReply *r)
 {
     record_access a;
     record_due d;
+    uint8_t secret[CRYPT_SECRET_LEN];
     record_read_access(r, &a);
-    if ((unsigned)a.outcome > RECORD_FORBIDDEN || a.meta_len > sizeof(a.meta) || (!a.sealed && a.meta_len != 0))
+    if ((unsigned)a.outcome > RECORD_STALE || a.meta_len > sizeof(a.meta) || (!a.sealed && a.meta_len != 0))
         abort();
-    if ((unsigned)record_read_create(r) > RECORD_BUSY || (unsigned)record_read_gate(r, NULL) > RECORD_BUSY ||
-        (unsigned)record_read_lookup(r) > RECORD_BUSY)
+    if ((unsigned)record_read_create(r) > RECORD_STALE || (unsigned)record_read_gate(r, NULL) > RECORD_STALE ||
+        (unsigned)record_read_lookup(r) > RECORD_STALE)
+        abort();
+    int got = record_read_secret(r, secret);
+    if (got < -1 || got > 1 || (got == 1 && (r->type != REDIS_REPLY_STRING || r->len != CRYPT_SECRET_LEN)))
         abort();
     (void)record_read_rate(r);
     (void)record_read_expiry(r);
