@@ -82,7 +82,11 @@ def test_server_started_with_redis_down_starts_degraded_and_recovers():
         assert status == 503, body
         assert_health_body(body, 'degraded', REDIS_DOWN)
         redis.start()
-        wait_until(lambda: all(health(server)[0] == 200 for _ in range(6)), 2.0,
+        # Six answers in a row may all come from one worker: wait for each to say it is
+        # up (connected, and the server secret read) before the last look.
+        workers = len(server.full_tree()['workers'])
+        wait_until(lambda: len(server.events('store_up', process='worker')) == workers and
+                   all(health(server)[0] == 200 for _ in range(6)), 2.0,
                    message='health 200 on every worker within 2 s of redis starting')
         status, _, body = health(server)
         assert_health_body(body, 'healthy', ONLINE)
