@@ -347,6 +347,34 @@ def test_an_upload_made_under_a_secret_the_store_no_longer_has_is_refused_not_re
         assert not redis.command('KEYS', 'fail:*'), 'a stale look-up counted as a failure'
 
 
+def test_a_delete_or_a_put_under_a_secret_the_store_no_longer_has_is_refused_and_writes_nothing():
+    with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
+        up, _ = upload_ok(server, b'not to be burned under another secret', uses=2)
+        record = 'upload:{%s}' % mac(server_secret(server), up['key'])
+        stored = files_under(storage(server))
+        # Replaced under a live connection: the worker still derives ids under the old one.
+        redis.command('SET', 'secret', os.urandom(32))
+        status, headers, body = server.request('DELETE', '/download/' + up['key'],
+                                               headers={'X-Delete-Token': up['delete_token']})
+        assert status == 503 and 'retry-after' in headers, (status, body)
+        assert as_bytes(redis.command('HGET', record, 'b')) == b'0', 'burned under a stale secret'
+        assert redis.command('HGET', record, 'salt') is not None, 'the salt went'
+        assert not redis.command('KEYS', 'fail*'), 'a stale delete counted as a failure'
+        assert files_under(storage(server)) == stored, 'the file moved'
+        wait_until(lambda: len(server.events('store_secret_changed')) == 1, 5,
+                   message='the change noticed')
+        wait_until(lambda: server.json('GET', '/health/')[0] == 200, 5, message='health')
+        # Again, now under a PUT: sealed under the secret the worker holds, not recorded.
+        redis.command('SET', 'secret', os.urandom(32))
+        status, headers, body = server.request('PUT', '/put.bin', body=b'sealed under a lost secret')
+        assert status == 503 and 'retry-after' in headers, (status, body)
+        assert redis.command('KEYS', 'upload:*') == [record], 'the refused PUT was recorded'
+        wait_until(lambda: files_under(storage(server)) == stored and not os.listdir(temp(server)),
+                   5, message='nothing left of the refused PUT')
+        wait_until(lambda: len(server.events('store_secret_changed')) == 2, 5,
+                   message='the change noticed')
+
+
 def test_a_secret_of_the_wrong_shape_in_the_store_stops_service_until_it_is_removed():
     with Redis() as redis:
         redis.command('SET', 'secret', 'not 32 bytes')
