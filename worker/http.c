@@ -191,7 +191,8 @@ int http_from_host_itself(h2o_req_t *req)
     return memcmp(peer, v4, 16) == 0 || memcmp(peer, v6, 16) == 0;
 }
 
-void http_client(h2o_req_t *req, char *out)
+/* The client's name: its address as seen, or (grouped) the network its limits count. */
+static void client_name(h2o_req_t *req, char *out, int grouped)
 {
     uint8_t a[16];
     int r = http_client_addr(req, a);
@@ -199,20 +200,20 @@ void http_client(h2o_req_t *req, char *out)
         snprintf(out, HTTP_ADDR_MAX, HTTP_CLIENT_UNKNOWN_FORWARDED_TEXT);
     else if (r != 0)
         snprintf(out, HTTP_ADDR_MAX, "unknown");
+    else if (grouped)
+        addr_group_text(a, worker_of(req)->cfg->ipv6_prefix, out, HTTP_ADDR_MAX);
     else
         addr_text(a, out, HTTP_ADDR_MAX);
 }
 
+void http_client(h2o_req_t *req, char *out)
+{
+    client_name(req, out, 0);
+}
+
 void http_client_key(h2o_req_t *req, char *out)
 {
-    uint8_t a[16];
-    int r = http_client_addr(req, a);
-    if (r == HTTP_CLIENT_UNKNOWN_FORWARDED)
-        snprintf(out, HTTP_ADDR_MAX, HTTP_CLIENT_UNKNOWN_FORWARDED_TEXT);
-    else if (r != 0)
-        snprintf(out, HTTP_ADDR_MAX, "unknown");
-    else
-        addr_group_text(a, worker_of(req)->cfg->ipv6_prefix, out, HTTP_ADDR_MAX);
+    client_name(req, out, 1);
 }
 
 /* ---- public URLs ---- */
