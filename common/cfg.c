@@ -30,6 +30,7 @@
 
 #define TIB (UINT64_C(1) << 40)
 #define GIB (UINT64_C(1) << 30)
+#define PIB (TIB * 1024)
 #define RATE_MAX 1000000000u
 #define SHOWN_MAX 160 /* bytes of a value echoed in an error; the rest becomes "..." */
 #define MSG_MAX 1024
@@ -41,6 +42,8 @@ typedef enum {
     K_URL,     /* char *: "" or an http(s) URL, trailing slash removed */
     K_UINT,    /* uint32_t in [min, max] */
     K_BYTES,   /* uint64_t in [min, max]; optional K/M/G/T (binary) suffix */
+    K_BYTES_AUTO, /* uint64_t: "auto" (0, worked out by a cfg_* function) or as K_BYTES */
+    K_OPT_PATH, /* char *: "" (a default another setting gives) or as K_PATH */
     K_BOOL,    /* int 0/1 */
     K_LEVEL,   /* int LOG_DEBUG..LOG_ERROR */
     K_WORKERS, /* uint32_t: "auto" or [min, max] */
@@ -115,7 +118,13 @@ typedef struct {
     X(MAX_REQUEST_LINE, K_UINT, max_request_line, 256, 65536, "8192")                   \
     X(MAX_HEADER_BYTES, K_UINT, max_header_bytes, 1024, 262144, "32768")                \
     X(MAX_HEADER_COUNT, K_UINT, max_header_count, 1, 100, "64")                        \
-    X(BODY_MEMORY_MAX, K_BYTES, body_memory_max, 65536, GIB, "1048576")
+    X(BODY_MEMORY_MAX, K_BYTES, body_memory_max, 65536, GIB, "1048576")                 \
+    X(MAX_BODY_BYTES_PER_CLIENT, K_BYTES_AUTO, max_body_bytes_per_client, 65536, PIB, "auto") \
+    X(MAX_BODY_BYTES_PER_WORKER, K_BYTES_AUTO, max_body_bytes_per_worker, 65536, PIB, "auto") \
+    X(SPILL_PATH, K_OPT_PATH, spill_path, 0, 0, "")                                     \
+    X(SPILL_MAX_BYTES, K_BYTES_AUTO, spill_max_bytes, 65536, PIB, "auto")               \
+    X(STORE_MAX_PENDING, K_UINT, store_max_pending, 16, 1000000, "1024")                \
+    X(HTTP2, K_BOOL, http2, 0, 1, "true")
 
 #define ROW(n, k, f, lo, hi, d) {#n, k, offsetof(cfg, f), lo, hi, d},
 #define NAME(n, k, f, lo, hi, d) #n,
@@ -146,6 +155,12 @@ static const char *expectation(const setting *s, char *buf, size_t cap)
         snprintf(buf, cap, "expected a byte count (%llu to %llu)", (unsigned long long)s->min,
                  (unsigned long long)s->max);
         return buf;
+    case K_BYTES_AUTO:
+        snprintf(buf, cap, "expected auto or a byte count (%llu to %llu)", (unsigned long long)s->min,
+                 (unsigned long long)s->max);
+        return buf;
+    case K_OPT_PATH:
+        return "expected empty or a path without control characters";
     case K_BOOL:
         return "expected true or false (or 1/0, yes/no, on/off)";
     case K_LEVEL:
@@ -278,6 +293,7 @@ static void free_field(cfg *c, const setting *s)
     case K_OPTPATH:
     case K_REDIS:
     case K_URL:
+    case K_OPT_PATH:
         free(*(char **)f);
         *(char **)f = NULL;
         break;
@@ -425,6 +441,17 @@ static int set_value(cfg *c, const setting *s, const char *v, char *err, size_t 
             return fail(s, v, NULL, err, errlen);
         *(uint64_t *)f = u;
         return 0;
+    case K_BYTES_AUTO:
+        if (strcasecmp(v, "auto") == 0)
+            u = 0;
+        else if (value_bytes(v, s->min, s->max, &u) != 0)
+            return fail(s, v, NULL, err, errlen);
+        *(uint64_t *)f = u;
+        return 0;
+    case K_OPT_PATH:
+        if (v[0] != '\0' && value_path(v) != 0)
+            return fail(s, v, NULL, err, errlen);
+        return set_string(c, s, strdup(v), err, errlen);
     case K_BOOL:
         if (value_bool(v, &b) != 0)
             return fail(s, v, NULL, err, errlen);
@@ -619,12 +646,15 @@ static int in_range(const cfg *c, const setting *s)
         return *(char *const *)f != NULL && (*(char *const *)f)[0] != '\0';
     case K_OPTPATH:
     case K_URL:
+    case K_OPT_PATH:
         return *(char *const *)f != NULL;
     case K_UINT:
     case K_WORKERS:
         return *(const uint32_t *)f >= s->min && *(const uint32_t *)f <= s->max;
     case K_BYTES:
         return *(const uint64_t *)f >= s->min && *(const uint64_t *)f <= s->max;
+    case K_BYTES_AUTO:
+        return *(const uint64_t *)f == 0 || (*(const uint64_t *)f >= s->min && *(const uint64_t *)f <= s->max);
     case K_BOOL:
     case K_LEVEL:
         return *(const int *)f >= (int)s->min && *(const int *)f <= (int)s->max;
@@ -693,4 +723,30 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* ---- derived values ---- */
+
+uint64_t cfg_body_max_client(const cfg *c)
+{
+    if (c->max_body_bytes_per_client != 0)
+        return c->max_body_bytes_per_client;
+    return (uint64_t)c->max_uploads_per_client * (c->max_file_size + CFG_BODY_SLACK);
+}
+
+uint64_t cfg_body_max_worker(const cfg *c)
+{
+    return c->max_body_bytes_per_worker != 0 ? c->max_body_bytes_per_worker : 8 * cfg_body_max_client(c);
+}
+
+uint64_t cfg_spill_max_worker(const cfg *c)
+{
+    if (c->spill_max_bytes == 0)
+        return cfg_body_max_worker(c);
+    return c->spill_max_bytes / (c->workers > 0 ? c->workers : 1);
+}
+
+const char *cfg_spill_path(const cfg *c)
+{
+    return c->spill_path != NULL && c->spill_path[0] != '\0' ? c->spill_path : c->temp_path;
 }

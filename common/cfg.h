@@ -75,8 +75,28 @@ typedef struct cfg {
     uint32_t max_request_line;      /* bytes of the request target (414 beyond) */
     uint32_t max_header_bytes;      /* bytes of all header fields (431 beyond) */
     uint32_t max_header_count;      /* header fields (431 beyond; libh2o parses 100 at most) */
-    uint64_t body_memory_max;       /* request bodies above this spill to a file in TEMP_PATH */
+    uint64_t body_memory_max;       /* request bodies above this spill to a file in SPILL_PATH */
+    uint64_t max_body_bytes_per_client; /* 0 = auto: cfg_body_max_client() */
+    uint64_t max_body_bytes_per_worker; /* 0 = auto: cfg_body_max_worker() */
+    char *spill_path;               /* "" = TEMP_PATH: cfg_spill_path() */
+    uint64_t spill_max_bytes;       /* all workers' spill files; 0 = auto: cfg_spill_max_worker() */
+    uint32_t store_max_pending;     /* store operations a worker has pending (503 beyond) */
+    int http2;                      /* bool: h2c (prior knowledge and upgrade) spoken */
 } cfg;
+
+/* Room for the multipart framing around a file of MAX_FILE_SIZE: the largest request
+ * body taken is MAX_FILE_SIZE plus this. */
+#define CFG_BODY_SLACK (64 * 1024)
+
+/* What the settings whose default is "auto" (or empty) stand for. */
+/* MAX_BODY_BYTES_PER_CLIENT: MAX_UPLOADS_PER_CLIENT bodies of the largest size. */
+uint64_t cfg_body_max_client(const cfg *c);
+/* MAX_BODY_BYTES_PER_WORKER: eight clients at their cap. */
+uint64_t cfg_body_max_worker(const cfg *c);
+/* One worker's share of SPILL_MAX_BYTES; auto: whatever the worker may hold. */
+uint64_t cfg_spill_max_worker(const cfg *c);
+/* SPILL_PATH, or TEMP_PATH when it is empty. */
+const char *cfg_spill_path(const cfg *c);
 
 /* Fill with built-in defaults (strings allocated). */
 void cfg_init(cfg *c);

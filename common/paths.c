@@ -93,9 +93,12 @@ static int prepare_dir(const char *name, const char *path, dev_t *dev, char *err
 int paths_prepare(const cfg *c, char *err, size_t errlen)
 {
     char trash[PATHS_MAX];
-    dev_t ds, dt, dtr;
+    dev_t ds, dt, dtr, dsp;
     if (prepare_dir("STORAGE_PATH", c->storage_path, &ds, err, errlen) != 0 ||
         prepare_dir("TEMP_PATH", c->temp_path, &dt, err, errlen) != 0)
+        return -1;
+    /* Any file system will do for the spill (a memory one is best: see the README). */
+    if (c->spill_path[0] != '\0' && prepare_dir("SPILL_PATH", c->spill_path, &dsp, err, errlen) != 0)
         return -1;
     if (paths_trash_dir(c, trash, sizeof(trash)) != 0 || prepare_dir("TEMP_PATH", trash, &dtr, err, errlen) != 0)
         return -1;

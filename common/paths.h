@@ -16,7 +16,7 @@ int paths_trash_dir(const cfg *c, char *out, size_t cap);
  * trailing slashes do not count; ".." and symbolic links are not resolved)? */
 int paths_within(const char *a, const char *b);
 /* Create STORAGE_PATH, TEMP_PATH and trash (0700) and check that they share one file
- * system (rename must work). 0, or -1 with a one-line err naming the setting. */
+ * system (rename must work); create SPILL_PATH when it is set. 0, or -1 with a one-line err naming the setting. */
 int paths_prepare(const cfg *c, char *err, size_t errlen);
 
 #endif
