@@ -9,7 +9,9 @@
  * blocked) is not held against the store: a reply may be waiting unread all along.
  * hiredis resolves host names with a blocking getaddrinfo(); a name (compose's
  * "valkey") is resolved with getaddrinfo_a() off the loop, and hiredis gets the
- * numeric address.
+ * numeric address. The commands pending are capped: requests arriving faster than the
+ * store answers (a flood of HTTP/2 streams reset at once, each still costing a script)
+ * fail fast instead of queueing without end.
  *
  * When it keeps the server secret (store mode), the client is usable only once the
  * secret of the current connection is read: it is asked for right behind the
@@ -45,6 +47,8 @@ struct store {
     h2o_loop_t *loop;
     store_url url;
     int timeout_ms;
+    unsigned max_pending;
+    uint64_t shed;          /* calls failed over max_pending, not yet taken */
     redisAsyncContext *ac;
     h2o_socket_t *sock;
     int connected;          /* scripts loaded or loading */
@@ -478,7 +482,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
     h2o_timeout_link(s->loop, &s->tick_timeout, &s->tick);
 }
 
-store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, secret *sec)
+store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, unsigned max_pending, secret *sec)
 {
     store *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -487,6 +491,7 @@ store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, secret 
     s->url = *url;
     s->loop = loop;
     s->timeout_ms = timeout_ms;
+    s->max_pending = max_pending;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->was_up = 1; /* so that a store down at start-up is logged */
     for (int i = 0; i < RECORD_SCRIPT_COUNT; i++) {
@@ -608,11 +613,25 @@ fail:
     return NULL;
 }
 
-/* Send cmd (built is its builder's result); deliver runs exactly once, at once when
- * the store is down or the command cannot be sent. A script goes as EVALSHA sha
- * numkeys args. */
-static void submit(store *s, int built, const record_cmd *cmd, deliver_fn deliver, typed_cb cb, void *data)
+uint64_t store_take_shed(store *s)
 {
+    uint64_t n = s->shed;
+    s->shed = 0;
+    return n;
+}
+
+/* Send cmd (built is its builder's result); deliver runs exactly once, at once when
+ * the store is down, when a call that starts work (starts) finds max_pending commands
+ * pending, or when the command cannot be sent. A script goes as EVALSHA sha numkeys
+ * args. */
+static void submit(store *s, int starts, int built, const record_cmd *cmd, deliver_fn deliver, typed_cb cb,
+                   void *data)
+{
+    if (starts && s->inflight >= s->max_pending) {
+        s->shed++;
+        deliver(s, NULL, cb, data);
+        return;
+    }
     char nk[16];
     const char *argv[RECORD_ARGS_MAX + 1];
     size_t lens[RECORD_ARGS_MAX + 1];
@@ -655,7 +674,7 @@ static void keyed(store *s, int (*build)(record_cmd *, const char *, const char 
                   void *data)
 {
     record_cmd cmd;
-    submit(s, build(&cmd, id, client, g, now), &cmd, deliver_access, (typed_cb){.access = cb}, data);
+    submit(s, 1, build(&cmd, id, client, g, now), &cmd, deliver_access, (typed_cb){.access = cb}, data);
 }
 
 void store_take_use(store *s, const char *id, const char *client, const record_guard *g, int64_t now,
@@ -680,7 +699,7 @@ void store_burn(store *s, const char *id, const char *client, const record_guard
                 store_access_cb cb, void *data)
 {
     record_cmd cmd;
-    submit(s, record_cmd_burn(&cmd, id, client, g, now, digest), &cmd, deliver_access, (typed_cb){.access = cb}, data);
+    submit(s, 1, record_cmd_burn(&cmd, id, client, g, now, digest), &cmd, deliver_access, (typed_cb){.access = cb}, data);
 }
 
 static void deliver_create(store *s, const redisReply *reply, typed_cb cb, void *data)
@@ -694,7 +713,7 @@ static void deliver_create(store *s, const redisReply *reply, typed_cb cb, void 
 void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data)
 {
     record_cmd cmd;
-    submit(s, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
+    submit(s, 0, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
 }
 
 static void deliver_count(store *s, const redisReply *reply, typed_cb cb, void *data)
@@ -707,7 +726,7 @@ void store_rate(store *s, const char *kind, const char *client, uint32_t period_
                 void *data)
 {
     record_cmd cmd;
-    submit(s, record_cmd_rate(&cmd, kind, client, period_s, now), &cmd, deliver_count, (typed_cb){.count = cb}, data);
+    submit(s, 1, record_cmd_rate(&cmd, kind, client, period_s, now), &cmd, deliver_count, (typed_cb){.count = cb}, data);
 }
 
 static void deliver_gate(store *s, const redisReply *reply, typed_cb cb, void *data)
@@ -722,7 +741,7 @@ void store_gate_enter(store *s, const char *client, const char *slot, const reco
                       store_gate_cb cb, void *data)
 {
     record_cmd cmd;
-    submit(s, record_cmd_gate_enter(&cmd, client, slot, g, now), &cmd, deliver_gate, (typed_cb){.gate = cb}, data);
+    submit(s, 1, record_cmd_gate_enter(&cmd, client, slot, g, now), &cmd, deliver_gate, (typed_cb){.gate = cb}, data);
 }
 
 static void deliver_done(store *s, const redisReply *reply, typed_cb cb, void *data)
@@ -736,11 +755,11 @@ static void deliver_done(store *s, const redisReply *reply, typed_cb cb, void *d
 void store_gate_leave(store *s, const char *client, const char *slot, void (*done)(void *data), void *data)
 {
     record_cmd cmd;
-    submit(s, record_cmd_gate_leave(&cmd, client, slot), &cmd, deliver_done, (typed_cb){.done = done}, data);
+    submit(s, 0, record_cmd_gate_leave(&cmd, client, slot), &cmd, deliver_done, (typed_cb){.done = done}, data);
 }
 
 void store_renew(store *s, const record_slot *slots, size_t n, uint32_t lease_ms)
 {
     record_cmd cmd;
-    submit(s, record_cmd_renew(&cmd, slots, n, lease_ms), &cmd, deliver_done, (typed_cb){.done = NULL}, NULL);
+    submit(s, 0, record_cmd_renew(&cmd, slots, n, lease_ms), &cmd, deliver_done, (typed_cb){.done = NULL}, NULL);
 }

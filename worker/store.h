@@ -24,13 +24,19 @@
 
 typedef struct store store;
 
-/* sec: the page the store's secret is kept in, or NULL when the secret is pinned. */
-store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, secret *sec);
+/* max_pending bounds the operations waiting for an answer: beyond it, a call that
+ * starts a request's work (every call but store_create, store_gate_leave and store_renew, which
+ * finish one) fails at once, as if the store were down. sec: the page the store's secret
+ * is kept in, or NULL when the secret is pinned. */
+store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, unsigned max_pending, secret *sec);
 void store_free(store *s);
 /* The store's secret, when it is read on the current connection; else NULL. */
 const secret *store_secret(const store *s);
 /* Usable now: connected, with the secret read when the client keeps it. */
 int store_ready(const store *s);
+
+/* Calls failed over max_pending since the last time this was asked. */
+uint64_t store_take_shed(store *s);
 
 typedef void (*store_access_cb)(const record_access *r, void *data);
 typedef void (*store_outcome_cb)(record_outcome outcome, void *data);

@@ -502,7 +502,7 @@ int worker_main(const proc_env *env)
         log_event(LOG_WARNING, "secret_unprotected", "%s", warn);
     store_url url;
     w.store = store_url_parse(w.cfg->redis_url, &url) == 0
-                  ? store_new(w.ctx.loop, &url, STORE_TIMEOUT_MS, w.store_secret)
+                  ? store_new(w.ctx.loop, &url, STORE_TIMEOUT_MS, w.cfg->store_max_pending, w.store_secret)
                   : NULL;
     if (w.store == NULL || (w.gate = gate_new(w.ctx.loop, w.store)) == NULL) {
         log_event(LOG_ERROR, "store_failed", "cannot create the store client");
