@@ -365,6 +365,8 @@ static void setup_h2o(worker *w)
     /* Room for the multipart framing around a file of MAX_FILE_SIZE. */
     w->globalconf.max_request_entity_size = (size_t)c->max_file_size + 64 * 1024;
     w->globalconf.http1.req_timeout = (uint64_t)c->body_timeout * 1000;
+    /* Both h2c with prior knowledge and the h2c upgrade hang on this one switch. */
+    w->globalconf.http1.upgrade_to_http2 = c->http2;
     w->globalconf.http2.idle_timeout = (uint64_t)c->idle_timeout * 1000;
     h2o_hostconf_t *host = h2o_config_register_host(&w->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
