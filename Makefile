@@ -37,7 +37,7 @@ UNIT_LIBS = $(eval UNIT_LIBS := $$(call pkg,--libs,test))$(UNIT_LIBS)
 
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2
 DEFS := -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -DRZ_PREFIX='"$(PREFIX)"'
-INCS := -Icommon -Iworker -Ishredder -Imaster
+INCS := -Icommon -Iworker -Ishredder -Imaster -Iworker/compat
 HARDEN_CFLAGS := -fstack-protector-strong -fPIE
 HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
 # Unless the user chose another level, or no optimisation (glibc then warns, and -Werror).

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 
 #include "addr.h"
+#include "bodies.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
@@ -17,6 +18,8 @@
 #define H(s) s, sizeof(s) - 1
 
 _Static_assert(HTTP_ADDR_MAX >= ADDR_GROUP_TEXT_MAX, "a client key fits HTTP_ADDR_MAX");
+
+static void retry_after(h2o_req_t *req, long seconds);
 
 void http_header(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len)
 {
@@ -90,11 +93,29 @@ void http_html(h2o_req_t *req, int status, const char *html, size_t len)
     send_body(req, status, H("text/html; charset=utf-8"), h2o_iovec_init(html, len));
 }
 
-void http_error(h2o_req_t *req, int status, const char *detail)
+static cJSON *detail_object(const char *detail)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "detail", detail);
-    http_json(req, status, o);
+    return o;
+}
+
+void http_error(h2o_req_t *req, int status, const char *detail)
+{
+    http_json(req, status, detail_object(detail));
+}
+
+h2o_iovec_t http_error_head(h2o_req_t *req, int status, const char *detail, long retry_after_s)
+{
+    req->res.status = status;
+    req->res.reason = http_reason(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H("application/json; charset=utf-8"));
+    if (retry_after_s > 0)
+        retry_after(req, retry_after_s);
+    http_common_headers(req);
+    h2o_iovec_t text = json_text(req, detail_object(detail));
+    req->res.content_length = text.len;
+    return text;
 }
 
 void http_unavailable(h2o_req_t *req)
@@ -320,9 +341,9 @@ static void on_json_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
         h2o_ostream_send_next(self, req, &o->body, 1, state);
 }
 
-/* The Content-Length an HTTP/1 client declared for a body h2o refused unread. h2o
- * keeps it out of req->headers, but the request head is still in the socket's input. */
-static int declared_length(h2o_req_t *req, unsigned long long *out)
+/* h2o keeps Content-Length out of req->headers, but the request head is still in the
+ * socket's input. */
+int http_declared_length(h2o_req_t *req, unsigned long long *out)
 {
     h2o_socket_t *sock = req->version < 0x200 ? req->conn->callbacks->get_socket(req->conn) : NULL;
     if (sock == NULL || sock->input == NULL)
@@ -352,7 +373,7 @@ static h2o_ostream_t **h2o_error_as_json(h2o_req_t *req, h2o_ostream_t **slot)
     const cfg *c = worker_of(req)->cfg;
     char detail[200];
     unsigned long long declared;
-    if (req->res.status == 413 && declared_length(req, &declared) == 0)
+    if (req->res.status == 413 && http_declared_length(req, &declared) == 0)
         snprintf(detail, sizeof(detail), "File too large: %llu bytes (Max Size: %llu bytes)", declared,
                  (unsigned long long)c->max_file_size);
     else if (req->res.status == 413)
@@ -371,9 +392,8 @@ static h2o_ostream_t **h2o_error_as_json(h2o_req_t *req, h2o_ostream_t **slot)
     return &os->super.next;
 }
 
-static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+void http_common_headers(h2o_req_t *req)
 {
-    (void)self;
     char id[37];
     util_uuid4(id);
     header_str(req, H("x-request-id"), h2o_strdup(&req->pool, id, 36).base, 36);
@@ -390,6 +410,14 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     long wait = retry_after_default(req->res.status);
     if (wait > 0 && h2o_find_header(&req->res.headers, H2O_TOKEN_RETRY_AFTER, -1) == -1)
         retry_after(req, wait);
+}
+
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    (void)self;
+    /* The answer is decided: no handler reads the request body any more. */
+    bodies_release(req);
+    http_common_headers(req);
     ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (req->res.status >= 400 && ct != -1 &&
         h2o_memis(req->res.headers.entries[ct].value.base, req->res.headers.entries[ct].value.len,
@@ -404,9 +432,10 @@ typedef struct {
     h2o_logger_t super;
 } request_logger;
 
-static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+/* The request's log line and its metrics; a 503 counts as the store failing unless
+ * the worker refused the request itself (store_failed 0). */
+static void log_request(h2o_req_t *req, int store_failed)
 {
-    (void)self;
     struct timeval now;
     gettimeofday(&now, NULL);
     double duration = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
@@ -428,7 +457,19 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     cJSON_AddNumberToObject(f, "duration", duration < 0 ? 0 : duration);
     cJSON_AddStringToObject(f, "client", client);
     log_fields(req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request", f);
-    metrics_observe(worker_of(req)->env->shm, route.label, req->res.status, duration < 0 ? 0 : duration);
+    metrics_observe(worker_of(req)->env->shm, route.label, req->res.status, duration < 0 ? 0 : duration,
+                    store_failed && req->res.status == 503);
+}
+
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    log_request(req, 1);
+}
+
+void http_log_refused(h2o_req_t *req)
+{
+    log_request(req, 0);
 }
 
 void http_register(h2o_pathconf_t *pathconf)

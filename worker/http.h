@@ -21,6 +21,13 @@ void http_text(h2o_req_t *req, int status, const char *text, size_t len);
 void http_html(h2o_req_t *req, int status, const char *html, size_t len);
 /* {"detail": "..."} */
 void http_error(h2o_req_t *req, int status, const char *detail);
+/* For an answer written without libh2o's help (early.c): sets req->res (status,
+ * Content-Type, Retry-After when retry_after_s > 0, the headers of every response,
+ * content_length) and returns the {"detail": "..."} body, in req's pool. */
+h2o_iovec_t http_error_head(h2o_req_t *req, int status, const char *detail, long retry_after_s);
+/* Add the headers every response carries (cache, security, X-Request-ID, CORS) to
+ * req->res.headers. */
+void http_common_headers(h2o_req_t *req);
 /* 503 when the store is unreachable (or its secret not read yet). */
 void http_unavailable(h2o_req_t *req);
 /* 429 for a blocked client: {"detail": {"error": ..., "retry_after_seconds": n}}. */
@@ -51,8 +58,17 @@ int http_from_host_itself(h2o_req_t *req);
 /* "scheme://host" for URLs in responses: PUBLIC_URL, or the request's own. */
 void http_base_url(h2o_req_t *req, char *out, size_t cap);
 
+/* The Content-Length an HTTP/1 request announced (0, or -1 when it announced none or
+ * its head is gone), read from the request head libh2o keeps in the socket's input: a
+ * body libh2o refused unread, or one still arriving. */
+int http_declared_length(h2o_req_t *req, unsigned long long *out);
+
 /* Add a header by name (value copied into the request pool). */
 void http_header(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len);
+
+/* The log line (and metrics) of a request the worker answered itself before libh2o
+ * handed it over; its 503s are not counted as the store failing. */
+void http_log_refused(h2o_req_t *req);
 
 /* Register the common-headers filter and the request logger on a path. */
 void http_register(h2o_pathconf_t *pathconf);

@@ -41,17 +41,24 @@ static const struct {
     {M_HEAD_TIMEOUTS, "head_timeouts_total", "Connections closed without a whole request head within HEAD_TIMEOUT."},
     {M_BAD_FRAMING, "bad_framing_total",
      "HTTP/1 requests refused (400, connection closed) for framing a proxy could read another way."},
+    {M_BODIES_REFUSED, "bodies_refused_total",
+     "Request bodies answered before they were whole: over a body or spill cap, too many at once, "
+     "from a client lately answered 429, or an HTTP/2 body past BODY_TIMEOUT."},
+    {M_RESET_FLOODS, "reset_floods_total",
+     "HTTP/2 connections told GOAWAY because most of their streams were reset before an answer."},
+    {M_STORE_SHED, "store_shed_total",
+     "Requests answered 503 at once because STORE_MAX_PENDING store operations were pending."},
 };
 
-void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds)
+void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds, int store_failed)
 {
     if (shm == NULL || endpoint >= shm->endpoints)
         return;
     int cls = status / 100;
     atomic_fetch_add_explicit(&shm->status_class[endpoint][cls >= 0 && cls < SHM_STATUS_CLASSES ? cls : 0], 1,
                               memory_order_relaxed);
-    /* Outside /health (where 503 means "degraded"), a 503 is always the store failing. */
-    if (status == 503 && strcmp(routes_label(endpoint), "health") != 0)
+    /* On /health a 503 means "degraded", not a request the store failed. */
+    if (store_failed && strcmp(routes_label(endpoint), "health") != 0)
         shm_add(shm, M_STORE_ERRORS, 1);
     size_t b = 0;
     while (b < SHM_LATENCY_BUCKETS && seconds > latency_le[b])

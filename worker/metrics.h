@@ -7,8 +7,9 @@
 #include "shm.h"
 
 /* Count one finished response: its status class by endpoint (the route's label,
- * worker/routes.h) and its duration in the latency histogram. */
-void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds);
+ * worker/routes.h), its duration in the latency histogram, and (store_failed) a
+ * request the metadata store failed. */
+void metrics_observe(shm_state *shm, size_t endpoint, int status, double seconds, int store_failed);
 
 /* GET /metrics: 403 unless the client is in METRICS_ALLOW. */
 int metrics_handle(h2o_req_t *req);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bodies.h"
 #include "drop.h"
 #include "http.h"
 #include "log.h"
@@ -779,9 +780,12 @@ static void on_rate(void *data, int outcome, long retry_after)
         unavailable(op);
     } else if (outcome == RATE_LIMITED || outcome == RATE_BUSY) {
         char after[24];
+        const char *detail = outcome == RATE_LIMITED ? "Rate limit exceeded" : "Too many uploads in progress";
         int n = snprintf(after, sizeof(after), "%ld", retry_after > 0 ? retry_after : 1);
         http_header(req, H2O_TOKEN_RETRY_AFTER, after, (size_t)n);
-        answer_detail(op, 429, outcome == RATE_LIMITED ? "Rate limit exceeded" : "Too many uploads in progress");
+        /* Its next bodies get this answer at their head, not after arriving whole. */
+        bodies_remember_limited(req, detail, retry_after > 0 ? retry_after : 1);
+        answer_detail(op, 429, detail);
     } else {
         step_run(&op->step); /* the first slice now; any further ones on later loop turns */
     }

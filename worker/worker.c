@@ -19,6 +19,7 @@
 
 #include "addr.h"
 #include "framing.h"
+#include "early.h"
 #include "http.h"
 #include "keyed.h"
 #include "log.h"
@@ -31,6 +32,12 @@
 #define STORE_TIMEOUT_MS 1000
 #define FRESH_CONN_MS 1000
 #define RETRY_MS 1000
+/* Requests a connection may have reset before their answer before it can count as a
+ * flood; a browser cancelling a page's requests stays far below. */
+#define FLOOD_MIN 64
+/* Requests of one HTTP/2 connection in handlers at once (libh2o's default is 100);
+ * more wait, their bodies counted against the client's caps meanwhile. */
+#define H2_REQUESTS_AT_ONCE 16
 
 struct worker_conn {
     worker *w;
@@ -42,6 +49,8 @@ struct worker_conn {
                              queue (so that it outlives libh2o's close), or -1 */
     int shut;             /* its write side shut by the drain's flush */
     spill_ref *spill;     /* the spill file its input is in, held */
+    uint32_t begun;       /* requests handed to a handler */
+    uint32_t abandoned;   /* of those, ended before their answer started: the client left */
     worker_conn *prev, *next;
     peers_node peer;      /* counted for its client unless the peer is a trusted proxy */
     unsigned requests;    /* requests that arrived whole on it */
@@ -82,7 +91,23 @@ static void on_conn_close(void *data);
 typedef struct {
     worker *w;
     worker_conn *c; /* NULL if the socket is not one we track */
+    h2o_req_t *req;
 } request_slot;
+
+/* HTTP/2 rapid reset (CVE-2023-44487): a stream opened and reset at once costs the
+ * client two frames and us a handler and often a store operation. A connection whose
+ * requests mostly end before their answer is told GOAWAY, which libh2o honours at once,
+ * even for the frames of the read it is still parsing. */
+static void reset_flood_check(worker *w, worker_conn *c, h2o_req_t *req)
+{
+    if (req->version < 0x200 || req->res.status != 0)
+        return;
+    c->abandoned++;
+    if (c->abandoned >= FLOOD_MIN && c->abandoned * 2 >= c->begun && early_goaway(req) == 0) {
+        w->reset_floods++;
+        shm_add(w->env->shm, M_RESET_FLOODS, 1);
+    }
+}
 
 /* libh2o disposes a connection's requests before it closes the socket, so c is
  * still there when its request ends. An answer is over once the kernel has its last
@@ -97,6 +122,7 @@ static void on_request_done(void *p)
     if (c == NULL)
         return;
     c->active--;
+    reset_flood_check(slot->w, c, slot->req);
     if (c->held < 0 && linger_unacked(h2o_socket_get_fd(c->sock)) > 0)
         c->held = fcntl(h2o_socket_get_fd(c->sock), F_DUPFD_CLOEXEC, 0);
 }
@@ -109,9 +135,11 @@ static void track_request(h2o_req_t *req)
     h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
     slot->w = worker_of(req);
     slot->c = sock != NULL && sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
+    slot->req = req;
     slot->w->active_reqs++;
     if (slot->c != NULL) {
         slot->c->active++;
+        slot->c->begun++;
         slot->c->partial = 0; /* it arrived whole */
         slot->c->requests++;
         slot->c->head_done = 0;
@@ -174,7 +202,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     (void)self;
     track_request(req);
     spill_hold(req);
-    if (framing_refused(req) || head_too_large(req))
+    if (framing_refused(req) || head_too_large(req) || bodies_on_request(req))
         return 0;
     return routes_serve(req);
 }
@@ -204,16 +232,17 @@ static void on_conn_close(void *data)
     free(c);
 }
 
-/* libh2o spills request bodies above BODY_MEMORY_MAX to a file in TEMP_PATH; if that
+/* libh2o spills request bodies above BODY_MEMORY_MAX to a file in SPILL_PATH; if that
  * file system is nearly full the spill fails inside libh2o, which can only drop the
  * connection. While it is low, bodies stay in memory (each still capped by
- * MAX_FILE_SIZE), so the upload reaches our handler and gets its 507. Checked for
- * each new connection: statvfs costs about a microsecond. */
+ * MAX_FILE_SIZE, all of them by MAX_BODY_BYTES_PER_WORKER), so the upload reaches our
+ * handler and gets its 507. Checked for each new connection: statvfs costs about a
+ * microsecond. */
 static void spill_guard(worker *w)
 {
     struct statvfs fs;
     uint64_t need = 2 * w->cfg->max_file_size + (1 << 20), free_bytes = UINT64_MAX;
-    if (statvfs(w->cfg->temp_path, &fs) == 0)
+    if (statvfs(cfg_spill_path(w->cfg), &fs) == 0)
         free_bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
     h2o_socket_buffer_mmap_settings.threshold = free_bytes < need ? SIZE_MAX : (size_t)w->cfg->body_memory_max;
 }
@@ -330,9 +359,30 @@ static void log_bounds(worker *w, uint64_t now)
     w->bounds_logged_ms = now;
 }
 
+/* At most once a second, as counts: HTTP/2 connections told GOAWAY for resetting their
+ * streams, and requests answered 503 at once over STORE_MAX_PENDING. */
+static void log_floods(worker *w, uint64_t now)
+{
+    uint64_t shed = store_take_shed(w->store);
+    if (shed > 0) {
+        w->store_shed += shed;
+        shm_add(w->env->shm, M_STORE_SHED, shed);
+    }
+    if ((w->reset_floods == 0 && w->store_shed == 0) || now - w->floods_logged_ms < 1000)
+        return;
+    if (w->reset_floods > 0)
+        log_event(LOG_WARNING, "reset_flood", "%llu HTTP/2 connections told GOAWAY: most of their streams reset before an answer",
+                  (unsigned long long)w->reset_floods);
+    if (w->store_shed > 0)
+        log_event(LOG_WARNING, "store_shed", "%llu requests answered 503 at once: STORE_MAX_PENDING=%u store operations pending",
+                  (unsigned long long)w->store_shed, w->cfg->store_max_pending);
+    w->reset_floods = w->store_shed = 0;
+    w->floods_logged_ms = now;
+}
+
 /* Once per tick: let go of lingering sockets that are done, note which connections
  * hold part of a request, close those late with their request head, and log what the
- * bounds closed. */
+ * bounds and the flood defences did. */
 static void housekeeping(worker *w)
 {
     uint64_t now = util_mono_ms();
@@ -346,6 +396,7 @@ static void housekeeping(worker *w)
         spill_watch(w, c->sock, &c->spill);
     }
     log_bounds(w, now);
+    log_floods(w, now);
 }
 
 const secret *worker_secret(const worker *w)
@@ -362,12 +413,12 @@ static void setup_h2o(worker *w)
     const cfg *c = w->cfg;
     h2o_config_init(&w->globalconf);
     w->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("raven-zero"));
-    /* Room for the multipart framing around a file of MAX_FILE_SIZE. */
-    w->globalconf.max_request_entity_size = (size_t)c->max_file_size + 64 * 1024;
+    w->globalconf.max_request_entity_size = (size_t)c->max_file_size + CFG_BODY_SLACK;
     w->globalconf.http1.req_timeout = (uint64_t)c->body_timeout * 1000;
     /* Both h2c with prior knowledge and the h2c upgrade hang on this one switch. */
     w->globalconf.http1.upgrade_to_http2 = c->http2;
     w->globalconf.http2.idle_timeout = (uint64_t)c->idle_timeout * 1000;
+    w->globalconf.http2.max_concurrent_requests_per_connection = H2_REQUESTS_AT_ONCE;
     h2o_hostconf_t *host = h2o_config_register_host(&w->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *h = h2o_create_handler(path, sizeof(*h));
@@ -375,10 +426,11 @@ static void setup_h2o(worker *w)
     http_register(path);
     http_register(&host->fallback_path);
 
-    /* Request bodies above BODY_MEMORY_MAX spill to an unlinked file in TEMP_PATH
-     * instead of the heap, so concurrent large uploads cost disk, not memory. */
+    /* Request bodies above BODY_MEMORY_MAX spill to an unlinked file in SPILL_PATH
+     * instead of the heap, so concurrent large uploads cost disk (or a memory file
+     * system's pages), not the worker's memory. */
     snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
-             "%s/.body.XXXXXX", c->temp_path);
+             "%s/.body.XXXXXX", cfg_spill_path(c));
     h2o_socket_buffer_mmap_settings.threshold = (size_t)c->body_memory_max;
 
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->globalconf);
@@ -519,6 +571,11 @@ int worker_main(const proc_env *env)
         log_event(LOG_ERROR, "offload_failed", "cannot start the helper threads: %s", strerror(errno));
         return 1;
     }
+    w.bodies = bodies_new(&w);
+    if (w.bodies == NULL) {
+        log_event(LOG_ERROR, "bodies_failed", "out of memory");
+        return 1;
+    }
     /* Accept once the store is usable, so that the workers a reload starts never answer
      * 503 while their connection sets up; or after STORE_TIMEOUT_MS, when a store that
      * is down is answered 503 at once, as ever. Meanwhile connections wait in the
@@ -529,12 +586,15 @@ int worker_main(const proc_env *env)
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
+        bodies_check(w.bodies);
         housekeeping(&w);
         if (proc_quit && !w.draining)
             drain_start(&w);
         if (w.draining && drain_done(&w))
             break;
     }
+    bodies_free(w.bodies);
+    w.bodies = NULL;
     linger_free(&w.linger);
     offload_free(w.offload); /* what it was given to close and unlink, it has */
     gate_free(w.gate);

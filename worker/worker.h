@@ -11,6 +11,7 @@
 #include "linger.h"
 #include "offload.h"
 #include "peers.h"
+#include "bodies.h"
 #include "proc.h"
 #include "store.h"
 
@@ -32,6 +33,7 @@ typedef struct worker {
     gate *gate;
     offload *offload;
     secret *store_secret;  /* store mode: the page the store client keeps the secret in */
+    bodies *bodies;       /* the request bodies held, and their caps */
     magic_t magic;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
@@ -51,6 +53,9 @@ typedef struct worker {
     uint64_t cut_off;          /* connections closed mid-request, not yet logged */
     uint64_t over_client;      /* connections closed over MAX_CONNECTIONS_PER_CLIENT, not yet logged */
     uint64_t head_late;        /* connections closed at HEAD_TIMEOUT, not yet logged */
+    uint64_t reset_floods;     /* HTTP/2 connections told GOAWAY for resetting streams, not yet logged */
+    uint64_t store_shed;       /* requests answered 503 over STORE_MAX_PENDING, not yet logged */
+    uint64_t floods_logged_ms;
     uint64_t bounds_logged_ms;
     uint64_t housekeeping_ms;
 } worker;
