@@ -742,7 +742,7 @@ uint64_t cfg_body_max_worker(const cfg *c)
 uint64_t cfg_spill_max_worker(const cfg *c)
 {
     if (c->spill_max_bytes == 0)
-        return cfg_body_max_worker(c);
+        return 2 * cfg_body_max_worker(c);
     return c->spill_max_bytes / (c->workers > 0 ? c->workers : 1);
 }
 

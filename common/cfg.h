@@ -93,7 +93,8 @@ typedef struct cfg {
 uint64_t cfg_body_max_client(const cfg *c);
 /* MAX_BODY_BYTES_PER_WORKER: eight clients at their cap. */
 uint64_t cfg_body_max_worker(const cfg *c);
-/* One worker's share of SPILL_MAX_BYTES; auto: whatever the worker may hold. */
+/* One worker's share of SPILL_MAX_BYTES; auto: twice what the worker may hold (libh2o
+ * doubles a spill file as it grows, its blocks allocated at once). */
 uint64_t cfg_spill_max_worker(const cfg *c);
 /* SPILL_PATH, or TEMP_PATH when it is empty. */
 const char *cfg_spill_path(const cfg *c);
