@@ -346,6 +346,34 @@ def lines_of(text):
     return [line for line in text.splitlines() if line.strip()]
 
 
+def skip(why):
+    """Pass, saying why the test could not run here; test/run.py shows the reason on the
+    result line."""
+    print('SKIP: %s' % why)
+
+
+def rss_kib(pid):
+    """A process's resident memory (VmRSS), in KiB."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    raise AssertionError('no VmRSS for pid %d' % pid)
+
+
+def spill_maps(pid):
+    """[(address range, bytes, file)] of the request-body spill files a worker has
+    mapped (libh2o names them .body.XXXXXX, unlinked at once)."""
+    out = []
+    with open('/proc/%d/maps' % pid) as f:
+        for line in f:
+            fields = line.split(None, 5)
+            if len(fields) == 6 and '/.body.' in fields[5]:
+                lo, hi = (int(x, 16) for x in fields[0].split('-'))
+                out.append((fields[0], hi - lo, fields[5].strip()))
+    return out
+
+
 # ---------------------------------------------------------------------------------
 # Redis
 
@@ -1565,6 +1593,152 @@ def curl_headers(text):
         k = k.strip().lower()
         headers[k] = headers[k] + ', ' + v.strip() if k in headers else v.strip()
     return lines[0], headers
+
+
+# ---------------------------------------------------------------------------------
+# Raw HTTP/2 (h2c with prior knowledge), for what curl will not send: streams left
+# open, bodies that trickle or stop, streams reset by the thousand
+
+H2_PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+H2_DATA, H2_HEADERS, H2_RST_STREAM, H2_SETTINGS, H2_PING, H2_GOAWAY, H2_WINDOW_UPDATE = \
+    0, 1, 3, 4, 6, 7, 8
+H2_END_STREAM, H2_END_HEADERS, H2_ACK = 0x1, 0x4, 0x1
+H2_NO_ERROR, H2_STREAM_CLOSED, H2_REFUSED_STREAM, H2_CANCEL, H2_ENHANCE_YOUR_CALM = 0, 5, 7, 8, 11
+# The :status values libh2o sends from HPACK's static table (RFC 7541, appendix A).
+STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
+
+
+def h2_frame(kind, flags, stream, payload=b''):
+    return len(payload).to_bytes(3, 'big') + bytes([kind, flags]) + \
+        stream.to_bytes(4, 'big') + payload
+
+
+def _hpack_literal(name, value):
+    """A header field as an HPACK literal without indexing, new name, no Huffman."""
+    def string(b):
+        assert len(b) < 127, 'long header values are not needed here'
+        return bytes([len(b)]) + b
+    return b'\x00' + string(_bytes(name)) + string(_bytes(value))
+
+
+def h2_status(block):
+    """The :status of a response header block: libh2o always puts it first, either
+    indexed from the static table or as a literal of three digits."""
+    if block[0] & 0x80:
+        return STATIC_STATUS[block[0] & 0x7f]
+    assert block[0] == 0x08 and block[1] == 3, 'unexpected first field %r' % block[:8]
+    return int(block[2:5])
+
+
+class H2:
+    """One HTTP/2 connection, frames written and read by hand. Our receive windows are
+    opened wide, so the server is never held up by us unless a test wants it."""
+
+    def __init__(self, server, source=None, timeout=REQUEST_TIMEOUT):
+        self.sock = raw_connect(server, source, timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.host = '127.0.0.1:%d' % server.port
+        self.buf = b''
+        self.closed = False
+        self.goaway = None  # (last stream id, error code) once received
+        self.streams = {}   # stream id -> {'status', 'body', 'reset', 'ended'}
+        self.sock.sendall(H2_PREFACE + h2_frame(H2_SETTINGS, 0, 0, (4).to_bytes(2, 'big') +
+                                                 (1 << 30).to_bytes(4, 'big')) +
+                          h2_frame(H2_WINDOW_UPDATE, 0, 0, (1 << 30).to_bytes(4, 'big')))
+
+    def request_head(self, stream, method, path, headers=(), end_stream=False):
+        """H2_HEADERS opening a stream (bytes, to send now or later)."""
+        block = b''.join(_hpack_literal(n, v) for n, v in
+                         [(':method', method), (':scheme', 'http'), (':authority', self.host),
+                          (':path', path)] + list(headers))
+        return h2_frame(H2_HEADERS, H2_END_HEADERS | (H2_END_STREAM if end_stream else 0), stream, block)
+
+    @staticmethod
+    def data_frames(stream, data, end_stream=False):
+        """H2_DATA frames of at most 16 KiB carrying data (bytes to send)."""
+        out = [h2_frame(H2_DATA, 0, stream, data[i:i + 16384]) for i in range(0, len(data), 16384)]
+        if end_stream:
+            out.append(h2_frame(H2_DATA, H2_END_STREAM, stream))
+        return b''.join(out)
+
+    @staticmethod
+    def rst(stream, code=H2_CANCEL):
+        return h2_frame(H2_RST_STREAM, 0, stream, code.to_bytes(4, 'big'))
+
+    def send(self, data):
+        """False once the server has closed the connection."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            self.closed = True
+            return False
+
+    def _frame(self):
+        if len(self.buf) < 9:
+            return None
+        length = int.from_bytes(self.buf[:3], 'big')
+        if len(self.buf) < 9 + length:
+            return None
+        kind, flags = self.buf[3], self.buf[4]
+        stream = int.from_bytes(self.buf[5:9], 'big') & 0x7fffffff
+        payload, self.buf = self.buf[9:9 + length], self.buf[9 + length:]
+        return kind, flags, stream, payload
+
+    def _note(self, kind, flags, stream, payload):
+        st = self.streams.setdefault(stream, {'status': None, 'body': b'', 'reset': None,
+                                              'ended': False})
+        if kind == H2_HEADERS:
+            st['status'] = h2_status(payload)
+        elif kind == H2_DATA:
+            st['body'] += payload
+        elif kind == H2_RST_STREAM:
+            st['reset'] = int.from_bytes(payload[:4], 'big')
+        elif kind == H2_GOAWAY:
+            self.goaway = (int.from_bytes(payload[:4], 'big') & 0x7fffffff,
+                           int.from_bytes(payload[4:8], 'big'))
+        elif kind == H2_SETTINGS and not flags & H2_ACK:
+            self.send(h2_frame(H2_SETTINGS, H2_ACK, 0))
+        elif kind == H2_PING and not flags & H2_ACK:
+            self.send(h2_frame(H2_PING, H2_ACK, 0, payload))
+        if flags & H2_END_STREAM and kind in (H2_HEADERS, H2_DATA):
+            st['ended'] = True
+
+    def read(self, until, timeout):
+        """Read frames until until(self) is true, the server closes, or timeout passes.
+        True if until(self) became true."""
+        deadline = time.monotonic() + timeout
+        while not until(self):
+            if self.closed:
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                return False
+            except OSError:
+                chunk = b''
+            if not chunk:
+                self.closed = True
+                continue
+            self.buf += chunk
+            while True:
+                frame = self._frame()
+                if frame is None:
+                    break
+                self._note(*frame)
+        return True
+
+    def answered(self, stream):
+        """The stream's answer has ended (or the stream was reset)."""
+        st = self.streams.get(stream)
+        return st is not None and (st['ended'] or st['reset'] is not None)
+
+    def close(self):
+        self.sock.close()
 
 
 # ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import time
 
 from harness import (CLIENT, RETRY_AFTER, ROOT, SERVICES, Redis, Server, assert_json_error,
                      assert_nobody_replaced, assert_nothing_left, binary, files_under, path,
-                     retry_after, sha256, storage, stored_path, temp, trash, upload_ok,
+                     retry_after, sha256, skip, storage, stored_path, temp, trash, upload_ok,
                      timeout, wait_until)
 
 
@@ -446,11 +446,6 @@ def unmount(where):
                 return
             time.sleep(0.1)
     raise AssertionError('could not unmount %s' % where)
-
-
-def skip(why):
-    # Passes, saying why; test/run.py shows the reason on the result line.
-    print('SKIP: %s' % why)
 
 
 def fill(p, leave=0):
