@@ -1,0 +1,131 @@
+"""Plaintext on disk: a request body above BODY_MEMORY_MAX spills to an unlinked file
+under SPILL_PATH, which is overwritten with zeros once the answer is decided (sealed,
+refused) or the client goes away. The file is opened by the test through
+/proc/PID/map_files while the request is in flight: that descriptor keeps the file
+alive after libh2o lets it go, so what the file held at that moment can be read."""
+
+import os
+
+from harness import (CLIENT, H2, Redis, Server, assert_nobody_replaced, multipart, path,
+                     raw_connect, read_response, skip, spill_maps, wait_until)
+
+MIB = 1 << 20
+MARKER = b'RAVEN-ZERO-PLAINTEXT-MARKER:'
+
+
+def marked(size):
+    """size bytes of a file that repeats a marker that nothing else sends."""
+    unit = MARKER + os.urandom(36).hex().encode()
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def open_spill(worker):
+    """A descriptor of the worker's one spill file (libh2o unlinked it at once), or None
+    when /proc/PID/map_files cannot be opened here (it takes CAP_SYS_ADMIN)."""
+    maps = wait_until(lambda: len(spill_maps(worker)) == 1 and spill_maps(worker), 5,
+                      message='one spill file')
+    try:
+        return os.open('/proc/%d/map_files/%s' % (worker, maps[0][0]), os.O_RDONLY), maps[0][2]
+    except PermissionError:
+        return None, maps[0][2]
+
+
+def content(fd):
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0)
+
+
+def upload_head(body, ctype):
+    return ('POST /upload/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n'
+            'Content-Length: %d\r\n\r\n' % (ctype, len(body))).encode()
+
+
+def test_a_sealed_upload_leaves_its_spill_file_zeroed_on_the_spill_path():
+    spill_dir = os.path.join('/dev/shm', os.path.basename(path('spill')))
+    env = {'WORKERS': '1', 'BODY_MEMORY_MAX': '64K', 'SPILL_PATH': spill_dir}
+    try:
+        with Redis() as redis, Server(redis, env=env) as server:
+            before = server.full_tree()
+            worker = before['workers'][0]
+            body, ctype = multipart(marked(3 * MIB))
+            sock = raw_connect(server, CLIENT)
+            try:
+                sock.sendall(upload_head(body, ctype) + body[:-4096])
+                fd, name = open_spill(worker)
+                assert name.startswith(spill_dir + '/.body.'), name
+                if fd is None:
+                    skip('/proc/PID/map_files cannot be opened here')
+                    return
+                try:
+                    wait_until(lambda: content(fd).count(MARKER) > 30000, 5,
+                               message='the body in its spill file')
+                    sock.sendall(body[-4096:])
+                    status, _, data = read_response(sock, 'POST')
+                    assert status == 201, data
+                    wait_until(lambda: not spill_maps(worker), 5, message='the spill released')
+                    held = content(fd)
+                    assert held.count(MARKER) == 0, '%d markers left' % held.count(MARKER)
+                    assert held.count(0) > 3 * MIB, 'the body was not overwritten'
+                finally:
+                    os.close(fd)
+            finally:
+                sock.close()
+            assert_nobody_replaced(server, before)
+    finally:
+        if os.path.isdir(spill_dir):
+            assert os.listdir(spill_dir) == [], os.listdir(spill_dir)
+            os.rmdir(spill_dir)
+
+
+def test_a_body_its_client_abandons_or_that_is_refused_leaves_only_zeros():
+    env = {'WORKERS': '1', 'BODY_MEMORY_MAX': '64K', 'MAX_BODY_BYTES_PER_CLIENT': '4M'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        before = server.full_tree()
+        worker = before['workers'][0]
+        body, ctype = multipart(marked(3 * MIB))
+
+        # HTTP/2: the client resets its stream halfway.
+        h2 = H2(server, CLIENT)
+        try:
+            h2.send(h2.request_head(1, 'POST', '/upload/', [('content-type', ctype),
+                                                            ('content-length', str(len(body)))]) +
+                    h2.data_frames(1, body[:2 * MIB]))
+            fd, _ = open_spill(worker)
+            if fd is None:
+                skip('/proc/PID/map_files cannot be opened here')
+                return
+            try:
+                wait_until(lambda: content(fd).count(MARKER) > 20000, 5, message='the body spilled')
+                h2.send(h2.rst(1))
+                wait_until(lambda: not spill_maps(worker), 5, message='the spill released')
+                assert content(fd).count(MARKER) == 0, 'a reset stream left its body'
+            finally:
+                os.close(fd)
+        finally:
+            h2.close()
+
+        # HTTP/1: a second body would take the client over MAX_BODY_BYTES_PER_CLIENT and
+        # is refused; then the first one's client goes away.
+        first = raw_connect(server, CLIENT)
+        try:
+            first.sendall(upload_head(body, ctype) + body[:2 * MIB])
+            fd, _ = open_spill(worker)
+            try:
+                wait_until(lambda: content(fd).count(MARKER) > 20000, 5, message='the body spilled')
+                second = raw_connect(server, CLIENT)
+                try:
+                    second.sendall(upload_head(body, ctype) + body[:64 * 1024])
+                    status, _, _ = read_response(second, 'POST')
+                    assert status == 503, status
+                finally:
+                    second.close()
+                wait_until(lambda: len(spill_maps(worker)) == 1, 5,
+                           message='the refused body gone')
+                first.close()
+                wait_until(lambda: not spill_maps(worker), 5, message='the spill released')
+                assert content(fd).count(MARKER) == 0, 'an abandoned body left its plaintext'
+            finally:
+                os.close(fd)
+        finally:
+            first.close()
+        assert_nobody_replaced(server, before)
