@@ -12,6 +12,7 @@ import time
 from harness import (CLIENT, OTHER, H2, Redis, Server, assert_json_error, assert_nobody_replaced,
                      in_one_window, multipart, one_response, raw_connect, read_response, retry_after,
                      spill_maps, upload_ok, wait_until)
+from test_openapi import check_response, spec
 
 MIB = 1 << 20
 THIRD = '127.0.0.4'
@@ -132,6 +133,7 @@ def test_a_body_over_the_clients_cap_is_refused_at_once_and_the_clients_others_g
         assert time.monotonic() - started < 2, 'the refusal took %.1fs' % (time.monotonic() - started)
         assert_json_error(status, headers, data, 503, TOO_MUCH, what='a body over the client cap')
         assert 1 <= retry_after(headers) <= 60, headers
+        check_response(spec(), '/upload/', 'post', status, headers, data, set())
         # Another client is not concerned, and the first upload completes.
         upload_ok(server, os.urandom(2 * MIB), source_address=OTHER)
         status, _, data = first.finish()
@@ -169,6 +171,7 @@ def test_more_bodies_at_once_than_max_uploads_per_client_are_refused_at_their_he
         status, headers, data = third.answer_now(5)
         assert_json_error(status, headers, data, 429, 'Too many uploads in progress',
                           what='a third body at once')
+        check_response(spec(), '/upload/', 'post', status, headers, data, set())
         assert headers.get('retry-after') == '1', headers
         for u in uploads:
             status, _, data = u.finish()
