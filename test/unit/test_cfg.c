@@ -195,7 +195,7 @@ static void cfg_names_lists_every_spec_setting_once(void **state)
     for (; cfg_names[n] != NULL; n++)
         for (size_t j = 0; j < n; j++)
             assert_string_not_equal(cfg_names[j], cfg_names[n]);
-    assert_int_equal(n, 42);
+    assert_int_equal(n, 48);
     for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
         size_t j = 0;
         while (cfg_names[j] != NULL && strcmp(cfg_names[j], spec[i]) != 0)
@@ -459,6 +459,71 @@ static void secret_path_may_be_empty_but_never_hold_control_characters(void **st
     assert_string_equal(f->err, "SECRET_PATH=/tmp/a\\x01b: expected empty or a path without control characters");
     set_ok(f, "SECRET_PATH", "");
     assert_int_equal(cfg_validate(&f->c, f->err, sizeof f->err), 0);
+}
+
+/* ---- request bodies, the spill, the store queue ---- */
+
+static void body_caps_take_auto_or_a_byte_count_of_at_least_64_kib(void **state)
+{
+    fixture *f = *state;
+    static const char *const names[] = {"MAX_BODY_BYTES_PER_CLIENT", "MAX_BODY_BYTES_PER_WORKER",
+                                        "SPILL_MAX_BYTES"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        set_ok(f, names[i], "AUTO");
+        set_ok(f, names[i], "64K");
+        set_ok(f, names[i], "2T");
+        set_bad(f, names[i], "65535");
+        set_bad(f, names[i], "0");
+        set_bad(f, names[i], "");
+        set_bad(f, names[i], "automatic");
+    }
+    set_bad(f, "SPILL_MAX_BYTES", "1k");
+    assert_string_equal(f->err, "SPILL_MAX_BYTES=1k: expected auto or a byte count (65536 to 1125899906842624)");
+}
+
+static void body_caps_auto_follow_the_uploads_a_client_may_send(void **state)
+{
+    fixture *f = *state;
+    cfg *c = &f->c;
+    uint64_t body = 10485760 + CFG_BODY_SLACK;
+    set_ok(f, "WORKERS", "4");
+    assert_int_equal(cfg_body_max_client(c), 4 * body);
+    assert_int_equal(cfg_body_max_worker(c), 32 * body);
+    assert_int_equal(cfg_spill_max_worker(c), 64 * body);
+    set_ok(f, "MAX_UPLOADS_PER_CLIENT", "2");
+    set_ok(f, "MAX_FILE_SIZE", "1M");
+    assert_int_equal(cfg_body_max_client(c), 2 * (1048576 + CFG_BODY_SLACK));
+    set_ok(f, "MAX_BODY_BYTES_PER_CLIENT", "3M");
+    assert_int_equal(cfg_body_max_client(c), 3 << 20);
+    assert_int_equal(cfg_body_max_worker(c), 24 << 20);
+    set_ok(f, "MAX_BODY_BYTES_PER_WORKER", "5M");
+    assert_int_equal(cfg_body_max_worker(c), 5 << 20);
+    set_ok(f, "SPILL_MAX_BYTES", "8M"); /* all workers: a quarter each */
+    assert_int_equal(cfg_spill_max_worker(c), 2 << 20);
+}
+
+static void spill_path_empty_means_temp_path(void **state)
+{
+    fixture *f = *state;
+    assert_string_equal(cfg_spill_path(&f->c), "./storage/temp");
+    set_ok(f, "SPILL_PATH", "/dev/shm/raven-zero");
+    assert_string_equal(cfg_spill_path(&f->c), "/dev/shm/raven-zero");
+    set_bad(f, "SPILL_PATH", "/tmp/a\x01" "b");
+    set_ok(f, "SPILL_PATH", "");
+    assert_string_equal(cfg_spill_path(&f->c), "./storage/temp");
+}
+
+static void store_queue_and_http2_have_safe_defaults(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(f->c.store_max_pending, 1024);
+    assert_int_equal(f->c.http2, 1);
+    set_ok(f, "STORE_MAX_PENDING", "16");
+    set_bad(f, "STORE_MAX_PENDING", "15");
+    set_bad(f, "STORE_MAX_PENDING", "1000001");
+    set_ok(f, "HTTP2", "off");
+    assert_int_equal(f->c.http2, 0);
+    set_bad(f, "HTTP2", "h2c");
 }
 
 static void public_url_requires_http_or_https_and_loses_its_trailing_slash(void **state)
@@ -1174,6 +1239,10 @@ int main(void)
         T(upload_rate_limit_is_stored_as_count_per_period),
         T(booleans_accept_the_usual_spellings_in_any_case),
         T(log_level_accepts_the_four_names_in_any_case),
+        T(body_caps_take_auto_or_a_byte_count_of_at_least_64_kib),
+        T(body_caps_auto_follow_the_uploads_a_client_may_send),
+        T(spill_path_empty_means_temp_path),
+        T(store_queue_and_http2_have_safe_defaults),
         T(redis_url_accepts_tcp_and_unix_forms),
         T(redis_url_rejects_other_schemes_bad_ports_and_dbs),
         T(redis_url_error_hides_the_password),
