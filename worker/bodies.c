@@ -56,9 +56,13 @@ typedef struct {
     int spill_fd; /* HTTP/2: our own descriptor of the body's spill file, or -1 */
 } watch;
 
-/* One body as this turn sees it. */
+/* One body as this turn sees it. Once refused (gone), an HTTP/2 body's watch is freed
+ * with its request: what sorting needs is copied here. */
 typedef struct {
     watch *w;
+    uint8_t client[16];
+    int has_client;
+    uint64_t seen_ms;
     early_body body;
     uint64_t need;  /* held; while arriving, the announced length if that is more */
     uint64_t spill; /* bytes of spill file it holds, or will once its announced length is in */
@@ -413,7 +417,8 @@ static void collect(h2o_req_t *req, void *p)
         b->items_cap = cap;
     }
     item *it = &b->items[b->nitems++];
-    *it = (item){.w = wt, .body = body, .need = body.held};
+    *it = (item){.w = wt, .has_client = wt->has_client, .seen_ms = wt->seen_ms, .body = body, .need = body.held};
+    memcpy(it->client, wt->client, sizeof(it->client));
     if (body.arriving && body.declared != SIZE_MAX && body.declared > it->need)
         it->need = body.declared;
     if (body.buf != NULL && body.buf->_fd != -1)
@@ -426,8 +431,8 @@ static void collect(h2o_req_t *req, void *p)
 /* Newest first (one turn's newcomers: the later HTTP/2 stream first). */
 static int newer(const item *a, const item *b)
 {
-    if (a->w->seen_ms != b->w->seen_ms)
-        return a->w->seen_ms > b->w->seen_ms ? -1 : 1;
+    if (a->seen_ms != b->seen_ms)
+        return a->seen_ms > b->seen_ms ? -1 : 1;
     return a->body.stream != b->body.stream ? (a->body.stream > b->body.stream ? -1 : 1) : 0;
 }
 
@@ -439,9 +444,9 @@ static int by_newest(const void *pa, const void *pb)
 static int by_client_newest(const void *pa, const void *pb)
 {
     const item *a = pa, *b = pb;
-    if (a->w->has_client != b->w->has_client)
-        return a->w->has_client - b->w->has_client;
-    int c = memcmp(a->w->client, b->w->client, 16);
+    if (a->has_client != b->has_client)
+        return a->has_client - b->has_client;
+    int c = memcmp(a->client, b->client, 16);
     return c != 0 ? c : newer(a, b);
 }
 
@@ -492,7 +497,7 @@ static void per_client(bodies *b, size_t from, size_t to)
     const cfg *c = b->w->cfg;
     const char *detail;
     long retry;
-    watch *first = b->items[from].w;
+    const item *first = &b->items[from];
     if (first->has_client && limited_now(b, first->client, &detail, &retry))
         for (size_t i = from; i < to; i++)
             if (!b->items[i].gone && b->items[i].body.arriving)
@@ -536,13 +541,17 @@ void bodies_check(bodies *b)
     /* libh2o's HTTP/1 deadline covers a whole request; an HTTP/2 body has none. */
     for (size_t i = 0; i < b->nitems; i++) {
         item *it = &b->items[i];
-        if (it->body.stream != 0 && it->body.arriving && now - it->w->seen_ms >= deadline)
+        if (it->body.stream != 0 && it->body.arriving && now - it->seen_ms >= deadline)
             refuse(b, it, R_DEADLINE, 408, "Request body timeout", 0);
+    }
+    if (b->nitems == 0) {
+        log_refused(b);
+        return;
     }
     qsort(b->items, b->nitems, sizeof(*b->items), by_client_newest);
     for (size_t from = 0, to; from < b->nitems; from = to) {
-        for (to = from + 1; to < b->nitems && b->items[to].w->has_client == b->items[from].w->has_client &&
-                            memcmp(b->items[to].w->client, b->items[from].w->client, 16) == 0;
+        for (to = from + 1; to < b->nitems && b->items[to].has_client == b->items[from].has_client &&
+                            memcmp(b->items[to].client, b->items[from].client, 16) == 0;
              to++)
             ;
         per_client(b, from, to);
