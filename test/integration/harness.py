@@ -1640,7 +1640,7 @@ class H2:
         self.host = '127.0.0.1:%d' % server.port
         self.buf = b''
         self.closed = False
-        self.goaway = None  # (last stream id, error code) once received
+        self.goaway = None  # (last stream id, error code) of the first GOAWAY received
         self.streams = {}   # stream id -> {'status', 'body', 'reset', 'ended'}
         self.sock.sendall(H2_PREFACE + h2_frame(H2_SETTINGS, 0, 0, (4).to_bytes(2, 'big') +
                                                  (1 << 30).to_bytes(4, 'big')) +
@@ -1694,7 +1694,7 @@ class H2:
             st['body'] += payload
         elif kind == H2_RST_STREAM:
             st['reset'] = int.from_bytes(payload[:4], 'big')
-        elif kind == H2_GOAWAY:
+        elif kind == H2_GOAWAY and self.goaway is None:  # the first says why
             self.goaway = (int.from_bytes(payload[:4], 'big') & 0x7fffffff,
                            int.from_bytes(payload[4:8], 'big'))
         elif kind == H2_SETTINGS and not flags & H2_ACK:
