@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "early.h"
 #include "http.h"
 #include "log.h"
@@ -51,6 +52,7 @@ typedef struct {
     uint8_t client[16];
     int has_client;
     uint64_t seen_ms;
+    uint64_t seen_turn; /* the bodies_check() that first saw it */
     int answered; /* answered early (HTTP/1: its connection closes at libh2o's next read) */
     int zeroed;   /* the body is zeros already */
     int spill_fd; /* HTTP/2: our own descriptor of the body's spill file, or -1 */
@@ -62,7 +64,7 @@ typedef struct {
     watch *w;
     uint8_t client[16];
     int has_client;
-    uint64_t seen_ms;
+    uint64_t seen_ms, seen_turn;
     early_body body;
     uint64_t need;  /* held; while arriving, the announced length if that is more */
     uint64_t spill; /* bytes of spill file it holds, or will once its announced length is in */
@@ -84,6 +86,7 @@ struct bodies {
     limited limited[LIMITED_SLOTS];
     uint64_t refused[R_REASONS];
     uint64_t logged_ms;
+    uint64_t turn; /* bodies_check() calls so far */
 };
 
 bodies *bodies_new(worker *w)
@@ -290,6 +293,16 @@ static void hold_spill(watch *wt, const early_body *body)
         wt->spill_fd = fcntl(body->buf->_fd, F_DUPFD_CLOEXEC, 3);
 }
 
+/* The client as the limits know it: an IPv6 client is its IPV6_PREFIX network, so
+ * that rotating through the addresses of one network buys no more bodies. */
+static int client_of(h2o_req_t *req, uint8_t out[16])
+{
+    if (http_client_addr(req, out) != 0)
+        return -1;
+    addr_group(out, worker_of(req)->cfg->ipv6_prefix, out);
+    return 0;
+}
+
 /* req's watch, made on first sight; NULL when memory ran out. */
 static watch *watch_of(bodies *b, h2o_req_t *req)
 {
@@ -302,8 +315,8 @@ static watch *watch_of(bodies *b, h2o_req_t *req)
         i = find(b, req);
     }
     watch *wt = h2o_mem_alloc_shared(&req->pool, sizeof(*wt), on_watch_dispose);
-    *wt = (watch){.b = b, .req = req, .seen_ms = util_mono_ms(), .spill_fd = -1};
-    wt->has_client = http_client_addr(req, wt->client) == 0;
+    *wt = (watch){.b = b, .req = req, .seen_ms = util_mono_ms(), .seen_turn = b->turn, .spill_fd = -1};
+    wt->has_client = client_of(req, wt->client) == 0;
     b->table[i] = wt;
     b->n++;
     return wt;
@@ -356,7 +369,7 @@ void bodies_remember_limited(h2o_req_t *req, const char *detail, long retry_afte
 {
     bodies *b = worker_of(req)->bodies;
     uint8_t addr[16];
-    if (b == NULL || http_client_addr(req, addr) != 0)
+    if (b == NULL || client_of(req, addr) != 0)
         return;
     uint64_t now = util_mono_ms();
     limited *slot = limited_find(b, addr);
@@ -417,7 +430,7 @@ static void collect(h2o_req_t *req, void *p)
         b->items_cap = cap;
     }
     item *it = &b->items[b->nitems++];
-    *it = (item){.w = wt, .has_client = wt->has_client, .seen_ms = wt->seen_ms, .body = body, .need = body.held};
+    *it = (item){.w = wt, .has_client = wt->has_client, .seen_ms = wt->seen_ms, .seen_turn = wt->seen_turn, .body = body, .need = body.held};
     memcpy(it->client, wt->client, sizeof(it->client));
     if (body.arriving && body.declared != SIZE_MAX && body.declared > it->need)
         it->need = body.declared;
@@ -431,8 +444,8 @@ static void collect(h2o_req_t *req, void *p)
 /* Newest first (one turn's newcomers: the later HTTP/2 stream first). */
 static int newer(const item *a, const item *b)
 {
-    if (a->seen_ms != b->seen_ms)
-        return a->seen_ms > b->seen_ms ? -1 : 1;
+    if (a->seen_turn != b->seen_turn)
+        return a->seen_turn > b->seen_turn ? -1 : 1;
     return a->body.stream != b->body.stream ? (a->body.stream > b->body.stream ? -1 : 1) : 0;
 }
 
@@ -536,6 +549,7 @@ void bodies_check(bodies *b)
 {
     const cfg *c = b->w->cfg;
     b->nitems = 0;
+    b->turn++;
     early_foreach(&b->w->ctx, collect, b);
     uint64_t now = util_mono_ms(), deadline = (uint64_t)c->body_timeout * 1000;
     /* libh2o's HTTP/1 deadline covers a whole request; an HTTP/2 body has none. */

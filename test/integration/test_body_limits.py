@@ -19,19 +19,20 @@ THIRD = '127.0.0.4'
 TOO_MUCH = 'Too much request data in progress, try again later'
 
 
-def head_of(body, ctype, target='/upload/'):
-    return ('POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n'
-            % (target, ctype, len(body))).encode()
+def head_of(body, ctype, target='/upload/', forwarded=None):
+    extra = 'X-Forwarded-For: %s\r\n' % forwarded if forwarded else ''
+    return ('POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n'
+            % (target, ctype, len(body), extra)).encode()
 
 
 class PartialUpload:
     """An HTTP/1 upload whose head and first `sent` bytes of body go out now; the rest
     when the test says."""
 
-    def __init__(self, server, source, size, sent):
+    def __init__(self, server, source, size, sent, forwarded=None):
         self.body, ctype = multipart(os.urandom(size))
         self.sock = raw_connect(server, source)
-        self.sock.sendall(head_of(self.body, ctype) + self.body[:sent])
+        self.sock.sendall(head_of(self.body, ctype, forwarded=forwarded) + self.body[:sent])
         self.sent = sent
 
     def answer_now(self, timeout):
@@ -56,6 +57,13 @@ class PartialUpload:
             return read_response(self.sock, 'POST')
         finally:
             self.sock.close()
+
+
+def settled(server):
+    """Once this round trip is answered, the worker has read what was sent to it before
+    (its event loop took the earlier sockets' data first): a body sent after it is the
+    newer, the one refused over a cap."""
+    assert server.request('HEAD', '/openapi.json', source_address=THIRD)[0] == 200
 
 
 def h2_upload_head(h2, stream, body, ctype):
@@ -146,6 +154,7 @@ def test_bodies_over_the_workers_cap_are_refused_whoever_sends_them():
     with Redis() as redis, Server(redis, env=env) as server:
         before = server.full_tree()
         first = PartialUpload(server, CLIENT, 2 * MIB, MIB)
+        settled(server)
         body, ctype = multipart(os.urandom(2 * MIB))
         h2 = H2(server, OTHER)
         try:
@@ -167,6 +176,7 @@ def test_more_bodies_at_once_than_max_uploads_per_client_are_refused_at_their_he
     with Redis() as redis, Server(redis, env=env) as server:
         before = server.full_tree()
         uploads = [PartialUpload(server, CLIENT, MIB, 4096) for _ in range(2)]
+        settled(server)
         third = PartialUpload(server, CLIENT, MIB, 4096)
         status, headers, data = third.answer_now(5)
         assert_json_error(status, headers, data, 429, 'Too many uploads in progress',
@@ -177,6 +187,22 @@ def test_more_bodies_at_once_than_max_uploads_per_client_are_refused_at_their_he
             status, _, data = u.finish()
             assert status == 201, data
         assert_nobody_replaced(server, before)
+
+
+def test_addresses_of_one_ipv6_network_share_one_clients_bodies():
+    # Through the trusted proxy 127.0.0.1, as Linux lets a test bind only ::1.
+    env = {'WORKERS': '1', 'MAX_UPLOADS_PER_CLIENT': '1', 'IPV6_PREFIX': '64'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        first = PartialUpload(server, '127.0.0.1', MIB, 4096, forwarded='2001:db8:1:2::1')
+        settled(server)
+        status, headers, data = PartialUpload(server, '127.0.0.1', MIB, 4096,
+                                              forwarded='2001:db8:1:2:ffff::9').answer_now(5)
+        assert_json_error(status, headers, data, 429, 'Too many uploads in progress',
+                          what='a second body from the same /64')
+        other = PartialUpload(server, '127.0.0.1', MIB, 4096, forwarded='2001:db8:1:3::1')
+        for upload in (first, other):
+            status, _, data = upload.finish()
+            assert status == 201, data
 
 
 def test_a_client_answered_429_has_its_next_bodies_refused_at_their_head():
