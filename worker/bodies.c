@@ -432,8 +432,11 @@ static void collect(h2o_req_t *req, void *p)
     item *it = &b->items[b->nitems++];
     *it = (item){.w = wt, .has_client = wt->has_client, .seen_ms = wt->seen_ms, .seen_turn = wt->seen_turn, .body = body, .need = body.held};
     memcpy(it->client, wt->client, sizeof(it->client));
+    /* An announced length counts as far as libh2o would take it: beyond that it
+     * refuses the body itself (413, or the stream reset). */
+    size_t most = b->w->globalconf.max_request_entity_size;
     if (body.arriving && body.declared != SIZE_MAX && body.declared > it->need)
-        it->need = body.declared;
+        it->need = body.declared < most ? body.declared : most;
     if (body.buf != NULL && body.buf->_fd != -1)
         it->spill = body.buf->capacity;
     if (body.arriving && capacity_for(it->need) >= h2o_socket_buffer_mmap_settings.threshold &&

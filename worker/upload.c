@@ -783,8 +783,10 @@ static void on_rate(void *data, int outcome, long retry_after)
         const char *detail = outcome == RATE_LIMITED ? "Rate limit exceeded" : "Too many uploads in progress";
         int n = snprintf(after, sizeof(after), "%ld", retry_after > 0 ? retry_after : 1);
         http_header(req, H2O_TOKEN_RETRY_AFTER, after, (size_t)n);
-        /* Its next bodies get this answer at their head, not after arriving whole. */
-        bodies_remember_limited(req, detail, retry_after > 0 ? retry_after : 1);
+        /* Over its rate, its next bodies get this answer at their head, not after
+         * arriving whole. Uploads in progress end at any moment: not remembered. */
+        if (outcome == RATE_LIMITED)
+            bodies_remember_limited(req, detail, retry_after > 0 ? retry_after : 1);
         answer_detail(op, 429, detail);
     } else {
         step_run(&op->step); /* the first slice now; any further ones on later loop turns */
