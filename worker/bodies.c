@@ -219,6 +219,16 @@ static void zero(h2o_buffer_t *buf, char *p, size_t len)
         write_back(buf->_fd, (off_t)(p - (char *)buf), (off_t)len);
 }
 
+void bodies_scrub_input(h2o_socket_t *sock)
+{
+    h2o_buffer_t *in = sock != NULL ? sock->input : NULL;
+    if (in == NULL || in->_fd == -1 || in->bytes == NULL)
+        return;
+    char *start = in->_buf, *live = in->bytes, *end = in->_buf + in->capacity;
+    zero(in, start, (size_t)(live - start));
+    zero(in, live + in->size, (size_t)(end - (live + in->size)));
+}
+
 /* The buffer of req's body when it holds [p, p + len), for its spill file. */
 static h2o_buffer_t *buffer_holding(h2o_req_t *req, const char *p, size_t len)
 {

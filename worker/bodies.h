@@ -26,6 +26,11 @@ int bodies_on_request(h2o_req_t *req);
  * body with zeros now (a spilled one is written back to its file, too). */
 void bodies_release(h2o_req_t *req);
 
+/* An HTTP/2 connection's input buffer spills like a body once a read outgrows
+ * BODY_MEMORY_MAX, and keeps the DATA frames it has parsed until the connection
+ * closes: overwrite all of it but the bytes not yet parsed. */
+void bodies_scrub_input(h2o_socket_t *sock);
+
 /* The client of req was answered 429 (detail, a string that outlives the call, and
  * Retry-After retry_after_s): its next bodies are refused at their head for that long
  * (at most a minute). */

@@ -394,6 +394,8 @@ static void housekeeping(worker *w)
         c->partial = c->active == 0 && c->sock->input != NULL && c->sock->input->size > 0;
         head_deadline(w, c, now);
         spill_watch(w, c->sock, &c->spill);
+        if (!speaks_http1(c->sock))
+            bodies_scrub_input(c->sock);
     }
     log_bounds(w, now);
     log_floods(w, now);

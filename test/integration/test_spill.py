@@ -84,25 +84,42 @@ def test_a_body_its_client_abandons_or_that_is_refused_leaves_only_zeros():
         worker = before['workers'][0]
         body, ctype = multipart(marked(3 * MIB))
 
-        # HTTP/2: the client resets its stream halfway.
+        # HTTP/2: the client resets its stream halfway. (The connection's own input
+        # buffer may spill for the length of one read too: libh2o frees it as soon as
+        # the frames in it are parsed, within the same callback; see the README.)
         h2 = H2(server, CLIENT)
+        fds = {}
         try:
             h2.send(h2.request_head(1, 'POST', '/upload/', [('content-type', ctype),
                                                             ('content-length', str(len(body)))]) +
                     h2.data_frames(1, body[:2 * MIB]))
-            fd, _ = open_spill(worker)
-            if fd is None:
+
+            def spilled():
+                for where, _, name in spill_maps(worker):
+                    if name not in fds:
+                        try:
+                            fds[name] = os.open('/proc/%d/map_files/%s' % (worker, where), os.O_RDONLY)
+                        except FileNotFoundError:
+                            continue  # released meanwhile
+                return any(content(fd).count(MARKER) > 20000 for fd in fds.values())
+            try:
+                wait_until(spilled, 5, message='the body spilled')
+            except PermissionError:
                 skip('/proc/PID/map_files cannot be opened here')
                 return
-            try:
-                wait_until(lambda: content(fd).count(MARKER) > 20000, 5, message='the body spilled')
-                h2.send(h2.rst(1))
-                wait_until(lambda: not spill_maps(worker), 5, message='the spill released')
-                assert content(fd).count(MARKER) == 0, 'a reset stream left its body'
-            finally:
-                os.close(fd)
+            # The stream's body is the spill file with the most of it.
+            stream_file = max((name for _, _, name in spill_maps(worker) if name in fds),
+                              key=lambda name: content(fds[name]).count(MARKER))
+            assert content(fds[stream_file]).count(MARKER) > 20000, stream_file
+            h2.send(h2.rst(1))
+            wait_until(lambda: not spill_maps(worker), 5, message='the spill released')
+            assert content(fds[stream_file]).count(MARKER) == 0, 'a reset stream left its body'
+            assert h2.send(h2.request_head(3, 'GET', '/health/', end_stream=True))
+            assert h2.read(lambda c: c.answered(3), 5), 'the connection went on'
         finally:
             h2.close()
+            for fd in fds.values():
+                os.close(fd)
 
         # HTTP/1: a second body would take the client over MAX_BODY_BYTES_PER_CLIENT and
         # is refused; then the first one's client goes away.
