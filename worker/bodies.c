@@ -32,7 +32,6 @@
 #define LIMITED_SLOTS 256 /* clients remembered after a 429; the oldest give way */
 #define LIMITED_PROBES 8
 #define LIMITED_MAX_S 60
-#define BUSY_RETRY_S 5 /* a 503 over a cap: the bodies ahead take seconds to go */
 #define LOG_EVERY_MS 1000
 #define BUFFER_UNIT 8192 /* libh2o's buffers start at 8 KiB and double */
 #define ZERO_CHUNK 65536
@@ -512,7 +511,8 @@ static void refuse_over(bodies *b, size_t from, size_t to, int spill, uint64_t c
         uint64_t part = spill ? it->spill : it->need;
         if (it->gone || !it->body.arriving || part == 0)
             continue;
-        refuse(b, it, reason, 503, "Too much request data in progress, try again later", BUSY_RETRY_S);
+        /* Retry-After: the one every 503 carries (http.c). */
+        refuse(b, it, reason, 503, "Too much request data in progress, try again later", 0);
         total -= part;
     }
 }
