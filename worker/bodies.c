@@ -177,7 +177,9 @@ static void table_remove(bodies *b, const h2o_req_t *req)
  * (a memory one, where this costs nothing) gets all of it written back. */
 static void write_back(int fd, off_t off, off_t len)
 {
-    enum { FLAGS = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER };
+    /* Started, not waited for (the loop must not wait on the disk): the file's last
+     * close, which frees its pages, waits for pages under writeback. */
+    enum { FLAGS = SYNC_FILE_RANGE_WRITE };
     struct {
         struct fiemap map;
         struct fiemap_extent extents[EXTENTS];
