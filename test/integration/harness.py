@@ -1641,6 +1641,7 @@ class H2:
         self.buf = b''
         self.closed = False
         self.goaway = None  # (last stream id, error code) of the first GOAWAY received
+        self.pongs = 0      # PING frames the server acknowledged
         self.streams = {}   # stream id -> {'status', 'body', 'reset', 'ended'}
         self.sock.sendall(H2_PREFACE + h2_frame(H2_SETTINGS, 0, 0, (4).to_bytes(2, 'big') +
                                                  (1 << 30).to_bytes(4, 'big')) +
@@ -1701,6 +1702,8 @@ class H2:
             self.send(h2_frame(H2_SETTINGS, H2_ACK, 0))
         elif kind == H2_PING and not flags & H2_ACK:
             self.send(h2_frame(H2_PING, H2_ACK, 0, payload))
+        elif kind == H2_PING:
+            self.pongs += 1
         if flags & H2_END_STREAM and kind in (H2_HEADERS, H2_DATA):
             st['ended'] = True
 
@@ -1731,6 +1734,12 @@ class H2:
                     break
                 self._note(*frame)
         return True
+
+    def sync(self, timeout=5):
+        """Wait until the server has read everything sent so far (a PING answered)."""
+        want = self.pongs + 1
+        self.send(h2_frame(H2_PING, 0, 0, b'syncsync'))
+        return self.read(lambda c: c.pongs >= want, timeout)
 
     def answered(self, stream):
         """The stream's answer has ended (or the stream was reset)."""
