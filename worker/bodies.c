@@ -11,20 +11,15 @@
  * from its connections: each read drains a socket's receive buffer. */
 #include "bodies.h"
 
-#include <fcntl.h>
-#include <linux/fiemap.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "addr.h"
 #include "early.h"
 #include "http.h"
 #include "log.h"
+#include "spill.h"
 #include "util.h"
 #include "worker.h"
 
@@ -34,8 +29,6 @@
 #define LIMITED_MAX_S 60
 #define LOG_EVERY_MS 1000
 #define BUFFER_UNIT 8192 /* libh2o's buffers start at 8 KiB and double */
-#define ZERO_CHUNK 65536
-#define EXTENTS 32 /* asked of FIEMAP at a time */
 
 /* Why a body was refused, for the log line that counts them. */
 enum { R_DEADLINE, R_LIMITED, R_COUNT, R_CLIENT, R_WORKER, R_SPILL, R_REASONS };
@@ -52,9 +45,8 @@ typedef struct {
     int has_client;
     uint64_t seen_ms;
     uint64_t seen_turn; /* the bodies_check() that first saw it */
-    int answered; /* answered early (HTTP/1: its connection closes at libh2o's next read) */
-    int zeroed;   /* the body is zeros already */
-    int spill_fd; /* HTTP/2: our own descriptor of the body's spill file, or -1 */
+    int answered;    /* answered early (HTTP/1: its connection closes at libh2o's next read) */
+    spill_ref *spill; /* HTTP/2: the body's spill file, held until the request goes */
 } watch;
 
 /* One body as this turn sees it. Once refused (gone), an HTTP/2 body's watch is freed
@@ -170,54 +162,17 @@ static void table_remove(bodies *b, const h2o_req_t *req)
 
 /* ---- zeroing ---- */
 
-/* Write back the parts of a spill file's [off, off + len) that the kernel has already
- * stored (FIEMAP: extents neither delayed nor unwritten), so that their blocks hold
- * what the pages now hold. The other pages never reached the disk: they go with the
- * file, unwritten, so writing them out would only cost. A file system that cannot say
- * (a memory one, where this costs nothing) gets all of it written back. */
-static void write_back(int fd, off_t off, off_t len)
-{
-    /* Started, not waited for (the loop must not wait on the disk): the file's last
-     * close, which frees its pages, waits for pages under writeback. */
-    enum { FLAGS = SYNC_FILE_RANGE_WRITE };
-    struct {
-        struct fiemap map;
-        struct fiemap_extent extents[EXTENTS];
-    } q;
-    for (off_t end = off + len; off < end;) {
-        memset(&q, 0, sizeof(q));
-        q.map.fm_start = (uint64_t)off;
-        q.map.fm_length = (uint64_t)(end - off);
-        q.map.fm_extent_count = EXTENTS;
-        if (ioctl(fd, FS_IOC_FIEMAP, &q.map) != 0) {
-            (void)sync_file_range(fd, off, end - off, FLAGS);
-            return;
-        }
-        if (q.map.fm_mapped_extents == 0)
-            return;
-        for (uint32_t i = 0; i < q.map.fm_mapped_extents; i++) {
-            const struct fiemap_extent *e = &q.map.fm_extents[i];
-            off_t from = (off_t)e->fe_logical > off ? (off_t)e->fe_logical : off;
-            off_t to = (off_t)(e->fe_logical + e->fe_length) < end ? (off_t)(e->fe_logical + e->fe_length) : end;
-            if (!(e->fe_flags & (FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN)) && to > from)
-                (void)sync_file_range(fd, from, to - from, FLAGS);
-            if (e->fe_flags & FIEMAP_EXTENT_LAST)
-                return;
-            off = (off_t)(e->fe_logical + e->fe_length);
-        }
-    }
-}
-
-/* Overwrite [p, p + len) of buf with zeros. A spilled buffer is a shared mapping of an
- * unlinked file (its start is the buffer itself): the blocks the kernel may already
- * have written get the zeros too, before libh2o closes the file. */
-static void zero(h2o_buffer_t *buf, char *p, size_t len)
+/* Overwrite [p, p + len) of buf with zeros. A body in memory is overwritten here (it is
+ * at most BODY_MEMORY_MAX); a spilled one only once its file is let go, on a helper
+ * thread (spill.h), where the whole file is erased. */
+static void zero(worker *w, h2o_buffer_t *buf, char *p, size_t len)
 {
     if (p == NULL || len == 0)
         return;
-    explicit_bzero(p, len);
     if (buf != NULL && buf->_fd != -1)
-        write_back(buf->_fd, (off_t)(p - (char *)buf), (off_t)len);
+        spill_erase(w, buf);
+    else
+        explicit_bzero(p, len);
 }
 
 void bodies_scrub_input(h2o_socket_t *sock)
@@ -226,8 +181,8 @@ void bodies_scrub_input(h2o_socket_t *sock)
     if (in == NULL || in->_fd == -1 || in->bytes == NULL)
         return;
     char *start = in->_buf, *live = in->bytes, *end = in->_buf + in->capacity;
-    zero(in, start, (size_t)(live - start));
-    zero(in, live + in->size, (size_t)(end - (live + in->size)));
+    explicit_bzero(start, (size_t)(live - start));
+    explicit_bzero(live + in->size, (size_t)(end - (live + in->size)));
 }
 
 /* The buffer of req's body when it holds [p, p + len), for its spill file. */
@@ -240,68 +195,40 @@ static h2o_buffer_t *buffer_holding(h2o_req_t *req, const char *p, size_t len)
     return p >= start && p + len <= end ? body.buf : NULL;
 }
 
-/* Overwrite a whole spill file with zeros through a descriptor: every page first, so
- * that none the kernel writes out later holds the body; then what was on disk. */
-static void zero_file(int fd)
-{
-    static const char zeros[ZERO_CHUNK];
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return;
-    for (off_t off = 0; off < st.st_size;) {
-        ssize_t n = pwrite(fd, zeros, (size_t)(st.st_size - off < ZERO_CHUNK ? st.st_size - off : ZERO_CHUNK), off);
-        if (n <= 0)
-            return;
-        off += n;
-    }
-    write_back(fd, 0, st.st_size);
-}
-
-static watch *watch_find(bodies *b, const h2o_req_t *req)
-{
-    return b != NULL ? b->table[find(b, req)] : NULL;
-}
-
 void bodies_release(h2o_req_t *req)
 {
     if (req->entity.base == NULL || req->entity.len == 0)
         return;
-    zero(buffer_holding(req, req->entity.base, req->entity.len), req->entity.base, req->entity.len);
+    zero(worker_of(req), buffer_holding(req, req->entity.base, req->entity.len), req->entity.base, req->entity.len);
     req->entity.len = 0; /* done; the base stays, so the body still reads as complete */
-    watch *wt = watch_find(worker_of(req)->bodies, req);
-    if (wt != NULL)
-        wt->zeroed = 1;
 }
 
 /* libh2o disposes a request before it frees an HTTP/1 connection's input (where the
  * body is), but after it freed an HTTP/2 stream's body buffer; a spilled one's file
- * still lives through our own descriptor, though. */
+ * is still held, though, and is erased now that it is let go (its client may have
+ * reset the stream or left). */
 static void on_watch_dispose(void *p)
 {
     watch *wt = p;
     h2o_req_t *req = wt->req;
     if (wt->b != NULL)
         table_remove(wt->b, req);
-    if (wt->spill_fd >= 0) {
-        if (!wt->zeroed)
-            zero_file(wt->spill_fd); /* its client reset the stream or left */
-        close(wt->spill_fd);
-    }
+    spill_let_go(wt->spill);
     early_body body;
     if (req->version >= 0x200 || early_body_of(req, &body) != 0 || body.buf == NULL)
         return;
     if (req->entity.base != NULL)
         bodies_release(req); /* whole, but never answered: its client left */
     else
-        zero(body.buf, body.buf->bytes, body.buf->size); /* cut off: the connection closes */
+        zero(worker_of(req), body.buf, body.buf->bytes, body.buf->size); /* cut off: the connection closes */
 }
 
-/* An HTTP/2 body in a spill file: keep a descriptor of the file, so that it can be
- * zeroed even once libh2o has let it go (a stream reset by its client). */
+/* An HTTP/2 body in a spill file: hold the file, so that it is erased even when libh2o
+ * lets it go with no answer (a stream reset by its client). */
 static void hold_spill(watch *wt, const early_body *body)
 {
-    if (wt->spill_fd < 0 && body->stream != 0 && body->buf != NULL && body->buf->_fd != -1)
-        wt->spill_fd = fcntl(body->buf->_fd, F_DUPFD_CLOEXEC, 3);
+    if (wt->spill == NULL && body->stream != 0 && body->buf != NULL && body->buf->_fd != -1)
+        wt->spill = spill_take(worker_of(wt->req), body->buf);
 }
 
 /* The client as the limits know it: an IPv6 client is its IPV6_PREFIX network, so
@@ -326,7 +253,7 @@ static watch *watch_of(bodies *b, h2o_req_t *req)
         i = find(b, req);
     }
     watch *wt = h2o_mem_alloc_shared(&req->pool, sizeof(*wt), on_watch_dispose);
-    *wt = (watch){.b = b, .req = req, .seen_ms = util_mono_ms(), .seen_turn = b->turn, .spill_fd = -1};
+    *wt = (watch){.b = b, .req = req, .seen_ms = util_mono_ms(), .seen_turn = b->turn};
     wt->has_client = client_of(req, wt->client) == 0;
     b->table[i] = wt;
     b->n++;
@@ -489,8 +416,7 @@ static void refuse(bodies *b, item *it, int reason, int status, const char *deta
     if (it->body.stream != 0) {
         /* The stream and its buffer go with the answer: zero what came first. */
         if (it->body.buf != NULL)
-            zero(it->body.buf, it->body.buf->bytes, it->body.buf->size);
-        it->w->zeroed = 1;
+            zero(b->w, it->body.buf, it->body.buf->bytes, it->body.buf->size);
         early_answer(req, status, detail, retry_after_s);
         return;
     }
@@ -499,7 +425,7 @@ static void refuse(bodies *b, item *it, int reason, int status, const char *deta
     it->w->answered = 1;
     early_answer(req, status, detail, retry_after_s);
     if (it->body.buf != NULL)
-        zero(it->body.buf, it->body.buf->bytes, it->body.buf->size);
+        zero(b->w, it->body.buf, it->body.buf->bytes, it->body.buf->size);
 }
 
 /* Refuse items[from, to) newest first (they are sorted so) while total is over cap. */

@@ -1,15 +1,18 @@
-/* spill.c - spill files held until libh2o lets them go (see spill.h), then closed by
- * a helper thread. It reads libh2o 2.2.5's buffers: an HTTP/1 body lives in its
- * connection socket's input; an HTTP/2 body is a buffer of its own whose bytes start
+/* spill.c - spill files held until libh2o lets them go (see spill.h), then erased and
+ * closed by a helper thread. It reads libh2o 2.2.5's buffers: an HTTP/1 body lives in
+ * its connection socket's input; an HTTP/2 body is a buffer of its own whose bytes start
  * where the buffer's header ends; a buffer spilled to a file has that file's
  * descriptor. */
 #include "spill.h"
 
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -17,17 +20,23 @@
 #include "offload.h"
 #include "worker.h"
 
+#define ZERO_CHUNK 65536
+#define EXTENTS 32 /* asked of FIEMAP at a time */
+
 struct spill_ref {
     offload_job job;
     worker *w;
-    int fd; /* our duplicate; -1 once closed */
+    int fd; /* our duplicate */
     dev_t dev;
     ino_t ino;
     h2o_timeout_entry_t later;
 };
 
-/* Does any mapping of this process still show the file? Runs on a helper thread: it
- * reads /proc. When /proc cannot be read, say yes: the file is only held longer. */
+/* Does any mapping of this process still show the file? Only the loop maps and unmaps
+ * spill files, and libh2o maps each of its spill buffers for as long as the buffer
+ * lives, so asked on the loop, between two turns, no is final: the file will never be
+ * read or written again. When /proc cannot be read, say yes: the file is only held
+ * longer. */
 static int still_mapped(dev_t dev, ino_t ino)
 {
     FILE *f = fopen("/proc/self/maps", "re");
@@ -47,29 +56,88 @@ static int still_mapped(dev_t dev, ino_t ino)
     return found;
 }
 
-static void release_work(offload_job *job)
+/* Wait until the parts of [off, end) that the file system has already given blocks
+ * (FIEMAP: extents neither delayed nor unwritten) are written back, so that those
+ * blocks hold what the pages now hold. The other pages never reached the disk and go
+ * with the file unwritten. A file system that cannot say (a memory one, where this
+ * costs nothing) gets all of it written back. */
+static void write_back(int fd, off_t off, off_t end)
 {
-    spill_ref *r = (spill_ref *)job;
-    if (!still_mapped(r->dev, r->ino)) {
-        close(r->fd); /* the last reference: the file's blocks are freed here */
-        r->fd = -1;
+    enum { FLAGS = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER };
+    struct {
+        struct fiemap map;
+        struct fiemap_extent extents[EXTENTS];
+    } q;
+    while (off < end) {
+        memset(&q, 0, sizeof(q));
+        q.map.fm_start = (uint64_t)off;
+        q.map.fm_length = (uint64_t)(end - off);
+        q.map.fm_extent_count = EXTENTS;
+        if (ioctl(fd, FS_IOC_FIEMAP, &q.map) != 0) {
+            (void)sync_file_range(fd, off, end - off, FLAGS);
+            return;
+        }
+        if (q.map.fm_mapped_extents == 0)
+            return;
+        for (uint32_t i = 0; i < q.map.fm_mapped_extents; i++) {
+            const struct fiemap_extent *e = &q.map.fm_extents[i];
+            off_t from = (off_t)e->fe_logical > off ? (off_t)e->fe_logical : off;
+            off_t to = (off_t)(e->fe_logical + e->fe_length) < end ? (off_t)(e->fe_logical + e->fe_length) : end;
+            if (!(e->fe_flags & (FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN)) && to > from)
+                (void)sync_file_range(fd, from, to - from, FLAGS);
+            if (e->fe_flags & FIEMAP_EXTENT_LAST)
+                return;
+            off = (off_t)(e->fe_logical + e->fe_length);
+        }
     }
 }
 
-/* Still mapped (a pipelined request reads from the same buffer): look again later. */
-static void release_done(offload_job *job)
+/* Overwrite every byte the file holds with zeros (holes hold nothing), then make the
+ * blocks already on disk hold the zeros too. Freeing the blocks instead would leave
+ * the plaintext in them. Once erased, the blocks are punched out, so that another
+ * reference to the same file finds nothing left to write. */
+static void erase(int fd)
+{
+    static const char zeros[ZERO_CHUNK];
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return;
+    off_t off = 0;
+    while (off < st.st_size) {
+        off_t data = lseek(fd, off, SEEK_DATA);
+        if (data < 0)
+            break; /* ENXIO: no data past off */
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0)
+            hole = st.st_size;
+        for (off = data; off < hole;) {
+            ssize_t n = pwrite(fd, zeros, (size_t)(hole - off < ZERO_CHUNK ? hole - off : ZERO_CHUNK), off);
+            if (n <= 0)
+                return;
+            off += n;
+        }
+    }
+    write_back(fd, 0, st.st_size);
+    (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, st.st_size);
+}
+
+/* The last reference: the file's blocks are freed in the close. */
+static void release_work(offload_job *job)
 {
     spill_ref *r = (spill_ref *)job;
-    if (r->fd < 0)
-        free(r);
-    else
-        h2o_timeout_link(r->w->ctx.loop, &r->w->retry_timeout, &r->later);
+    erase(r->fd);
+    close(r->fd);
+    free(r);
 }
 
 static void on_later(h2o_timeout_entry_t *entry)
 {
     spill_ref *r = H2O_STRUCT_FROM_MEMBER(spill_ref, later, entry);
-    r->job = (offload_job){.work = release_work, .done = release_done};
+    if (still_mapped(r->dev, r->ino)) { /* a pipelined request reads from the same buffer */
+        h2o_timeout_link(r->w->ctx.loop, &r->w->retry_timeout, &r->later);
+        return;
+    }
+    r->job = (offload_job){.work = release_work};
     offload_submit(r->w->offload, &r->job);
 }
 
@@ -121,13 +189,22 @@ static h2o_buffer_t *body_buffer(h2o_req_t *req)
                : NULL;
 }
 
-void spill_hold(h2o_req_t *req)
+spill_ref *spill_take(worker *w, const h2o_buffer_t *buf)
 {
-    h2o_buffer_t *buf = body_buffer(req);
     struct stat st;
     if (buf == NULL || buf->_fd < 0 || fstat(buf->_fd, &st) != 0)
-        return;
-    spill_ref *r = ref_new(worker_of(req), buf, &st);
+        return NULL;
+    return ref_new(w, buf, &st);
+}
+
+void spill_erase(worker *w, const h2o_buffer_t *buf)
+{
+    spill_let_go(spill_take(w, buf));
+}
+
+void spill_hold(h2o_req_t *req)
+{
+    spill_ref *r = spill_take(worker_of(req), body_buffer(req));
     if (r != NULL)
         *(spill_ref **)h2o_mem_alloc_shared(&req->pool, sizeof(r), on_request_end) = r;
 }
