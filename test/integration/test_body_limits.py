@@ -29,10 +29,18 @@ class PartialUpload:
     """An HTTP/1 upload whose head and first `sent` bytes of body go out now; the rest
     when the test says."""
 
-    def __init__(self, server, source, size, sent, forwarded=None):
-        self.body, ctype = multipart(os.urandom(size))
+    def __init__(self, server, source, size, sent, forwarded=None, put=None):
+        """put: a file name, to send the file as the raw body of PUT /upload/NAME."""
+        self.method = 'PUT' if put else 'POST'
+        if put:
+            self.body = os.urandom(size)
+            head = ('PUT /upload/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n'
+                    % (put, size)).encode()
+        else:
+            self.body, ctype = multipart(os.urandom(size))
+            head = head_of(self.body, ctype, forwarded=forwarded)
         self.sock = raw_connect(server, source)
-        self.sock.sendall(head_of(self.body, ctype, forwarded=forwarded) + self.body[:sent])
+        self.sock.sendall(head + self.body[:sent])
         self.sent = sent
 
     def answer_now(self, timeout):
@@ -54,7 +62,7 @@ class PartialUpload:
     def finish(self):
         self.sock.sendall(self.body[self.sent:])
         try:
-            return read_response(self.sock, 'POST')
+            return read_response(self.sock, self.method)
         finally:
             self.sock.close()
 
@@ -144,6 +152,23 @@ def test_a_body_over_the_clients_cap_is_refused_at_once_and_the_clients_others_g
         check_response(spec(), '/upload/', 'post', status, headers, data, set())
         # Another client is not concerned, and the first upload completes.
         upload_ok(server, os.urandom(2 * MIB), source_address=OTHER)
+        status, _, data = first.finish()
+        assert status == 201, data
+        assert_nobody_replaced(server, before)
+
+
+def test_raw_put_bodies_count_against_the_clients_cap_like_post_bodies():
+    env = {'WORKERS': '1', 'MAX_BODY_BYTES_PER_CLIENT': '3M'}
+    with Redis() as redis, Server(redis, env=env) as server:
+        before = server.full_tree()
+        first = PartialUpload(server, CLIENT, 2 * MIB, MIB, put='first.bin')
+        wait_until(lambda: sum(size for _, size, _ in spill_maps(before['workers'][0])) >= MIB, 5,
+                   message='the first PUT half received')
+        second = PartialUpload(server, CLIENT, 2 * MIB, 64 * 1024, put='second.bin')
+        status, headers, data = second.answer_now(5)
+        assert_json_error(status, headers, data, 503, TOO_MUCH, what='a PUT body over the client cap')
+        assert 1 <= retry_after(headers) <= 60, headers
+        check_response(spec(), '/upload/{filename}', 'put', status, headers, data, set())
         status, _, data = first.finish()
         assert status == 201, data
         assert_nobody_replaced(server, before)
