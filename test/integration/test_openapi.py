@@ -391,6 +391,7 @@ def test_openapi_matches_real_responses_field_by_field_and_header_by_header():
                                       ('/upload/{filename}', 'put', '500'),
                                       ('/upload/{filename}', 'put', '507'),
                                       ('/upload/', 'post', '408'),
+                                      ('/{filename}', 'put', '408'), ('/upload/{filename}', 'put', '408'),
                                       ('/download/{key}', 'get', '500'),
                                       ('/status/{key}', 'head', '429'),
                                       ('/health/', 'head', '429')}
