@@ -40,7 +40,10 @@ class PartialUpload:
             self.body, ctype = multipart(os.urandom(size))
             head = head_of(self.body, ctype, forwarded=forwarded)
         self.sock = raw_connect(server, source)
-        self.sock.sendall(head + self.body[:sent])
+        try:
+            self.sock.sendall(head + self.body[:sent])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered at the head and closed before all of it was sent: answer_now reads it
         self.sent = sent
 
     def answer_now(self, timeout):
@@ -50,7 +53,10 @@ class PartialUpload:
         self.sock.settimeout(timeout)
         try:
             while True:
-                chunk = self.sock.recv(65536)
+                try:
+                    chunk = self.sock.recv(65536)
+                except ConnectionResetError:
+                    break  # the answer came first; the reset of a connection refused mid-body
                 if not chunk:
                     break
                 received += chunk
