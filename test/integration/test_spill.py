@@ -21,13 +21,19 @@ def marked(size):
 
 def open_spill(worker):
     """A descriptor of the worker's one spill file (libh2o unlinked it at once), or None
-    when /proc/PID/map_files cannot be opened here (it takes CAP_SYS_ADMIN)."""
-    maps = wait_until(lambda: len(spill_maps(worker)) == 1 and spill_maps(worker), 5,
-                      message='one spill file')
-    try:
-        return os.open('/proc/%d/map_files/%s' % (worker, maps[0][0]), os.O_RDONLY), maps[0][2]
-    except PermissionError:
-        return None, maps[0][2]
+    when /proc/PID/map_files cannot be opened here (it takes CAP_SYS_ADMIN). libh2o
+    maps a growing buffer anew, so a mapping just listed may be gone: look again."""
+    def one():
+        maps = spill_maps(worker)
+        if len(maps) != 1:
+            return None
+        try:
+            return os.open('/proc/%d/map_files/%s' % (worker, maps[0][0]), os.O_RDONLY), maps[0][2]
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            return (None, maps[0][2])
+    return wait_until(one, 5, message='one spill file')
 
 
 def held(worker, name):
