@@ -8,12 +8,12 @@
 #include "cfg.h"
 #include "mime.h"
 #include "paths.h"
+#include "util.h"
 #include "value.h"
 #include "words.h"
 #include "yamlmap.h"
 #include "log.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,17 +233,6 @@ static void redact_redis(char *out, size_t cap, const char *v)
     snprintf(out, cap, "%s", v);
 }
 
-__attribute__((format(printf, 3, 4))) static void put_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* "NAME=value: expected ...", plus the bad entry of a list when there is one. */
 static int fail(const setting *s, const char *value, const char *entry, char *err, size_t errlen)
 {
@@ -256,10 +245,10 @@ static int fail(const setting *s, const char *value, const char *entry, char *er
     }
     if (entry != NULL) {
         show(bad, sizeof bad, entry);
-        put_err(err, errlen, "%s=%s: %s (bad entry \"%s\")", s->name, shown,
+        util_errf(err, errlen, "%s=%s: %s (bad entry \"%s\")", s->name, shown,
                 expectation(s, buf, sizeof buf), bad);
     } else {
-        put_err(err, errlen, "%s=%s: %s", s->name, shown, expectation(s, buf, sizeof buf));
+        util_errf(err, errlen, "%s=%s: %s", s->name, shown, expectation(s, buf, sizeof buf));
     }
     return -1;
 }
@@ -315,7 +304,7 @@ static void free_field(cfg *c, const setting *s)
 
 static int no_memory(const setting *s, char *err, size_t errlen)
 {
-    put_err(err, errlen, "%s: out of memory", s->name);
+    util_errf(err, errlen, "%s: out of memory", s->name);
     return -1;
 }
 
@@ -496,7 +485,7 @@ static int unknown(const char *name, char *err, size_t errlen)
 {
     char shown[SHOWN_MAX * 4 + 8];
     show(shown, sizeof shown, name);
-    put_err(err, errlen, "unknown setting \"%s\"", shown);
+    util_errf(err, errlen, "unknown setting \"%s\"", shown);
     return -1;
 }
 
@@ -581,7 +570,7 @@ static const char *on_yaml_key(void *ctx, const char *key, size_t line, char *er
     }
     size_t *seen = &y->seen[y->s - settings];
     if (*seen != 0) {
-        put_err(err, errlen, "%s is set twice (first on line %zu)", y->s->name, *seen);
+        util_errf(err, errlen, "%s is set twice (first on line %zu)", y->s->name, *seen);
         return NULL;
     }
     *seen = line;
@@ -595,7 +584,7 @@ static int on_yaml_value(void *ctx, const char *const *items, size_t n, bool lis
     if (!list)
         return set_text(y->c, y->s, items[0], err, errlen);
     if (!is_list(y->s)) {
-        put_err(err, errlen, "%s: expected a single value, not a list", y->s->name);
+        util_errf(err, errlen, "%s: expected a single value, not a list", y->s->name);
         return -1;
     }
     char **kept = n > 0 ? calloc(n, sizeof *kept) : NULL;
@@ -678,7 +667,7 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (!in_range(c, &settings[i])) {
             char buf[128];
-            put_err(err, errlen, "%s: not set or out of range; %s", settings[i].name,
+            util_errf(err, errlen, "%s: not set or out of range; %s", settings[i].name,
                     expectation(&settings[i], buf, sizeof buf));
             return -1;
         }
@@ -686,7 +675,7 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
     show(a, sizeof a, c->temp_path);
     show(b, sizeof b, c->storage_path);
     if (paths_within(c->storage_path, c->temp_path) || paths_within(c->temp_path, c->storage_path)) {
-        put_err(err, errlen,
+        util_errf(err, errlen,
                 "TEMP_PATH=%s: expected a directory apart from STORAGE_PATH (%s), neither "
                 "inside the other",
                 a, b);
@@ -697,7 +686,7 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
         for (size_t j = 0; j < c->listen.n; j++)
             if (strcmp(c->metrics_listen.items[i], c->listen.items[j]) == 0) {
                 show(a, sizeof a, c->metrics_listen.items[i]);
-                put_err(err, errlen, "METRICS_LISTEN=%s: expected addresses apart from LISTEN's", a);
+                util_errf(err, errlen, "METRICS_LISTEN=%s: expected addresses apart from LISTEN's", a);
                 return -1;
             }
     static const struct {
@@ -717,7 +706,7 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
         if (paths_within(c->storage_path, p) || paths_within(c->temp_path, p) ||
             (trash[0] != '\0' && paths_within(trash, p))) {
             show(a, sizeof a, p);
-            put_err(err, errlen, "%s=%s: expected a path outside STORAGE_PATH, TEMP_PATH and the trash beside it",
+            util_errf(err, errlen, "%s=%s: expected a path outside STORAGE_PATH, TEMP_PATH and the trash beside it",
                     kept[i].name, a);
             return -1;
         }

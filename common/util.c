@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,4 +72,14 @@ int util_mkdirs(const char *path, int mode)
     if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
         return -1;
     return 0;
+}
+
+void util_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -15,5 +15,7 @@ void util_iso_time_ms(uint64_t unix_ms, char *out, size_t cap);
 void util_uuid4(char out[37]);
 /* mkdir -p with mode; 0 or -1 (errno set). */
 int util_mkdirs(const char *path, int mode);
+/* printf into a caller's error buffer; err may be NULL or errlen 0 (nothing written). */
+__attribute__((format(printf, 3, 4))) void util_errf(char *err, size_t errlen, const char *fmt, ...);
 
 #endif

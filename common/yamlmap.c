@@ -11,6 +11,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "util.h"
+
 #define MSG_MAX 1024
 
 typedef struct {
@@ -24,16 +26,6 @@ typedef struct {
     size_t at; /* the next event to walk */
 } reader;
 
-__attribute__((format(printf, 3, 4))) static void put_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 __attribute__((format(printf, 3, 4))) static int fail(reader *r, size_t line, const char *fmt, ...)
 {
     char msg[MSG_MAX];
@@ -41,7 +33,7 @@ __attribute__((format(printf, 3, 4))) static int fail(reader *r, size_t line, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    put_err(r->err, r->errlen, "%s:%zu: %s", r->path, line, msg);
+    util_errf(r->err, r->errlen, "%s:%zu: %s", r->path, line, msg);
     return -1;
 }
 
@@ -88,7 +80,7 @@ static int syntax_error(reader *r, const yaml_parser_t *p, FILE *f)
     char context[MSG_MAX] = "";
     const char *hint = "";
     if (p->error == YAML_MEMORY_ERROR) {
-        put_err(r->err, r->errlen, "%s: out of memory", r->path);
+        util_errf(r->err, r->errlen, "%s: out of memory", r->path);
         return -1;
     }
     if (p->error == YAML_READER_ERROR)
@@ -97,7 +89,7 @@ static int syntax_error(reader *r, const yaml_parser_t *p, FILE *f)
         hint = "; YAML indents with spaces, not tabs";
     if (p->context != NULL && p->context_mark.line + 1 != line)
         snprintf(context, sizeof context, " (%s at line %zu)", p->context, p->context_mark.line + 1);
-    put_err(r->err, r->errlen, "%s:%zu:%zu: YAML syntax error: %s%s%s", r->path, line, col, problem, context,
+    util_errf(r->err, r->errlen, "%s:%zu:%zu: YAML syntax error: %s%s%s", r->path, line, col, problem, context,
             hint);
     return -1;
 }
@@ -107,7 +99,7 @@ static int parse_file(reader *r, FILE *f)
     yaml_parser_t p;
     int rc = -1;
     if (!yaml_parser_initialize(&p)) {
-        put_err(r->err, r->errlen, "%s: out of memory", r->path);
+        util_errf(r->err, r->errlen, "%s: out of memory", r->path);
         return -1;
     }
     yaml_parser_set_input_file(&p, f);
@@ -116,7 +108,7 @@ static int parse_file(reader *r, FILE *f)
             size_t cap = r->cap ? r->cap * 2 : 64;
             yaml_event_t *ev = realloc(r->ev, cap * sizeof *ev);
             if (ev == NULL) {
-                put_err(r->err, r->errlen, "%s: out of memory", r->path);
+                util_errf(r->err, r->errlen, "%s: out of memory", r->path);
                 break;
             }
             r->ev = ev;
@@ -254,7 +246,7 @@ int yamlmap_read(const char *path, const yamlmap_callbacks *cb, void *ctx, char 
     FILE *f = fopen(path, "rb");
     int rc;
     if (f == NULL) {
-        put_err(err, errlen, "%s: %s", path, strerror(errno));
+        util_errf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     rc = parse_file(&r, f);
