@@ -870,9 +870,10 @@ def test_a_large_upload_refused_at_its_end_and_a_burned_large_file_stall_no_othe
         finally:
             probe.stop()
         assert all(s == 200 for _, _, s in probe.seen), [s for _, _, s in probe.seen if s != 200][:5]
-        # A close that frees 128 MiB of blocks took about a second on the loop; on a
-        # loaded machine the probe's own worst when nothing happens sets the floor.
-        assert busy < max(0.5, 4 * quiet), \
+        # A close that frees 128 MiB of blocks took a second and more on the loop (the
+        # store was then blamed after 1.4 s). Sharing two cores with the other test
+        # modules, the probe alone has waited 0.6 s; its quiet worst raises the floor.
+        assert busy < max(1.0, 4 * quiet), \
             'a probe waited %.3fs while large files were let go (%.3fs when quiet)' % (busy, quiet)
         assert files_under(temp(server)) == [], files_under(temp(server))
         print('health probe worst latency: %.3fs quiet, %.3fs while a %d MiB upload was refused '
