@@ -590,7 +590,7 @@
     say($('fetch-error'), '');
     show('fetch', focus);
     if (!key) {
-      setState('This link does not end with three words such as apple-banana-cherry. Check the link, or type the words below.');
+      setState('This link does not end with words such as apple-banana-cherry. Check the link, or type the words below.');
       return;
     }
     checkStatus();

@@ -463,7 +463,7 @@ def test_unknown_words_and_a_link_without_words_are_explained():
             'They may be mistyped, or the file has expired or been downloaded already.'
         assert not b.visible('download') and not b.visible('recheck')
         open_page(b, server, '/#main')
-        assert b.wait_text('f-state', 'does not end with three words')
+        assert b.wait_text('f-state', 'does not end with words')
         up, _ = upload_ok(server, PDF, uses=1)
         assert harness.download(server, up['key'])[0] == 200
         open_page(b, server, '/#' + up['key'])
