@@ -29,7 +29,7 @@ FROM debian:12-slim
 # (999) for this one command, so useradd does not warn.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libh2o-evloop0.13 libhiredis0.14 libssl3 libmagic1 libmagic-mgc libcjson1 libyaml-0-2 \
+        libh2o-evloop0.13 libhiredis0.14 libssl3 libmagic1 libmagic-mgc libcjson1 libyaml-0-2 libcurl4 \
         libwslay1 zlib1g liblzma5 libbz2-1.0 libc6 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system -K SYS_GID_MAX=10001 --gid 10001 raven-zero \

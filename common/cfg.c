@@ -7,6 +7,7 @@
  * "NAME=value: expected ...". The YAML file's shape is yamlmap.c's. */
 #include "cfg.h"
 #include "mime.h"
+#include "s3.h"
 #include "paths.h"
 #include "util.h"
 #include "value.h"
@@ -53,6 +54,8 @@ typedef enum {
     K_ORIGINS, /* cfg_str_list: "*" alone, or scheme://host[:port] */
     K_CIDRS,   /* addr_cidr_list */
     K_AGENTS,  /* cfg_str_list: parts of a User-Agent, lowercased */
+    K_TEXT,    /* char *: "" or printable ASCII without spaces */
+    K_SECRET,  /* char *: as K_TEXT, never shown in an error */
 } kind;
 
 typedef struct {
@@ -102,6 +105,14 @@ typedef struct {
     X(LOG_STDOUT, K_BOOL, log_stdout, 0, 1, "false")                                    \
     X(LOG_LEVEL, K_LEVEL, log_level, LOG_DEBUG, LOG_ERROR, "info")                      \
     X(SECRET_PATH, K_OPTPATH, secret_path, 0, 0, "")                                     \
+    X(STORAGE_URL, K_TEXT, storage_url, 0, 0, "")                                       \
+    X(S3_ENDPOINT, K_URL, s3_endpoint, 0, 0, "")                                        \
+    X(S3_REGION, K_TEXT, s3_region, 0, 0, "us-east-1")                                  \
+    X(S3_ACCESS_KEY, K_TEXT, s3_access_key, 0, 0, "")                                   \
+    X(S3_SECRET_KEY, K_SECRET, s3_secret_key, 0, 0, "")                                 \
+    X(S3_CREDENTIALS_FILE, K_OPTPATH, s3_credentials_file, 0, 0, "")                    \
+    X(S3_PART_SIZE, K_BYTES, s3_part_size, S3_PART_MIN, S3_PART_MAX, "8388608")          \
+    X(S3_DELETE_DELAY, K_UINT, s3_delete_delay, 1, 86400, "300")                        \
     X(FSYNC_UPLOADS, K_BOOL, fsync_uploads, 0, 1, "false")                              \
     X(METRICS_ALLOW, K_CIDRS, metrics_allow, 0, 1024, "127.0.0.0/8,::1/128")            \
     X(IPV6_PREFIX, K_UINT, ipv6_prefix, 32, 128, "64")                                  \
@@ -181,6 +192,9 @@ static const char *expectation(const setting *s, char *buf, size_t cap)
         return "expected * or origins like https://example.com[:port], comma-separated";
     case K_CIDRS:
         return "expected addresses or networks like 10.0.0.0/8 or ::1/128, comma-separated";
+    case K_TEXT:
+    case K_SECRET:
+        return "expected empty or printable ASCII without spaces";
     case K_AGENTS:
         return "expected parts of a User-Agent (printable ASCII, at most 128 characters each), comma-separated or a "
                "JSON list";
@@ -240,6 +254,8 @@ static int fail(const setting *s, const char *value, const char *entry, char *er
     if (s->kind == K_REDIS) {
         redact_redis(raw, sizeof raw, value);
         show(shown, sizeof shown, raw);
+    } else if (s->kind == K_SECRET) {
+        snprintf(shown, sizeof shown, "***");
     } else {
         show(shown, sizeof shown, value);
     }
@@ -283,6 +299,8 @@ static void free_field(cfg *c, const setting *s)
     case K_REDIS:
     case K_URL:
     case K_OPT_PATH:
+    case K_TEXT:
+    case K_SECRET:
         free(*(char **)f);
         *(char **)f = NULL;
         break;
@@ -440,6 +458,12 @@ static int set_value(cfg *c, const setting *s, const char *v, char *err, size_t 
     case K_OPT_PATH:
         if (v[0] != '\0' && value_path(v) != 0)
             return fail(s, v, NULL, err, errlen);
+        return set_string(c, s, strdup(v), err, errlen);
+    case K_TEXT:
+    case K_SECRET:
+        for (const char *p = v; *p != '\0'; p++)
+            if (*p <= 0x20 || *p >= 0x7f)
+                return fail(s, v, NULL, err, errlen);
         return set_string(c, s, strdup(v), err, errlen);
     case K_BOOL:
         if (value_bool(v, &b) != 0)
@@ -636,6 +660,8 @@ static int in_range(const cfg *c, const setting *s)
     case K_OPTPATH:
     case K_URL:
     case K_OPT_PATH:
+    case K_TEXT:
+    case K_SECRET:
         return *(char *const *)f != NULL;
     case K_UINT:
     case K_WORKERS:
@@ -672,6 +698,8 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
             return -1;
         }
     }
+    if (s3_check(c, err, errlen) != 0)
+        return -1;
     show(a, sizeof a, c->temp_path);
     show(b, sizeof b, c->storage_path);
     if (paths_within(c->storage_path, c->temp_path) || paths_within(c->temp_path, c->storage_path)) {

@@ -57,6 +57,15 @@ typedef struct cfg {
     int log_stdout;            /* bool */
     int log_level;             /* LOG_DEBUG..LOG_ERROR from log.h */
     char *secret_path;         /* "" = the secret lives in the store (secret.h) */
+    /* object storage (s3.h): STORAGE_URL "" keeps files in STORAGE_PATH */
+    char *storage_url;         /* s3://bucket[/prefix] */
+    char *s3_endpoint;         /* http(s)://host[:port] */
+    char *s3_region;
+    char *s3_access_key;
+    char *s3_secret_key;       /* never logged */
+    char *s3_credentials_file; /* "" = S3_ACCESS_KEY / S3_SECRET_KEY */
+    uint64_t s3_part_size;     /* bytes per part of a multipart upload */
+    uint32_t s3_delete_delay;  /* seconds a burned or expired object outlives its record */
     int fsync_uploads;         /* bool */
     addr_cidr_list metrics_allow;
     uint32_t ipv6_prefix;      /* an IPv6 client is its /ipv6_prefix network */

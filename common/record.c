@@ -185,6 +185,20 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                                     "end\n"
                                     "return 0\n",
 
+    /* KEYS upload:{id}, reserve:{id}; ARGV token, ttl ms, purpose -> 1 reserved, 0 not.
+     * Object storage has no rename that refuses to replace: an upload writes the object
+     * <id> only while it holds this reservation, which it gets only while no record has
+     * the id ("upload"); the shredder deletes an object only while it holds it, which it
+     * gets while the id has no record or a burned one ("delete"). */
+    [RECORD_SCRIPT_RESERVE] = "local b = redis.call('HGET', KEYS[1], 'b')\n"
+                              "if b and (ARGV[3] == 'upload' or b ~= '1') then return 0 end\n"
+                              "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end\n"
+                              "return 0\n",
+
+    /* KEYS reserve:{id}; ARGV token -> 1 released, 0 it was not (or no longer) ours */
+    [RECORD_SCRIPT_RELEASE] = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+                              "return 0\n",
+
     /* KEYS secret; ARGV candidate -> the secret in force (the candidate if there was none) */
     [RECORD_SCRIPT_SECRET] = "redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])\n",
 };
@@ -408,6 +422,25 @@ int record_cmd_lookup(record_cmd *cmd, const char *id)
     return finish(cmd);
 }
 
+int record_cmd_reserve(record_cmd *cmd, const char *id, const char *token, uint32_t ttl_ms, int purpose)
+{
+    begin(cmd, RECORD_SCRIPT_RESERVE, 2);
+    key_upload(cmd, id);
+    arg_fmt(cmd, "reserve:{%s}", id);
+    arg_bytes(cmd, token, strlen(token));
+    arg_fmt(cmd, "%u", ttl_ms);
+    arg_static(cmd, purpose == RECORD_RESERVE_UPLOAD ? "upload" : "delete");
+    return finish(cmd);
+}
+
+int record_cmd_release(record_cmd *cmd, const char *id, const char *token)
+{
+    begin(cmd, RECORD_SCRIPT_RELEASE, 1);
+    arg_fmt(cmd, "reserve:{%s}", id);
+    arg_bytes(cmd, token, strlen(token));
+    return finish(cmd);
+}
+
 int record_cmd_secret_get(record_cmd *cmd)
 {
     begin(cmd, -1, 0);
@@ -577,6 +610,13 @@ record_outcome record_read_lookup(const redisReply *r)
     if (e->type == REDIS_REPLY_NIL)
         return RECORD_UNKNOWN;
     return b->type == REDIS_REPLY_STRING && strcmp(b->str, "1") == 0 ? RECORD_BURNED : RECORD_OK;
+}
+
+record_outcome record_read_reserve(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+        return RECORD_UNAVAILABLE;
+    return r->integer == 1 ? RECORD_OK : RECORD_TAKEN;
 }
 
 int record_read_secret(const redisReply *r, uint8_t out[CRYPT_SECRET_LEN])

@@ -23,6 +23,8 @@ enum {
     RECORD_SCRIPT_REMOVE_IF_DUE,
     RECORD_SCRIPT_BURN,
     RECORD_SCRIPT_SECRET,
+    RECORD_SCRIPT_RESERVE,
+    RECORD_SCRIPT_RELEASE,
     RECORD_SCRIPT_COUNT
 };
 /* Script bodies, for SCRIPT LOAD / EVALSHA or EVAL. */
@@ -167,6 +169,14 @@ int record_cmd_expiry(record_cmd *cmd, const char *id);
 int record_cmd_remove_if_due(record_cmd *cmd, const char *member, size_t len, double due);
 /* The orphan sweep's question: is there a live record for id? */
 int record_cmd_lookup(record_cmd *cmd, const char *id);
+/* Object storage: reserve id for token for ttl_ms, to write its object
+ * (RECORD_RESERVE_UPLOAD: only while no record has the id) or delete it
+ * (RECORD_RESERVE_DELETE: only while its record is gone or burned); release gives it
+ * back if token still holds it. */
+enum { RECORD_RESERVE_UPLOAD, RECORD_RESERVE_DELETE };
+#define RECORD_TOKEN_MAX 64
+int record_cmd_reserve(record_cmd *cmd, const char *id, const char *token, uint32_t ttl_ms, int purpose);
+int record_cmd_release(record_cmd *cmd, const char *id, const char *token);
 /* The store's server secret, if it has one. */
 int record_cmd_secret_get(record_cmd *cmd);
 /* candidate (CRYPT_SECRET_LEN bytes) becomes the store's secret unless there is one
@@ -195,6 +205,8 @@ void record_due_free(record_due *d);
 double record_read_expiry(const redisReply *r);
 /* OK, BURNED, UNKNOWN (no record), or UNAVAILABLE when the reply is not understood. */
 record_outcome record_read_lookup(const redisReply *r);
+/* reserve: OK (held now), TAKEN (a record or another reservation has the id), UNAVAILABLE */
+record_outcome record_read_reserve(const redisReply *r);
 /* The secret of either command above into out: 1; 0 when the store has none; -1 when
  * the reply is neither nothing nor exactly CRYPT_SECRET_LEN bytes (out untouched). */
 int record_read_secret(const redisReply *r, uint8_t out[CRYPT_SECRET_LEN]);

@@ -74,6 +74,7 @@ struct sealed_sink {
             uint8_t *buf; /* sealed_sink_mem: grows; the caller frees it */
             size_t len, cap;
         } mem;
+        void *other; /* another module's sink (worker/objstore.c) */
     } io;
 };
 
@@ -91,6 +92,7 @@ struct sealed_source {
             const uint8_t *buf; /* sealed_source_mem: the caller's bytes */
             size_t len;
         } mem;
+        void *other; /* another module's source (worker/objstore.c) */
     } io;
 };
 

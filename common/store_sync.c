@@ -180,3 +180,24 @@ int store_sync_lookup(store_sync *ss, const char *const *ids, size_t n, record_o
     }
     return 0;
 }
+
+int store_sync_reserve(store_sync *ss, const char *id, const char *token, uint32_t ttl_ms, record_outcome *out)
+{
+    record_cmd cmd;
+    redisReply *r = call(ss, record_cmd_reserve(&cmd, id, token, ttl_ms, RECORD_RESERVE_DELETE), &cmd);
+    if (r == NULL)
+        return -1;
+    *out = record_read_reserve(r);
+    freeReplyObject(r);
+    return 0;
+}
+
+int store_sync_release(store_sync *ss, const char *id, const char *token)
+{
+    record_cmd cmd;
+    redisReply *r = call(ss, record_cmd_release(&cmd, id, token), &cmd);
+    if (r == NULL)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}

@@ -30,4 +30,9 @@ int store_sync_remove_if_due(store_sync *ss, const char *member, size_t len, dou
  * RECORD_UNKNOWN (no record) or RECORD_UNAVAILABLE (a reply not understood). */
 int store_sync_lookup(store_sync *ss, const char *const *ids, size_t n, record_outcome *out);
 
+/* Object storage: reserve id to delete its object (record.h, RECORD_RESERVE_DELETE):
+ * *out RECORD_OK (held now) or RECORD_TAKEN (a live record or an upload holds it). */
+int store_sync_reserve(store_sync *ss, const char *id, const char *token, uint32_t ttl_ms, record_outcome *out);
+int store_sync_release(store_sync *ss, const char *id, const char *token);
+
 #endif

@@ -221,6 +221,22 @@ static void integrity_failed(h2o_req_t *req)
     http_json(req, 500, o);
 }
 
+/* The 200's status and headers. */
+static void headers(h2o_req_t *req, const drop_meta *meta, uint64_t size)
+{
+    req->res.status = 200;
+    req->res.reason = "OK";
+    req->res.content_length = size;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   h2o_strdup(&req->pool, meta->mime, SIZE_MAX).base, strlen(meta->mime));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-sha256"), 1, NULL,
+                          h2o_strdup(&req->pool, meta->sha256, 64).base, 64);
+    content_disposition(req, meta->filename);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store, no-cache, must-revalidate, max-age=0, no-transform"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("identity"));
+}
+
 /* ---- opening ---- */
 
 /* On the last use or a burn the name goes into the trash at once: a descriptor keeps
@@ -275,22 +291,158 @@ static void open_done(offload_job *job)
     s->next = 1;
     shm_add(s->w->env->shm, M_DOWNLOADS, 1);
     shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len[0]);
-    req->res.status = 200;
-    req->res.reason = "OK";
-    req->res.content_length = s->size;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   h2o_strdup(&req->pool, s->meta.mime, SIZE_MAX).base, strlen(s->meta.mime));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-sha256"), 1, NULL,
-                          h2o_strdup(&req->pool, s->meta.sha256, 64).base, 64);
-    content_disposition(req, s->meta.filename);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   H2O_STRLIT("no-store, no-cache, must-revalidate, max-age=0, no-transform"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("identity"));
+    headers(req, &s->meta, s->size);
     s->super.proceed = on_proceed;
     s->super.stop = on_stop;
     h2o_start_response(req, &s->super);
     read_ahead(s);
     send_current(s);
+}
+
+/* ---- object storage: the object's GET, read as it streams ---- */
+
+typedef struct {
+    h2o_generator_t super;
+    worker *w;
+    h2o_req_t *req;    /* NULL once the request is gone */
+    h2o_timeout_entry_t stall;
+    objstore_get *g;
+    sealed_source src;
+    sealed_reader *rd;
+    uint64_t nsegs, next;
+    uint32_t segment_size;
+    uint64_t length;   /* of the object */
+    uint8_t *plain;
+    size_t plain_len;
+    int waiting;       /* the client took the last chunk; the next has not come whole */
+} ostream;
+
+static void ostream_free(ostream *s)
+{
+    if (h2o_timeout_is_linked(&s->stall))
+        h2o_timeout_unlink(&s->stall);
+    sealed_reader_free(s->rd);
+    objstore_get_free(s->g);
+    if (s->plain != NULL)
+        OPENSSL_cleanse(s->plain, s->plain_len);
+    free(s->plain);
+    free(s);
+}
+
+static void ostream_detach(void *p)
+{
+    ostream_free(*(ostream **)p);
+}
+
+static void on_ostall(h2o_timeout_entry_t *entry)
+{
+    ostream *s = H2O_STRUCT_FROM_MEMBER(ostream, stall, entry);
+    h2o_socket_t *sock = s->req->conn->callbacks->get_socket(s->req->conn);
+    log_event(LOG_WARNING, "download_stalled", "no progress for %u s: connection closed", s->w->cfg->body_timeout);
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+}
+
+/* Where the segments first .. first + count - 1 end in the object. */
+static uint64_t ostream_end(const ostream *s, uint64_t first, uint32_t count)
+{
+    uint64_t end = SEALED_HEADER_LEN + (first + count) * ((uint64_t)s->segment_size + CRYPT_TAG_LEN);
+    return end < s->length ? end : s->length;
+}
+
+/* Read, authenticate and send the next chunk once it is held whole: 1 sent (or
+ * failed: the answer is ended), 0 waiting for more bytes. */
+static int ostream_send(ostream *s)
+{
+    uint32_t count = s->nsegs - s->next < CHUNK_SEGMENTS ? (uint32_t)(s->nsegs - s->next) : CHUNK_SEGMENTS;
+    uint64_t end = ostream_end(s, s->next, count);
+    int status = objstore_get_status(s->g);
+    if (objstore_get_offset(s->g) + objstore_get_avail(s->g) < end) {
+        if (status == 200)
+            return 0;
+        log_event(LOG_ERROR, "storage_read_failed", "object storage stopped mid-stream");
+        h2o_send(s->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return 1;
+    }
+    if (sealed_read(s->rd, s->next, count, s->plain, &s->plain_len) != SEALED_OK) {
+        /* Tampered or truncated after the headers went out: abort, never send bad bytes. */
+        log_event(LOG_ERROR, "integrity_check_failed", "segment failed authentication mid-stream");
+        h2o_send(s->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return 1;
+    }
+    s->next += count;
+    shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len);
+    h2o_iovec_t buf = h2o_iovec_init(s->plain, s->plain_len);
+    if (h2o_timeout_is_linked(&s->stall))
+        h2o_timeout_unlink(&s->stall);
+    h2o_timeout_link(s->w->ctx.loop, &s->w->stall_timeout, &s->stall);
+    h2o_send(s->req, &buf, 1, s->next == s->nsegs ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    return 1;
+}
+
+static void on_oproceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    ostream *s = (ostream *)g;
+    (void)req;
+    if (h2o_timeout_is_linked(&s->stall))
+        h2o_timeout_unlink(&s->stall);
+    s->waiting = !ostream_send(s);
+}
+
+static void on_ochanged(void *data)
+{
+    ostream *s = data;
+    if (s->waiting)
+        s->waiting = !ostream_send(s);
+}
+
+/* The use is taken and the object's first segment held: open it as the record says. */
+static void object_stream(h2o_req_t *req, keyed_op *op, const record_access *r, const drop_meta *meta)
+{
+    worker *w = worker_of(req);
+    uint8_t fk[CRYPT_KEY_LEN];
+    sealed_header h;
+    ostream *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        http_error(req, 500, "Internal server error");
+        return;
+    }
+    *(ostream **)h2o_mem_alloc_shared(&req->pool, sizeof(ostream *), ostream_detach) = s;
+    s->w = w;
+    s->req = req;
+    s->stall.cb = on_ostall;
+    s->g = op->get; /* the stream's now */
+    op->get = NULL;
+    s->length = objstore_get_length(s->g);
+    objstore_get_source(s->g, &s->src);
+    if (objstore_get_peek_header(s->g, &h) != 0 ||
+        crypt_derive(op->secret->key, op->key, op->keylen, r->salt, CRYPT_INFO_FILE, fk) != 0) {
+        integrity_failed(req);
+        return;
+    }
+    s->segment_size = h.segment_size;
+    int rc = sealed_reader_open(&s->rd, fk, &s->src, r->salt, r->size, CHUNK_SEGMENTS);
+    OPENSSL_cleanse(fk, sizeof(fk));
+    if (rc == SEALED_OK) {
+        s->nsegs = sealed_reader_segments(s->rd);
+        s->plain = malloc(sealed_reader_plain_max(s->rd));
+        rc = s->plain != NULL ? sealed_read(s->rd, 0, 1, s->plain, &s->plain_len) : SEALED_ERR_INTERNAL;
+    }
+    if (rc != SEALED_OK) {
+        integrity_failed(req);
+        return;
+    }
+    s->next = 1;
+    shm_add(w->env->shm, M_DOWNLOADS, 1);
+    shm_add(w->env->shm, M_DOWNLOAD_BYTES, s->plain_len);
+    headers(req, meta, r->size);
+    s->super.proceed = on_oproceed;
+    s->super.stop = on_stop;
+    objstore_get_notify(s->g, on_ochanged, s);
+    h2o_start_response(req, &s->super);
+    h2o_iovec_t buf = h2o_iovec_init(s->plain, s->plain_len);
+    h2o_timeout_link(w->ctx.loop, &w->stall_timeout, &s->stall);
+    h2o_send(req, &buf, 1, s->nsegs == 1 ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
@@ -307,6 +459,10 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     drop_meta meta;
     if (keyed_open_meta(req, op, r, &meta) != 0) {
         integrity_failed(req);
+        return;
+    }
+    if (op->get != NULL) {
+        object_stream(req, op, r, &meta);
         return;
     }
     if (op->fd < 0) {

@@ -123,6 +123,12 @@ void http_unavailable(h2o_req_t *req)
     http_error(req, 503, "Service temporarily unavailable");
 }
 
+void http_storage_unavailable(h2o_req_t *req)
+{
+    retry_after(req, HTTP_STORAGE_RETRY_S);
+    http_error(req, 503, "Storage temporarily unavailable");
+}
+
 static void retry_after(h2o_req_t *req, long seconds)
 {
     char buf[32];

@@ -30,6 +30,9 @@ h2o_iovec_t http_error_head(h2o_req_t *req, int status, const char *detail, long
 void http_common_headers(h2o_req_t *req);
 /* 503 when the store is unreachable (or its secret not read yet). */
 void http_unavailable(h2o_req_t *req);
+/* 503 with Retry-After when object storage does not answer: nothing was spent. */
+#define HTTP_STORAGE_RETRY_S 5
+void http_storage_unavailable(h2o_req_t *req);
 /* 429 for a blocked client: {"detail": {"error": ..., "retry_after_seconds": n}}. */
 void http_blocked(h2o_req_t *req, long retry_after);
 /* 429 "Rate limit exceeded" with Retry-After. */

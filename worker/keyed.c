@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "paths.h"
+#include "sealed.h"
 #include "util.h"
 
 typedef struct {
@@ -35,6 +36,7 @@ static void state_free(keyed_state *st)
     req_ref_release(&st->ref);
     if (st->op.fd >= 0)
         offload_close(st->w->offload, st->op.fd, NULL);
+    objstore_get_free(st->op.get);
     OPENSSL_cleanse(st->op.key, sizeof(st->op.key));
     free(st);
 }
@@ -129,11 +131,78 @@ static int open_stored(worker *w, const char *id)
     return fd;
 }
 
-/* Open the stored file if asked, then the store call with its guard. */
+/* The store call with its guard. */
+static void call_store(keyed_state *st)
+{
+    worker *w = st->w;
+    const cfg_rate *b = &w->cfg->global_fail_limit;
+    const record_guard guard = {w->cfg->download_fail_limit, w->cfg->download_block_window, DROP_FAIL_MEMORY_S,
+                                b->count, b->period_s, st->op.secret_fp};
+    st->now = (int64_t)(util_now_ms() / 1000);
+    if (st->digest[0] != '\0')
+        store_burn(w->store, st->op.id, st->client, &guard, st->now, st->digest, on_found, st);
+    else
+        st->call(w->store, st->op.id, st->client, &guard, st->now, on_found, st);
+}
+
+/* Bytes of the object's start that must be held before the store call: its header
+ * and first segment (the whole object if smaller), or 0 while the header has not come. */
+static uint64_t first_need(objstore_get *g, const keyed_state *st)
+{
+    uint64_t len = objstore_get_length(g);
+    sealed_header h;
+    if (len < SEALED_HEADER_LEN)
+        return len;
+    if (objstore_get_avail(g) < SEALED_HEADER_LEN)
+        return SEALED_HEADER_LEN;
+    (void)st;
+    if (objstore_get_peek_header(g, &h) != 0)
+        return SEALED_HEADER_LEN; /* not ours: the reader refuses it */
+    if (objstore_get_room(g, SEALED_HEADER_LEN + 8 * ((size_t)h.segment_size + CRYPT_TAG_LEN)) != 0)
+        return SEALED_HEADER_LEN;
+    uint64_t need = SEALED_HEADER_LEN + (uint64_t)h.segment_size + CRYPT_TAG_LEN;
+    return need < len ? need : len;
+}
+
+static void on_object(void *data)
+{
+    keyed_state *st = data;
+    h2o_req_t *req = st->ref.req;
+    objstore_get *g = st->op.get;
+    int status = objstore_get_status(g);
+    if (req == NULL) {
+        state_free(st); /* client gone */
+        return;
+    }
+    if (status == 0 || (status == 200 && objstore_get_avail(g) < first_need(g, st) &&
+                        objstore_get_avail(g) + objstore_get_offset(g) < objstore_get_length(g)))
+        return; /* more to come */
+    if (status == 404) {
+        objstore_get_free(g); /* absent: answered like a missing file, the use counted */
+        st->op.get = NULL;
+    } else if (status != 200) {
+        if (status > 0)
+            log_event(LOG_ERROR, "storage_read_failed", "object storage answered %d", status);
+        state_free(st);
+        http_storage_unavailable(req);
+        return;
+    }
+    call_store(st);
+}
+
+/* Open the stored file (or start the object's GET) if asked, then the store call. */
 static void lookup(keyed_state *st)
 {
     h2o_req_t *req = st->ref.req;
     worker *w = st->w;
+    if (st->op.keylen > 0 && (st->flags & KEYED_OPEN_FILE) && w->objstore != NULL) {
+        st->op.get = objstore_get_new(w->objstore, st->op.id, KEYED_OBJECT_BUFFER, on_object, st);
+        if (st->op.get == NULL) {
+            state_free(st);
+            http_error(req, 500, "Internal server error");
+        }
+        return;
+    }
     if (st->op.keylen > 0 && (st->flags & KEYED_OPEN_FILE)) {
         st->op.fd = open_stored(w, st->op.id);
         /* Absent or held by the shredder means gone; anything else (EMFILE, EIO)
@@ -145,14 +214,7 @@ static void lookup(keyed_state *st)
             return;
         }
     }
-    const cfg_rate *b = &w->cfg->global_fail_limit;
-    const record_guard guard = {w->cfg->download_fail_limit, w->cfg->download_block_window, DROP_FAIL_MEMORY_S,
-                                b->count, b->period_s, st->op.secret_fp};
-    st->now = (int64_t)(util_now_ms() / 1000);
-    if (st->digest[0] != '\0')
-        store_burn(w->store, st->op.id, st->client, &guard, st->now, st->digest, on_found, st);
-    else
-        st->call(w->store, st->op.id, st->client, &guard, st->now, on_found, st);
+    call_store(st);
 }
 
 static void on_budget_wait(h2o_timeout_entry_t *entry)

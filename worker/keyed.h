@@ -10,6 +10,8 @@
 
 #include "crypt.h"
 #include "drop.h"
+#include "objstore.h"
+#include "sealed.h"
 #include "secret.h"
 #include "store.h"
 #include "words.h"
@@ -25,6 +27,9 @@ struct keyed_op {
     char echo[WORDS_KEY_MAX];  /* the requested key as shown back (printable ASCII only) */
     int fd;                    /* with KEYED_OPEN_FILE: the stored file, or -1; a callback
                                 * that keeps it sets it to -1, else it is closed after */
+    objstore_get *get;         /* with KEYED_OPEN_FILE on object storage: the object's GET,
+                                * its header and first segment held, or NULL when there is
+                                * no such object; a callback that keeps it sets it to NULL */
     char id[CRYPT_ID_HEX_LEN + 1];
     char secret_fp[SECRET_FP_LEN + 1]; /* of the secret the id was derived under */
     const secret *secret;      /* that secret, for the callback (which must not keep it) */
@@ -32,8 +37,15 @@ struct keyed_op {
 };
 
 /* Open the stored file under a shared lock before the store call, so a use taken is
- * a file held: another download taking the last use cannot move it away first. */
+ * a file held: another download taking the last use cannot move it away first. On
+ * object storage, start the object's GET and wait for its first segment instead: a
+ * storage that does not answer gets 503 before any use is spent, and the shredder
+ * deletes a burned object only S3_DELETE_DELAY after its last use. */
 #define KEYED_OPEN_FILE 1
+
+/* What a download on object storage holds of the object at most: two chunks of
+ * download.c's four segments. */
+#define KEYED_OBJECT_BUFFER (SEALED_HEADER_LEN + 8 * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN))
 
 /* How long a request naming a key waits while the failure budget of all clients
  * (GLOBAL_FAIL_LIMIT) is spent. */

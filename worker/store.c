@@ -716,6 +716,33 @@ void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data
     submit(s, 0, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
 }
 
+static void deliver_reserve(store *s, const redisReply *reply, typed_cb cb, void *data)
+{
+    (void)s;
+    cb.outcome(record_read_reserve(reply), data);
+}
+
+void store_reserve(store *s, const char *id, const char *token, uint32_t ttl_ms, store_outcome_cb cb, void *data)
+{
+    record_cmd cmd;
+    submit(s, 1, record_cmd_reserve(&cmd, id, token, ttl_ms, RECORD_RESERVE_UPLOAD), &cmd, deliver_reserve,
+           (typed_cb){.outcome = cb}, data);
+}
+
+static void deliver_nothing(store *s, const redisReply *reply, typed_cb cb, void *data)
+{
+    (void)s;
+    (void)reply;
+    (void)cb;
+    (void)data;
+}
+
+void store_release(store *s, const char *id, const char *token)
+{
+    record_cmd cmd;
+    submit(s, 0, record_cmd_release(&cmd, id, token), &cmd, deliver_nothing, (typed_cb){0}, NULL);
+}
+
 static void deliver_count(store *s, const redisReply *reply, typed_cb cb, void *data)
 {
     (void)s;

@@ -65,6 +65,10 @@ void store_burn(store *s, const char *id, const char *client, const record_guard
  * (the id is live: draw another key), RECORD_STALE (made under a secret the store no
  * longer has: nothing recorded, the slot still held) or RECORD_UNAVAILABLE. */
 void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data);
+/* Object storage: reserve id for an upload (record.h): OK, TAKEN or UNAVAILABLE. */
+void store_reserve(store *s, const char *id, const char *token, uint32_t ttl_ms, store_outcome_cb cb, void *data);
+/* Give a reservation back (no answer: one left behind runs out). */
+void store_release(store *s, const char *id, const char *token);
 
 /* Count one request of kind for client in the fixed window of period_s holding now;
  * cb gets the window's count so far, or -1. */

@@ -34,12 +34,15 @@
 #define SNIFF_BYTES 4096
 #define FIELD_MAX 32
 #define MAX_ATTEMPTS 3         /* new keys tried when one is already live */
+/* How long an upload to object storage may hold its id: it writes the object in this
+ * time or loses the id (its create then fails, and it answers 503). */
+#define RESERVATION_MS (60u * 60 * 1000)
 #define EXPIRY_DEFAULT 10
 #define USES_DEFAULT 1
 
 enum { PART_NONE, PART_FILE, PART_EXPIRY, PART_USES, PART_IGNORED };
 /* Values a callback returns to stop the parser with a verdict. */
-enum { STOP_STORAGE = 1, STOP_MIME, STOP_DUPLICATE, STOP_INTERNAL, STOP_UNAVAILABLE };
+enum { STOP_STORAGE = 1, STOP_MIME, STOP_DUPLICATE, STOP_INTERNAL, STOP_UNAVAILABLE, STOP_OBJECT };
 
 typedef struct {
     char raw[FIELD_MAX + 1];
@@ -80,7 +83,13 @@ typedef struct {
     int fd;
     char temp[PATHS_MAX];
     sealed_sink sink;       /* writes to fd */
+    sealed_sink *to;        /* the writer's sink: &sink, or the object's */
     sealed_writer *sw;
+    /* STORAGE_URL: the object is written only while the id is reserved in the store */
+    objstore_put *obj;
+    char reservation[RECORD_TOKEN_MAX + 1]; /* "" when none is held */
+    int drawn;              /* key and id drawn (and reserved) ahead of the body */
+    int put_waiting;        /* the body waits for a part to go out */
     uint64_t size;
     uint8_t sniff[SNIFF_BYTES];
     size_t sniff_len;
@@ -96,6 +105,7 @@ typedef struct {
 } upload_op;
 
 static void step_run(h2o_timeout_entry_t *entry);
+static void reserve_begin(upload_op *op);
 
 /* ---- clean-up ---- */
 
@@ -131,10 +141,55 @@ static void discard_done(offload_job *job)
 /* Everything written for op goes: its temp file, and its stored file if it was moved
  * into place but not recorded. then(op) runs once it is gone (at once when there is
  * nothing to remove), so a client answered an error never sees a leftover. */
+/* Object storage: what was written goes first, then the reservation (another upload
+ * may write the id's object only after ours is gone). */
+typedef struct {
+    worker *w;
+    upload_op *op;
+    void (*then)(upload_op *op);
+    char id[CRYPT_ID_HEX_LEN + 1];
+    char reservation[RECORD_TOKEN_MAX + 1];
+} unreserve_job;
+
+static void unreserve_done(void *data)
+{
+    unreserve_job *u = data;
+    store_release(u->w->store, u->id, u->reservation);
+    if (u->then != NULL)
+        u->then(u->op);
+    free(u);
+}
+
+static void discard_object(upload_op *op, void (*then)(upload_op *op))
+{
+    unreserve_job *u = calloc(1, sizeof(*u));
+    objstore_put *put = op->obj;
+    op->obj = NULL;
+    if (u == NULL) { /* the reservation runs out by itself; the orphan sweep takes the object */
+        objstore_put_discard(put, NULL, NULL);
+        op->reservation[0] = '\0';
+        if (then != NULL)
+            then(op);
+        return;
+    }
+    *u = (unreserve_job){.w = op->w, .op = op, .then = then};
+    memcpy(u->id, op->id, sizeof(u->id));
+    memcpy(u->reservation, op->reservation, sizeof(u->reservation));
+    op->reservation[0] = '\0';
+    if (put != NULL)
+        objstore_put_discard(put, unreserve_done, u);
+    else
+        unreserve_done(u);
+}
+
 static void discard(upload_op *op, void (*then)(upload_op *op))
 {
     sealed_writer_free(op->sw);
     op->sw = NULL;
+    if (op->obj != NULL || op->reservation[0] != '\0') {
+        discard_object(op, then);
+        return;
+    }
     if (op->fd < 0 && op->temp[0] == '\0' && op->stored[0] == '\0') {
         if (then != NULL)
             then(op);
@@ -275,6 +330,17 @@ static void unavailable(upload_op *op)
     answer_detail(op, 503, "Service temporarily unavailable");
 }
 
+/* Object storage does not take the file: nothing was recorded, try again later. */
+static void storage_unavailable(upload_op *op)
+{
+    if (op->ref.req != NULL) {
+        char after[16];
+        int n = snprintf(after, sizeof(after), "%d", HTTP_STORAGE_RETRY_S);
+        http_header(op->ref.req, H2O_TOKEN_RETRY_AFTER, after, (size_t)n);
+    }
+    answer_detail(op, 503, "Storage temporarily unavailable");
+}
+
 static void unprocessable(upload_op *op, cJSON *list)
 {
     cJSON *o = cJSON_CreateObject();
@@ -351,31 +417,50 @@ static int writer_verdict(upload_op *op, int r)
     if (r == SEALED_OK)
         return 0;
     if (r == SEALED_ERR_IO) {
-        op->write_errno = op->sink.err;
-        return STOP_STORAGE;
+        op->write_errno = op->to->err;
+        return op->obj != NULL ? STOP_OBJECT : STOP_STORAGE;
     }
     return STOP_INTERNAL;
 }
 
+/* The key, its id and the secret they are made under: drawn when the file begins, or
+ * ahead of the body for object storage, whose id must be reserved before anything is
+ * written (reserve_begin). */
+static int draw_key(upload_op *op, const secret *sec)
+{
+    snprintf(op->secret_fp, sizeof(op->secret_fp), "%s", sec->store_fp);
+    return words_draw_key(op->w->env->words, op->w->cfg->key_words, op->key) != 0 ||
+                   crypt_id(sec->key, op->key, strlen(op->key), op->id) != 0
+               ? -1
+               : 0;
+}
+
+static void on_put_wake(void *data);
+
 static int file_begin(upload_op *op)
 {
-    const proc_env *env = op->w->env;
     const secret *sec = worker_secret(op->w);
     sealed_header h;
     uint8_t fk[CRYPT_KEY_LEN];
-    if (sec == NULL)
+    if (sec == NULL || (op->drawn && strcmp(sec->store_fp, op->secret_fp) != 0))
         return STOP_UNAVAILABLE;
-    snprintf(op->secret_fp, sizeof(op->secret_fp), "%s", sec->store_fp);
-    if (words_draw_key(env->words, op->w->cfg->key_words, op->key) != 0 ||
-        crypt_id(sec->key, op->key, strlen(op->key), op->id) != 0 || crypt_random(op->salt, sizeof(op->salt)) != 0 ||
+    if ((!op->drawn && draw_key(op, sec) != 0) || crypt_random(op->salt, sizeof(op->salt)) != 0 ||
         sealed_header_new(&h, op->salt) != 0 ||
         crypt_derive(sec->key, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
         return STOP_INTERNAL;
+    if (op->w->objstore != NULL) {
+        op->obj = objstore_put_new(op->w->objstore, op->id, on_put_wake, op);
+        op->to = op->obj != NULL ? objstore_put_sink(op->obj) : NULL;
+    } else {
+        op->to = &op->sink;
+    }
     /* It writes nothing before the first data; its sink is the file made below. */
-    op->sw = sealed_writer_new(fk, &h, &op->sink);
+    op->sw = op->to != NULL ? sealed_writer_new(fk, &h, op->to) : NULL;
     OPENSSL_cleanse(fk, sizeof(fk));
     if (op->sw == NULL || EVP_DigestInit_ex(op->sha, EVP_sha256(), NULL) != 1)
         return STOP_INTERNAL;
+    if (op->obj != NULL)
+        return 0;
     snprintf(op->temp, sizeof(op->temp), "%s/up-XXXXXX", op->w->cfg->temp_path);
     op->fd = mkostemp(op->temp, O_CLOEXEC);
     if (op->fd < 0) {
@@ -524,6 +609,12 @@ static void on_created(record_outcome outcome, void *data)
         /* Recorded, and the script gave the client's slot back. If the client is gone
          * the upload stays: it expires like any other. */
         op->stored[0] = '\0';
+        if (op->obj != NULL) { /* the object is the record's now, and the id with it */
+            objstore_put_free(op->obj);
+            op->obj = NULL;
+            store_release(op->w->store, op->id, op->reservation);
+            op->reservation[0] = '\0';
+        }
         gate_recorded(op->w->gate, op->slot);
         op->slot = NULL;
         shm_add(op->w->env->shm, M_UPLOADS, 1);
@@ -619,6 +710,16 @@ static void install_done(offload_job *job)
     }
 }
 
+/* Object storage: the object is complete (or not): record it. */
+static void on_object_written(int ok, void *data)
+{
+    upload_op *op = data;
+    if (ok)
+        record(op);
+    else
+        storage_unavailable(op);
+}
+
 static void commit(upload_op *op, int expiry_min, int uses)
 {
     drop_meta meta;
@@ -636,6 +737,16 @@ static void commit(upload_op *op, int expiry_min, int uses)
     snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
     memcpy(meta.sha256, op->sha_hex, sizeof(meta.sha256));
     int bloblen = drop_meta_seal(sec->key, op->key, strlen(op->key), op->salt, &meta, op->blob);
+    if (op->obj != NULL) {
+        if (bloblen < 0 || crypt_token_new(op->token) != 0 ||
+            crypt_token_digest(op->token, strlen(op->token), op->token_digest) != 0) {
+            answer_detail(op, 500, "Internal server error");
+            return;
+        }
+        op->blob_len = (size_t)bloblen;
+        objstore_put_finish(op->obj, on_object_written);
+        return;
+    }
     install_job *j = bloblen >= 0 && crypt_token_new(op->token) == 0 &&
                              crypt_token_digest(op->token, strlen(op->token), op->token_digest) == 0
                          ? calloc(1, sizeof(*j))
@@ -698,7 +809,17 @@ static void stopped(upload_op *op, int r)
     case STOP_DUPLICATE: unprocessable_one(op, "value_error", "body", "file", "Only one file may be uploaded"); break;
     case STOP_INTERNAL: answer_detail(op, 500, "Internal server error"); break;
     case STOP_UNAVAILABLE: unavailable(op); break;
+    case STOP_OBJECT: storage_unavailable(op); break;
     default: unprocessable_one(op, "value_error", "body", NULL, mp_error(op->mp)); break;
+    }
+}
+
+static void on_put_wake(void *data)
+{
+    upload_op *op = data;
+    if (op->put_waiting) {
+        op->put_waiting = 0;
+        h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step);
     }
 }
 
@@ -722,7 +843,11 @@ static void step_run(h2o_timeout_entry_t *entry)
     }
     op->offset += n;
     if (r == MP_OK && op->offset < op->body.len) {
-        h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step);
+        /* Object storage: at most two parts held; the next slice once one has gone. */
+        if (op->obj != NULL && objstore_put_full(op->obj))
+            op->put_waiting = 1;
+        else
+            h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step);
         return;
     }
     if (r == MP_OK)
@@ -767,7 +892,50 @@ static void restart(upload_op *op)
         answer_detail(op, 500, "Internal server error");
         return;
     }
+    if (op->w->objstore != NULL) {
+        op->drawn = 0;
+        reserve_begin(op);
+        return;
+    }
     h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step);
+}
+
+/* ---- object storage: the id is reserved before its object is written ---- */
+
+static void on_reserved(record_outcome outcome, void *data)
+{
+    upload_op *op = data;
+    if (outcome != RECORD_OK)
+        op->reservation[0] = '\0'; /* not ours (a lost reply's runs out) */
+    if (op->ref.req == NULL) {
+        op_free(op);
+    } else if (outcome == RECORD_TAKEN) {
+        if (++op->attempt >= MAX_ATTEMPTS)
+            unavailable(op);
+        else
+            reserve_begin(op);
+    } else if (outcome != RECORD_OK) {
+        unavailable(op);
+    } else {
+        step_run(&op->step);
+    }
+}
+
+static void reserve_begin(upload_op *op)
+{
+    const secret *sec = worker_secret(op->w);
+    uint8_t t[16];
+    if (sec == NULL) {
+        unavailable(op);
+        return;
+    }
+    if (draw_key(op, sec) != 0 || crypt_random(t, sizeof(t)) != 0) {
+        answer_detail(op, 500, "Internal server error");
+        return;
+    }
+    crypt_hex(t, sizeof(t), op->reservation);
+    op->drawn = 1;
+    store_reserve(op->w->store, op->id, op->reservation, RESERVATION_MS, on_reserved, op);
 }
 
 static void on_rate(void *data, int outcome, long retry_after)
@@ -788,6 +956,8 @@ static void on_rate(void *data, int outcome, long retry_after)
         if (outcome == RATE_LIMITED)
             bodies_remember_limited(req, detail, retry_after > 0 ? retry_after : 1);
         answer_detail(op, 429, detail);
+    } else if (op->w->objstore != NULL) {
+        reserve_begin(op);
     } else {
         step_run(&op->step); /* the first slice now; any further ones on later loop turns */
     }

@@ -569,6 +569,15 @@ int worker_main(const proc_env *env)
         return 1;
     }
     linger_init(&w.linger, w.cfg->max_connections);
+    if (s3_enabled(w.cfg)) {
+        char err[512];
+        /* Before any thread starts: libcurl's global set-up is not thread-safe. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+            (w.objstore = objstore_new(w.ctx.loop, w.cfg, err, sizeof(err))) == NULL) {
+            log_event(LOG_ERROR, "storage_failed", "%s", err);
+            return 1;
+        }
+    }
     if ((w.offload = offload_new(w.ctx.loop)) == NULL) {
         log_event(LOG_ERROR, "offload_failed", "cannot start the helper threads: %s", strerror(errno));
         return 1;
@@ -600,6 +609,10 @@ int worker_main(const proc_env *env)
     linger_free(&w.linger);
     offload_free(w.offload); /* what it was given to close and unlink, it has */
     gate_free(w.gate);
+    if (w.objstore != NULL) {
+        objstore_free(w.objstore);
+        curl_global_cleanup();
+    }
     store_free(w.store);
     secret_free(w.store_secret);
     magic_close(w.magic);

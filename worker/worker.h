@@ -9,6 +9,7 @@
 
 #include "gate.h"
 #include "linger.h"
+#include "objstore.h"
 #include "offload.h"
 #include "peers.h"
 #include "bodies.h"
@@ -32,6 +33,7 @@ typedef struct worker {
     store *store;
     gate *gate;
     offload *offload;
+    objstore *objstore;   /* STORAGE_URL's; NULL: files live in STORAGE_PATH */
     secret *store_secret;  /* store mode: the page the store client keeps the secret in */
     bodies *bodies;       /* the request bodies held, and their caps */
     magic_t magic;

@@ -52,6 +52,8 @@ SETTINGS = (
     'FSYNC_UPLOADS', 'METRICS_ALLOW', 'MAX_CONNECTIONS', 'MAX_UPLOADS_PER_CLIENT',
     'IDLE_TIMEOUT', 'BODY_TIMEOUT', 'SHUTDOWN_TIMEOUT', 'IPV6_PREFIX', 'GLOBAL_FAIL_LIMIT',
     'MAX_CONNECTIONS_PER_CLIENT', 'HEAD_TIMEOUT', 'PREVIEW_AGENTS',
+    'STORAGE_URL', 'S3_ENDPOINT', 'S3_REGION', 'S3_ACCESS_KEY', 'S3_SECRET_KEY',
+    'S3_CREDENTIALS_FILE', 'S3_PART_SIZE', 'S3_DELETE_DELAY',
 )
 
 START_TIMEOUT = 30.0     # seconds a server may take to become ready (ASan is slow)
@@ -545,6 +547,151 @@ def temp(server):
 def trash(server):
     """The shredder's trash: TEMP_PATH's sibling."""
     return os.path.join(os.path.dirname(temp(server).rstrip('/')), 'trash')
+
+
+class Swift:
+    """OpenStack Swift with its S3 API (s3api + tempauth) on free loopback ports, every
+    file under one directory: the object storage of the tests. Debian's packages, run
+    by swift_run.py: the object server in a process of its own (stop_object() and
+    start_object() make an outage behind a proxy that still answers), the account and
+    container servers and the proxy in another, and the memcached tempauth needs.
+
+    Starting costs about 7 s of CPU (tens of seconds on a loaded machine): start it
+    once per module (setup_module) and give each test a bucket of its own (bucket()).
+    error_suppression_interval = 1: by default the proxy would keep a restarted object
+    server "error-limited", answering 503 for a minute after it is back."""
+
+    ACCESS_KEY = 'test:tester'   # tempauth's account:user, colon and all
+    SECRET_KEY = 'testing'
+    PYTHON = '/usr/bin/python3'  # Debian's, where Swift lives
+    START_TIMEOUT = 180.0
+
+    def __init__(self, directory=None):
+        self.dir = directory or tempfile.mkdtemp(prefix='rz-swift-')
+        self.ports = {name: free_port() for name in ('proxy', 'account', 'container', 'object', 'memcached')}
+        self.procs = {}
+        for sub in ('etc', 'srv/d1', 'log'):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        self._configure()
+        self.start()
+
+    @property
+    def endpoint(self):
+        return 'http://127.0.0.1:%d' % self.ports['proxy']
+
+    def settings(self, bucket, prefix=''):
+        """A server's settings for a bucket (made first with bucket())."""
+        return {'STORAGE_URL': 's3://%s%s' % (bucket, '/' + prefix if prefix else ''),
+                'S3_ENDPOINT': self.endpoint, 'S3_REGION': 'us-east-1',
+                'S3_ACCESS_KEY': self.ACCESS_KEY, 'S3_SECRET_KEY': self.SECRET_KEY}
+
+    def _configure(self):
+        etc = os.path.join(self.dir, 'etc')
+        user = __import__('pwd').getpwuid(os.getuid()).pw_name
+        write = lambda name, text: open(os.path.join(etc, name), 'w').write(text)
+        write('swift.conf', '[swift-hash]\nswift_hash_path_suffix = rz\nswift_hash_path_prefix = rz\n'
+              '[storage-policy:0]\nname = Policy-0\ndefault = yes\n')
+        common = ('[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = %%d\nworkers = 0\nuser = %s\n'
+                  'swift_dir = %s\ndevices = %s\nmount_check = false\nlog_level = WARNING\n'
+                  # no syslog here: its copies go to the discard port
+                  'log_udp_host = 127.0.0.1\nlog_udp_port = 9\n'
+                  % (user, etc, os.path.join(self.dir, 'srv')))
+        for name in ('account', 'container', 'object'):
+            write('%s-server.conf' % name, common % self.ports[name] +
+                  '[pipeline:main]\npipeline = %s-server\n[app:%s-server]\nuse = egg:swift#%s\n'
+                  % (name, name, name))
+        filters = ''.join('[filter:%s]\nuse = egg:swift#%s\n' % (f, f) for f in
+                          ('catch_errors', 'gatekeeper', 'healthcheck', 'proxy_logging',
+                           'listing_formats', 'copy', 'slo', 'dlo'))
+        write('proxy-server.conf', common % self.ports['proxy'] +
+              '[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy_logging cache '
+              'listing_formats s3api tempauth copy slo dlo proxy_logging proxy-server\n'
+              '[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n'
+              'error_suppression_interval = 1\nerror_suppression_limit = 1000\n'
+              '[filter:s3api]\nuse = egg:swift#s3api\nlocation = us-east-1\n'
+              '[filter:tempauth]\nuse = egg:swift#tempauth\nuser_test_tester = %s .admin\n'
+              '[filter:cache]\nuse = egg:swift#memcache\nmemcache_servers = 127.0.0.1:%d\n'
+              % (self.SECRET_KEY, self.ports['memcached']) + filters)
+        rings = ('import sys\nfrom swift.common.ring import RingBuilder\n'
+                 'for name, port in zip(("account", "container", "object"), sys.argv[2:5]):\n'
+                 '    b = RingBuilder(8, 1, 1)\n'
+                 '    b.add_dev({"id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1", "port": int(port),'
+                 ' "device": "d1", "weight": 100, "meta": ""})\n'
+                 '    b.rebalance()\n'
+                 '    b.get_ring().save("%s/%s.ring.gz" % (sys.argv[1], name))\n')
+        write('mkrings.py', rings)
+        subprocess.run([self.PYTHON, os.path.join(etc, 'mkrings.py'), etc, str(self.ports['account']),
+                        str(self.ports['container']), str(self.ports['object'])],
+                       check=True, stdin=subprocess.DEVNULL, capture_output=True)
+
+    def _spawn(self, label, args):
+        log = open(os.path.join(self.dir, 'log', label + '.log'), 'ab')
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        _register_pid(proc.pid)
+        self.procs[label] = proc
+
+    def start(self):
+        memcached = ['memcached', '-l', '127.0.0.1', '-p', str(self.ports['memcached']), '-U', '0',
+                     '-m', '16', '-c', '256']
+        if os.getuid() == 0:
+            memcached += ['-u', 'root']  # it refuses root otherwise
+        self._spawn('memcached', memcached)
+        run_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'swift_run.py')
+        etc = os.path.join(self.dir, 'etc')
+        self._spawn('servers', [self.PYTHON, run_py, etc, 'account', 'container', 'proxy'])
+        self.start_object()
+        wait_until(lambda: self.s3('PUT', '/rz-probe')[0] in (200, 409), self.START_TIMEOUT, interval=0.2,
+                   message='Swift on port %d to answer S3 requests' % self.ports['proxy'])
+
+    def start_object(self):
+        run_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'swift_run.py')
+        self._spawn('object', [self.PYTHON, run_py, os.path.join(self.dir, 'etc'), 'object'])
+        wait_until(lambda: port_open(self.ports['object']), self.START_TIMEOUT, interval=0.1,
+                   message='Swift object server on port %d' % self.ports['object'])
+
+    def stop_object(self):
+        proc = self.procs.pop('object')
+        proc.kill()
+        proc.wait()
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.procs = {}
+
+    def s3(self, method, target, body=b'', headers=None):
+        """One signed request with curl's SigV4: (status, body)."""
+        netrc = os.path.join(self.dir, 'netrc')
+        if not os.path.exists(netrc):
+            with open(netrc, 'w') as f:
+                f.write('machine 127.0.0.1 login %s password %s\n' % (self.ACCESS_KEY, self.SECRET_KEY))
+        cmd = ['curl', '-sS', '-o', '-', '-w', '\n%{http_code}', '-X', method, '--aws-sigv4',
+               'aws:amz:us-east-1:s3', '--netrc-file', netrc,
+               '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', '--max-time', '20']
+        for k, v in (headers or {}).items():
+            cmd += ['-H', '%s: %s' % (k, v)]
+        if body:
+            cmd += ['--data-binary', '@-']
+        out = subprocess.run(cmd + [self.endpoint + target], input=body, capture_output=True, timeout=30)
+        text, _, code = out.stdout.rpartition(b'\n')
+        return int(code or 0), text
+
+    def bucket(self):
+        """A new bucket, for one test."""
+        name = 'rz-%s' % uuid.uuid4().hex[:12]
+        status, body = self.s3('PUT', '/' + name)
+        assert status == 200, (status, body)
+        return name
+
+    def objects(self, bucket, prefix=''):
+        """{name: bytes} of every object in the bucket."""
+        status, body = self.s3('GET', '/%s?list-type=2&prefix=%s' % (bucket, prefix))
+        assert status == 200, (status, body)
+        names = re.findall(rb'<Key>([^<]+)</Key>', body)
+        return {n.decode(): self.s3('GET', '/%s/%s' % (bucket, n.decode()))[1] for n in names}
 
 
 class Server:

