@@ -185,13 +185,15 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                                     "end\n"
                                     "return 0\n",
 
-    /* KEYS upload:{id}, reserve:{id}; ARGV token, ttl ms, purpose -> 1 reserved, 0 not.
+    /* KEYS upload:{id}, reserve:{id}; ARGV token, ttl ms, purpose, now -> 1 reserved, 0 not.
      * Object storage has no rename that refuses to replace: an upload writes the object
      * <id> only while it holds this reservation, which it gets only while no record has
      * the id ("upload"); the shredder deletes an object only while it holds it, which it
-     * gets while the id has no record or a burned one ("delete"). */
-    [RECORD_SCRIPT_RESERVE] = "local b = redis.call('HGET', KEYS[1], 'b')\n"
-                              "if b and (ARGV[3] == 'upload' or b ~= '1') then return 0 end\n"
+     * gets while the id has no record, or a burned or expired one ("delete"). */
+    [RECORD_SCRIPT_RESERVE] = "local h = redis.call('HMGET', KEYS[1], 'b', 'e')\n"
+                              "if h[1] and (ARGV[3] == 'upload' or (h[1] ~= '1' and tonumber(h[2]) > tonumber(ARGV[4]))) then\n"
+                              "  return 0\n"
+                              "end\n"
                               "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end\n"
                               "return 0\n",
 
@@ -422,7 +424,7 @@ int record_cmd_lookup(record_cmd *cmd, const char *id)
     return finish(cmd);
 }
 
-int record_cmd_reserve(record_cmd *cmd, const char *id, const char *token, uint32_t ttl_ms, int purpose)
+int record_cmd_reserve(record_cmd *cmd, const char *id, const char *token, uint32_t ttl_ms, int purpose, int64_t now)
 {
     begin(cmd, RECORD_SCRIPT_RESERVE, 2);
     key_upload(cmd, id);
@@ -430,6 +432,7 @@ int record_cmd_reserve(record_cmd *cmd, const char *id, const char *token, uint3
     arg_bytes(cmd, token, strlen(token));
     arg_fmt(cmd, "%u", ttl_ms);
     arg_static(cmd, purpose == RECORD_RESERVE_UPLOAD ? "upload" : "delete");
+    arg_fmt(cmd, "%lld", (long long)now);
     return finish(cmd);
 }
 

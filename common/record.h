@@ -171,11 +171,11 @@ int record_cmd_remove_if_due(record_cmd *cmd, const char *member, size_t len, do
 int record_cmd_lookup(record_cmd *cmd, const char *id);
 /* Object storage: reserve id for token for ttl_ms, to write its object
  * (RECORD_RESERVE_UPLOAD: only while no record has the id) or delete it
- * (RECORD_RESERVE_DELETE: only while its record is gone or burned); release gives it
- * back if token still holds it. */
+ * (RECORD_RESERVE_DELETE: only while its record is gone, burned or expired at now,
+ * unix seconds); release gives it back if token still holds it. */
 enum { RECORD_RESERVE_UPLOAD, RECORD_RESERVE_DELETE };
 #define RECORD_TOKEN_MAX 64
-int record_cmd_reserve(record_cmd *cmd, const char *id, const char *token, uint32_t ttl_ms, int purpose);
+int record_cmd_reserve(record_cmd *cmd, const char *id, const char *token, uint32_t ttl_ms, int purpose, int64_t now);
 int record_cmd_release(record_cmd *cmd, const char *id, const char *token);
 /* The store's server secret, if it has one. */
 int record_cmd_secret_get(record_cmd *cmd);

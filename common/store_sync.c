@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct store_sync {
     redisContext *c;
@@ -184,7 +185,7 @@ int store_sync_lookup(store_sync *ss, const char *const *ids, size_t n, record_o
 int store_sync_reserve(store_sync *ss, const char *id, const char *token, uint32_t ttl_ms, record_outcome *out)
 {
     record_cmd cmd;
-    redisReply *r = call(ss, record_cmd_reserve(&cmd, id, token, ttl_ms, RECORD_RESERVE_DELETE), &cmd);
+    redisReply *r = call(ss, record_cmd_reserve(&cmd, id, token, ttl_ms, RECORD_RESERVE_DELETE, (int64_t)time(NULL)), &cmd);
     if (r == NULL)
         return -1;
     *out = record_read_reserve(r);

@@ -74,9 +74,11 @@ static int expire_one(shredder *s, const record_member *m, expire_counts *c)
     if (expiry < 0 || expiry > c->due)
         return 0;
     char path[PATHS_MAX];
-    if (paths_file(s->cfg, m->member, path, sizeof(path)) != 0)
+    if (!s->objects && paths_file(s->cfg, m->member, path, sizeof(path)) != 0)
         return 1;
-    int rc = shredder_shred(s, path);
+    int rc = s->objects ? shredder_delete_object(s, m->member) : shredder_shred(s, path);
+    if (rc == SHRED_ERROR && errno == EAGAIN)
+        return -1; /* the store failed */
     if (rc == SHRED_BUSY) {
         c->busy++; /* a download still reads it: never under a reader */
         return 1;
@@ -135,7 +137,10 @@ static int expire_batch(shredder *s, expire_counts *c, unsigned *skip)
 
 void shredder_expired(shredder *s)
 {
-    expire_counts c = {.due = (double)util_now_ms() / 1000 - EXPIRE_GRACE_S};
+    /* An object has no lock to wait for: a download in progress reads it for up to
+     * S3_DELETE_DELAY after the expiry or last use. */
+    expire_counts c = {.due = (double)util_now_ms() / 1000 -
+                              (s->objects ? (double)s->cfg->s3_delete_delay : EXPIRE_GRACE_S)};
     unsigned skip = 0; /* due ids this pass left in the set (busy, failed), ahead of the rest */
     while (expire_batch(s, &c, &skip))
         ;

@@ -137,6 +137,14 @@ static int shredder_open(shredder *s, const proc_env *env)
         log_event(LOG_ERROR, "shredder_failed", "REDIS_URL cannot be used");
         return -1;
     }
+    if (s3_enabled(s->cfg)) {
+        char err[512] = "libcurl failed to start";
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || s3_conf_load(&s->s3, s->cfg, err, sizeof(err)) != 0) {
+            log_event(LOG_ERROR, "shredder_failed", "%s", err);
+            return -1;
+        }
+        s->objects = 1;
+    }
     if (paths_trash_dir(s->cfg, s->trash, sizeof(s->trash)) != 0) {
         log_event(LOG_ERROR, "shredder_failed", "trash directory path too long");
         return -1;
@@ -157,6 +165,10 @@ static void shredder_close(shredder *s)
     if (s->inotify_fd >= 0)
         close(s->inotify_fd);
     store_sync_free(s->store);
+    if (s->objects) {
+        s3_conf_wipe(&s->s3);
+        curl_global_cleanup();
+    }
 }
 
 /* Read pending events; did any name a file in the trash? Events on the directory

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "paths.h"
+#include "s3.h"
 #include "proc.h"
 #include "store_sync.h"
 #include "store_url.h"
@@ -45,6 +46,9 @@ typedef struct {
     int storage_deferred; /* ... and that wait has been logged */
 
     shredder_fails fails[WHERE_COUNT];
+
+    int objects;  /* STORAGE_URL: files are objects (objects.c), deleted, not overwritten */
+    s3_conf s3;
 } shredder;
 
 /* The shredder process (the master's fork calls it); returns its exit code. */
@@ -71,6 +75,14 @@ void shredder_fails_report(shredder *s, int where);
 int shredder_is_dots(const char *name);
 /* rmdir a STORAGE_PATH/<id[0:2]> directory that shredding may have emptied. */
 void shredder_rmdir_parent(const shredder *s, const char *id);
+
+/* Object storage (objects.c). Delete id's object while holding its reservation in the
+ * store (record.h), so that no upload writes it meanwhile: SHRED_DONE deleted (or
+ * absent), SHRED_BUSY an upload or a live record holds the id, SHRED_ERROR failed
+ * (errno; EAGAIN for the store). */
+int shredder_delete_object(shredder *s, const char *id);
+/* The storage part of the orphan sweep on object storage: -1 interrupted. */
+int shredder_sweep_objects(shredder *s);
 
 /* The passes. Each logs what it shredded and adds to the metrics. */
 void shredder_trash(shredder *s);

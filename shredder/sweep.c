@@ -199,6 +199,11 @@ void shredder_sweep_storage(shredder *s)
     id_batch *b = calloc(1, sizeof(*b));
     if (b == NULL) {
         shredder_fail(s, WHERE_STORAGE, ENOMEM);
+    } else if (s->objects && shredder_store(s) != NULL) {
+        if (shredder_sweep_objects(s) == 0) {
+            s->storage_pending = 0;
+            s->storage_deferred = 0;
+        }
     } else if (shredder_store(s) != NULL && storage_walk(s, b, &c) == 0) {
         s->storage_pending = 0;
         s->storage_deferred = 0;

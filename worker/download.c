@@ -508,7 +508,9 @@ static void on_burn(h2o_req_t *req, keyed_op *op, const record_access *r)
 {
     switch (r->outcome) {
     case RECORD_OK:
-        burn_rename(worker_of(req), op->id);
+        /* On object storage the shredder deletes it, S3_DELETE_DELAY from now. */
+        if (worker_of(req)->objstore == NULL)
+            burn_rename(worker_of(req), op->id);
         req->res.status = 204;
         req->res.reason = "No Content";
         h2o_send_inline(req, NULL, 0);

@@ -21,8 +21,13 @@ typedef struct {
     int exempt; /* the host probing itself */
 } health_op;
 
-static int storage_online(const cfg *c)
+/* Object storage: what its last request or probe found (objstore.h); the temp
+ * directory is still ours (spilled bodies). */
+static int storage_online(const worker *w)
 {
+    const cfg *c = w->cfg;
+    if (w->objstore != NULL)
+        return objstore_online(w->objstore) && access(c->temp_path, W_OK | X_OK) == 0;
     return access(c->storage_path, W_OK | X_OK) == 0 && access(c->temp_path, W_OK | X_OK) == 0;
 }
 
@@ -31,7 +36,7 @@ static void respond(h2o_req_t *req, int redis_online)
     worker *w = worker_of(req);
     uint64_t now = util_now_ms();
     uint64_t beat = atomic_load(&w->env->shm->shredder_heartbeat_ms);
-    int storage = storage_online(w->cfg);
+    int storage = storage_online(w);
     uint64_t mono = util_mono_ms(); /* the heartbeat is monotonic: a clock step cannot fake it */
     int scheduler = beat != 0 && mono >= beat && mono - beat < SCHEDULER_STALE_MS;
     int diceware = words_count(w->env->words) == WORDS_EXPECTED;

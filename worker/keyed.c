@@ -180,6 +180,8 @@ static void on_object(void *data)
     if (status == 404) {
         objstore_get_free(g); /* absent: answered like a missing file, the use counted */
         st->op.get = NULL;
+    } else if (status == 200) {
+        objstore_get_notify(g, NULL, NULL); /* the rest streams in while the store answers */
     } else if (status != 200) {
         if (status > 0)
             log_event(LOG_ERROR, "storage_read_failed", "object storage answered %d", status);

@@ -554,7 +554,8 @@ struct objstore_get {
 static void get_on_soon(h2o_timeout_entry_t *entry)
 {
     objstore_get *g = H2O_STRUCT_FROM_MEMBER(objstore_get, soon, entry);
-    g->notify(g->data);
+    if (g->notify != NULL)
+        g->notify(g->data);
 }
 
 static void get_changed(objstore_get *g)

@@ -53,7 +53,7 @@ typedef struct objstore_get objstore_get;
  * whenever the state below changes (an answer, bytes, the end, a failure). */
 objstore_get *objstore_get_new(objstore *o, const char *id, size_t cap, void (*notify)(void *data), void *data);
 void objstore_get_free(objstore_get *g);
-/* Notices go to notify(data) from now on. */
+/* Notices go to notify(data) from now on (NULL: nowhere). */
 void objstore_get_notify(objstore_get *g, void (*notify)(void *data), void *data);
 /* 0 until an answer came: then its HTTP status; -1 when the storage was unreachable or
  * the transfer broke. */

@@ -725,7 +725,7 @@ static void deliver_reserve(store *s, const redisReply *reply, typed_cb cb, void
 void store_reserve(store *s, const char *id, const char *token, uint32_t ttl_ms, store_outcome_cb cb, void *data)
 {
     record_cmd cmd;
-    submit(s, 1, record_cmd_reserve(&cmd, id, token, ttl_ms, RECORD_RESERVE_UPLOAD), &cmd, deliver_reserve,
+    submit(s, 1, record_cmd_reserve(&cmd, id, token, ttl_ms, RECORD_RESERVE_UPLOAD, 0), &cmd, deliver_reserve,
            (typed_cb){.outcome = cb}, data);
 }
 

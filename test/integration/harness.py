@@ -569,7 +569,6 @@ class Swift:
     def __init__(self, directory=None):
         self.dir = directory or tempfile.mkdtemp(prefix='rz-swift-')
         self.ports = {name: free_port() for name in ('proxy', 'account', 'container', 'object', 'memcached')}
-        self.procs = {}
         for sub in ('etc', 'srv/d1', 'log'):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         self._configure()
@@ -624,12 +623,39 @@ class Swift:
                         str(self.ports['container']), str(self.ports['object'])],
                        check=True, stdin=subprocess.DEVNULL, capture_output=True)
 
-    def _spawn(self, label, args):
+    def _spawn(self, label, args, outlive_test=False):
+        """Start one process; its pid goes to DIR/run/LABEL.pid, where stop() finds it.
+        outlive_test: started by a test (not setup_module) for the tests after it, so in
+        a session of its own and not registered: the runner kills what a test leaves."""
+        os.makedirs(os.path.join(self.dir, 'run'), exist_ok=True)
         log = open(os.path.join(self.dir, 'log', label + '.log'), 'ab')
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=outlive_test)
         log.close()
-        _register_pid(proc.pid)
-        self.procs[label] = proc
+        if not outlive_test:
+            _register_pid(proc.pid)
+        with open(os.path.join(self.dir, 'run', label + '.pid'), 'w') as f:
+            f.write('%d\n' % proc.pid)
+
+    def _pid(self, label):
+        try:
+            with open(os.path.join(self.dir, 'run', label + '.pid')) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def _kill(self, label):
+        pid = self._pid(label)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)  # ours if this process started it
+            except ChildProcessError:
+                wait_until(lambda: not alive(pid), 10, message='Swift %s (pid %d) to exit' % (label, pid))
+            os.unlink(os.path.join(self.dir, 'run', label + '.pid'))
 
     def start(self):
         memcached = ['memcached', '-l', '127.0.0.1', '-p', str(self.ports['memcached']), '-U', '0',
@@ -637,30 +663,30 @@ class Swift:
         if os.getuid() == 0:
             memcached += ['-u', 'root']  # it refuses root otherwise
         self._spawn('memcached', memcached)
-        run_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'swift_run.py')
         etc = os.path.join(self.dir, 'etc')
-        self._spawn('servers', [self.PYTHON, run_py, etc, 'account', 'container', 'proxy'])
-        self.start_object()
+        self._spawn('servers', [self.PYTHON, self._run_py(), etc, 'account', 'container', 'proxy'])
+        self._spawn('object', [self.PYTHON, self._run_py(), etc, 'object'])
         wait_until(lambda: self.s3('PUT', '/rz-probe')[0] in (200, 409), self.START_TIMEOUT, interval=0.2,
                    message='Swift on port %d to answer S3 requests' % self.ports['proxy'])
 
+    @staticmethod
+    def _run_py():
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'swift_run.py')
+
     def start_object(self):
-        run_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'swift_run.py')
-        self._spawn('object', [self.PYTHON, run_py, os.path.join(self.dir, 'etc'), 'object'])
+        """Start the object server again after stop_object(), for this and later tests."""
+        self._spawn('object', [self.PYTHON, self._run_py(), os.path.join(self.dir, 'etc'), 'object'],
+                    outlive_test=True)
         wait_until(lambda: port_open(self.ports['object']), self.START_TIMEOUT, interval=0.1,
                    message='Swift object server on port %d' % self.ports['object'])
 
     def stop_object(self):
-        proc = self.procs.pop('object')
-        proc.kill()
-        proc.wait()
+        """An outage behind a proxy that still answers (503 to every object request)."""
+        self._kill('object')
 
     def stop(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        self.procs = {}
+        for label in ('object', 'servers', 'memcached'):
+            self._kill(label)
 
     def s3(self, method, target, body=b'', headers=None):
         """One signed request with curl's SigV4: (status, body)."""

@@ -41,7 +41,7 @@ def round_trip(server, bucket, data):
     body = upload_ok(server, data, filename='f.bin')[0]
     file_id = drop_id(server, body['key'])
     objects = SWIFT.objects(bucket)
-    assert file_id in objects, objects.keys()
+    assert list(objects) == [file_id], objects.keys()
     assert len(objects[file_id]) == sealed_size(len(data))
     assert data[:64] not in objects[file_id]  # sealed, not the plaintext
     status, headers, got = download(server, body['key'])
@@ -59,9 +59,11 @@ def test_files_of_one_byte_a_few_segments_one_part_and_several_parts_round_trip_
         for size in (1, 3 * SEGMENT + 5, one_part, 2 * PART + 12345):
             data = os.urandom(size)
             body, file_id = round_trip(server, bucket, data)
-            # one use: taken
+            # one use: taken, and the object goes once the delete delay has passed
             status, _, _ = download(server, body['key'])
             assert status == 410
+            wait_until(lambda: SWIFT.objects(bucket) == {}, 15,
+                       message='the burned object of %d bytes to be deleted' % size)
 
 
 def test_a_put_upload_round_trips_and_no_multipart_upload_is_left_behind():
@@ -103,3 +105,75 @@ def test_a_tampered_object_fails_before_the_headers_or_aborts_mid_stream_and_nev
         slow.close()
         # the true prefix, up to (not into) the tampered segment
         assert 0 < len(got) <= 10 * SEGMENT and data.startswith(got), len(got)
+
+
+def health_storage(server):
+    status, _, body = server.json('GET', '/health/')
+    return body['services']['storage']
+
+
+def uses_left(redis, file_id):
+    return int(redis.command('HGET', 'upload:{%s}' % file_id, 'u'))
+
+
+def test_an_object_storage_outage_answers_503_with_retry_after_spends_no_use_and_health_says_offline():
+    bucket = SWIFT.bucket()
+    with Redis() as redis, s3_server(redis, bucket) as server:
+        data = os.urandom(3 * SEGMENT)
+        body = upload_ok(server, data, uses=2)[0]
+        file_id = drop_id(server, body['key'])
+        assert health_storage(server) == 'online'
+        SWIFT.stop_object()
+        try:
+            for _ in range(3):
+                status, headers, got = download(server, body['key'])
+                assert status == 503 and headers.get('retry-after') == '5', (status, headers, got[:200])
+            assert uses_left(redis, file_id) == 2
+            status, headers, got = server.upload(os.urandom(1000))
+            assert status == 503 and headers.get('retry-after') == '5', (status, got[:200])
+            # each worker probes on its own: poll until the one answering has noticed
+            wait_until(lambda: server.json('GET', '/health/')[0] == 503 and health_storage(server) == 'offline',
+                       10, message='health to say storage: offline (503, degraded)')
+        finally:
+            SWIFT.start_object()
+        wait_until(lambda: health_storage(server) == 'online', 30, message='health to say storage: online again')
+        status, _, got = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(download(server, body['key'])),
+                                    30, message='a download once the storage is back')
+        assert got == data
+        assert uses_left(redis, file_id) == 1
+        assert list(SWIFT.objects(bucket)) == [file_id]  # the failed upload left nothing
+
+
+def test_a_burn_and_an_expiry_delete_the_object_after_the_delete_delay():
+    bucket = SWIFT.bucket()
+    with Redis() as redis, s3_server(redis, bucket, S3_DELETE_DELAY=3) as server:
+        burned = upload_ok(server, os.urandom(1000), uses=3)[0]
+        expired = upload_ok(server, os.urandom(1000), uses=3)[0]
+        kept = upload_ok(server, os.urandom(1000), uses=3)[0]
+        ids = {k: drop_id(server, b['key']) for k, b in (('burned', burned), ('expired', expired), ('kept', kept))}
+        status, _, _ = server.request('DELETE', '/download/' + burned['key'],
+                                      headers={'X-Delete-Token': burned['delete_token']})
+        assert status == 204
+        now = int(time.time())
+        redis.command('HSET', 'upload:{%s}' % ids['expired'], 'e', str(now))
+        redis.command('ZADD', 'expiries', str(now), ids['expired'])
+        assert sorted(SWIFT.objects(bucket)) == sorted(ids.values())  # the delay has not passed
+        began = time.time()
+        wait_until(lambda: sorted(SWIFT.objects(bucket)) == [ids['kept']], 20,
+                   message='the burned and the expired object to be deleted')
+        print('deleted %.1f s after the burn and the expiry (S3_DELETE_DELAY=3)' % (time.time() - began))
+        assert time.time() - now >= 3
+
+
+def test_a_download_in_progress_completes_with_correct_bytes_while_another_takes_the_last_use():
+    bucket = SWIFT.bucket()
+    with Redis() as redis, s3_server(redis, bucket, S3_DELETE_DELAY=30) as server:
+        data = os.urandom(2 * PART + 1000)  # a multipart object: its parts are separate in Swift
+        body = upload_ok(server, data, uses=2)[0]
+        slow = SlowDownload(server, body['key'], rcvbuf=16384)
+        assert slow.status == 200
+        slow.read(65536)
+        status, _, got = download(server, body['key'])  # the last use
+        assert status == 200 and got == data
+        got = slow.finish()
+        assert got == data
