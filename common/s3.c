@@ -148,8 +148,8 @@ int s3_conf_load(s3_conf *out, const cfg *c, char *err, size_t errlen)
         snprintf(out->secret_key, sizeof(out->secret_key), "%s", c->s3_secret_key);
     }
     if (out->access_key[0] == '\0' || out->secret_key[0] == '\0') {
-        util_errf(err, errlen, "S3_ACCESS_KEY: STORAGE_URL needs S3_ACCESS_KEY and S3_SECRET_KEY (or "
-                               "S3_CREDENTIALS_FILE)");
+        util_errf(err, errlen, "%s: empty; STORAGE_URL needs S3_ACCESS_KEY and S3_SECRET_KEY (or S3_CREDENTIALS_FILE)",
+                  out->access_key[0] == '\0' ? "S3_ACCESS_KEY" : "S3_SECRET_KEY");
         s3_conf_wipe(out);
         return -1;
     }

@@ -6,10 +6,11 @@ orphan sweep deletes objects no record names."""
 
 import hashlib
 import os
+import re
 import time
 
 from harness import (HEADER, SEGMENT, TAG, Redis, Server, SlowDownload, Swift, download, drop_id,
-                     upload_ok, wait_until)
+                     lines_of, once, path, run, upload_ok, wait_until)
 
 MIB = 1024 * 1024
 PART = 5 * MIB
@@ -177,3 +178,39 @@ def test_a_download_in_progress_completes_with_correct_bytes_while_another_takes
         assert status == 200 and got == data
         got = slow.finish()
         assert got == data
+
+
+def refused(env, naming):
+    code, _, stderr = run(['-t'], env=env)
+    lines = lines_of(stderr)
+    assert code == 1 and len(lines) == 1 and re.match(r'raven-zero: %s[=:]' % naming, lines[0]), (code, stderr)
+    return lines[0]
+
+
+@once
+def test_bad_object_storage_settings_stop_startup_with_one_line_naming_the_setting_and_never_the_secret():
+    good = {'STORAGE_URL': 's3://drop-files/prod', 'S3_ENDPOINT': 'http://127.0.0.1:9',
+            'S3_ACCESS_KEY': 'AKIDEXAMPLE', 'S3_SECRET_KEY': 'wJalrXUtnFEMI'}
+    code, _, stderr = run(['-t'], env=good)
+    assert code == 0, stderr
+    for url in ('http://bucket', 's3://B', 's3://ab', 's3://bucket/a//b', 's3://bucket/../x', 's3://bucket/a b'):
+        refused(dict(good, STORAGE_URL=url), 'STORAGE_URL')
+    refused(dict(good, S3_ENDPOINT='ftp://host'), 'S3_ENDPOINT')
+    refused(dict(good, S3_ENDPOINT='http://host/path'), 'S3_ENDPOINT')
+    refused(dict(good, S3_PART_SIZE='1M'), 'S3_PART_SIZE')
+    refused(dict(good, S3_DELETE_DELAY='0'), 'S3_DELETE_DELAY')
+    line = refused(dict(good, S3_SECRET_KEY='has space secret-value'), 'S3_SECRET_KEY')
+    assert 'secret-value' not in line and '***' in line, line
+    refused(dict(good, S3_SECRET_KEY=''), 'S3_SECRET_KEY')
+    refused(dict(good, S3_ACCESS_KEY=''), 'S3_ACCESS_KEY')
+    creds = path('s3.credentials')
+    with open(creds, 'w') as f:
+        f.write('# the store\nS3_ACCESS_KEY=test:tester\nS3_SECRET_KEY=wJalrXUtnFEMI\n')
+    os.chmod(creds, 0o640)
+    no_keys = dict(good, S3_ACCESS_KEY=None, S3_SECRET_KEY=None, S3_CREDENTIALS_FILE=creds)
+    line = refused(no_keys, 'S3_CREDENTIALS_FILE')
+    assert 'owner alone' in line and 'wJalr' not in line, line
+    os.chmod(creds, 0o600)
+    code, _, stderr = run(['-t'], env=no_keys)
+    assert code == 0, stderr
+    refused(dict(no_keys, S3_ACCESS_KEY='AKIDEXAMPLE'), 'S3_CREDENTIALS_FILE')
