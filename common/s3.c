@@ -154,6 +154,17 @@ int s3_conf_load(s3_conf *out, const cfg *c, char *err, size_t errlen)
         return -1;
     }
     out->part_size = c->s3_part_size;
+    /* The largest file must fit in the parts S3 takes. */
+    uint64_t parts = (c->max_file_size + c->max_file_size / 4096 + 4096 + out->part_size - 1) / out->part_size;
+    if (parts > S3_PARTS_MAX) {
+        util_errf(err, errlen,
+                  "S3_PART_SIZE=%llu: a file of MAX_FILE_SIZE (%llu bytes) needs more than %d parts; expected at least "
+                  "%llu",
+                  (unsigned long long)out->part_size, (unsigned long long)c->max_file_size, S3_PARTS_MAX,
+                  (unsigned long long)((c->max_file_size + c->max_file_size / 4096 + 4096) / S3_PARTS_MAX + 1));
+        s3_conf_wipe(out);
+        return -1;
+    }
     return 0;
 }
 

@@ -36,8 +36,15 @@ Output is informational. The exit status is non-zero only when something could n
 at all (a missing tool, a server that did not start, a tool that crashed); slow numbers,
 errors and non-2xx answers are reported, never failed on.
 
+Object storage: then one node on OpenStack Swift's S3 API (STORAGE_URL; Swift started
+here on loopback, as the tests do) against the same node on local disk, for uploads and
+downloads of 1 KiB and 1 MiB at concurrency 1 and 50 and of 10 MiB at 1, with the CPU
+time each request cost raven-zero's workers, Swift and redis (from /proc: where the
+time goes). Skipped, saying so, when Swift is not installed.
+
 Environment: RZ_BENCH_KEEP=1 keeps the temporary directory; RZ_BENCH_QUICK=1 shortens
-every measurement (for trying the script out).
+every measurement (for trying the script out); RZ_BENCH_ONLY=s3 runs the object-storage
+rows alone, RZ_BENCH_S3=0 skips them.
 """
 
 import hashlib
@@ -609,15 +616,16 @@ class NginxSide:
 class KeyMaker:
     """Prepares fresh keys of one size on our server with wrk + keys.lua."""
 
-    def __init__(self, ours, payloads):
+    def __init__(self, ours, payloads, name=''):
         self.ours = ours
         self.payloads = payloads
+        self.name = name  # in the key files' names: one maker per server
         self.n = 0
 
     def make(self, label, count):
         p = self.payloads[label]
         self.n += 1
-        prefix = os.path.join(WORK, 'keys-%s-%d' % (label, self.n))
+        prefix = os.path.join(WORK, 'keys-%s%s-%d' % (self.name, label, self.n))
         cmd = ['wrk', '-t', '2', '-c', '16', '-d', '%ds' % int(TOOL_TIMEOUT),
                '--timeout', '60s', '-s', os.path.join(BENCH_DIR, 'keys.lua'),
                self.ours.url + '/upload/', '--', p['body'], BOUNDARY, prefix]
@@ -814,6 +822,8 @@ def main():
             % (WORK, os.cpu_count() or 0, loadavg()))
         payloads = make_payloads()
         redis = H.Redis()
+        if os.environ.get('RZ_BENCH_ONLY') == 's3':
+            return object_storage_bench(redis, payloads, failures)
         try:
             server = H.Server(redis, env={
                 'WORKERS': '2',
@@ -894,6 +904,9 @@ def main():
                 for d, label, c, o, n in results]
         print_table(rows)
         report_anomalies(results, payloads)
+        if os.environ.get('RZ_BENCH_S3') != '0':
+            server.stop()
+            object_storage_bench(redis, payloads, failures)
         if not all(r.get('rss_reset', True) for _, _, _, o, n in results
                    for r in (o, n) if r):
             say('note: could not reset VmHWM (clear_refs); RSS figures are peaks since '
@@ -920,6 +933,142 @@ def main():
         say('bench: these measurements could not run: %s' % ', '.join(failures))
         return 1
     return 0
+
+
+# ---- one node on object storage against the same node on local disk ----------------
+
+S3_CASES = [('1KiB', 1), ('1KiB', 50), ('1MiB', 1), ('1MiB', 50), ('10MiB', 1)]
+if os.environ.get('RZ_BENCH_S3_CASES'):
+    S3_CASES = [(a, int(b)) for a, b in (x.split(':') for x in os.environ['RZ_BENCH_S3_CASES'].split(','))]
+
+
+def cpu_seconds(pids):
+    """utime + stime of these processes (and their reaped children) now."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open('/proc/%d/stat' % pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15]) / os.sysconf('SC_CLK_TCK')
+    return total
+
+
+def bench_server(redis, extra):
+    env = {'WORKERS': '2', 'UPLOAD_RATE_LIMIT': '1000000/second', 'MAX_UPLOADS_PER_CLIENT': '1000',
+           'MAX_FILE_SIZE': str(16 << 20), 'LOG_MAX_BYTES': str(1 << 30)}
+    env.update(extra)
+    try:
+        return H.Server(redis, env=env)
+    except AssertionError as e:
+        raise CannotRun('raven-zero did not start: %s' % e) from None
+
+
+class Metered(Ours):
+    """Ours, also taking the CPU time of its workers, Swift and redis over each measured
+    run (not its warm-up or key making): r['cpu_ms'], per request."""
+
+    def __init__(self, server, others):
+        super().__init__(server)
+        self.others = others  # {'swift': fn() -> pids, 'redis': fn() -> pids}
+
+    def _groups(self):
+        groups = {'raven-zero': self.worker_pids()}
+        groups.update({k: f() for k, f in self.others.items()})
+        return groups
+
+    def before_case(self):
+        before = super().before_case()
+        before['cpu'] = {k: cpu_seconds(v) for k, v in self._groups().items()}
+        return before
+
+    def after_case(self, r, before):
+        super().after_case(r, before)
+        if r is not None:
+            n = max(r['ok'] + r['errors'], 1)
+            r['cpu_ms'] = {k: (cpu_seconds(v) - before['cpu'].get(k, 0.0)) * 1000 / n
+                           for k, v in self._groups().items()}
+
+
+def object_storage_bench(redis, payloads, failures):
+    """Rows of one node on object storage (Swift) against the same node on disk."""
+    code = subprocess.run([H.Swift.PYTHON, '-c', 'import swift.common.middleware.s3api'],
+                          capture_output=True).returncode
+    if code != 0 or not shutil.which('memcached'):
+        say('bench: object storage skipped: Swift (swift-proxy & co.) or memcached is not installed')
+        return 0
+    say('bench: object storage: starting Swift with s3api on loopback (tens of seconds)')
+    t0 = time.monotonic()
+    swift = H.Swift(os.path.join(WORK, 'swift'))
+    say('bench: Swift up in %.0fs, pids %s' % (time.monotonic() - t0, swift.pids()))
+    disk = s3 = None
+    try:
+        others = {'swift': swift.pids, 'redis': lambda: [redis.proc.pid]}
+        disk = Metered(bench_server(redis, {}), others)
+        s3 = Metered(bench_server(redis, dict(swift.settings(swift.bucket()), S3_DELETE_DELAY='1')), others)
+        check_ours(disk.server, payloads)
+        check_ours(s3.server, payloads)
+        makers = {'disk': KeyMaker(disk, payloads, 'disk-'), 's3': KeyMaker(s3, payloads, 's3-')}
+        rows = []
+        for label, c in S3_CASES:
+            p = payloads[label]
+            up = {}
+            for direction in ('up', 'down'):
+                case = '%s %s c%d' % (direction, label, c)
+                say('bench: object storage: %s' % case)
+                got = {}
+                for name, srv in (('disk', disk), ('s3', s3)):
+                    if direction == 'up':
+                        r = attempt(lambda: measure_upload(srv, srv.url + '/upload/', p, c,
+                                                           '%s-%s' % (name, case)))
+                        up[name] = r['rps'] if r else 100.0
+                    else:
+                        est = max(up[name] * (8 if p['size'] <= 4096 else 6), 50)
+                        r = attempt(lambda: measure_download_ours(srv, makers[name], p, label, c, est,
+                                                                  '%s-dl-%s-c%d' % (name, label, c)))
+                    if r is None:
+                        failures.append('%s on %s' % (case, name))
+                    else:
+                        say('    %-5s %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %d  cpu ms/req %s'
+                            % (name, r['rps'], r['p50'] or 0, r['p99'] or 0, r['errors'],
+                               ' '.join('%s %.2f' % kv for kv in r['cpu_ms'].items())))
+                    got[name] = r
+                rows.append((case, got['disk'], got['s3']))
+        print_object_storage_table(rows)
+    finally:
+        for srv in (disk, s3):
+            if srv is not None:
+                srv.server.stop()
+        swift.stop()
+    return 1 if failures else 0
+
+
+def print_object_storage_table(rows):
+    head = '%-16s %-6s %9s %9s %9s %9s %7s %11s %11s %11s' % (
+        'case', 'store', 'req/s', 'MB/s', 'p50 ms', 'p99 ms', 'errors', 'cpu rz ms', 'cpu swift', 'cpu redis')
+    say('')
+    say('one node on object storage (Swift s3api, loopback) against the same node on local disk')
+    say(head)
+    say('-' * len(head))
+    for case, disk, s3 in rows:
+        for name, r in (('disk', disk), ('s3', s3)):
+            if r is None:
+                say('%-16s %-6s %9s' % (case if name == 'disk' else '', name, 'did not run'))
+                continue
+            cpu = r['cpu_ms']
+            say('%-16s %-6s %9s %9s %9s %9s %7d %11.2f %11.2f %11.2f'
+                % (case if name == 'disk' else '', name, fnum(r['rps']), fnum(r['mbs']), fnum(r['p50'], 2),
+                   fnum(r['p99'], 2), r['errors'], cpu['raven-zero'], cpu['swift'], cpu['redis']))
+        if disk and s3:
+            say('%-16s %-6s %9s %9s %9s %9s' % ('', 's3/disk', ratio(s3['rps'], disk['rps']),
+                                                ratio(s3['mbs'], disk['mbs']), ratio(s3['p50'], disk['p50']),
+                                                ratio(s3['p99'], disk['p99'])))
+    say('')
+    say('cpu ... ms = CPU time per request of raven-zero\'s workers, of Swift (proxy, account,\n'
+        'container and object servers, memcached) and of redis during the measured run:\n'
+        'where the time goes. Swift runs on the same cores, so on object storage the node\n'
+        'competes with its store; a remote store costs network round trips instead.')
 
 
 def report_anomalies(results, payloads):

@@ -10,7 +10,11 @@
  * thread: should the file have lost its last name meanwhile, that close frees its
  * blocks, which takes the disk's time. For the same reason the file is checked and
  * read on a helper thread: its header and first segment before the headers go out,
- * every further chunk while the client takes the one before. The loop only sends. */
+ * every further chunk while the client takes the one before. The loop only sends.
+ * With STORAGE_URL the file is an object: its GET was started (and its first segment
+ * held) before the use was taken (keyed.h); it streams in as the client reads, each
+ * chunk authenticated on the loop as it completes, and the shredder deletes a burned
+ * object S3_DELETE_DELAY later, which is what lets downloads in progress finish. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -20,6 +20,7 @@ struct objstore {
     s3loop *l;
     s3_conf conf;
     h2o_timeout_t soon;       /* 0 ms: notices go out on the next loop turn */
+    h2o_timeout_t answer;     /* a GET's answer must begin within OBJSTORE_ANSWER_MS */
     h2o_timeout_t probe_every;
     h2o_timeout_entry_t probe;
     CURL *probe_e;
@@ -187,6 +188,7 @@ objstore *objstore_new(h2o_loop_t *loop, const cfg *c, char *err, size_t errlen)
         return NULL;
     }
     h2o_timeout_init(loop, &o->soon, 0);
+    h2o_timeout_init(loop, &o->answer, OBJSTORE_ANSWER_MS);
     h2o_timeout_init(loop, &o->probe_every, OBJSTORE_PROBE_MS);
     o->probe.cb = on_probe;
     probe_start(o);
@@ -204,6 +206,7 @@ void objstore_free(objstore *o)
     curl_easy_cleanup(o->probe_e);
     curl_slist_free_all(o->probe_hs);
     h2o_timeout_dispose(o->loop, &o->soon);
+    h2o_timeout_dispose(o->loop, &o->answer);
     h2o_timeout_dispose(o->loop, &o->probe_every);
     s3_conf_wipe(&o->conf);
     free(o);
@@ -272,7 +275,12 @@ static int sink_write(sealed_sink *k, const uint8_t *buf, size_t len)
         return -1;
     }
     if (p->cur.len + len > p->cur.cap) {
-        size_t cap = p->cur.cap * 2 > p->cur.len + len ? p->cur.cap * 2 : p->cur.len + len;
+        /* Doubling, but not past a part and the segment that fills it: a small file
+         * costs little, a large one a part. */
+        size_t most = p->o->conf.part_size + 2 * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN) + SEALED_HEADER_LEN;
+        size_t cap = p->cur.cap * 2 < most ? p->cur.cap * 2 : most;
+        if (cap < p->cur.len + len)
+            cap = p->cur.len + len;
         uint8_t *nb = realloc(p->cur.buf, cap);
         if (nb == NULL) {
             k->err = ENOMEM;
@@ -547,6 +555,7 @@ struct objstore_get {
     int paused;
     int running;
     h2o_timeout_entry_t soon;
+    h2o_timeout_entry_t answer; /* until the status line has come */
     void (*notify)(void *data);
     void *data;
 };
@@ -579,6 +588,8 @@ static size_t get_write(char *buf, size_t size, size_t n, void *arg)
             return 0; /* no length: not an object's answer; fails the transfer */
         g->length = (uint64_t)cl;
         g->status = 200;
+        if (h2o_timeout_is_linked(&g->answer))
+            h2o_timeout_unlink(&g->answer);
     }
     if (g->head + g->len + len > g->cap && g->head > 0) {
         memmove(g->buf, g->buf + g->head, g->len);
@@ -600,6 +611,8 @@ static void get_done(CURL *e, CURLcode rc, void *data)
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     g->running = 0;
+    if (h2o_timeout_is_linked(&g->answer))
+        h2o_timeout_unlink(&g->answer);
     note(g->o, rc, status);
     if (rc != CURLE_OK)
         g->status = -1;
@@ -609,6 +622,20 @@ static void get_done(CURL *e, CURLcode rc, void *data)
         g->status = 200;
         g->length = 0;
     }
+    get_changed(g);
+}
+
+/* A store that takes the connection and never answers is as good as down: the
+ * request is given up (a slow client later is another matter: no deadline then). */
+static void get_on_answer_late(h2o_timeout_entry_t *entry)
+{
+    objstore_get *g = H2O_STRUCT_FROM_MEMBER(objstore_get, answer, entry);
+    if (g->running) {
+        s3loop_remove(g->o->l, g->req.e);
+        g->running = 0;
+    }
+    note(g->o, CURLE_OPERATION_TIMEDOUT, 0);
+    g->status = -1;
     get_changed(g);
 }
 
@@ -624,6 +651,7 @@ objstore_get *objstore_get_new(objstore *o, const char *id, size_t cap, void (*n
     g->notify = notify;
     g->data = data;
     g->soon.cb = get_on_soon;
+    g->answer.cb = get_on_answer_late;
     if (req_prepare(o, &g->req, "GET", id, "", NULL, 0) != 0) {
         objstore_get_free(g);
         return NULL;
@@ -636,6 +664,7 @@ objstore_get *objstore_get_new(objstore *o, const char *id, size_t cap, void (*n
         return NULL;
     }
     g->running = 1;
+    h2o_timeout_link(o->loop, &o->answer, &g->answer);
     return g;
 }
 
@@ -647,6 +676,8 @@ void objstore_get_free(objstore_get *g)
         s3loop_remove(g->o->l, g->req.e);
     if (h2o_timeout_is_linked(&g->soon))
         h2o_timeout_unlink(&g->soon);
+    if (h2o_timeout_is_linked(&g->answer))
+        h2o_timeout_unlink(&g->answer);
     req_free(&g->req);
     free(g->buf);
     free(g);

@@ -21,6 +21,7 @@
 #include "sealed.h"
 
 #define OBJSTORE_PROBE_MS 2000
+#define OBJSTORE_ANSWER_MS 10000 /* a GET whose answer has not begun by then fails */
 
 typedef struct objstore objstore;
 

@@ -1,5 +1,8 @@
 /* upload.c - POST /upload/ and PUT /{name}: sniff, hash and seal the file into
- * TEMP_PATH, rename it into STORAGE_PATH, record it in the store, answer 201.
+ * TEMP_PATH, rename it into STORAGE_PATH, record it in the store, answer 201. With
+ * STORAGE_URL the sealed file goes to object storage instead (objstore.h): the id is
+ * reserved in the store first, the object written under it part by part, then
+ * recorded, and the reservation given back.
  *
  * Both share one pipeline; only the framing differs. A POST's body is a multipart form
  * whose file part feeds the pipeline and whose fields give expiry and uses; a PUT's

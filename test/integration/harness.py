@@ -680,6 +680,11 @@ class Swift:
         wait_until(lambda: port_open(self.ports['object']), self.START_TIMEOUT, interval=0.1,
                    message='Swift object server on port %d' % self.ports['object'])
 
+    def pids(self):
+        """The pids of its processes now running (memcached's included)."""
+        return [p for p in (self._pid(label) for label in ('object', 'servers', 'memcached'))
+                if p is not None and alive(p)]
+
     def stop_object(self):
         """An outage behind a proxy that still answers (503 to every object request)."""
         self._kill('object')

@@ -198,6 +198,7 @@ def test_bad_object_storage_settings_stop_startup_with_one_line_naming_the_setti
     refused(dict(good, S3_ENDPOINT='ftp://host'), 'S3_ENDPOINT')
     refused(dict(good, S3_ENDPOINT='http://host/path'), 'S3_ENDPOINT')
     refused(dict(good, S3_PART_SIZE='1M'), 'S3_PART_SIZE')
+    refused(dict(good, MAX_FILE_SIZE='100G'), 'S3_PART_SIZE')  # over 1000 parts of 8 MiB
     refused(dict(good, S3_DELETE_DELAY='0'), 'S3_DELETE_DELAY')
     line = refused(dict(good, S3_SECRET_KEY='has space secret-value'), 'S3_SECRET_KEY')
     assert 'secret-value' not in line and '***' in line, line
