@@ -146,19 +146,16 @@ static void call_store(keyed_state *st)
 }
 
 /* Bytes of the object's start that must be held before the store call: its header
- * and first segment (the whole object if smaller), or 0 while the header has not come. */
-static uint64_t first_need(objstore_get *g, const keyed_state *st)
+ * and first segment (the whole object if smaller); just the header while it has not
+ * come or is not one of ours (the reader then refuses it). */
+static uint64_t first_need(objstore_get *g)
 {
     uint64_t len = objstore_get_length(g);
     sealed_header h;
     if (len < SEALED_HEADER_LEN)
         return len;
-    if (objstore_get_avail(g) < SEALED_HEADER_LEN)
-        return SEALED_HEADER_LEN;
-    (void)st;
-    if (objstore_get_peek_header(g, &h) != 0)
-        return SEALED_HEADER_LEN; /* not ours: the reader refuses it */
-    if (objstore_get_room(g, SEALED_HEADER_LEN + 8 * ((size_t)h.segment_size + CRYPT_TAG_LEN)) != 0)
+    if (objstore_get_peek_header(g, &h) != 0 ||
+        objstore_get_room(g, SEALED_HEADER_LEN + KEYED_OBJECT_SEGMENTS * ((size_t)h.segment_size + CRYPT_TAG_LEN)) != 0)
         return SEALED_HEADER_LEN;
     uint64_t need = SEALED_HEADER_LEN + (uint64_t)h.segment_size + CRYPT_TAG_LEN;
     return need < len ? need : len;
@@ -174,7 +171,7 @@ static void on_object(void *data)
         state_free(st); /* client gone */
         return;
     }
-    if (status == 0 || (status == 200 && objstore_get_avail(g) < first_need(g, st) &&
+    if (status == 0 || (status == 200 && objstore_get_avail(g) < first_need(g) &&
                         objstore_get_avail(g) + objstore_get_offset(g) < objstore_get_length(g)))
         return; /* more to come */
     if (status == 404) {
@@ -182,7 +179,7 @@ static void on_object(void *data)
         st->op.get = NULL;
     } else if (status == 200) {
         objstore_get_notify(g, NULL, NULL); /* the rest streams in while the store answers */
-    } else if (status != 200) {
+    } else {
         if (status > 0)
             log_event(LOG_ERROR, "storage_read_failed", "object storage answered %d", status);
         state_free(st);

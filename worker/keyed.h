@@ -45,7 +45,8 @@ struct keyed_op {
 
 /* What a download on object storage holds of the object at most: two chunks of
  * download.c's four segments. */
-#define KEYED_OBJECT_BUFFER (SEALED_HEADER_LEN + 8 * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN))
+#define KEYED_OBJECT_SEGMENTS 8
+#define KEYED_OBJECT_BUFFER (SEALED_HEADER_LEN + KEYED_OBJECT_SEGMENTS * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN))
 
 /* How long a request naming a key waits while the failure budget of all clients
  * (GLOBAL_FAIL_LIMIT) is spent. */
