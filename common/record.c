@@ -198,7 +198,9 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
                               "return 0\n",
 
     /* KEYS reserve:{id}; ARGV token -> 1 released, 0 it was not (or no longer) ours */
-    [RECORD_SCRIPT_RELEASE] = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+    [RECORD_SCRIPT_RELEASE] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                              "  return redis.call('DEL', KEYS[1])\n"
+                              "end\n"
                               "return 0\n",
 
     /* KEYS secret; ARGV candidate -> the secret in force (the candidate if there was none) */
