@@ -9,6 +9,7 @@
 #include "mime.h"
 #include "s3.h"
 #include "paths.h"
+#include "store_url.h"
 #include "util.h"
 #include "value.h"
 #include "words.h"
@@ -40,6 +41,8 @@ typedef enum {
     K_PATH,    /* char *: non-empty, no control characters */
     K_OPTPATH, /* char *: "" or a K_PATH */
     K_REDIS,   /* char *: a REDIS_URL (store_url.h) */
+    K_SENTINELS, /* char *: "" or host[:port] entries (store_url.h) */
+    K_NAME,    /* char *: a Sentinel master name */
     K_URL,     /* char *: "" or an http(s) URL, trailing slash removed */
     K_UINT,    /* uint32_t in [min, max] */
     K_BYTES,   /* uint64_t in [min, max]; optional K/M/G/T (binary) suffix */
@@ -81,6 +84,9 @@ typedef struct {
 /* One list feeds both the table and cfg_names, so a new setting is one line here. */
 #define SETTINGS(X)                                                                     \
     X(REDIS_URL, K_REDIS, redis_url, 0, 0, "redis://localhost:6379/0")                  \
+    X(REDIS_SENTINELS, K_SENTINELS, redis_sentinels, 0, 0, "")                          \
+    X(REDIS_SENTINEL_MASTER, K_NAME, redis_sentinel_master, 0, 0, "mymaster")           \
+    X(REDIS_SENTINEL_PASSWORD, K_SECRET, redis_sentinel_password, 0, 0, "")            \
     X(STORAGE_PATH, K_PATH, storage_path, 0, 0, "./storage/uploads")                    \
     X(TEMP_PATH, K_PATH, temp_path, 0, 0, "./storage/temp")                             \
     X(MAX_FILE_SIZE, K_BYTES, max_file_size, 1, TIB, "10485760")                        \
@@ -156,6 +162,10 @@ static const char *expectation(const setting *s, char *buf, size_t cap)
         return "expected empty or a path without control characters";
     case K_REDIS:
         return "expected redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N] (db 0 to 15)";
+    case K_SENTINELS:
+        return "expected empty or sentinels as host[:port], comma-separated (port 26379 unless given)";
+    case K_NAME:
+        return "expected a name of printable ASCII without spaces, at most 63 characters";
     case K_URL:
         return "expected empty or an http:// or https:// URL without query or fragment";
     case K_UINT:
@@ -297,6 +307,8 @@ static void free_field(cfg *c, const setting *s)
     case K_PATH:
     case K_OPTPATH:
     case K_REDIS:
+    case K_SENTINELS:
+    case K_NAME:
     case K_URL:
     case K_OPT_PATH:
     case K_TEXT:
@@ -432,6 +444,14 @@ static int set_value(cfg *c, const setting *s, const char *v, char *err, size_t 
         return set_string(c, s, strdup(v), err, errlen);
     case K_REDIS:
         if (value_redis_url(v) != 0)
+            return fail(s, v, NULL, err, errlen);
+        return set_string(c, s, strdup(v), err, errlen);
+    case K_SENTINELS:
+        if (value_sentinels(v) != 0)
+            return fail(s, v, NULL, err, errlen);
+        return set_string(c, s, strdup(v), err, errlen);
+    case K_NAME:
+        if (value_sentinel_master(v) != 0)
             return fail(s, v, NULL, err, errlen);
         return set_string(c, s, strdup(v), err, errlen);
     case K_URL:
@@ -656,7 +676,9 @@ static int in_range(const cfg *c, const setting *s)
     switch (s->kind) {
     case K_PATH:
     case K_REDIS:
+    case K_NAME:
         return *(char *const *)f != NULL && (*(char *const *)f)[0] != '\0';
+    case K_SENTINELS:
     case K_OPTPATH:
     case K_URL:
     case K_OPT_PATH:
@@ -707,6 +729,14 @@ int cfg_validate(const cfg *c, char *err, size_t errlen)
                 "TEMP_PATH=%s: expected a directory apart from STORAGE_PATH (%s), neither "
                 "inside the other",
                 a, b);
+        return -1;
+    }
+    store_url u;
+    if (store_url_parse(c->redis_url, &u) != 0 ||
+        store_url_sentinels(c->redis_sentinels, c->redis_sentinel_master, c->redis_sentinel_password, &u) != 0) {
+        util_errf(err, errlen, "REDIS_SENTINELS: expected a redis:// REDIS_URL (its user, password and db are the "
+                               "primary's; a unix:// store cannot be found through sentinels) and a "
+                               "REDIS_SENTINEL_PASSWORD of at most 255 characters");
         return -1;
     }
     /* One socket cannot be both: /metrics would be served where it must not be. */

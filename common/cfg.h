@@ -46,6 +46,9 @@ typedef struct cfg {
     uint32_t key_words;        /* words in a new key (words.h); any count is looked up */
 
     /* this implementation */
+    char *redis_sentinels;         /* "" = REDIS_URL is the store itself */
+    char *redis_sentinel_master;
+    char *redis_sentinel_password; /* "" = the sentinels ask for none */
     cfg_str_list listen;  /* "host:port", "[v6]:port" or ":port"; comma list */
     uint32_t workers;     /* resolved: "auto" becomes the number of cores */
     addr_cidr_list trusted_proxies;

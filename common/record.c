@@ -24,6 +24,9 @@
  *                   records made under it. Scripts that record or look up an id first check
  *                   that it is still the secret the id was derived under (its SHA-1 in hex,
  *                   which Lua can compute; "" skips the check).
+ *   lease:shredder:SCOPE  string, TTL = the lease: the shredder (hostname:pid) that does
+ *                   the expiry and orphan sweeps of the storage SCOPE names; renewed by
+ *                   its holder, taken by another once it runs out.
  *
  * Leases read the store's own clock (TIME inside the scripts, which Redis 5 and later
  * and Valkey replicate as effects), so every node measures them alike. */
@@ -38,6 +41,7 @@
 
 #define KEY_EXPIRIES "expiries"
 #define KEY_SECRET "secret"
+#define KEY_LEASE "lease:shredder:"
 
 /* A script's first step when its ARGV[argn] carries a secret fingerprint and KEYS[keyn]
  * is the secret: anything but that very secret means the store was emptied or replaced
@@ -205,6 +209,17 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
 
     /* KEYS secret; ARGV candidate -> the secret in force (the candidate if there was none) */
     [RECORD_SCRIPT_SECRET] = "redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])\n",
+
+    /* KEYS lease:shredder:SCOPE; ARGV holder, ms (0: give it back) -> 1 held, 0 not */
+    [RECORD_SCRIPT_LEASE] = "local h = redis.call('GET', KEYS[1])\n"
+                            "if ARGV[2] == '0' then\n"
+                            "  if h == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+                            "  return 0\n"
+                            "end\n"
+                            "if h == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+                            "if h then return 0 end\n"
+                            "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                            "return 1\n",
 };
 
 /* ---- building commands ---- */
@@ -467,6 +482,46 @@ void record_cmd_wipe(record_cmd *cmd)
     OPENSSL_cleanse(cmd->buf, sizeof(cmd->buf));
 }
 
+int record_cmd_lease(record_cmd *cmd, const char *scope, const char *holder, uint32_t ms)
+{
+    size_t plen = strlen(KEY_LEASE), slen = strlen(scope);
+    char *key = malloc(plen + slen);
+    if (key == NULL)
+        return -1;
+    memcpy(key, KEY_LEASE, plen);
+    memcpy(key + plen, scope, slen);
+    begin(cmd, RECORD_SCRIPT_LEASE, 1);
+    arg_bytes(cmd, key, plen + slen);
+    free(key);
+    arg_bytes(cmd, holder, strlen(holder));
+    arg_fmt(cmd, "%u", ms);
+    return finish(cmd);
+}
+
+int record_cmd_sentinel_primary(record_cmd *cmd, const char *master)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "SENTINEL");
+    arg_static(cmd, "get-master-addr-by-name");
+    arg_bytes(cmd, master, strlen(master));
+    return finish(cmd);
+}
+
+int record_cmd_sentinel_subscribe(record_cmd *cmd)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "SUBSCRIBE");
+    arg_static(cmd, "+switch-master");
+    return finish(cmd);
+}
+
+int record_cmd_role(record_cmd *cmd)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "ROLE");
+    return finish(cmd);
+}
+
 /* ---- reading replies ---- */
 
 static const redisReply *elem(const redisReply *r, size_t i)
@@ -632,4 +687,65 @@ int record_read_secret(const redisReply *r, uint8_t out[CRYPT_SECRET_LEN])
         return -1;
     memcpy(out, r->str, CRYPT_SECRET_LEN);
     return 1;
+}
+
+int record_read_lease(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_INTEGER && (r->integer == 0 || r->integer == 1) ? (int)r->integer : -1;
+}
+
+/* host and port text into out: 0, or -1 when they are not an address. */
+static int host_port(const char *host, size_t hlen, const char *port, store_url_host *out)
+{
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (hlen == 0 || hlen >= sizeof(out->host) || *end != '\0' || end == port || p < 1 || p > 65535)
+        return -1;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    out->port = (int)p;
+    return 0;
+}
+
+int record_read_sentinel_primary(const redisReply *r, store_url_host *out)
+{
+    const char *host = elem_str(r, 0), *port = elem_str(r, 1);
+    if (host == NULL || port == NULL || r->elements != 2)
+        return -1;
+    return host_port(host, strlen(host), port, out);
+}
+
+/* "message" "+switch-master" "<master> <old-ip> <old-port> <new-ip> <new-port>" */
+int record_read_switch_master(const redisReply *r, const char *master, store_url_host *out)
+{
+    const char *kind = elem_str(r, 0), *channel = elem_str(r, 1), *text = elem_str(r, 2);
+    if (kind == NULL || channel == NULL || text == NULL || strcmp(kind, "message") != 0 ||
+        strcmp(channel, "+switch-master") != 0)
+        return 0;
+    const char *word[5];
+    size_t len[5], n = 0;
+    for (const char *p = text; *p != '\0' && n < 5;) {
+        size_t l = strcspn(p, " ");
+        word[n] = p;
+        len[n++] = l;
+        p += l;
+        p += strspn(p, " ");
+    }
+    if (n != 5 || len[0] != strlen(master) || memcmp(word[0], master, len[0]) != 0 || len[4] >= 8)
+        return 0;
+    char port[8];
+    memcpy(port, word[4], len[4]);
+    port[len[4]] = '\0';
+    return host_port(word[3], len[3], port, out) == 0 ? 1 : 0;
+}
+
+int record_read_role(const redisReply *r)
+{
+    const char *role = elem_str(r, 0);
+    return role != NULL && strcmp(role, "master") == 0;
+}
+
+int record_read_readonly(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0;
 }

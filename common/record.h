@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "crypt.h"
+#include "store_url.h"
 
 enum {
     RECORD_SCRIPT_CREATE,
@@ -25,6 +26,7 @@ enum {
     RECORD_SCRIPT_SECRET,
     RECORD_SCRIPT_RESERVE,
     RECORD_SCRIPT_RELEASE,
+    RECORD_SCRIPT_LEASE,
     RECORD_SCRIPT_COUNT
 };
 /* Script bodies, for SCRIPT LOAD / EVALSHA or EVAL. */
@@ -184,6 +186,18 @@ int record_cmd_secret_get(record_cmd *cmd);
  * (record_cmd_wipe) once sent. */
 int record_cmd_secret_create(record_cmd *cmd, const uint8_t *candidate);
 void record_cmd_wipe(record_cmd *cmd);
+/* The shredders' sweep lease over the storage named scope: holder takes it, or renews
+ * it when it holds it already, for ms; ms 0 gives it back if holder holds it. */
+int record_cmd_lease(record_cmd *cmd, const char *scope, const char *holder, uint32_t ms);
+
+/* ---- Sentinel, and the primary it names ---- */
+
+/* Where the sentinel asked thinks master's primary is. */
+int record_cmd_sentinel_primary(record_cmd *cmd, const char *master);
+/* Hear of failovers: +switch-master on a sentinel's pub/sub. */
+int record_cmd_sentinel_subscribe(record_cmd *cmd);
+/* Is the server asked a primary (a replica refuses writes)? */
+int record_cmd_role(record_cmd *cmd);
 
 /* ---- replies; r is NULL when there was none ---- */
 
@@ -210,5 +224,15 @@ record_outcome record_read_reserve(const redisReply *r);
 /* The secret of either command above into out: 1; 0 when the store has none; -1 when
  * the reply is neither nothing nor exactly CRYPT_SECRET_LEN bytes (out untouched). */
 int record_read_secret(const redisReply *r, uint8_t out[CRYPT_SECRET_LEN]);
+/* Lease: 1 held by the asker now, 0 held by another (or given back), -1 not understood. */
+int record_read_lease(const redisReply *r);
+/* The primary's address into out: 0, or -1 (the sentinel knows no such master). */
+int record_read_sentinel_primary(const redisReply *r, store_url_host *out);
+/* A pub/sub message announcing that master's primary is now out: 1, else 0. */
+int record_read_switch_master(const redisReply *r, const char *master, store_url_host *out);
+/* ROLE: 1 for a primary, 0 for anything else. */
+int record_read_role(const redisReply *r);
+/* An error reply saying the server is a replica now (the primary moved): 1, else 0. */
+int record_read_readonly(const redisReply *r);
 
 #endif

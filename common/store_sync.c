@@ -1,5 +1,6 @@
 /* store_sync.c - the blocking store client (see store_sync.h): connecting with
- * timeouts, sending record_cmd commands, and the shredder's typed calls. */
+ * timeouts (to the primary the sentinels name, when there are sentinels), sending
+ * record_cmd commands, and the shredder's typed calls. */
 #include "store_sync.h"
 
 #include <stdio.h>
@@ -36,16 +37,57 @@ fail:
     return -1;
 }
 
+/* One reply to cmd on c, NULL when there is none or it is an error. */
+static redisReply *ask(redisContext *c, const record_cmd *cmd)
+{
+    redisReply *r = redisCommandArgv(c, cmd->argc, (const char **)cmd->argv, cmd->len);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* The primary, as the first sentinel that answers names it: 0, or -1 with err. */
+static int find_primary(const store_url *u, struct timeval tv, store_url_host *primary, char *err, size_t errlen)
+{
+    record_cmd cmd;
+    snprintf(err, errlen, "no sentinel answered for master %s", u->master);
+    if (record_cmd_sentinel_primary(&cmd, u->master) != 0)
+        return -1;
+    for (size_t i = 0; i < u->nsentinels; i++) {
+        redisContext *c = redisConnectWithTimeout(u->sentinels[i].host, u->sentinels[i].port, tv);
+        redisReply *r = NULL;
+        if (c != NULL && !c->err && redisSetTimeout(c, tv) == REDIS_OK) {
+            if (u->sentinel_password[0])
+                r = redisCommand(c, "AUTH %s", u->sentinel_password);
+            if (!u->sentinel_password[0] || (r != NULL && r->type != REDIS_REPLY_ERROR)) {
+                freeReplyObject(r);
+                r = ask(c, &cmd);
+            }
+        }
+        int found = r != NULL && record_read_sentinel_primary(r, primary) == 0;
+        freeReplyObject(r);
+        redisFree(c);
+        if (found)
+            return 0;
+    }
+    return -1;
+}
+
 store_sync *store_sync_connect(const store_url *u, int timeout_ms, char *err, size_t errlen)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    store_url_host at = {.port = u->port};
+    snprintf(at.host, sizeof(at.host), "%s", u->host);
+    if (u->nsentinels > 0 && find_primary(u, tv, &at, err, errlen) != 0)
+        return NULL;
     store_sync *ss = calloc(1, sizeof(*ss));
     if (ss == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    ss->c =
-        u->unix_path[0] ? redisConnectUnixWithTimeout(u->unix_path, tv) : redisConnectWithTimeout(u->host, u->port, tv);
+    ss->c = u->unix_path[0] ? redisConnectUnixWithTimeout(u->unix_path, tv) : redisConnectWithTimeout(at.host, at.port, tv);
     if (ss->c == NULL || ss->c->err) {
         snprintf(err, errlen, "%s", ss->c != NULL ? ss->c->errstr : "out of memory");
         store_sync_free(ss);
@@ -56,6 +98,19 @@ store_sync *store_sync_connect(const store_url *u, int timeout_ms, char *err, si
         snprintf(err, errlen, "%s", ss->err);
         store_sync_free(ss);
         return NULL;
+    }
+    if (u->nsentinels > 0) {
+        /* Between a failover and the sentinels' news of it, the address they give may
+         * be a replica by now: writing there would fail, or worse, be thrown away. */
+        record_cmd cmd;
+        redisReply *r = record_cmd_role(&cmd) == 0 ? ask(ss->c, &cmd) : NULL;
+        int primary = record_read_role(r);
+        freeReplyObject(r);
+        if (!primary) {
+            snprintf(err, errlen, "the store the sentinels name is not a primary (yet)");
+            store_sync_free(ss);
+            return NULL;
+        }
     }
     return ss;
 }
@@ -200,5 +255,21 @@ int store_sync_release(store_sync *ss, const char *id, const char *token)
     if (r == NULL)
         return -1;
     freeReplyObject(r);
+    return 0;
+}
+
+int store_sync_lease(store_sync *ss, const char *scope, const char *holder, uint32_t ms, int *held)
+{
+    record_cmd cmd;
+    redisReply *r = call(ss, record_cmd_lease(&cmd, scope, holder, ms), &cmd);
+    if (r == NULL)
+        return -1;
+    int v = record_read_lease(r);
+    freeReplyObject(r);
+    if (v < 0) {
+        snprintf(ss->err, sizeof(ss->err), "lease reply not understood");
+        return -1;
+    }
+    *held = v;
     return 0;
 }

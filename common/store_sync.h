@@ -5,13 +5,15 @@
 #define RZ_STORE_SYNC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "record.h"
 #include "store_url.h"
 
 typedef struct store_sync store_sync;
 
-/* Connected, authenticated and on the URL's db; NULL with err. */
+/* Connected, authenticated and on the URL's db; NULL with err. With sentinels, to
+ * the primary the first of them to answer names, checked to be a primary. */
 store_sync *store_sync_connect(const store_url *url, int timeout_ms, char *err, size_t errlen);
 void store_sync_free(store_sync *ss);
 
@@ -29,6 +31,9 @@ int store_sync_remove_if_due(store_sync *ss, const char *member, size_t len, dou
 /* Look n ids up in one round trip: out[i] is RECORD_OK (live), RECORD_BURNED,
  * RECORD_UNKNOWN (no record) or RECORD_UNAVAILABLE (a reply not understood). */
 int store_sync_lookup(store_sync *ss, const char *const *ids, size_t n, record_outcome *out);
+/* Take or renew the sweep lease over scope for ms as holder (record_cmd_lease); *held
+ * says whether holder has it now. ms 0 gives it back. */
+int store_sync_lease(store_sync *ss, const char *scope, const char *holder, uint32_t ms, int *held);
 
 /* Object storage: reserve id to delete its object (record.h, RECORD_RESERVE_DELETE):
  * *out RECORD_OK (held now) or RECORD_TAKEN (a live record or an upload holds it). */

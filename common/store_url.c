@@ -1,9 +1,11 @@
-/* store_url.c - parse REDIS_URL (see store_url.h). Strict on purpose: a URL either
- * means one connection the clients can make, or start-up refuses it with one line. */
+/* store_url.c - parse REDIS_URL and the Sentinel settings (see store_url.h). Strict on
+ * purpose: a URL either means one connection the clients can make, or start-up refuses
+ * it with one line. */
 #include "store_url.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -67,7 +69,7 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
 }
 
 /* "host", "host:port", "[v6]" or "[v6]:port" filling s[0..n). */
-static int parse_hostport(const char *s, size_t n, store_url *out)
+static int parse_hostport(const char *s, size_t n, store_url_host *out)
 {
     const char *host = s, *colon;
     size_t hlen;
@@ -143,8 +145,11 @@ static int parse_tcp(const char *p, store_url *out)
     if (at != NULL && parse_userinfo(p, (size_t)(at - p), out) != 0)
         return -1;
     const char *hp = at != NULL ? at + 1 : p;
-    if (parse_hostport(hp, (size_t)(p + alen - hp), out) != 0)
+    store_url_host h = {.port = out->port};
+    if (parse_hostport(hp, (size_t)(p + alen - hp), &h) != 0)
         return -1;
+    memcpy(out->host, h.host, sizeof(h.host));
+    out->port = h.port;
     const char *db = p + alen;
     if (*db == '\0' || db[1] == '\0')
         return 0;
@@ -169,5 +174,60 @@ int store_url_parse(const char *url, store_url *out)
         r = parse_tcp(url + 8, out);
     if (r != 0)
         memset(out, 0, sizeof(*out));
+    return r;
+}
+
+int store_url_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= STORE_URL_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] <= 0x20 || (unsigned char)name[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static int parse_sentinels(const char *list, const char *master, const char *password, store_url *out)
+{
+    for (const char *c = password; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return -1;
+    if (list[0] == '\0')
+        return 0;
+    if (out->unix_path[0] || !store_url_name_ok(master) || strlen(password) >= sizeof(out->sentinel_password))
+        return -1;
+    for (const char *p = list;;) {
+        while (*p == ' ')
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t t = n;
+        while (t > 0 && p[t - 1] == ' ')
+            t--;
+        if (t == 0 || out->nsentinels == STORE_URL_SENTINELS_MAX)
+            return -1;
+        store_url_host *h = &out->sentinels[out->nsentinels++];
+        h->port = 26379;
+        if (memchr(p, ' ', t) != NULL || parse_hostport(p, t, h) != 0)
+            return -1;
+        if (p[n] == '\0')
+            break;
+        p += n + 1;
+    }
+    snprintf(out->master, sizeof(out->master), "%s", master);
+    snprintf(out->sentinel_password, sizeof(out->sentinel_password), "%s", password);
+    return 0;
+}
+
+int store_url_sentinels(const char *list, const char *master, const char *password, store_url *out)
+{
+    out->nsentinels = 0;
+    int r = parse_sentinels(list, master, password, out);
+    if (r != 0 || out->nsentinels == 0) {
+        memset(out->sentinels, 0, sizeof(out->sentinels));
+        out->nsentinels = 0;
+        memset(out->master, 0, sizeof(out->master));
+        memset(out->sentinel_password, 0, sizeof(out->sentinel_password));
+    }
     return r;
 }

@@ -251,6 +251,17 @@ int value_redis_url(const char *v)
     return store_url_parse(v, &u);
 }
 
+int value_sentinels(const char *v)
+{
+    store_url u = {0};
+    return store_url_sentinels(v, "m", "", &u);
+}
+
+int value_sentinel_master(const char *v)
+{
+    return store_url_name_ok(v) ? 0 : -1;
+}
+
 /* Copy of the first n bytes of v, lowercased (*out is NULL if memory ran out). */
 static int lowered(const char *v, size_t n, char **out)
 {

@@ -35,6 +35,10 @@ int value_path(const char *s);
 /* A REDIS_URL the store clients can use: store_url.h's parser, so that -t refuses
  * exactly what they would. 0 or -1. */
 int value_redis_url(const char *s);
+/* REDIS_SENTINELS: "" or host[:port] entries, comma-separated (store_url.h). 0 or -1. */
+int value_sentinels(const char *s);
+/* A Sentinel master name (store_url.h). 0 or -1. */
+int value_sentinel_master(const char *s);
 /* "" or http(s)://host[:port][/path] without query or fragment; the copy has no
  * trailing slash and a lowercase scheme. */
 int value_public_url(const char *s, char **out);

@@ -1,9 +1,12 @@
 /* shredder.c - the shredder process: a loop that beats a heartbeat, empties the trash,
- * shreds what has expired and sweeps orphans when due, then waits on inotify (trash)
- * for at most a tick. Also the store connection and failure logging the passes share. */
+ * shreds what has expired and sweeps orphans when due (those two only while it holds
+ * the sweep lease), then waits on inotify (trash) for at most a tick. Also the store
+ * connection, the lease and failure logging the passes share. */
 #include "shredder.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,9 +22,13 @@
 
 /* ---- small shared helpers ---- */
 
+static int lease_keep(shredder *s);
+
 void shredder_beat(shredder *s)
 {
     atomic_store(&s->env->shm->shredder_heartbeat_ms, util_mono_ms());
+    if (s->lease_held)
+        (void)lease_keep(s);
 }
 
 int shredder_stopping(void)
@@ -124,6 +131,56 @@ void shredder_store_failed(shredder *s)
     s->store_lost = 1;
 }
 
+/* ---- the sweep lease ---- */
+
+static void lease_log(shredder *s, const char *event)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "holder", s->lease_holder);
+    log_fields(LOG_INFO, event, o);
+}
+
+/* Take or renew the lease, at most once a tick; do we hold it? */
+static int lease_keep(shredder *s)
+{
+    uint64_t now = util_mono_ms();
+    if (s->lease_at_ms != 0 && now - s->lease_at_ms < SHREDDER_TICK_MS)
+        return s->lease_held;
+    s->lease_at_ms = now;
+    store_sync *store = shredder_store(s);
+    int held = 0;
+    if (store != NULL && store_sync_lease(store, s->lease_scope, s->lease_holder, SHREDDER_LEASE_MS, &held) != 0) {
+        shredder_store_failed(s);
+        held = 0;
+    }
+    if (held != s->lease_held)
+        lease_log(s, held ? "sweep_lease_taken" : "sweep_lease_lost");
+    s->lease_held = held;
+    return held;
+}
+
+/* Hand the lease over at once on a clean stop rather than make the others wait it out. */
+static void lease_give_back(shredder *s)
+{
+    int held;
+    if (s->lease_held && s->store != NULL && store_sync_lease(s->store, s->lease_scope, s->lease_holder, 0, &held) == 0)
+        lease_log(s, "sweep_lease_given_back");
+    s->lease_held = 0;
+}
+
+/* Local disk: this host's directory (several servers on one host may share it); the
+ * same path on another host is another disk. */
+static void lease_names(shredder *s)
+{
+    char host[256] = "", dir[PATHS_MAX];
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    if (realpath(s->cfg->storage_path, dir) == NULL)
+        snprintf(dir, sizeof(dir), "%s", s->cfg->storage_path);
+    snprintf(s->lease_scope, sizeof(s->lease_scope), "%s:%s", host, dir);
+    snprintf(s->lease_holder, sizeof(s->lease_holder), "%s:%ld", host, (long)getpid());
+}
+
 /* ---- the loop ---- */
 
 static int shredder_open(shredder *s, const proc_env *env)
@@ -133,8 +190,10 @@ static int shredder_open(shredder *s, const proc_env *env)
     s->cfg = env->cfg;
     s->inotify_fd = -1;
     s->sweep_at_ms = util_mono_ms(); /* once at start-up */
-    if (store_url_parse(s->cfg->redis_url, &s->url) != 0) {
-        log_event(LOG_ERROR, "shredder_failed", "REDIS_URL cannot be used");
+    if (store_url_parse(s->cfg->redis_url, &s->url) != 0 ||
+        store_url_sentinels(s->cfg->redis_sentinels, s->cfg->redis_sentinel_master, s->cfg->redis_sentinel_password,
+                            &s->url) != 0) {
+        log_event(LOG_ERROR, "shredder_failed", "REDIS_URL or REDIS_SENTINELS cannot be used");
         return -1;
     }
     if (s3_enabled(s->cfg)) {
@@ -145,6 +204,7 @@ static int shredder_open(shredder *s, const proc_env *env)
         }
         s->objects = 1;
     }
+    lease_names(s);
     if (paths_trash_dir(s->cfg, s->trash, sizeof(s->trash)) != 0) {
         log_event(LOG_ERROR, "shredder_failed", "trash directory path too long");
         return -1;
@@ -162,6 +222,7 @@ static int shredder_open(shredder *s, const proc_env *env)
 
 static void shredder_close(shredder *s)
 {
+    lease_give_back(s);
     if (s->inotify_fd >= 0)
         close(s->inotify_fd);
     store_sync_free(s->store);
@@ -207,15 +268,21 @@ static void wait_for_work(shredder *s, uint64_t tick_at)
 
 static void tick(shredder *s)
 {
-    shredder_expired(s);
+    int sweeps = lease_keep(s);
+    if (sweeps)
+        shredder_expired(s);
     uint64_t now = util_mono_ms();
     if (now >= s->sweep_at_ms && !shredder_stopping()) {
         s->sweep_at_ms = now + (uint64_t)s->cfg->cleanup_interval_minutes * 60000;
         shredder_sweep_temp(s);
         s->storage_pending = 1;
     }
-    if (s->storage_pending && !shredder_stopping())
+    /* A node that takes the lease over sweeps at once: its holder may have died
+     * half-way through. */
+    if (s->storage_pending && sweeps && !shredder_stopping())
         shredder_sweep_storage(s);
+    else if (s->storage_pending && s->store == NULL)
+        shredder_sweep_deferred(s);
 }
 
 int shredder_main(const proc_env *env)

@@ -14,6 +14,9 @@
 
 #define SHREDDER_TICK_MS 1000
 #define SHREDDER_STORE_TIMEOUT_MS 1000
+/* The sweep lease: renewed every tick by its holder, so it runs out this long after
+ * the holder last ran (died, hung, or lost the store) and another node takes it. */
+#define SHREDDER_LEASE_MS 5000
 
 /* Where a failure happened, for aggregated, rate-limited shred_failed lines. */
 enum { WHERE_TRASH, WHERE_EXPIRED, WHERE_STORAGE, WHERE_TEMP, WHERE_COUNT };
@@ -36,6 +39,14 @@ typedef struct {
     int store_down;         /* store_down logged, store_up not yet */
     int store_lost;         /* a connection broke: sweep the storage once it is back */
 
+    /* Expiries and the storage sweep are done by one shredder per storage at a time:
+     * the holder of the lease on scope, which every node sharing the storage names
+     * alike. The trash and TEMP_PATH are this node's own. */
+    char lease_scope[PATHS_MAX + 320];
+    char lease_holder[300]; /* hostname:pid */
+    int lease_held;
+    uint64_t lease_at_ms;   /* last renewal asked for */
+
     char trash[PATHS_MAX];
     int inotify_fd;         /* -1: the trash is only polled */
     int trash_busy;         /* a trash file was locked by a reader: look again soon */
@@ -54,7 +65,8 @@ typedef struct {
 /* The shredder process (the master's fork calls it); returns its exit code. */
 int shredder_main(const proc_env *env);
 
-/* Heartbeat for /health/; also called between files of a long pass. */
+/* Heartbeat for /health/; also called between files of a long pass, where it keeps
+ * the sweep lease too. */
 void shredder_beat(shredder *s);
 /* Stop now (SIGTERM) or after the current file (SIGQUIT)? */
 int shredder_stopping(void);
@@ -91,5 +103,7 @@ void shredder_sweep_temp(shredder *s);
 /* The storage part needs the store: without it nothing can be called an orphan, so
  * it is left pending (and retried each tick). */
 void shredder_sweep_storage(shredder *s);
+/* The storage sweep waits for the store: say so, once per outage. */
+void shredder_sweep_deferred(shredder *s);
 
 #endif

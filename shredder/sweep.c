@@ -208,11 +208,17 @@ void shredder_sweep_storage(shredder *s)
         s->storage_pending = 0;
         s->storage_deferred = 0;
         sweep_log(s, "storage", &c);
-    } else if (s->store == NULL && !s->storage_deferred && !shredder_stopping()) {
-        log_event(LOG_WARNING, "orphan_sweep_deferred",
-                  "metadata store unreachable: storage not swept, retrying every second");
-        s->storage_deferred = 1;
+    } else if (s->store == NULL) {
+        shredder_sweep_deferred(s);
     }
     free(b);
     shredder_fails_report(s, WHERE_STORAGE);
+}
+
+void shredder_sweep_deferred(shredder *s)
+{
+    if (s->storage_deferred || shredder_stopping())
+        return;
+    log_event(LOG_WARNING, "orphan_sweep_deferred", "metadata store unreachable: storage not swept, retrying every second");
+    s->storage_deferred = 1;
 }

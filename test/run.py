@@ -530,10 +530,11 @@ def run_one_test(fn, timeout):
 
 def skip_reasons(tmp):
     """Integration tests that cannot run here (no root for a tmpfs, no valgrind) print
-    'SKIP: why' and pass; surface that on their result line."""
+    'SKIP: why' and pass, and tests that measure something (a failover's gap) print
+    'MEASURED: what'; surface both on their result line."""
     try:
         with open(os.path.join(tmp, 'test-output.txt'), errors='replace') as f:
-            return '; '.join(line.strip() for line in f if line.startswith('SKIP:'))
+            return '; '.join(line.strip() for line in f if line.startswith(('SKIP:', 'MEASURED:')))
     except OSError:
         return ''
 

@@ -43,14 +43,21 @@
 #define STALL_LOG_MS 250 /* a late tick worth a loop_stalled line */
 #define STALL_LOG_EVERY_MS 1000
 
+/* One hiredis connection driven by the loop (see link_attach); ac is NULL when there
+ * is none. */
+typedef struct {
+    redisAsyncContext *ac;
+} store_link;
+
 struct store {
     h2o_loop_t *loop;
     store_url url;
     int timeout_ms;
     unsigned max_pending;
     uint64_t shed;          /* calls failed over max_pending, not yet taken */
-    redisAsyncContext *ac;
-    h2o_socket_t *sock;
+    store_link db;                /* the store's primary (or the REDIS_URL server) */
+    store_url_host target;  /* where db connects (or connects next) */
+    int role_ok;            /* with sentinels: ROLE on db said primary */
     int connected;          /* scripts loaded or loading */
     int up;                 /* connected, and the secret (if we keep it) read on this connection */
     int was_up;             /* for logging transitions once */
@@ -70,10 +77,22 @@ struct store {
     uint64_t stall_worst_ms;
     uint64_t stall_logged_ms;
     char sha[RECORD_SCRIPT_COUNT][41];
-    int resolving;            /* a getaddrinfo_a() of url.host is under way */
+    int resolving;            /* a getaddrinfo_a() is under way: RESOLVE_* */
     struct gaicb gai;
     struct addrinfo gai_hints;
+
+    /* With sentinels (url.nsentinels > 0): the sentinel link first asks where the
+     * primary is, then stays subscribed to +switch-master. */
+    store_link sent;
+    size_t sent_next;         /* the sentinel to ask next */
+    int sent_answered;        /* the link has named the primary */
+    uint64_t sent_started_ms;
+    uint64_t sent_retry_ms;   /* reopen a lost link (kept for news) after this */
+    store_url_host primary;   /* where the sentinels last said the primary is */
+    int primary_fresh;        /* ... and connecting there needs no new question */
 };
+
+enum { RESOLVE_NONE, RESOLVE_DB, RESOLVE_SENTINEL };
 
 /* The caller's callback, whichever typed call it came through. */
 typedef union {
@@ -102,40 +121,46 @@ typedef struct {
 
 /* ---- the evloop adapter ---- */
 
+/* One per hiredis connection, freed with it (its cleanup may be deferred past the
+ * moment the store has moved on to a new connection). */
+typedef struct {
+    redisAsyncContext *ac;
+    h2o_socket_t *sock;
+} ev_conn;
+
 static void on_sock_read(h2o_socket_t *sock, const char *err)
 {
     (void)err;
-    store *s = sock->data;
-    redisAsyncHandleRead(s->ac);
+    ev_conn *e = sock->data;
+    redisAsyncHandleRead(e->ac);
 }
 
 static void on_sock_write(h2o_socket_t *sock, const char *err)
 {
     (void)err;
-    store *s = sock->data;
-    if (s->ac != NULL)
-        redisAsyncHandleWrite(s->ac);
+    ev_conn *e = sock->data;
+    redisAsyncHandleWrite(e->ac);
 }
 
 static void ev_add_read(void *p)
 {
-    store *s = p;
-    if (!h2o_socket_is_reading(s->sock))
-        h2o_socket_read_start(s->sock, on_sock_read);
+    ev_conn *e = p;
+    if (!h2o_socket_is_reading(e->sock))
+        h2o_socket_read_start(e->sock, on_sock_read);
 }
 
 static void ev_del_read(void *p)
 {
-    store *s = p;
-    if (h2o_socket_is_reading(s->sock))
-        h2o_socket_read_stop(s->sock);
+    ev_conn *e = p;
+    if (h2o_socket_is_reading(e->sock))
+        h2o_socket_read_stop(e->sock);
 }
 
 static void ev_add_write(void *p)
 {
-    store *s = p;
-    if (!h2o_socket_is_writing(s->sock))
-        h2o_socket_notify_write(s->sock, on_sock_write);
+    ev_conn *e = p;
+    if (!h2o_socket_is_writing(e->sock))
+        h2o_socket_notify_write(e->sock, on_sock_write);
 }
 
 static void ev_del_write(void *p)
@@ -145,18 +170,41 @@ static void ev_del_write(void *p)
 
 static void ev_cleanup(void *p)
 {
-    store *s = p;
-    if (s->sock != NULL) {
-        h2o_socket_close(s->sock);
-        s->sock = NULL;
+    ev_conn *e = p;
+    h2o_socket_close(e->sock);
+    free(e);
+}
+
+/* Drive ac from the loop as l: 0, or -1 (ac freed). */
+static int link_attach(store *s, store_link *l, redisAsyncContext *ac)
+{
+    ev_conn *e = calloc(1, sizeof(*e));
+    int fd = e != NULL ? dup(ac->c.fd) : -1;
+    if (fd < 0) {
+        free(e);
+        redisAsyncFree(ac);
+        return -1;
     }
+    e->ac = ac;
+    e->sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    e->sock->data = e;
+    l->ac = ac;
+    ac->data = s;
+    ac->ev.data = e;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return 0;
 }
 
 /* ---- connection life ---- */
 
 static void connection_lost(store *s, const char *why)
 {
-    s->ac = NULL;
+    s->db.ac = NULL;
+    s->role_ok = 0;
     s->connected = 0;
     s->up = 0;
     s->sec_asked = s->sec_creating = 0;
@@ -171,10 +219,20 @@ static void connection_lost(store *s, const char *why)
     }
 }
 
-/* Usable: connected, and the secret (when we keep it) read on this connection. */
+/* Fail everything pending on db now and connect again. */
+static void drop(store *s, const char *why)
+{
+    redisAsyncContext *ac = s->db.ac;
+    connection_lost(s, why);
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac); /* deferred by hiredis when we run in one of its callbacks */
+}
+
+/* Usable: connected, with sentinels to a primary, and the secret (when we keep it)
+ * read on this connection. */
 static void check_up(store *s)
 {
-    s->up = s->connected && (s->sec == NULL || s->sec->loaded);
+    s->up = s->connected && (s->sec == NULL || s->sec->loaded) && (s->url.nsentinels == 0 || s->role_ok);
     if (s->up && !s->was_up) {
         log_event(LOG_INFO, "store_up", "metadata store connected");
         s->was_up = 1;
@@ -240,7 +298,7 @@ static void on_secret(redisAsyncContext *ac, void *r, void *priv)
     store *s = priv;
     redisReply *reply = r;
     uint8_t key[CRYPT_SECRET_LEN];
-    if (ac != s->ac || reply == NULL)
+    if (ac != s->db.ac || reply == NULL)
         return; /* the connection went: the next one asks again */
     int got = record_read_secret(reply, key);
     wipe_read(ac, reply);
@@ -275,7 +333,7 @@ static void secret_ask(store *s)
 {
     record_cmd cmd;
     if (record_cmd_secret_get(&cmd) != 0 ||
-        redisAsyncCommandArgv(s->ac, on_secret, s, cmd.argc, cmd.argv, cmd.len) != REDIS_OK)
+        redisAsyncCommandArgv(s->db.ac, on_secret, s, cmd.argc, cmd.argv, cmd.len) != REDIS_OK)
         return; /* not up: the watchdog retries with a new connection */
     s->sec_asked = 1;
     s->connect_started_ms = util_mono_ms();
@@ -305,7 +363,7 @@ static void secret_create(store *s)
         record_cmd_wipe(&cmd);
     }
     OPENSSL_cleanse(candidate, sizeof(candidate));
-    if (len > 0 && redisAsyncFormattedCommand(s->ac, on_secret, s, out, (size_t)len) == REDIS_OK) {
+    if (len > 0 && redisAsyncFormattedCommand(s->db.ac, on_secret, s, out, (size_t)len) == REDIS_OK) {
         s->sec_asked = s->sec_creating = 1;
         s->connect_started_ms = util_mono_ms();
     } else {
@@ -322,7 +380,7 @@ static void secret_create(store *s)
  * sent under the old one; the new one is read at once. */
 static void secret_changed(store *s)
 {
-    if (s->sec == NULL || s->sec_asked || s->ac == NULL)
+    if (s->sec == NULL || s->sec_asked || s->db.ac == NULL)
         return;
     log_event(LOG_WARNING, "store_secret_changed",
               "the store's server secret changed (the store was emptied or replaced): reading it again");
@@ -341,32 +399,39 @@ const secret *store_secret(const store *s)
     return s->up && s->sec != NULL && s->sec->loaded ? s->sec : NULL;
 }
 
+/* With sentinels, the address they gave may no longer be the primary by the time we
+ * connect (or a replica answers there after a restart): nothing is sent before ROLE
+ * says it is one. */
+static void on_role(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    store *s = ac->data;
+    if (ac != s->db.ac || r == NULL)
+        return;
+    if (record_read_role(r)) {
+        s->role_ok = 1;
+        check_up(s);
+        return;
+    }
+    log_event(LOG_WARNING, "store_not_primary", "the store at %s:%d is not a primary: asking the sentinels again",
+              s->target.host, s->target.port);
+    drop(s, "not a primary");
+}
+
 static void connect_to(store *s, const char *numeric_host)
 {
     redisAsyncContext *ac = s->url.unix_path[0] ? redisAsyncConnectUnix(s->url.unix_path)
-                                                : redisAsyncConnect(numeric_host, s->url.port);
+                                                : redisAsyncConnect(numeric_host, s->target.port);
     if (ac == NULL || ac->err) {
         if (ac != NULL)
             redisAsyncFree(ac);
         connection_lost(s, "connect failed");
         return;
     }
-    int fd = dup(ac->c.fd);
-    if (fd < 0) {
-        redisAsyncFree(ac);
+    if (link_attach(s, &s->db, ac) != 0) {
         connection_lost(s, "dup failed");
         return;
     }
-    s->ac = ac;
-    ac->data = s;
-    s->sock = h2o_evloop_socket_create(s->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    s->sock->data = s;
-    ac->ev.data = s;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->connect_started_ms = util_mono_ms();
@@ -380,6 +445,9 @@ static void connect_to(store *s, const char *numeric_host)
     }
     if (s->url.db != 0)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", s->url.db);
+    record_cmd cmd;
+    if (s->url.nsentinels > 0 && record_cmd_role(&cmd) == 0)
+        redisAsyncCommandArgv(ac, on_role, NULL, cmd.argc, cmd.argv, cmd.len);
     for (int i = 0; i < RECORD_SCRIPT_COUNT; i++)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", record_scripts[i]);
     if (s->sec != NULL)
@@ -392,42 +460,67 @@ static int is_numeric(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-/* Connect now when no name needs resolving, or (at start-up, before serving) when
- * blocking is allowed; else start resolving it in the background. */
-static void connect_start(store *s, int may_block)
+/* Resolve host in the background for what (RESOLVE_*); 0, or -1. */
+static int resolve_start(store *s, const char *host, int what)
 {
-    if (s->url.unix_path[0] || is_numeric(s->url.host) || may_block) {
-        connect_to(s, s->url.host);
-        return;
-    }
     struct gaicb *list[1] = {&s->gai};
     memset(&s->gai, 0, sizeof(s->gai));
     memset(&s->gai_hints, 0, sizeof(s->gai_hints));
     s->gai_hints.ai_socktype = SOCK_STREAM;
-    s->gai.ar_name = s->url.host;
+    s->gai.ar_name = host;
     s->gai.ar_request = &s->gai_hints;
     s->connect_started_ms = util_mono_ms();
-    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
-        connection_lost(s, "cannot resolve the store's host name");
+    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0)
+        return -1;
+    s->resolving = what;
+    return 0;
+}
+
+static void sent_open(store *s, int may_block);
+
+/* Connect now when no name needs resolving, or (at start-up, before serving) when
+ * blocking is allowed; else start resolving it in the background. With sentinels,
+ * the primary comes from them first, unless they have just said where it is. */
+static void connect_start(store *s, int may_block)
+{
+    if (s->url.nsentinels > 0 && !s->primary_fresh) {
+        sent_open(s, may_block);
         return;
     }
-    s->resolving = 1;
+    if (s->url.nsentinels > 0)
+        s->target = s->primary;
+    s->primary_fresh = 0;
+    if (s->url.unix_path[0] || is_numeric(s->target.host) || may_block) {
+        connect_to(s, s->target.host);
+        return;
+    }
+    if (resolve_start(s, s->target.host, RESOLVE_DB) != 0)
+        connection_lost(s, "cannot resolve the store's host name");
 }
+
+static void sent_connect(store *s, const char *numeric_host);
+static void sentinel_failed(store *s, const char *why);
 
 /* Called each tick while resolving: connect once the address is known. */
 static void resolve_poll(store *s)
 {
-    int r = gai_error(&s->gai);
+    int r = gai_error(&s->gai), what = s->resolving;
     if (r == EAI_INPROGRESS) {
         if (util_mono_ms() - s->connect_started_ms > (uint64_t)s->timeout_ms && gai_cancel(&s->gai) == EAI_CANCELED) {
-            s->resolving = 0;
-            connection_lost(s, "resolving the store's host name timed out");
+            s->resolving = RESOLVE_NONE;
+            if (what == RESOLVE_DB)
+                connection_lost(s, "resolving the store's host name timed out");
+            else
+                sentinel_failed(s, "resolving a sentinel's host name timed out");
         }
         return;
     }
-    s->resolving = 0;
+    s->resolving = RESOLVE_NONE;
     if (r != 0 || s->gai.ar_result == NULL) {
-        connection_lost(s, r != 0 ? gai_strerror(r) : "no address");
+        if (what == RESOLVE_DB)
+            connection_lost(s, r != 0 ? gai_strerror(r) : "no address");
+        else
+            sentinel_failed(s, r != 0 ? gai_strerror(r) : "no address");
         return;
     }
     char host[INET6_ADDRSTRLEN];
@@ -437,7 +530,152 @@ static void resolve_poll(store *s)
     inet_ntop(sa->sa_family, a, host, sizeof(host));
     freeaddrinfo(s->gai.ar_result);
     s->gai.ar_result = NULL;
-    connect_to(s, host);
+    if (what == RESOLVE_DB)
+        connect_to(s, host);
+    else
+        sent_connect(s, host);
+}
+
+/* ---- Sentinel ---- */
+
+static void sent_close(store *s)
+{
+    redisAsyncContext *ac = s->sent.ac;
+    if (ac == NULL)
+        return;
+    s->sent.ac = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);
+}
+
+/* This sentinel could not say: try the next one, after the back-off when the store
+ * is not connected either. */
+static void sentinel_failed(store *s, const char *why)
+{
+    sent_close(s);
+    s->sent_next++;
+    s->sent_retry_ms = util_mono_ms() + BACKOFF_MAX_MS;
+    if (s->db.ac == NULL && s->resolving == RESOLVE_NONE)
+        connection_lost(s, why);
+}
+
+/* The sentinels name another primary: leave the old one now, whatever is pending. */
+static void switch_to(store *s, const store_url_host *primary)
+{
+    s->primary = *primary;
+    s->primary_fresh = 1;
+    if (s->resolving != RESOLVE_NONE)
+        return; /* what it resolves is checked with ROLE, then asked again */
+    if (s->db.ac != NULL)
+        drop(s, "the sentinels named another primary");
+    s->backoff_ms = BACKOFF_MIN_MS;
+    connect_start(s, 0);
+}
+
+static int same_host(const store_url_host *a, const store_url_host *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+static void on_sent_primary(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    store *s = ac->data;
+    store_url_host at;
+    if (ac != s->sent.ac)
+        return;
+    if (r == NULL || record_read_sentinel_primary(r, &at) != 0) {
+        sentinel_failed(s, "the sentinel named no primary");
+        return;
+    }
+    s->sent_answered = 1;
+    if (s->db.ac == NULL || !same_host(&at, &s->target))
+        switch_to(s, &at);
+}
+
+static void on_sent_message(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    store *s = ac->data;
+    store_url_host at;
+    if (ac != s->sent.ac || r == NULL || record_read_switch_master(r, s->url.master, &at) != 1)
+        return;
+    log_event(LOG_WARNING, "store_failover", "the sentinels moved the primary to %s:%d", at.host, at.port);
+    if (s->db.ac == NULL || !same_host(&at, &s->target))
+        switch_to(s, &at);
+}
+
+static void on_sent_connect(const redisAsyncContext *ac, int status)
+{
+    store *s = ac->data;
+    if (status != REDIS_OK && ac == s->sent.ac) {
+        s->sent.ac = NULL; /* hiredis frees it after this callback */
+        sentinel_failed(s, ac->errstr);
+    }
+}
+
+static void on_sent_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    store *s = ac->data;
+    if (ac != s->sent.ac)
+        return;
+    s->sent.ac = NULL;
+    sentinel_failed(s, "the sentinel closed the connection");
+}
+
+/* Ask the sentinel for the primary, then stay subscribed for news of a failover (the
+ * question is answered first: a subscription's messages come after pending replies). */
+static void sent_connect(store *s, const char *numeric_host)
+{
+    const store_url_host *h = &s->url.sentinels[s->sent_next % s->url.nsentinels];
+    redisAsyncContext *ac = redisAsyncConnect(numeric_host, h->port);
+    record_cmd ask, sub;
+    if (ac == NULL || ac->err) {
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        sentinel_failed(s, "cannot connect to a sentinel");
+        return;
+    }
+    if (link_attach(s, &s->sent, ac) != 0) {
+        sentinel_failed(s, "dup failed");
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_sent_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sent_disconnect);
+    s->sent_answered = 0;
+    s->sent_started_ms = util_mono_ms();
+    if (s->url.sentinel_password[0])
+        redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", s->url.sentinel_password);
+    if (record_cmd_sentinel_primary(&ask, s->url.master) != 0 || record_cmd_sentinel_subscribe(&sub) != 0 ||
+        redisAsyncCommandArgv(ac, on_sent_primary, NULL, ask.argc, ask.argv, ask.len) != REDIS_OK ||
+        redisAsyncCommandArgv(ac, on_sent_message, NULL, sub.argc, sub.argv, sub.len) != REDIS_OK)
+        sentinel_failed(s, "cannot ask the sentinel");
+}
+
+/* (Re)open the sentinel link to the next sentinel. */
+static void sent_open(store *s, int may_block)
+{
+    const store_url_host *h = &s->url.sentinels[s->sent_next % s->url.nsentinels];
+    sent_close(s);
+    s->sent_answered = 0;
+    s->sent_started_ms = util_mono_ms();
+    if (is_numeric(h->host) || may_block) {
+        sent_connect(s, h->host);
+        return;
+    }
+    if (resolve_start(s, h->host, RESOLVE_SENTINEL) != 0)
+        sentinel_failed(s, "cannot resolve a sentinel's host name");
+}
+
+/* Each tick: a sentinel slow to answer is given up for the next; a link lost while
+ * the store is connected is opened again, to hear of the next failover. */
+static void sent_tick(store *s, uint64_t now)
+{
+    if (s->sent.ac != NULL && !s->sent_answered && now - s->sent_started_ms > (uint64_t)s->timeout_ms)
+        sentinel_failed(s, "a sentinel did not answer in time");
+    else if (s->sent.ac == NULL && s->db.ac != NULL && s->resolving == RESOLVE_NONE && now >= s->sent_retry_ms)
+        sent_open(s, 0);
 }
 
 /* How late this tick is, in ms: the loop did not run for that long, so nothing was
@@ -449,6 +687,7 @@ static void loop_lag(store *s, uint64_t now)
     s->tick_ms = now;
     s->progress_ms = s->progress_ms + late < now ? s->progress_ms + late : now;
     s->connect_started_ms = s->connect_started_ms + late < now ? s->connect_started_ms + late : now;
+    s->sent_started_ms = s->sent_started_ms + late < now ? s->sent_started_ms + late : now;
     if (late >= STALL_LOG_MS) {
         s->stalls++;
         s->stall_worst_ms = late > s->stall_worst_ms ? late : s->stall_worst_ms;
@@ -466,18 +705,18 @@ static void on_tick(h2o_timeout_entry_t *entry)
     store *s = H2O_STRUCT_FROM_MEMBER(store, tick, entry);
     uint64_t now = util_mono_ms();
     loop_lag(s, now);
+    if (s->url.nsentinels > 0)
+        sent_tick(s, now);
     if (s->resolving) {
         resolve_poll(s);
-    } else if (s->ac == NULL) {
-        if (now >= s->next_connect_ms)
+    } else if (s->db.ac == NULL) {
+        /* (with sentinels, not while one is being asked) */
+        if (now >= s->next_connect_ms && (s->sent.ac == NULL || s->sent_answered))
             connect_start(s, 0);
     } else if ((!s->up && now - s->connect_started_ms > (uint64_t)s->timeout_ms) ||
                (s->inflight > 0 && now - s->progress_ms > (uint64_t)s->timeout_ms)) {
         /* Overdue: fail everything pending now rather than let requests hang. */
-        redisAsyncContext *ac = s->ac;
-        connection_lost(s, "timed out");
-        ac->onDisconnect = NULL;
-        redisAsyncFree(ac);
+        drop(s, "timed out");
     }
     h2o_timeout_link(s->loop, &s->tick_timeout, &s->tick);
 }
@@ -494,6 +733,8 @@ store *store_new(h2o_loop_t *loop, const store_url *url, int timeout_ms, unsigne
     s->max_pending = max_pending;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->was_up = 1; /* so that a store down at start-up is logged */
+    s->target.port = url->port;
+    memcpy(s->target.host, url->host, sizeof(s->target.host));
     for (int i = 0; i < RECORD_SCRIPT_COUNT; i++) {
         uint8_t d[SHA_DIGEST_LENGTH];
         SHA1((const uint8_t *)record_scripts[i], strlen(record_scripts[i]), d);
@@ -512,10 +753,11 @@ void store_free(store *s)
         return;
     if (h2o_timeout_is_linked(&s->tick))
         h2o_timeout_unlink(&s->tick);
-    if (s->ac != NULL) {
-        s->ac->onDisconnect = NULL;
-        redisAsyncFree(s->ac);
+    if (s->db.ac != NULL) {
+        s->db.ac->onDisconnect = NULL;
+        redisAsyncFree(s->db.ac);
     }
+    sent_close(s);
     h2o_timeout_dispose(s->loop, &s->tick_timeout);
     free(s);
 }
@@ -537,7 +779,6 @@ static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body);
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
-    (void)ac;
     store_cmd *c = priv;
     redisReply *reply = r;
     store *s = c->s;
@@ -545,7 +786,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
         s->inflight--;
     s->progress_ms = util_mono_ms();
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR && c->script >= 0 &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0 && s->ac != NULL) {
+        strncmp(reply->str, "NOSCRIPT", 8) == 0 && s->db.ac != NULL) {
         int script = c->script;
         c->script = -1; /* retry once, with the body */
         if (cmd_send(c, "EVAL", record_scripts[script]) == 0)
@@ -554,6 +795,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
     }
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         log_event(LOG_ERROR, "store_error", "%s", reply->str);
+        /* The primary was demoted under us (a failover): find the new one. */
+        if (s->url.nsentinels > 0 && record_read_readonly(reply) && ac == s->db.ac)
+            drop(s, "the store is a replica now");
         reply = NULL;
     }
     c->deliver(s, reply, c->cb, c->data);
@@ -566,7 +810,7 @@ static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body)
     store *s = c->s;
     int r;
     if (verb == NULL) {
-        r = redisAsyncCommandArgv(s->ac, on_reply, c, c->argc, (const char **)c->argv, c->argvlen);
+        r = redisAsyncCommandArgv(s->db.ac, on_reply, c, c->argc, (const char **)c->argv, c->argvlen);
     } else {
         int n = c->argc + 2;
         const char *argv[n];
@@ -579,7 +823,7 @@ static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body)
             argv[i + 2] = c->argv[i];
             lens[i + 2] = c->argvlen[i];
         }
-        r = redisAsyncCommandArgv(s->ac, on_reply, c, n, argv, lens);
+        r = redisAsyncCommandArgv(s->db.ac, on_reply, c, n, argv, lens);
     }
     if (r != REDIS_OK)
         return -1;

@@ -557,7 +557,9 @@ int worker_main(const proc_env *env)
     if (warn[0] != '\0')
         log_event(LOG_WARNING, "secret_unprotected", "%s", warn);
     store_url url;
-    w.store = store_url_parse(w.cfg->redis_url, &url) == 0
+    w.store = store_url_parse(w.cfg->redis_url, &url) == 0 &&
+                      store_url_sentinels(w.cfg->redis_sentinels, w.cfg->redis_sentinel_master,
+                                          w.cfg->redis_sentinel_password, &url) == 0
                   ? store_new(w.ctx.loop, &url, STORE_TIMEOUT_MS, w.cfg->store_max_pending, w.store_secret)
                   : NULL;
     if (w.store == NULL || (w.gate = gate_new(w.ctx.loop, w.store)) == NULL) {

@@ -54,6 +54,7 @@ SETTINGS = (
     'MAX_CONNECTIONS_PER_CLIENT', 'HEAD_TIMEOUT', 'PREVIEW_AGENTS',
     'STORAGE_URL', 'S3_ENDPOINT', 'S3_REGION', 'S3_ACCESS_KEY', 'S3_SECRET_KEY',
     'S3_CREDENTIALS_FILE', 'S3_PART_SIZE', 'S3_DELETE_DELAY',
+    'REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_PASSWORD',
 )
 
 START_TIMEOUT = 30.0     # seconds a server may take to become ready (ASan is slow)
@@ -442,6 +443,110 @@ class Redis:
         (str for simple strings and bulk strings that are UTF-8, else bytes; int; list;
         None). An error reply raises RedisError."""
         return redis_command(self.port, *args, timeout=timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Sentinels:
+    """A real store that fails over: redis-server primary + replica and three
+    redis-sentinel, each on a free loopback port, storing nothing on disk.
+
+    Sentinel decides a primary is down after down_after_ms without an answer and
+    promotes the replica; the three agree with a quorum of two. The replica is started
+    in sync before the sentinels, and the sentinels before the constructor returns know
+    the replica and each other, so a failover can be asked for at once.
+    .settings: what a server needs to find the primary through them (REDIS_URL then
+    names the replica: a client that wrote there instead would be refused)."""
+
+    MASTER = 'rz-primary'
+
+    def __init__(self, down_after_ms=1000, failover_timeout_ms=3000):
+        self.primary_port, self.replica_port = free_port(), free_port()
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.dir = path('sentinels-%d' % self.primary_port)
+        self.procs = {}
+        self.confs = {}
+        for port in (self.primary_port, self.replica_port):
+            d = os.path.join(self.dir, str(port))
+            os.makedirs(d, exist_ok=True)
+            self.confs[port] = os.path.join(d, 'redis.conf')
+            with open(self.confs[port], 'w') as f:
+                f.write('bind 127.0.0.1\nport %d\ndir %s\nlogfile %s/redis.log\nsave ""\n'
+                        'appendonly no\nrepl-diskless-sync-delay 0\n' % (port, d, d))
+                if port == self.replica_port:
+                    f.write('replicaof 127.0.0.1 %d\n' % self.primary_port)
+            self._start(port)
+        wait_until(lambda: 'master_link_status:up' in self.command(self.replica_port, 'INFO', 'replication'),
+                   20, 0.05, message='the replica in sync', ignore=(OSError, RedisError))
+        for port in self.sentinel_ports:
+            d = os.path.join(self.dir, str(port))
+            os.makedirs(d, exist_ok=True)
+            self.confs[port] = os.path.join(d, 'sentinel.conf')
+            with open(self.confs[port], 'w') as f:
+                f.write('bind 127.0.0.1\nport %d\ndir %s\nlogfile %s/sentinel.log\n'
+                        'sentinel monitor %s 127.0.0.1 %d 2\n'
+                        'sentinel down-after-milliseconds %s %d\n'
+                        'sentinel failover-timeout %s %d\n'
+                        % (port, d, d, self.MASTER, self.primary_port, self.MASTER, down_after_ms,
+                           self.MASTER, failover_timeout_ms))
+            self._start(port, sentinel=True)
+
+        def converged():
+            return all(len(self.command(p, 'SENTINEL', 'REPLICAS', self.MASTER)) == 1 and
+                       len(self.command(p, 'SENTINEL', 'SENTINELS', self.MASTER)) == 2
+                       for p in self.sentinel_ports)
+        wait_until(converged, 30, 0.05, message='three sentinels that know the replica and each other',
+                   ignore=(OSError, RedisError))
+
+    def _start(self, port, sentinel=False, args=()):
+        self.procs[port] = subprocess.Popen(
+            ['redis-sentinel' if sentinel else 'redis-server', self.confs[port]] + list(args),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.dir)
+        _register_pid(self.procs[port].pid)
+        wait_until(lambda: self.command(port, 'PING') == 'PONG', 10, 0.02,
+                   message='port %d answering' % port, ignore=(OSError, RedisError))
+
+    @staticmethod
+    def command(port, *args, timeout=2.0):
+        return redis_command(port, *args, timeout=timeout)
+
+    @property
+    def settings(self):
+        return {'REDIS_URL': 'redis://127.0.0.1:%d/0' % self.replica_port,
+                'REDIS_SENTINELS': ','.join('127.0.0.1:%d' % p for p in self.sentinel_ports),
+                'REDIS_SENTINEL_MASTER': self.MASTER}
+
+    def primary(self):
+        """The port the sentinels name as the primary now."""
+        for p in self.sentinel_ports:
+            try:
+                return int(self.command(p, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', self.MASTER)[1])
+            except (OSError, RedisError, TypeError):
+                continue
+        raise AssertionError('no sentinel answered')
+
+    def kill(self, port):
+        """SIGKILL the redis-server on port (as a crashed machine would go)."""
+        self.procs[port].kill()
+        self.procs[port].wait()
+
+    def reattach(self, port):
+        """Restart the redis-server on port as a replica of the current primary (no
+        moment as a writable primary), in sync before this returns."""
+        self._start(port, args=('--replicaof', '127.0.0.1', str(self.primary())))
+        wait_until(lambda: 'master_link_status:up' in self.command(port, 'INFO', 'replication'),
+                   20, 0.05, message='port %d in sync' % port, ignore=(OSError, RedisError))
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
 
     def __enter__(self):
         return self

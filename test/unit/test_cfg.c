@@ -188,7 +188,7 @@ static void cfg_names_lists_every_spec_setting_once(void **state)
     for (; cfg_names[n] != NULL; n++)
         for (size_t j = 0; j < n; j++)
             assert_string_not_equal(cfg_names[j], cfg_names[n]);
-    assert_int_equal(n, 56);
+    assert_int_equal(n, 59);
     for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
         size_t j = 0;
         while (cfg_names[j] != NULL && strcmp(cfg_names[j], spec[i]) != 0)

@@ -482,6 +482,81 @@ static void an_argument_that_does_not_fit_is_refused(void **state)
     assert_int_equal(record_cmd_gate_leave(&c, client, "00ff"), -1);
 }
 
+static void the_sentinel_names_the_primary_or_nothing(void **state)
+{
+    (void)state;
+    store_url_host h;
+    redisReply *ok = reply("*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n"), *nil = reply("*-1\r\n"),
+               *bad = reply("*2\r\n$9\r\n127.0.0.1\r\n$5\r\n70000\r\n");
+    assert_int_equal(record_read_sentinel_primary(ok, &h), 0);
+    assert_string_equal(h.host, "127.0.0.1");
+    assert_int_equal(h.port, 6380);
+    assert_int_equal(record_read_sentinel_primary(nil, &h), -1);
+    assert_int_equal(record_read_sentinel_primary(bad, &h), -1);
+    assert_int_equal(record_read_sentinel_primary(NULL, &h), -1);
+    freeReplyObject(ok);
+    freeReplyObject(nil);
+    freeReplyObject(bad);
+}
+
+static void switch_master_is_read_for_our_master_only(void **state)
+{
+    (void)state;
+    store_url_host h;
+    redisReply *ours = reply("*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n"
+                             "$40\r\nmymaster 127.0.0.1 26380 127.0.0.1 26381\r\n"),
+               *other = reply("*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n"
+                              "$39\r\nmaster2 127.0.0.1 26380 127.0.0.1 26381\r\n"),
+               *sub = reply("*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n");
+    assert_int_equal(record_read_switch_master(ours, "mymaster", &h), 1);
+    assert_string_equal(h.host, "127.0.0.1");
+    assert_int_equal(h.port, 26381);
+    assert_int_equal(record_read_switch_master(other, "mymaster", &h), 0);
+    assert_int_equal(record_read_switch_master(ours, "mymaste", &h), 0);
+    assert_int_equal(record_read_switch_master(sub, "mymaster", &h), 0);
+    freeReplyObject(ours);
+    freeReplyObject(other);
+    freeReplyObject(sub);
+}
+
+static void role_and_readonly_tell_a_primary_from_a_replica(void **state)
+{
+    (void)state;
+    redisReply *master = reply("*3\r\n$6\r\nmaster\r\n:100\r\n*0\r\n"),
+               *slave = reply("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:100\r\n"),
+               *ro = reply("-READONLY You can't write against a read only replica.\r\n"), *other = reply("-ERR x\r\n");
+    assert_int_equal(record_read_role(master), 1);
+    assert_int_equal(record_read_role(slave), 0);
+    assert_int_equal(record_read_role(NULL), 0);
+    assert_int_equal(record_read_readonly(ro), 1);
+    assert_int_equal(record_read_readonly(other), 0);
+    assert_int_equal(record_read_readonly(master), 0);
+    freeReplyObject(master);
+    freeReplyObject(slave);
+    freeReplyObject(ro);
+    freeReplyObject(other);
+}
+
+static void the_lease_is_one_key_per_storage_held_by_a_named_holder(void **state)
+{
+    (void)state;
+    record_cmd c;
+    assert_int_equal(record_cmd_lease(&c, "host:/srv/uploads", "host:42", 5000), 0);
+    assert_int_equal(c.script, RECORD_SCRIPT_LEASE);
+    assert_int_equal(c.nkeys, 1);
+    assert_arg(&c, 0, "lease:shredder:host:/srv/uploads");
+    assert_arg(&c, 1, "host:42");
+    assert_arg(&c, 2, "5000");
+    redisReply *one = reply(":1\r\n"), *zero = reply(":0\r\n"), *err = reply("-ERR x\r\n");
+    assert_int_equal(record_read_lease(one), 1);
+    assert_int_equal(record_read_lease(zero), 0);
+    assert_int_equal(record_read_lease(err), -1);
+    assert_int_equal(record_read_lease(NULL), -1);
+    freeReplyObject(one);
+    freeReplyObject(zero);
+    freeReplyObject(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +583,10 @@ int main(void)
         cmocka_unit_test(the_secret_is_read_created_with_a_candidate_and_wiped),
         cmocka_unit_test(the_rate_window_is_part_of_the_key),
         cmocka_unit_test(an_argument_that_does_not_fit_is_refused),
+        cmocka_unit_test(the_sentinel_names_the_primary_or_nothing),
+        cmocka_unit_test(switch_master_is_read_for_our_master_only),
+        cmocka_unit_test(role_and_readonly_tell_a_primary_from_a_replica),
+        cmocka_unit_test(the_lease_is_one_key_per_storage_held_by_a_named_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

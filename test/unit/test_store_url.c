@@ -1,6 +1,6 @@
-/* test_store_url.c - the contract of common/store_url.c, the one REDIS_URL parser:
- * what each accepted form connects to, and every form refused (which -t then refuses,
- * since the settings check calls the same parser). */
+/* test_store_url.c - the contract of common/store_url.c, the one REDIS_URL and
+ * REDIS_SENTINELS parser: what each accepted form connects to, and every form refused
+ * (which -t then refuses, since the settings check calls the same parser). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,6 +161,54 @@ static void a_refused_url_leaves_no_password_behind(void **state)
     assert_string_equal(u.password, "");
 }
 
+static void sentinels_are_a_comma_list_with_port_26379_unless_given(void **state)
+{
+    (void)state;
+    store_url u = parsed("redis://:pw@ignored:6379/3");
+    assert_int_equal(store_url_sentinels("s1, 10.0.0.2:26380 ,[::1]:5000", "mymaster", "spw", &u), 0);
+    assert_int_equal(u.nsentinels, 3);
+    assert_string_equal(u.sentinels[0].host, "s1");
+    assert_int_equal(u.sentinels[0].port, 26379);
+    assert_string_equal(u.sentinels[1].host, "10.0.0.2");
+    assert_int_equal(u.sentinels[1].port, 26380);
+    assert_string_equal(u.sentinels[2].host, "::1");
+    assert_int_equal(u.sentinels[2].port, 5000);
+    assert_string_equal(u.master, "mymaster");
+    assert_string_equal(u.sentinel_password, "spw");
+    /* the primary's own password and db still come from REDIS_URL */
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(u.db, 3);
+}
+
+static void no_sentinels_means_redis_url_is_the_store(void **state)
+{
+    (void)state;
+    store_url u = parsed("redis://localhost");
+    assert_int_equal(store_url_sentinels("", "mymaster", "", &u), 0);
+    assert_int_equal(u.nsentinels, 0);
+    assert_string_equal(u.master, "");
+}
+
+static void bad_sentinel_settings_are_refused_and_leave_no_password(void **state)
+{
+    (void)state;
+    static const char *const lists[] = {",", "a,,b", "a:0", "a:65536", "a b:1", "[::1", "a:x",
+                                        "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        store_url u = parsed("redis://localhost");
+        if (store_url_sentinels(lists[i], "m", "secret", &u) == 0)
+            fail_msg("accepted: %s", lists[i]);
+        assert_int_equal(u.nsentinels, 0);
+        assert_string_equal(u.sentinel_password, "");
+    }
+    store_url u = parsed("redis://localhost");
+    assert_int_equal(store_url_sentinels("s1", "", "", &u), -1);
+    assert_int_equal(store_url_sentinels("s1", "my master", "", &u), -1);
+    assert_int_equal(store_url_sentinels("s1", "m", "a\nb", &u), -1);
+    store_url x = parsed("unix:///run/redis.sock");
+    assert_int_equal(store_url_sentinels("s1", "m", "", &x), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +221,9 @@ int main(void)
         cmocka_unit_test(a_unix_path_that_fits_a_socket_address_is_accepted_one_longer_is_not),
         cmocka_unit_test(everything_else_is_refused),
         cmocka_unit_test(a_refused_url_leaves_no_password_behind),
+        cmocka_unit_test(sentinels_are_a_comma_list_with_port_26379_unless_given),
+        cmocka_unit_test(no_sentinels_means_redis_url_is_the_store),
+        cmocka_unit_test(bad_sentinel_settings_are_refused_and_leave_no_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

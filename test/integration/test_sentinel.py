@@ -1,0 +1,134 @@
+"""A store that fails over: with REDIS_SENTINELS the workers and the shredder find the
+primary through Sentinel (never the REDIS_URL host, never a replica) and follow a
+failover without a restart. Real engines: redis-server primary + replica and three
+redis-sentinel on loopback (harness.Sentinels).
+
+The failover tests measure the gap a client sees: requests answered 503 from the
+SIGKILL of the primary until the service is back; each prints it as MEASURED."""
+
+import os
+import threading
+import time
+
+from harness import (Sentinels, Server, download, lines_of, run, upload_ok, wait_until,
+                     timeout)
+
+
+class Load:
+    """Uploads in a loop from a thread, each timed: (t, status) per request, and a
+    ledger of every upload acknowledged (201): key -> bytes."""
+
+    def __init__(self, server):
+        self.server = server
+        self.results = []
+        self.ledger = {}
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        n = 0
+        while not self.stopping:
+            n += 1
+            data = os.urandom(64) + b'%d' % n
+            try:
+                status, _, body = self.server.upload(data, uses=5)
+            except OSError:
+                status, body = 0, None
+            self.results.append((time.monotonic(), status))
+            if status == 201:
+                self.ledger[body['key']] = data
+            elif status == 503:
+                time.sleep(0.01)  # an outage answers at once: do not spin
+
+    def successes_after(self, t):
+        return sum(1 for when, status in self.results if when > t and status == 201)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(15)
+
+    def gap(self, t0):
+        """(first failure, last failure) after t0, in seconds from t0, and the statuses
+        seen after t0 that were neither 201 nor 503."""
+        after = [(when - t0, status) for when, status in self.results if when >= t0]
+        failed = [when for when, status in after if status != 201]
+        odd = sorted({status for _, status in after if status not in (201, 503)})
+        return (failed[0], failed[-1]) if failed else (0.0, 0.0), odd
+
+
+def measure_failover(sentinels, server, what):
+    """SIGKILL the primary under load; the gap, asserted to close within seconds."""
+    load = Load(server)
+    wait_until(lambda: load.successes_after(0) >= 20, 10, message='uploads before the failover')
+    old = sentinels.primary()
+    t0 = time.monotonic()
+    sentinels.kill(old)
+    wait_until(lambda: sentinels.primary() != old, 20, 0.02, message='Sentinel promoting the replica')
+    t_promoted = time.monotonic() - t0
+    wait_until(lambda: load.successes_after(time.monotonic() - 0.3) >= 5 and
+               load.results[-1][1] == 201, 20, 0.05, message='uploads answered again')
+    load.stop()
+    (first, last), odd = load.gap(t0)
+    print('MEASURED: %s: Sentinel named the replica %.2fs after the SIGKILL; uploads failed (503) '
+          'from %.2fs to %.2fs' % (what, t_promoted, first, last))
+    assert odd == [], 'answers during the failover other than 201 and 503: %r' % odd
+    assert last < 10, 'service back %.2fs after the primary died' % last
+    return old, load
+
+
+def assert_ledger(server, ledger):
+    """Every upload acknowledged is served with its bytes, or (lost in the failover:
+    replication is asynchronous) not found; never other bytes. How many were lost."""
+    lost = 0
+    for key, data in ledger.items():
+        status, _, body = download(server, key)
+        assert status in (200, 404), (status, body[:200])
+        if status == 200:
+            assert body == data
+        else:
+            lost += 1
+    return lost
+
+
+def test_the_primary_is_found_through_the_sentinels_not_the_redis_url_host():
+    with Sentinels() as sentinels, Server(env=sentinels.settings) as server:
+        body, _ = upload_ok(server, b'found through sentinel')
+        status, _, data = download(server, body['key'])
+        assert (status, data) == (200, b'found through sentinel')
+        # REDIS_URL named the replica: had anything gone there it would have been refused.
+        assert int(Sentinels.command(sentinels.primary(), 'DBSIZE')) > 0
+        wait_until(lambda: server.events('sweep_lease_taken', 'shredder'), 10,
+                   message='the shredder on the primary, holding the sweep lease')
+
+
+@timeout(120)
+def test_a_killed_primary_is_replaced_without_a_restart_and_nothing_acknowledged_is_served_wrong():
+    with Sentinels() as sentinels, Server(env=sentinels.settings) as server:
+        old, load = measure_failover(sentinels, server, 'worker, primary SIGKILLed')
+        assert server.events('store_down', 'worker')
+        lost = assert_ledger(server, load.ledger)
+        print('MEASURED: %d of %d uploads acknowledged were lost in the failover' % (lost, len(load.ledger)))
+        # The shredder follows too: it is back on the new primary, holding its lease.
+        wait_until(lambda: len(server.events('store_up', 'shredder')) >= 1, 15,
+                   message='the shredder reconnected')
+        lease = 'lease:shredder:*'
+        wait_until(lambda: Sentinels.command(sentinels.primary(), 'KEYS', lease), 15,
+                   message='the lease renewed on the new primary')
+        # The old primary comes back as a replica: nothing changes for the clients.
+        sentinels.reattach(old)
+        body, _ = upload_ok(server, b'after the old primary came back')
+        assert download(server, body['key'])[2] == b'after the old primary came back'
+
+
+def test_bad_sentinel_settings_are_refused_at_start_up_with_one_line_naming_them():
+    for env, name in (({'REDIS_SENTINELS': '127.0.0.1:0'}, 'REDIS_SENTINELS='),
+                      ({'REDIS_SENTINELS': 'a,,b'}, 'REDIS_SENTINELS='),
+                      ({'REDIS_SENTINEL_MASTER': 'my master'}, 'REDIS_SENTINEL_MASTER='),
+                      ({'REDIS_SENTINEL_PASSWORD': 'a\tb'}, 'REDIS_SENTINEL_PASSWORD=***'),
+                      ({'REDIS_SENTINELS': '127.0.0.1', 'REDIS_URL': 'unix:///run/redis.sock'},
+                       'REDIS_SENTINELS:')):
+        code, out, err = run(['-t'], env=env)
+        assert code != 0, env
+        assert len(lines_of(err)) == 1 and name in err, err
+        assert 'a\tb' not in err
