@@ -522,6 +522,15 @@ int record_cmd_role(record_cmd *cmd)
     return finish(cmd);
 }
 
+int record_cmd_wait(record_cmd *cmd, uint32_t ms)
+{
+    begin(cmd, -1, 0);
+    arg_static(cmd, "WAIT");
+    arg_static(cmd, "1");
+    arg_fmt(cmd, "%u", ms);
+    return finish(cmd);
+}
+
 /* ---- reading replies ---- */
 
 static const redisReply *elem(const redisReply *r, size_t i)
@@ -742,7 +751,15 @@ int record_read_switch_master(const redisReply *r, const char *master, store_url
 int record_read_role(const redisReply *r)
 {
     const char *role = elem_str(r, 0);
-    return role != NULL && strcmp(role, "master") == 0;
+    const redisReply *replicas = elem(r, 2);
+    if (role == NULL || strcmp(role, "master") != 0)
+        return -1;
+    return replicas != NULL && replicas->type == REDIS_REPLY_ARRAY ? (int)replicas->elements : 0;
+}
+
+int record_read_wait(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 ? (int)r->integer : -1;
 }
 
 int record_read_readonly(const redisReply *r)

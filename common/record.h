@@ -196,8 +196,10 @@ int record_cmd_lease(record_cmd *cmd, const char *scope, const char *holder, uin
 int record_cmd_sentinel_primary(record_cmd *cmd, const char *master);
 /* Hear of failovers: +switch-master on a sentinel's pub/sub. */
 int record_cmd_sentinel_subscribe(record_cmd *cmd);
-/* Is the server asked a primary (a replica refuses writes)? */
+/* Is the server asked a primary (a replica refuses writes), and with how many replicas? */
 int record_cmd_role(record_cmd *cmd);
+/* Wait at most ms for one replica to have every write made so far on this connection. */
+int record_cmd_wait(record_cmd *cmd, uint32_t ms);
 
 /* ---- replies; r is NULL when there was none ---- */
 
@@ -230,8 +232,10 @@ int record_read_lease(const redisReply *r);
 int record_read_sentinel_primary(const redisReply *r, store_url_host *out);
 /* A pub/sub message announcing that master's primary is now out: 1, else 0. */
 int record_read_switch_master(const redisReply *r, const char *master, store_url_host *out);
-/* ROLE: 1 for a primary, 0 for anything else. */
+/* ROLE: the replicas a primary has, or -1 for anything but a primary. */
 int record_read_role(const redisReply *r);
+/* WAIT: the replicas that have every write before it, or -1. */
+int record_read_wait(const redisReply *r);
 /* An error reply saying the server is a replica now (the primary moved): 1, else 0. */
 int record_read_readonly(const redisReply *r);
 

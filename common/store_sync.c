@@ -104,7 +104,7 @@ store_sync *store_sync_connect(const store_url *u, int timeout_ms, char *err, si
          * be a replica by now: writing there would fail, or worse, be thrown away. */
         record_cmd cmd;
         redisReply *r = record_cmd_role(&cmd) == 0 ? ask(ss->c, &cmd) : NULL;
-        int primary = record_read_role(r);
+        int primary = record_read_role(r) >= 0;
         freeReplyObject(r);
         if (!primary) {
             snprintf(err, errlen, "the store the sentinels name is not a primary (yet)");

@@ -42,6 +42,11 @@
 #define BACKOFF_MAX_MS 500
 #define STALL_LOG_MS 250 /* a late tick worth a loop_stalled line */
 #define STALL_LOG_EVERY_MS 1000
+#define ROLE_EVERY_MS 1000 /* with sentinels: how often the primary's replicas are counted */
+/* With sentinels and a replica: how long an upload waits for the replica to have its
+ * record. It holds up this worker's other commands meanwhile (WAIT blocks the
+ * connection), so it is short: in sync, a replica answers in a round trip. */
+#define REPLICA_WAIT_MS 250
 
 /* One hiredis connection driven by the loop (see link_attach); ac is NULL when there
  * is none. */
@@ -58,6 +63,10 @@ struct store {
     store_link db;                /* the store's primary (or the REDIS_URL server) */
     store_url_host target;  /* where db connects (or connects next) */
     int role_ok;            /* with sentinels: ROLE on db said primary */
+    int replicas;           /* ... with this many replicas (uploads wait for one) */
+    int role_asked;         /* a ROLE is under way */
+    uint64_t role_at_ms;    /* when the last one was sent */
+    int unreplicated;       /* an upload found no replica in time (logged once until one does) */
     int connected;          /* scripts loaded or loading */
     int up;                 /* connected, and the secret (if we keep it) read on this connection */
     int was_up;             /* for logging transitions once */
@@ -204,7 +213,7 @@ static int link_attach(store *s, store_link *l, redisAsyncContext *ac)
 static void connection_lost(store *s, const char *why)
 {
     s->db.ac = NULL;
-    s->role_ok = 0;
+    s->role_ok = s->role_asked = s->replicas = 0;
     s->connected = 0;
     s->up = 0;
     s->sec_asked = s->sec_creating = 0;
@@ -408,7 +417,10 @@ static void on_role(redisAsyncContext *ac, void *r, void *priv)
     store *s = ac->data;
     if (ac != s->db.ac || r == NULL)
         return;
-    if (record_read_role(r)) {
+    int replicas = record_read_role(r);
+    s->role_asked = 0;
+    if (replicas >= 0) {
+        s->replicas = replicas;
         s->role_ok = 1;
         check_up(s);
         return;
@@ -416,6 +428,18 @@ static void on_role(redisAsyncContext *ac, void *r, void *priv)
     log_event(LOG_WARNING, "store_not_primary", "the store at %s:%d is not a primary: asking the sentinels again",
               s->target.host, s->target.port);
     drop(s, "not a primary");
+}
+
+/* Ask the primary for its role (again): it may have been demoted meanwhile, and the
+ * replicas it has decide whether an upload waits for one. */
+static void role_ask(store *s)
+{
+    record_cmd cmd;
+    if (record_cmd_role(&cmd) == 0 &&
+        redisAsyncCommandArgv(s->db.ac, on_role, NULL, cmd.argc, cmd.argv, cmd.len) == REDIS_OK) {
+        s->role_asked = 1;
+        s->role_at_ms = util_mono_ms();
+    }
 }
 
 static void connect_to(store *s, const char *numeric_host)
@@ -445,9 +469,8 @@ static void connect_to(store *s, const char *numeric_host)
     }
     if (s->url.db != 0)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %d", s->url.db);
-    record_cmd cmd;
-    if (s->url.nsentinels > 0 && record_cmd_role(&cmd) == 0)
-        redisAsyncCommandArgv(ac, on_role, NULL, cmd.argc, cmd.argv, cmd.len);
+    if (s->url.nsentinels > 0)
+        role_ask(s);
     for (int i = 0; i < RECORD_SCRIPT_COUNT; i++)
         redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", record_scripts[i]);
     if (s->sec != NULL)
@@ -717,6 +740,8 @@ static void on_tick(h2o_timeout_entry_t *entry)
                (s->inflight > 0 && now - s->progress_ms > (uint64_t)s->timeout_ms)) {
         /* Overdue: fail everything pending now rather than let requests hang. */
         drop(s, "timed out");
+    } else if (s->url.nsentinels > 0 && s->up && !s->role_asked && now - s->role_at_ms >= ROLE_EVERY_MS) {
+        role_ask(s);
     }
     h2o_timeout_link(s->loop, &s->tick_timeout, &s->tick);
 }
@@ -954,10 +979,72 @@ static void deliver_create(store *s, const redisReply *reply, typed_cb cb, void 
     cb.outcome(o, data);
 }
 
+/* An upload recorded on a primary with a replica is acknowledged only once the replica
+ * has its record too: a failover then cannot lose it. A primary cut off from its
+ * replica (the replica was just promoted: the two are briefly both primaries) answers
+ * WAIT with 0, and the upload fails rather than be acknowledged on the side about to
+ * be thrown away. A primary without replicas (the old one has not come back yet) is
+ * all there is: its uploads do not wait. */
+typedef struct {
+    store *s;
+    store_outcome_cb cb;
+    void *data;
+    record_outcome outcome;
+    int acked;
+    int pending; /* replies still to come: the record's and WAIT's */
+} replicated_create;
+
+static void replicated_done(replicated_create *rc)
+{
+    if (--rc->pending > 0)
+        return;
+    record_outcome o = rc->outcome;
+    if (o == RECORD_OK && rc->acked < 1) {
+        o = RECORD_UNAVAILABLE;
+        if (!rc->s->unreplicated)
+            log_event(LOG_WARNING, "store_unreplicated",
+                      "an upload was recorded but no replica confirmed it in %d ms: answered 503", REPLICA_WAIT_MS);
+        rc->s->unreplicated = 1;
+    } else if (o == RECORD_OK) {
+        rc->s->unreplicated = 0;
+    }
+    rc->cb(o, rc->data);
+    free(rc);
+}
+
+static void on_replicated_create(record_outcome outcome, void *data)
+{
+    replicated_create *rc = data;
+    rc->outcome = outcome;
+    replicated_done(rc);
+}
+
+static void on_replicated_wait(long long acked, void *data)
+{
+    replicated_create *rc = data;
+    rc->acked = (int)acked;
+    replicated_done(rc);
+}
+
+static void deliver_wait(store *s, const redisReply *reply, typed_cb cb, void *data)
+{
+    (void)s;
+    cb.count(record_read_wait(reply), data);
+}
+
 void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data)
 {
-    record_cmd cmd;
-    submit(s, 0, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
+    record_cmd cmd, wait;
+    replicated_create *rc = NULL;
+    if (s->replicas > 0 && record_cmd_wait(&wait, REPLICA_WAIT_MS) == 0)
+        rc = calloc(1, sizeof(*rc));
+    if (rc == NULL) {
+        submit(s, 0, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
+        return;
+    }
+    *rc = (replicated_create){.s = s, .cb = cb, .data = data, .pending = 2};
+    submit(s, 0, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = on_replicated_create}, rc);
+    submit(s, 0, 0, &wait, deliver_wait, (typed_cb){.count = on_replicated_wait}, rc);
 }
 
 static void deliver_reserve(store *s, const redisReply *reply, typed_cb cb, void *data)

@@ -121,6 +121,29 @@ def test_a_killed_primary_is_replaced_without_a_restart_and_nothing_acknowledged
         assert download(server, body['key'])[2] == b'after the old primary came back'
 
 
+@timeout(120)
+def test_a_planned_switchover_is_followed_and_the_demoted_primary_is_not_written_to():
+    with Sentinels() as sentinels, Server(env=sentinels.settings) as server:
+        load = Load(server)
+        wait_until(lambda: load.successes_after(0) >= 20, 10, message='uploads before the switch')
+        old = sentinels.primary()
+        t0 = time.monotonic()
+        Sentinels.command(sentinels.sentinel_ports[0], 'SENTINEL', 'FAILOVER', Sentinels.MASTER)
+        wait_until(lambda: sentinels.primary() != old, 20, 0.02, message='the switch')
+        wait_until(lambda: 'role:slave' in Sentinels.command(old, 'INFO', 'replication'), 30, 0.05,
+                   message='the old primary demoted')
+        t_demoted = time.monotonic()
+        wait_until(lambda: load.successes_after(time.monotonic() - 0.3) >= 5, 20, 0.05,
+                   message='uploads answered after the switch')
+        load.stop()
+        (first, last), odd = load.gap(t0)
+        print('MEASURED: planned switchover: uploads failed from %.2fs to %.2fs' % (first, last))
+        assert odd == [], odd
+        assert last < 10
+        assert all(status == 201 for when, status in load.results if when > t_demoted + 2)
+        assert assert_ledger(server, load.ledger) == 0  # a planned switch loses nothing
+
+
 def test_bad_sentinel_settings_are_refused_at_start_up_with_one_line_naming_them():
     for env, name in (({'REDIS_SENTINELS': '127.0.0.1:0'}, 'REDIS_SENTINELS='),
                       ({'REDIS_SENTINELS': 'a,,b'}, 'REDIS_SENTINELS='),
@@ -132,3 +155,25 @@ def test_bad_sentinel_settings_are_refused_at_start_up_with_one_line_naming_them
         assert code != 0, env
         assert len(lines_of(err)) == 1 and name in err, err
         assert 'a\tb' not in err
+
+
+def test_uploads_wait_for_the_replica_only_while_there_is_one():
+    def median_upload_ms(server, n=150):
+        times = []
+        for i in range(n):
+            t = time.monotonic()
+            upload_ok(server, b'%d' % i)
+            times.append(time.monotonic() - t)
+        return sorted(times)[n // 2] * 1000
+    with Sentinels() as sentinels, Server(env=sentinels.settings) as server:
+        with_replica = median_upload_ms(server)
+        sentinels.kill(sentinels.replica_port)
+        wait_until(lambda: 'connected_slaves:0' in Sentinels.command(sentinels.primary(), 'INFO', 'replication'),
+                   10, message='the primary without its replica')
+        # The workers count the primary's replicas once a second; until then an upload
+        # finds no replica to confirm it and answers 503.
+        wait_until(lambda: all(server.upload(b'x')[0] == 201 for _ in range(10)), 5,
+                   message='uploads without a replica, on every worker')
+        alone = median_upload_ms(server)  # a primary alone is all there is: still served
+        print('MEASURED: median upload %.2f ms waiting for the replica (WAIT 1), %.2f ms without one'
+              % (with_replica, alone))

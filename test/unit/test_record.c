@@ -523,15 +523,18 @@ static void role_and_readonly_tell_a_primary_from_a_replica(void **state)
 {
     (void)state;
     redisReply *master = reply("*3\r\n$6\r\nmaster\r\n:100\r\n*0\r\n"),
+               *with_replica = reply("*3\r\n$6\r\nmaster\r\n:100\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n$3\r\n100\r\n"),
                *slave = reply("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:100\r\n"),
                *ro = reply("-READONLY You can't write against a read only replica.\r\n"), *other = reply("-ERR x\r\n");
-    assert_int_equal(record_read_role(master), 1);
-    assert_int_equal(record_read_role(slave), 0);
-    assert_int_equal(record_read_role(NULL), 0);
+    assert_int_equal(record_read_role(master), 0);
+    assert_int_equal(record_read_role(with_replica), 1);
+    assert_int_equal(record_read_role(slave), -1);
+    assert_int_equal(record_read_role(NULL), -1);
     assert_int_equal(record_read_readonly(ro), 1);
     assert_int_equal(record_read_readonly(other), 0);
     assert_int_equal(record_read_readonly(master), 0);
     freeReplyObject(master);
+    freeReplyObject(with_replica);
     freeReplyObject(slave);
     freeReplyObject(ro);
     freeReplyObject(other);
