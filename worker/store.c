@@ -47,6 +47,11 @@
  * record. It holds up this worker's other commands meanwhile (WAIT blocks the
  * connection), so it is short: in sync, a replica answers in a round trip. */
 #define REPLICA_WAIT_MS 250
+/* How long after the primary last had a replica its uploads still wait for one. A
+ * primary whose replica was just promoted away has none, and is about to be demoted
+ * and emptied: the sentinels say so within a few seconds. A replica gone for good
+ * costs uploads this long. */
+#define REPLICA_GRACE_MS 10000
 
 /* One hiredis connection driven by the loop (see link_attach); ac is NULL when there
  * is none. */
@@ -63,7 +68,8 @@ struct store {
     store_link db;                /* the store's primary (or the REDIS_URL server) */
     store_url_host target;  /* where db connects (or connects next) */
     int role_ok;            /* with sentinels: ROLE on db said primary */
-    int replicas;           /* ... with this many replicas (uploads wait for one) */
+    int replicas;           /* ... with this many replicas */
+    uint64_t replica_seen_ms; /* when it last had one (0: never on this connection) */
     int role_asked;         /* a ROLE is under way */
     uint64_t role_at_ms;    /* when the last one was sent */
     int unreplicated;       /* an upload found no replica in time (logged once until one does) */
@@ -214,6 +220,7 @@ static void connection_lost(store *s, const char *why)
 {
     s->db.ac = NULL;
     s->role_ok = s->role_asked = s->replicas = 0;
+    s->replica_seen_ms = 0;
     s->connected = 0;
     s->up = 0;
     s->sec_asked = s->sec_creating = 0;
@@ -421,6 +428,8 @@ static void on_role(redisAsyncContext *ac, void *r, void *priv)
     s->role_asked = 0;
     if (replicas >= 0) {
         s->replicas = replicas;
+        if (replicas > 0)
+            s->replica_seen_ms = util_mono_ms();
         s->role_ok = 1;
         check_up(s);
         return;
@@ -983,8 +992,9 @@ static void deliver_create(store *s, const redisReply *reply, typed_cb cb, void 
  * has its record too: a failover then cannot lose it. A primary cut off from its
  * replica (the replica was just promoted: the two are briefly both primaries) answers
  * WAIT with 0, and the upload fails rather than be acknowledged on the side about to
- * be thrown away. A primary without replicas (the old one has not come back yet) is
- * all there is: its uploads do not wait. */
+ * be thrown away; it goes on waiting for REPLICA_GRACE_MS after it last had one. A
+ * primary that has had no replica since we connected (after a failover, the old one
+ * has not come back yet) is all there is: its uploads do not wait. */
 typedef struct {
     store *s;
     store_outcome_cb cb;
@@ -1036,7 +1046,8 @@ void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data
 {
     record_cmd cmd, wait;
     replicated_create *rc = NULL;
-    if (s->replicas > 0 && record_cmd_wait(&wait, REPLICA_WAIT_MS) == 0)
+    int replicated = s->replicas > 0 || (s->replica_seen_ms != 0 && util_mono_ms() - s->replica_seen_ms < REPLICA_GRACE_MS);
+    if (replicated && record_cmd_wait(&wait, REPLICA_WAIT_MS) == 0)
         rc = calloc(1, sizeof(*rc));
     if (rc == NULL) {
         submit(s, 0, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);
