@@ -168,8 +168,9 @@ static void lease_give_back(shredder *s)
     s->lease_held = 0;
 }
 
-/* Local disk: this host's directory (several servers on one host may share it); the
- * same path on another host is another disk. */
+/* Object storage: the endpoint and bucket, which every node names alike. Local disk:
+ * this host's directory (several servers on one host may share it); the same path on
+ * another host is another disk. */
 static void lease_names(shredder *s)
 {
     char host[256] = "", dir[PATHS_MAX];
@@ -177,7 +178,10 @@ static void lease_names(shredder *s)
         snprintf(host, sizeof(host), "localhost");
     if (realpath(s->cfg->storage_path, dir) == NULL)
         snprintf(dir, sizeof(dir), "%s", s->cfg->storage_path);
-    snprintf(s->lease_scope, sizeof(s->lease_scope), "%s:%s", host, dir);
+    if (s->cfg->storage_url[0] != '\0')
+        snprintf(s->lease_scope, sizeof(s->lease_scope), "%s %s", s->cfg->s3_endpoint, s->cfg->storage_url);
+    else
+        snprintf(s->lease_scope, sizeof(s->lease_scope), "%s:%s", host, dir);
     snprintf(s->lease_holder, sizeof(s->lease_holder), "%s:%ld", host, (long)getpid());
 }
 
