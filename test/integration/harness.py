@@ -27,8 +27,10 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -1039,6 +1041,204 @@ class Server:
     def stderr_text(self):
         with open(self.stderr_path, 'rb') as f:
             return f.read().decode('utf-8', 'replace')
+
+
+# ---------------------------------------------------------------------------------
+# nginx in front (etc/nginx-raven-zero.conf)
+
+def read_file(*parts):
+    """A file of the repository, as text."""
+    with open(os.path.join(ROOT, *parts)) as f:
+        return f.read()
+
+
+NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
+
+
+def server_blocks(text):
+    """[(start, end)] of every top-level `server {...}` block of an http-context file."""
+    out, i = [], 0
+    while True:
+        m = re.compile(r'^server\s*\{', re.M).search(text, i)
+        if not m:
+            return out
+        depth, j = 0, m.end() - 1
+        while True:
+            if text[j] == '{':
+                depth += 1
+            elif text[j] == '}':
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        out.append((m.start(), j + 1))
+        i = j + 1
+
+
+def nginx_site(upstream_port, http_port, tls_port=None, cert=None, key=None, cluster=None):
+    """The example file made runnable here: upstream and listen ports replaced, IPv6
+    listens dropped; without tls_port the redirect block and TLS lines are removed.
+    cluster: ports of several nodes, behind the upstream of the cluster example
+    (etc/nginx-raven-zero-cluster.conf) in place of the single-node one."""
+    text = read_file('etc', 'nginx-raven-zero.conf')
+    if cluster:
+        upstream = read_file('etc', 'nginx-raven-zero-cluster.conf')
+        upstream = upstream[re.search(r'^upstream raven_zero \{', upstream, re.M).start():]
+        examples = re.findall(r'server (\d+\.\d+\.\d+\.\d+:\d+)', upstream)
+        assert len(examples) == len(cluster), 'the cluster example has %d nodes' % len(examples)
+        for example, port in zip(examples, cluster):
+            upstream = upstream.replace('server %s ' % example, 'server 127.0.0.1:%d ' % port)
+        text = re.sub(r'upstream raven_zero \{.*?\n\}\n', lambda m: upstream, text, count=1, flags=re.S)
+    else:
+        assert 'server 127.0.0.1:8000;' in text, 'the upstream is not 127.0.0.1:8000'
+        text = text.replace('server 127.0.0.1:8000;', 'server 127.0.0.1:%d;' % upstream_port)
+    text = re.sub(r'^\s*listen \[::\]:\d+.*\n', '', text, flags=re.M)
+    if tls_port is None:
+        blocks = server_blocks(text)
+        redirect = [b for b in blocks if 'return 301' in text[b[0]:b[1]]]
+        assert len(redirect) == 1, 'expected one redirecting server block'
+        text = text[:redirect[0][0]] + text[redirect[0][1]:]
+        text = re.sub(r'^\s*(ssl_\w+|add_header Strict-Transport-Security).*\n', '', text,
+                      flags=re.M)
+        text = re.sub(r'listen 443 ssl http2;', 'listen 127.0.0.1:%d;' % http_port, text)
+    else:
+        text = re.sub(r'listen 80;', 'listen 127.0.0.1:%d;' % http_port, text)
+        text = re.sub(r'listen 443 ssl http2;', 'listen 127.0.0.1:%d ssl http2;' % tls_port, text)
+        text = re.sub(r'ssl_certificate\s+\S+;', 'ssl_certificate %s;' % cert, text)
+        text = re.sub(r'ssl_certificate_key\s+\S+;', 'ssl_certificate_key %s;' % key, text)
+    assert 'listen 80' not in text and 'listen 443' not in text, text
+    return text
+
+
+class Nginx:
+    """Debian's nginx in the foreground, one process, everything in the test's directory."""
+
+    def __init__(self, site, port):
+        self.port = port
+        self.dir = path('nginx')
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, 'nginx.conf')
+        self.error_log = os.path.join(self.dir, 'error.log')
+        d = self.dir
+        with open(self.conf, 'w') as f:
+            f.write('daemon off;\nmaster_process off;\nworker_processes 1;\n'
+                    'pid %s/nginx.pid;\nerror_log %s info;\n'
+                    'events { worker_connections 256; }\n'
+                    'http {\n'
+                    '  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n'
+                    '  fastcgi_temp_path %s/fastcgi;\n  uwsgi_temp_path %s/uwsgi;\n'
+                    '  scgi_temp_path %s/scgi;\n  access_log %s/access.log;\n'
+                    '%s\n}\n' % (d, self.error_log, d, d, d, d, d, d, site))
+        self.argv = [NGINX, '-p', self.dir + '/', '-c', self.conf, '-e', self.error_log]
+        check = sh(self.argv + ['-t'], timeout=30)
+        assert check.returncode == 0, 'nginx -t:\n%s%s' % (check.stdout, check.stderr)
+        _register_artifact('nginx', None, None, self.error_log)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _register_pid(self.proc.pid)
+        wait_until(lambda: self.proc.poll() is None and port_open(port), 10,
+                   message='nginx on port %d' % port)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Via(Server):
+    """The harness's HTTP helpers (request, json, upload) aimed at another port: nginx."""
+
+    def __init__(self, port, scheme='http'):  # noqa: super().__init__ would start a server
+        self.port = port
+        self.scheme = scheme
+        self.proc = None
+        self._seen = set()
+
+    def connection(self, source_address=None, timeout=REQUEST_TIMEOUT):
+        src = (source_address, 0) if source_address else None
+        if self.scheme == 'https':
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return http.client.HTTPSConnection('127.0.0.1', self.port, timeout=timeout,
+                                               source_address=src, context=ctx)
+        return super().connection(source_address, timeout)
+
+    def stop(self, timeout=10.0):
+        pass
+
+
+
+# ---------------------------------------------------------------------------------
+# Load with a ledger (failover tests)
+
+class UploadLoad:
+    """Uploads in a loop from a thread through server (a Server, or Via a proxy), each
+    timed: .results holds (t, status) per request (0: no answer), .ledger every upload
+    acknowledged (201): key -> bytes."""
+
+    def __init__(self, server):
+        self.server = server
+        self.results = []
+        self.ledger = {}
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        n = 0
+        while not self.stopping:
+            n += 1
+            data = os.urandom(64) + b'%d' % n
+            form, content_type = multipart(data, fields=[('uses', '5')])
+            try:
+                status, _, body = self.server.request('POST', '/upload/', form, {'Content-Type': content_type})
+            except (OSError, http.client.HTTPException):
+                status, body = 0, None
+            self.results.append((time.monotonic(), status))
+            if status == 201:
+                self.ledger[json.loads(body)['key']] = data
+            else:
+                time.sleep(0.01)  # an outage answers at once: do not spin
+
+    def successes_after(self, t):
+        return sum(1 for when, status in self.results if when > t and status == 201)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(15)
+
+    def gap(self, t0):
+        """(first failure, last failure) after t0, in seconds from t0, and the statuses
+        seen after t0 that were neither 201 nor 503 (0: no answer)."""
+        after = [(when - t0, status) for when, status in self.results if when >= t0]
+        failed = [when for when, status in after if status != 201]
+        odd = sorted({status for _, status in after if status not in (201, 503)})
+        return (failed[0], failed[-1]) if failed else (0.0, 0.0), odd
+
+
+def assert_ledger(server, ledger):
+    """Every upload acknowledged (key -> bytes) is served with its bytes, or not found
+    (lost in a failover of the store); never other bytes. How many were not found."""
+    lost = 0
+    for key, data in ledger.items():
+        status, _, body = server.request('GET', '/download/' + key)
+        assert status in (200, 404), (status, body[:200])
+        if status == 200:
+            assert body == data
+        else:
+            lost += 1
+    return lost
 
 
 def parse_json_lines(file_path, allow_missing=True):

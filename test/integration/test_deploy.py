@@ -18,8 +18,8 @@ import signal
 import subprocess
 
 import harness
-from harness import (ROOT, WORDLIST, Redis, Server, free_port, listed_packages, make, once, path,
-                     port_open, request_line, run, sh, timeout, wait_until)
+from harness import (ROOT, WORDLIST, Nginx, Redis, Server, Via, free_port, listed_packages, make,
+                     nginx_site, once, path, port_open, request_line, run, sh, timeout, wait_until)
 
 
 ETC = os.path.join(ROOT, 'etc')
@@ -31,121 +31,6 @@ REL_BINARY = os.path.join(ROOT, 'raven-zero')  # what `make` (and the image) bui
 def read(*parts):
     with open(os.path.join(ROOT, *parts)) as f:
         return f.read()
-
-
-NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
-
-
-def server_blocks(text):
-    """[(start, end)] of every top-level `server {...}` block of an http-context file."""
-    out, i = [], 0
-    while True:
-        m = re.compile(r'^server\s*\{', re.M).search(text, i)
-        if not m:
-            return out
-        depth, j = 0, m.end() - 1
-        while True:
-            if text[j] == '{':
-                depth += 1
-            elif text[j] == '}':
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        out.append((m.start(), j + 1))
-        i = j + 1
-
-
-def nginx_site(upstream_port, http_port, tls_port=None, cert=None, key=None):
-    """The example file made runnable here: upstream and listen ports replaced, IPv6
-    listens dropped; without tls_port the redirect block and TLS lines are removed."""
-    text = read('etc', 'nginx-raven-zero.conf')
-    assert 'server 127.0.0.1:8000;' in text, 'the upstream is not 127.0.0.1:8000'
-    text = text.replace('server 127.0.0.1:8000;', 'server 127.0.0.1:%d;' % upstream_port)
-    text = re.sub(r'^\s*listen \[::\]:\d+.*\n', '', text, flags=re.M)
-    if tls_port is None:
-        blocks = server_blocks(text)
-        redirect = [b for b in blocks if 'return 301' in text[b[0]:b[1]]]
-        assert len(redirect) == 1, 'expected one redirecting server block'
-        text = text[:redirect[0][0]] + text[redirect[0][1]:]
-        text = re.sub(r'^\s*(ssl_\w+|add_header Strict-Transport-Security).*\n', '', text,
-                      flags=re.M)
-        text = re.sub(r'listen 443 ssl http2;', 'listen 127.0.0.1:%d;' % http_port, text)
-    else:
-        text = re.sub(r'listen 80;', 'listen 127.0.0.1:%d;' % http_port, text)
-        text = re.sub(r'listen 443 ssl http2;', 'listen 127.0.0.1:%d ssl http2;' % tls_port, text)
-        text = re.sub(r'ssl_certificate\s+\S+;', 'ssl_certificate %s;' % cert, text)
-        text = re.sub(r'ssl_certificate_key\s+\S+;', 'ssl_certificate_key %s;' % key, text)
-    assert 'listen 80' not in text and 'listen 443' not in text, text
-    return text
-
-
-class Nginx:
-    """Debian's nginx in the foreground, one process, everything in the test's directory."""
-
-    def __init__(self, site, port):
-        self.port = port
-        self.dir = path('nginx')
-        os.makedirs(self.dir, exist_ok=True)
-        self.conf = os.path.join(self.dir, 'nginx.conf')
-        self.error_log = os.path.join(self.dir, 'error.log')
-        d = self.dir
-        with open(self.conf, 'w') as f:
-            f.write('daemon off;\nmaster_process off;\nworker_processes 1;\n'
-                    'pid %s/nginx.pid;\nerror_log %s info;\n'
-                    'events { worker_connections 256; }\n'
-                    'http {\n'
-                    '  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n'
-                    '  fastcgi_temp_path %s/fastcgi;\n  uwsgi_temp_path %s/uwsgi;\n'
-                    '  scgi_temp_path %s/scgi;\n  access_log %s/access.log;\n'
-                    '%s\n}\n' % (d, self.error_log, d, d, d, d, d, d, site))
-        self.argv = [NGINX, '-p', self.dir + '/', '-c', self.conf, '-e', self.error_log]
-        check = sh(self.argv + ['-t'], timeout=30)
-        assert check.returncode == 0, 'nginx -t:\n%s%s' % (check.stdout, check.stderr)
-        harness._register_artifact('nginx', None, None, self.error_log)
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        harness._register_pid(self.proc.pid)
-        wait_until(lambda: self.proc.poll() is None and port_open(port), 10,
-                   message='nginx on port %d' % port)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-class Via(Server):
-    """The harness's HTTP helpers (request, json, upload) aimed at another port: nginx."""
-
-    def __init__(self, port, scheme='http'):  # noqa: super().__init__ would start a server
-        self.port = port
-        self.scheme = scheme
-        self.proc = None
-        self._seen = set()
-
-    def connection(self, source_address=None, timeout=harness.REQUEST_TIMEOUT):
-        src = (source_address, 0) if source_address else None
-        if self.scheme == 'https':
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            return http.client.HTTPSConnection('127.0.0.1', self.port, timeout=timeout,
-                                               source_address=src, context=ctx)
-        return super().connection(source_address, timeout)
-
-    def stop(self, timeout=10.0):
-        pass
 
 
 PROXIED = {'TRUSTED_PROXIES': '127.0.0.1/32'}

@@ -6,60 +6,15 @@ redis-sentinel on loopback (harness.Sentinels).
 The failover tests measure the gap a client sees: requests answered 503 from the
 SIGKILL of the primary until the service is back; each prints it as MEASURED."""
 
-import os
-import threading
 import time
 
-from harness import (Sentinels, Server, download, lines_of, run, upload_ok, wait_until,
-                     timeout)
-
-
-class Load:
-    """Uploads in a loop from a thread, each timed: (t, status) per request, and a
-    ledger of every upload acknowledged (201): key -> bytes."""
-
-    def __init__(self, server):
-        self.server = server
-        self.results = []
-        self.ledger = {}
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        n = 0
-        while not self.stopping:
-            n += 1
-            data = os.urandom(64) + b'%d' % n
-            try:
-                status, _, body = self.server.upload(data, uses=5)
-            except OSError:
-                status, body = 0, None
-            self.results.append((time.monotonic(), status))
-            if status == 201:
-                self.ledger[body['key']] = data
-            elif status == 503:
-                time.sleep(0.01)  # an outage answers at once: do not spin
-
-    def successes_after(self, t):
-        return sum(1 for when, status in self.results if when > t and status == 201)
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(15)
-
-    def gap(self, t0):
-        """(first failure, last failure) after t0, in seconds from t0, and the statuses
-        seen after t0 that were neither 201 nor 503."""
-        after = [(when - t0, status) for when, status in self.results if when >= t0]
-        failed = [when for when, status in after if status != 201]
-        odd = sorted({status for _, status in after if status not in (201, 503)})
-        return (failed[0], failed[-1]) if failed else (0.0, 0.0), odd
+from harness import (Sentinels, Server, UploadLoad, assert_ledger, download, lines_of, run, upload_ok,
+                     wait_until, timeout)
 
 
 def measure_failover(sentinels, server, what):
     """SIGKILL the primary under load; the gap, asserted to close within seconds."""
-    load = Load(server)
+    load = UploadLoad(server)
     wait_until(lambda: load.successes_after(0) >= 20, 10, message='uploads before the failover')
     old = sentinels.primary()
     t0 = time.monotonic()
@@ -75,20 +30,6 @@ def measure_failover(sentinels, server, what):
     assert odd == [], 'answers during the failover other than 201 and 503: %r' % odd
     assert last < 10, 'service back %.2fs after the primary died' % last
     return old, load
-
-
-def assert_ledger(server, ledger):
-    """Every upload acknowledged is served with its bytes, or (lost in the failover:
-    replication is asynchronous) not found; never other bytes. How many were lost."""
-    lost = 0
-    for key, data in ledger.items():
-        status, _, body = download(server, key)
-        assert status in (200, 404), (status, body[:200])
-        if status == 200:
-            assert body == data
-        else:
-            lost += 1
-    return lost
 
 
 def test_the_primary_is_found_through_the_sentinels_not_the_redis_url_host():
@@ -124,7 +65,7 @@ def test_a_killed_primary_is_replaced_without_a_restart_and_nothing_acknowledged
 @timeout(120)
 def test_a_planned_switchover_is_followed_and_the_demoted_primary_is_not_written_to():
     with Sentinels() as sentinels, Server(env=sentinels.settings) as server:
-        load = Load(server)
+        load = UploadLoad(server)
         wait_until(lambda: load.successes_after(0) >= 20, 10, message='uploads before the switch')
         old = sentinels.primary()
         t0 = time.monotonic()
