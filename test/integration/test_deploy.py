@@ -458,9 +458,9 @@ def test_dockerfile_build_stage_builds_from_the_repository_alone():
     assert r.returncode == 0, r.stderr
 
 
-def compose():
-    """compose.yaml parsed by PyYAML: this Python's, or Debian's python3-yaml (make test)."""
-    file_path = os.path.join(ROOT, 'compose.yaml')
+def compose(name='compose.yaml'):
+    """A compose file parsed by PyYAML: this Python's, or Debian's python3-yaml (make test)."""
+    file_path = os.path.join(ROOT, name)
     try:
         import yaml
     except ImportError:
@@ -471,6 +471,36 @@ def compose():
         return json.loads(r.stdout)
     with open(file_path) as f:
         return yaml.safe_load(f)
+
+
+def test_the_cluster_compose_file_wires_two_nodes_to_the_sentinels_and_one_bucket():
+    doc = compose('compose.cluster.yaml')
+    services = doc['services']
+    apps = [n for n in services if n.startswith('app-')]
+    assert len(apps) == 2
+    sentinels = [n for n in services if n.startswith('sentinel-')]
+    assert len(sentinels) == 3
+    for name in sentinels:
+        script = services[name]['command'][0]
+        assert 'sentinel monitor raven-zero valkey-1 6379 2' in script
+        assert 'down-after-milliseconds raven-zero 1000' in script
+    assert '--replicaof' in services['valkey-2']['command']
+    bucket = re.search(r'-name ([\w-]+)', services['bucket']['command'][0]).group(1)
+    identity = json.loads(doc['configs']['s3-identities']['content'])['identities'][0]['credentials'][0]
+    ports = set()
+    for name in apps:
+        env = services[name]['environment']
+        assert env['REDIS_SENTINELS'].split(',') == sentinels
+        assert env['REDIS_SENTINEL_MASTER'] == 'raven-zero'
+        assert env['STORAGE_URL'] == 's3://' + bucket
+        assert (env['S3_ACCESS_KEY'], env['S3_SECRET_KEY']) == (identity['accessKey'], identity['secretKey'])
+        assert env['S3_ENDPOINT'] == 'http://seaweedfs:8333' and '-s3.port=8333' in services['seaweedfs']['command']
+        gateway = doc['networks']['raven']['ipam']['config'][0]['gateway']
+        assert env['TRUSTED_PROXIES'] == gateway + '/32'
+        ports |= set(services[name]['ports'])
+        code, out, err = run(['-t'], env={k: str(v) for k, v in env.items()})
+        assert code == 0, (name, err)
+    assert ports == {'127.0.0.1:8001:8000', '127.0.0.1:8002:8000'}
 
 
 @once
