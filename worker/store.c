@@ -43,10 +43,6 @@
 #define STALL_LOG_MS 250 /* a late tick worth a loop_stalled line */
 #define STALL_LOG_EVERY_MS 1000
 #define ROLE_EVERY_MS 1000 /* with sentinels: how often the primary's replicas are counted */
-/* With sentinels and a replica: how long an upload waits for the replica to have its
- * record. It holds up this worker's other commands meanwhile (WAIT blocks the
- * connection), so it is short: in sync, a replica answers in a round trip. */
-#define REPLICA_WAIT_MS 250
 /* How long after the primary last had a replica its uploads still wait for one. A
  * primary whose replica was just promoted away has none, and is about to be demoted
  * and emptied: the sentinels say so within a few seconds. A replica gone for good
@@ -1013,7 +1009,7 @@ static void replicated_done(replicated_create *rc)
         o = RECORD_UNAVAILABLE;
         if (!rc->s->unreplicated)
             log_event(LOG_WARNING, "store_unreplicated",
-                      "an upload was recorded but no replica confirmed it in %d ms: answered 503", REPLICA_WAIT_MS);
+                      "an upload was recorded but no replica confirmed it in %d ms: answered 503", rc->s->timeout_ms / 2);
         rc->s->unreplicated = 1;
     } else if (o == RECORD_OK) {
         rc->s->unreplicated = 0;
@@ -1047,7 +1043,10 @@ void store_create(store *s, const record_new *n, store_outcome_cb cb, void *data
     record_cmd cmd, wait;
     replicated_create *rc = NULL;
     int replicated = s->replicas > 0 || (s->replica_seen_ms != 0 && util_mono_ms() - s->replica_seen_ms < REPLICA_GRACE_MS);
-    if (replicated && record_cmd_wait(&wait, REPLICA_WAIT_MS) == 0)
+    /* WAIT holds up this worker's other commands meanwhile (it blocks the connection),
+     * so it is short, and well within the watchdog's timeout: in sync, a replica
+     * answers in a round trip. */
+    if (replicated && record_cmd_wait(&wait, (uint32_t)s->timeout_ms / 2) == 0)
         rc = calloc(1, sizeof(*rc));
     if (rc == NULL) {
         submit(s, 0, record_cmd_create(&cmd, n), &cmd, deliver_create, (typed_cb){.outcome = cb}, data);

@@ -56,9 +56,11 @@ def test_a_killed_primary_is_replaced_without_a_restart_and_nothing_acknowledged
         lease = 'lease:shredder:*'
         wait_until(lambda: Sentinels.command(sentinels.primary(), 'KEYS', lease), 15,
                    message='the lease renewed on the new primary')
-        # The old primary comes back as a replica: nothing changes for the clients.
+        # The old primary comes back as a replica: uploads go on, waiting for it again
+        # (one it is slow to confirm, just after its sync, answers 503: retried here).
         sentinels.reattach(old)
-        body, _ = upload_ok(server, b'after the old primary came back')
+        status, _, body = wait_until(lambda: (lambda r: r if r[0] == 201 else None)(
+            server.upload(b'after the old primary came back')), 10, message='an upload with the replica back')
         assert download(server, body['key'])[2] == b'after the old primary came back'
 
 
