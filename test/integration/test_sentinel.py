@@ -85,6 +85,8 @@ def test_a_planned_switchover_is_followed_and_the_demoted_primary_is_not_written
         assert last < 10
         assert all(status == 201 for when, status in load.results if when > t_demoted + 2)
         assert assert_ledger(server, load.ledger) == 0  # a planned switch loses nothing
+        # Every worker heard of it on its sentinel link (+switch-master).
+        assert len(server.events('store_failover', 'worker')) == 2
 
 
 def test_bad_sentinel_settings_are_refused_at_start_up_with_one_line_naming_them():
