@@ -613,7 +613,12 @@ static void on_sent_primary(redisAsyncContext *ac, void *r, void *priv)
     if (ac != s->sent.ac)
         return;
     if (r == NULL || record_read_sentinel_primary(r, &at) != 0) {
-        sentinel_failed(s, "the sentinel named no primary");
+        const redisReply *reply = r;
+        char why[300];
+        snprintf(why, sizeof(why), "the sentinel named no primary%s%s",
+                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        sentinel_failed(s, why);
         return;
     }
     s->sent_answered = 1;

@@ -462,11 +462,14 @@ class Sentinels:
     in sync before the sentinels, and the sentinels before the constructor returns know
     the replica and each other, so a failover can be asked for at once.
     .settings: what a server needs to find the primary through them (REDIS_URL then
-    names the replica: a client that wrote there instead would be refused)."""
+    names the replica: a client that wrote there instead would be refused).
+    password: the primary's and the replica's requirepass; sentinel_password: the
+    Sentinels' own."""
 
     MASTER = 'rz-primary'
 
-    def __init__(self, down_after_ms=1000, failover_timeout_ms=3000):
+    def __init__(self, down_after_ms=1000, failover_timeout_ms=3000, password=None, sentinel_password=None):
+        self.password, self.sentinel_password = password, sentinel_password
         self.primary_port, self.replica_port = free_port(), free_port()
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.dir = path('sentinels-%d' % self.primary_port)
@@ -479,6 +482,8 @@ class Sentinels:
             with open(self.confs[port], 'w') as f:
                 f.write('bind 127.0.0.1\nport %d\ndir %s\nlogfile %s/redis.log\nsave ""\n'
                         'appendonly no\nrepl-diskless-sync-delay 0\n' % (port, d, d))
+                if password:
+                    f.write('requirepass %s\nmasterauth %s\n' % (password, password))
                 if port == self.replica_port:
                     f.write('replicaof 127.0.0.1 %d\n' % self.primary_port)
             self._start(port)
@@ -495,6 +500,10 @@ class Sentinels:
                         'sentinel failover-timeout %s %d\n'
                         % (port, d, d, self.MASTER, self.primary_port, self.MASTER, down_after_ms,
                            self.MASTER, failover_timeout_ms))
+                if password:
+                    f.write('sentinel auth-pass %s %s\n' % (self.MASTER, password))
+                if sentinel_password:
+                    f.write('requirepass %s\nsentinel sentinel-pass %s\n' % (sentinel_password, sentinel_password))
             self._start(port, sentinel=True)
 
         def converged():
@@ -513,15 +522,26 @@ class Sentinels:
         wait_until(lambda: self.command(port, 'PING') == 'PONG', 10, 0.02,
                    message='port %d answering' % port, ignore=(OSError, RedisError))
 
-    @staticmethod
-    def command(port, *args, timeout=2.0):
-        return redis_command(port, *args, timeout=timeout)
+    def command(self, port, *args, timeout=2.0):
+        """One command to the redis-server or sentinel on port, after its AUTH."""
+        password = self.sentinel_password if port in self.sentinel_ports else self.password
+        if not password:
+            return redis_command(port, *args, timeout=timeout)
+        with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
+            s.sendall(_resp(('AUTH', password)) + _resp(args))
+            reader = _RespReader(s)
+            reader.read()
+            return reader.read()
 
     @property
     def settings(self):
-        return {'REDIS_URL': 'redis://127.0.0.1:%d/0' % self.replica_port,
-                'REDIS_SENTINELS': ','.join('127.0.0.1:%d' % p for p in self.sentinel_ports),
-                'REDIS_SENTINEL_MASTER': self.MASTER}
+        out = {'REDIS_URL': 'redis://%s127.0.0.1:%d/0' % (':%s@' % self.password if self.password else '',
+                                                          self.replica_port),
+               'REDIS_SENTINELS': ','.join('127.0.0.1:%d' % p for p in self.sentinel_ports),
+               'REDIS_SENTINEL_MASTER': self.MASTER}
+        if self.sentinel_password:
+            out['REDIS_SENTINEL_PASSWORD'] = self.sentinel_password
+        return out
 
     def primary(self):
         """The port the sentinels name as the primary now."""
@@ -557,8 +577,8 @@ class Sentinels:
         self.stop()
 
 
-def redis_command(port, *args, timeout=5.0):
-    """One command to the redis-server on 127.0.0.1:port (see Redis.command)."""
+def _resp(args):
+    """One command in RESP."""
     payload = [b'*%d\r\n' % len(args)]
     for a in args:
         if isinstance(a, str):
@@ -566,8 +586,13 @@ def redis_command(port, *args, timeout=5.0):
         elif not isinstance(a, bytes):
             a = str(a).encode()
         payload.append(b'$%d\r\n%s\r\n' % (len(a), a))
+    return b''.join(payload)
+
+
+def redis_command(port, *args, timeout=5.0):
+    """One command to the redis-server on 127.0.0.1:port (see Redis.command)."""
     with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
-        s.sendall(b''.join(payload))
+        s.sendall(_resp(args))
         return _RespReader(s).read()
 
 

@@ -8,8 +8,8 @@ SIGKILL of the primary until the service is back; each prints it as MEASURED."""
 
 import time
 
-from harness import (Sentinels, Server, UploadLoad, assert_ledger, download, lines_of, run, upload_ok,
-                     wait_until, timeout)
+from harness import (Sentinels, Server, UploadLoad, assert_ledger, download, lines_of, path, run,
+                     upload_ok, wait_until, timeout)
 
 
 def measure_failover(sentinels, server, what):
@@ -38,7 +38,7 @@ def test_the_primary_is_found_through_the_sentinels_not_the_redis_url_host():
         status, _, data = download(server, body['key'])
         assert (status, data) == (200, b'found through sentinel')
         # REDIS_URL named the replica: had anything gone there it would have been refused.
-        assert int(Sentinels.command(sentinels.primary(), 'DBSIZE')) > 0
+        assert int(sentinels.command(sentinels.primary(), 'DBSIZE')) > 0
         wait_until(lambda: server.events('sweep_lease_taken', 'shredder'), 10,
                    message='the shredder on the primary, holding the sweep lease')
 
@@ -54,7 +54,7 @@ def test_a_killed_primary_is_replaced_without_a_restart_and_nothing_acknowledged
         wait_until(lambda: len(server.events('store_up', 'shredder')) >= 1, 15,
                    message='the shredder reconnected')
         lease = 'lease:shredder:*'
-        wait_until(lambda: Sentinels.command(sentinels.primary(), 'KEYS', lease), 15,
+        wait_until(lambda: sentinels.command(sentinels.primary(), 'KEYS', lease), 15,
                    message='the lease renewed on the new primary')
         # The old primary comes back as a replica: uploads go on, waiting for it again
         # (one it is slow to confirm, just after its sync, answers 503: retried here).
@@ -71,9 +71,9 @@ def test_a_planned_switchover_is_followed_and_the_demoted_primary_is_not_written
         wait_until(lambda: load.successes_after(0) >= 20, 10, message='uploads before the switch')
         old = sentinels.primary()
         t0 = time.monotonic()
-        Sentinels.command(sentinels.sentinel_ports[0], 'SENTINEL', 'FAILOVER', Sentinels.MASTER)
+        sentinels.command(sentinels.sentinel_ports[0], 'SENTINEL', 'FAILOVER', Sentinels.MASTER)
         wait_until(lambda: sentinels.primary() != old, 20, 0.02, message='the switch')
-        wait_until(lambda: 'role:slave' in Sentinels.command(old, 'INFO', 'replication'), 30, 0.05,
+        wait_until(lambda: 'role:slave' in sentinels.command(old, 'INFO', 'replication'), 30, 0.05,
                    message='the old primary demoted')
         t_demoted = time.monotonic()
         wait_until(lambda: load.successes_after(time.monotonic() - 0.3) >= 5, 20, 0.05,
@@ -124,3 +124,24 @@ def test_uploads_wait_for_the_replica_while_there_is_one_and_go_on_without_it_wh
         print('MEASURED: median upload %.2f ms waiting for the replica (WAIT 1), %.2f ms without one; '
               'uploads failed for %.1fs after the replica died' % (with_replica, alone, took))
         assert took < 15
+
+
+@timeout(120)
+def test_the_stores_and_the_sentinels_passwords_are_used_through_a_failover_and_never_logged():
+    with Sentinels(password='data-pass-1', sentinel_password='sentinel-pass-2') as sentinels, \
+            Server(env=sentinels.settings) as server:
+        body, _ = upload_ok(server, b'behind two passwords')
+        assert download(server, body['key'])[2] == b'behind two passwords'
+        measure_failover(sentinels, server, 'with passwords')
+        wait_until(lambda: len(server.events('store_up', 'shredder')) >= 1, 15, message='the shredder reconnected')
+        with open(server.log_path, 'rb') as f:
+            text = f.read()
+        assert b'data-pass-1' not in text and b'sentinel-pass-2' not in text
+    # Without the Sentinels' password nothing is found: the store counts as down.
+    with Sentinels(sentinel_password='sentinel-pass-2') as sentinels:
+        env = dict(sentinels.settings, REDIS_SENTINEL_PASSWORD=None, LOG_PATH=path('second', 'raven_zero.log'))
+        with Server(env=env, wait='up') as server:
+            status, _, body = server.json('GET', '/health/')
+            assert status == 503, body
+            line = wait_until(lambda: server.events('store_down', 'worker'), 10)[0]
+            assert 'the sentinel named no primary: NOAUTH' in line['message'], line
