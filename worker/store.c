@@ -101,6 +101,7 @@ struct store {
     uint64_t sent_retry_ms;   /* reopen a lost link (kept for news) after this */
     store_url_host primary;   /* where the sentinels last said the primary is */
     int primary_fresh;        /* ... and connecting there needs no new question */
+    int sent_complained;      /* sentinel_unreachable logged, no sentinel answered since */
 };
 
 enum { RESOLVE_NONE, RESOLVE_DB, RESOLVE_SENTINEL };
@@ -583,8 +584,14 @@ static void sentinel_failed(store *s, const char *why)
     sent_close(s);
     s->sent_next++;
     s->sent_retry_ms = util_mono_ms() + BACKOFF_MAX_MS;
-    if (s->db.ac == NULL && s->resolving == RESOLVE_NONE)
+    if (s->db.ac == NULL && s->resolving == RESOLVE_NONE) {
         connection_lost(s, why);
+    } else if (!s->sent_complained && s->sent_next % s->url.nsentinels == 0) {
+        /* Each of them has been tried: the store still serves, but a failover now
+         * would not be heard of (only a lost connection or READONLY would tell). */
+        log_event(LOG_WARNING, "sentinel_unreachable", "no sentinel answers (%s): trying them in turn", why);
+        s->sent_complained = 1;
+    }
 }
 
 /* The sentinels name another primary: leave the old one now, whatever is pending. */
@@ -622,6 +629,7 @@ static void on_sent_primary(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     s->sent_answered = 1;
+    s->sent_complained = 0;
     if (s->db.ac == NULL || !same_host(&at, &s->target))
         switch_to(s, &at);
 }

@@ -145,3 +145,15 @@ def test_the_stores_and_the_sentinels_passwords_are_used_through_a_failover_and_
             assert status == 503, body
             line = wait_until(lambda: server.events('store_down', 'worker'), 10)[0]
             assert 'the sentinel named no primary: NOAUTH' in line['message'], line
+
+
+def test_with_every_sentinel_gone_the_store_still_serves_and_the_workers_say_so():
+    with Sentinels() as sentinels, Server(env=sentinels.settings) as server:
+        upload_ok(server, b'before')
+        for port in sentinels.sentinel_ports:
+            sentinels.kill(port)
+        wait_until(lambda: len(server.events('sentinel_unreachable', 'worker')) == 2, 15,
+                   message='each worker saying no sentinel answers')
+        body, _ = upload_ok(server, b'without sentinels')
+        assert download(server, body['key'])[2] == b'without sentinels'
+        assert server.events('store_down', 'worker') == []
