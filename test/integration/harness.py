@@ -464,12 +464,17 @@ class Sentinels:
     .settings: what a server needs to find the primary through them (REDIS_URL then
     names the replica: a client that wrote there instead would be refused).
     password: the primary's and the replica's requirepass; sentinel_password: the
-    Sentinels' own."""
+    Sentinels' own. hostnames: everyone is named "localhost" (Sentinel's
+    resolve-hostnames and announce-hostnames), as containers name each other."""
 
     MASTER = 'rz-primary'
 
-    def __init__(self, down_after_ms=1000, failover_timeout_ms=3000, password=None, sentinel_password=None):
+    def __init__(self, down_after_ms=1000, failover_timeout_ms=3000, password=None, sentinel_password=None,
+                 hostnames=False):
         self.password, self.sentinel_password = password, sentinel_password
+        self.host = 'localhost' if hostnames else '127.0.0.1'
+        # a name may resolve to ::1 first: listen there too where there is one
+        bind = '127.0.0.1 -::1' if hostnames else '127.0.0.1'
         self.primary_port, self.replica_port = free_port(), free_port()
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.dir = path('sentinels-%d' % self.primary_port)
@@ -480,12 +485,14 @@ class Sentinels:
             os.makedirs(d, exist_ok=True)
             self.confs[port] = os.path.join(d, 'redis.conf')
             with open(self.confs[port], 'w') as f:
-                f.write('bind 127.0.0.1\nport %d\ndir %s\nlogfile %s/redis.log\nsave ""\n'
-                        'appendonly no\nrepl-diskless-sync-delay 0\n' % (port, d, d))
+                f.write('bind %s\nport %d\ndir %s\nlogfile %s/redis.log\nsave ""\n'
+                        'appendonly no\nrepl-diskless-sync-delay 0\n' % (bind, port, d, d))
+                if hostnames:
+                    f.write('replica-announce-ip localhost\n')
                 if password:
                     f.write('requirepass %s\nmasterauth %s\n' % (password, password))
                 if port == self.replica_port:
-                    f.write('replicaof 127.0.0.1 %d\n' % self.primary_port)
+                    f.write('replicaof %s %d\n' % (self.host, self.primary_port))
             self._start(port)
         wait_until(lambda: 'master_link_status:up' in self.command(self.replica_port, 'INFO', 'replication'),
                    20, 0.05, message='the replica in sync', ignore=(OSError, RedisError))
@@ -494,11 +501,13 @@ class Sentinels:
             os.makedirs(d, exist_ok=True)
             self.confs[port] = os.path.join(d, 'sentinel.conf')
             with open(self.confs[port], 'w') as f:
-                f.write('bind 127.0.0.1\nport %d\ndir %s\nlogfile %s/sentinel.log\n'
-                        'sentinel monitor %s 127.0.0.1 %d 2\n'
+                if hostnames:
+                    f.write('sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n')
+                f.write('bind %s\nport %d\ndir %s\nlogfile %s/sentinel.log\n'
+                        'sentinel monitor %s %s %d 2\n'
                         'sentinel down-after-milliseconds %s %d\n'
                         'sentinel failover-timeout %s %d\n'
-                        % (port, d, d, self.MASTER, self.primary_port, self.MASTER, down_after_ms,
+                        % (bind, port, d, d, self.MASTER, self.host, self.primary_port, self.MASTER, down_after_ms,
                            self.MASTER, failover_timeout_ms))
                 if password:
                     f.write('sentinel auth-pass %s %s\n' % (self.MASTER, password))
@@ -537,7 +546,7 @@ class Sentinels:
     def settings(self):
         out = {'REDIS_URL': 'redis://%s127.0.0.1:%d/0' % (':%s@' % self.password if self.password else '',
                                                           self.replica_port),
-               'REDIS_SENTINELS': ','.join('127.0.0.1:%d' % p for p in self.sentinel_ports),
+               'REDIS_SENTINELS': ','.join('%s:%d' % (self.host, p) for p in self.sentinel_ports),
                'REDIS_SENTINEL_MASTER': self.MASTER}
         if self.sentinel_password:
             out['REDIS_SENTINEL_PASSWORD'] = self.sentinel_password
@@ -560,7 +569,7 @@ class Sentinels:
     def reattach(self, port):
         """Restart the redis-server on port as a replica of the current primary (no
         moment as a writable primary), in sync before this returns."""
-        self._start(port, args=('--replicaof', '127.0.0.1', str(self.primary())))
+        self._start(port, args=('--replicaof', self.host, str(self.primary())))
         wait_until(lambda: 'master_link_status:up' in self.command(port, 'INFO', 'replication'),
                    20, 0.05, message='port %d in sync' % port, ignore=(OSError, RedisError))
 

@@ -157,3 +157,14 @@ def test_with_every_sentinel_gone_the_store_still_serves_and_the_workers_say_so(
         body, _ = upload_ok(server, b'without sentinels')
         assert download(server, body['key'])[2] == b'without sentinels'
         assert server.events('store_down', 'worker') == []
+
+
+@timeout(120)
+def test_sentinels_and_a_primary_known_by_host_name_are_resolved_off_the_loop_and_followed():
+    with Sentinels(hostnames=True) as sentinels, Server(env=sentinels.settings) as server:
+        assert sentinels.settings['REDIS_SENTINELS'].startswith('localhost:')
+        named = sentinels.command(sentinels.sentinel_ports[0], 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', Sentinels.MASTER)
+        assert named[0] == 'localhost', named
+        body, _ = upload_ok(server, b'by name')
+        assert download(server, body['key'])[2] == b'by name'
+        measure_failover(sentinels, server, 'host names')
