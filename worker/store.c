@@ -16,7 +16,15 @@
  * When it keeps the server secret (store mode), the client is usable only once the
  * secret of the current connection is read: it is asked for right behind the
  * connection's set-up, cleared when the connection goes, and read again when a script
- * answers that the store's secret is no longer the one the worker holds. */
+ * answers that the store's secret is no longer the one the worker holds.
+ *
+ * With sentinels (REDIS_SENTINELS), a second connection on the loop, the sentinel link,
+ * asks one sentinel where the primary is, then stays subscribed to +switch-master; the
+ * data connection is usable once ROLE says it reached a primary, and is dropped (every
+ * pending command failing at once) when the sentinels name another, when a command
+ * answers READONLY, or when it is lost; the next one asks the sentinels again. While
+ * the primary has (or just had) a replica, an upload's record is acknowledged only once
+ * WAIT says the replica has it. */
 #include "store.h"
 
 #include <arpa/inet.h>

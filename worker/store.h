@@ -11,7 +11,10 @@
  * the store's (offering a new one if it has none) on every connection before anything
  * else, and the store counts as down (every call fails at once) until it has it. It
  * clears the page when the connection goes, and reads the secret again when a call
- * comes back RECORD_STALE (the store was emptied or replaced under a live connection). */
+ * comes back RECORD_STALE (the store was emptied or replaced under a live connection).
+ *
+ * With sentinels in the URL (store_url_sentinels), the store is the primary they name,
+ * followed through a failover without a restart (store.c says how). */
 #ifndef RZ_STORE_H
 #define RZ_STORE_H
 
