@@ -64,9 +64,10 @@ static int still_mapped(dev_t dev, ino_t ino)
 static void write_back(int fd, off_t off, off_t end)
 {
     enum { FLAGS = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER };
-    struct {
+    /* Room for EXTENTS entries of the map's flexible array. */
+    union {
         struct fiemap map;
-        struct fiemap_extent extents[EXTENTS];
+        unsigned char room[sizeof(struct fiemap) + EXTENTS * sizeof(struct fiemap_extent)];
     } q;
     while (off < end) {
         memset(&q, 0, sizeof(q));
