@@ -3,37 +3,45 @@
 
 Starts a redis-server and ./raven-zero (WORKERS=2) from test/integration/harness.py, and
 a Debian nginx (2 worker processes) on another loopback port, all in one temporary
-directory, then measures upload and download of 1 KiB, 1 MiB and 10 MiB files at
-concurrency 1 and 50 against both:
+directory, then measures, against both, in one run, every row of the goals table:
 
-  uploads    h2load --h1 -n N -d BODY: a fixed number of POSTs of one multipart body
-             (fields uses=5, expiry=60, then the file). N comes from a short pilot run
-             (which also warms up) so that the measured run lasts about UPLOAD_SECONDS.
-             Latencies and status codes come from h2load's per-request --log-file.
-  downloads  wrk -d DOWNLOAD_SECONDS with test/bench/download.lua: every request takes
-             the next path of a list; for us the list holds fresh keys (uploaded just
-             before with uses=5 by test/bench/keys.lua), each exactly 5 times, so no
-             request hits a spent or unknown key (an unknown key would count towards
+  status     wrk -c 50 GETs of /status/{key} over 200 live keys; nginx: `return 200`
+             of a body of the same size from memory.
+  downloads  wrk -c 50 (-c 16 for 10 MiB) with test/bench/download.lua: every request
+             takes the next path of a list; for us the list holds fresh keys (uploaded
+             just before with uses=5 by test/bench/keys.lua), each exactly 5 times, so
+             no request hits a spent or unknown key (an unknown key would count towards
              the brute-force block). If the list runs out, the run is repeated with
-             more keys.
-
-The nginx reference:
-  GET        the same bytes as a static file (sendfile on, keep-alive).
-  POST       `location /upload/` with client_body_in_file_only clean +
-             echo_read_request_body (echo module, shipped with nginx-light):
-             nginx reads the whole body into a temporary file, answers 201 "ok"
-             only after the last byte arrived, and deletes the file. No parsing, no
-             hashing, no encryption, no store. Before measuring, one 1 MiB POST checks
-             that nginx really read every byte ($request_length and
-             $request_body_file in its access log), and after each upload run the
-             access log is checked again.
+             more keys. nginx: the same bytes as a static file (sendfile on).
+  uploads    h2load --h1 -c 50 (-c 16 for 10 MiB): a fixed number of uploads of one
+             body; N comes from a short pilot run (which also warms up) so that the
+             measured run lasts about UPLOAD_SECONDS. Latencies and status codes come
+             from h2load's per-request --log-file. Ours twice: the raw file as a PUT
+             /{name}?uses=5&expiry=60, and a multipart POST /upload/ (uses=5,
+             expiry=60, then the file). nginx twice: a WebDAV PUT (dav_methods PUT: the
+             body goes to a temporary file under client_body_temp_path, on the same file
+             system, then is renamed into place: it keeps the bytes, as we do, without
+             parsing, sniffing, hashing or encrypting them), and the echo reader
+             (client_body_in_file_only clean + echo_read_request_body: reads the body
+             into a temporary file, answers 201 after the last byte, deletes the file).
+             Before measuring, a 1 MiB POST checks that nginx really read every byte
+             ($request_length and $request_body_file in its access log) and a 1 MiB PUT
+             that it stored them; after each upload run the access log is checked again.
+             The goal compares our PUT with nginx's PUT: the same bytes on the wire.
+  probe      while 16 clients upload 10 MiB bodies (ours: POST /upload/; nginx: PUT)
+             (PROBE_ROUNDS each), 4 connections ask /status one request after another:
+             its p99 says whether the event loops kept turning (goal: < 50 ms).
+  rss        50 concurrent 10 MiB uploads, twice over: the largest anonymous RSS of a
+             worker, sampled every 50 ms (goal: < 64 MiB).
 
 Worker peak RSS: VmHWM of every `rz-worker` child of the master (and of every nginx
 worker), reset before each measurement (echo 5 > /proc/PID/clear_refs) so the figure
 belongs to that measurement.
 
-Output is informational. The exit status is non-zero only when something could not run
-at all (a missing tool, a server that did not start, a tool that crashed); slow numbers,
+The last table prints, per goal, ours and nginx's figures, the ratio, the goal and
+whether this run met it (only when every answer of ours was 2xx). Output is
+informational: the exit status is non-zero only when something could not run at all
+(a missing tool, a server that did not start, a tool that crashed); slow numbers,
 errors and non-2xx answers are reported, never failed on.
 
 Object storage: then one node on OpenStack Swift's S3 API (STORAGE_URL; Swift started
@@ -43,8 +51,9 @@ time each request cost raven-zero's workers, Swift and redis (from /proc: where 
 time goes). Skipped, saying so, when Swift is not installed.
 
 Environment: RZ_BENCH_KEEP=1 keeps the temporary directory; RZ_BENCH_QUICK=1 shortens
-every measurement (for trying the script out); RZ_BENCH_ONLY=s3 runs the object-storage
-rows alone, RZ_BENCH_S3=0 skips them.
+every measurement (for trying the script out); RZ_BENCH_ONLY=ROW,... runs only those
+rows: status, up-1KiB, up-1MiB, up-10MiB, down-1KiB, down-1MiB, down-10MiB, probe, rss;
+RZ_BENCH_ONLY=s3 runs the object-storage rows alone, RZ_BENCH_S3=0 skips them.
 """
 
 import hashlib
@@ -71,7 +80,20 @@ MAX_DOWNLOAD_ATTEMPTS = 3                  # runs when the key list runs out
 TOOL_TIMEOUT = 120.0                       # a single tool run longer than this is killed
 
 SIZES = [('1KiB', 1024), ('1MiB', 1 << 20), ('10MiB', 10 << 20)]
-CONCURRENCY = [1, 50]
+CONCURRENCY = {'1KiB': 50, '1MiB': 50, '10MiB': 16}
+STATUS_CONCURRENCY = 50
+STATUS_KEYS = 200          # live keys the status requests cycle through
+# The issue's goals: ours/nginx req/s of the same run.
+GOALS = {'status': 0.5, 'down 1KiB': 0.5, 'down 1MiB': 0.7, 'down 10MiB': 1.0,
+         'up 1KiB': 1.0, 'up 1MiB': 1.0, 'up 10MiB': 1.0}
+PROBE_UPLOADS = 16         # concurrent 10 MiB uploads during the loop probe
+PROBE_CONNECTIONS = 4      # probe connections (both workers get some)
+PROBE_ROUNDS = 1 if QUICK else 3  # uploads per upload client during the probe
+PROBE_P99_MS = 50
+RSS_UPLOADS = 50           # concurrent 10 MiB uploads for the memory bound
+RSS_ANON_MIB = 64
+STATUS_BODY = ('{"key":"apple-banana-cherry","status":"active","remaining_uses":5,'
+               '"expires_at":"2026-01-01T00:00:00Z","is_accessible":true}\\n')
 BOUNDARY = 'RavenZeroBenchBoundary7MA4YWxkTrZu0gW'
 
 # Under build/, not /tmp: on a long-lived machine /tmp's file system block group is
@@ -316,6 +338,19 @@ http {{
             echo_status 201;
             echo ok;
         }}
+        # Upload reference that keeps the bytes, as we do: WebDAV PUT writes the body to
+        # a temporary file (client_body_temp_path, same file system) and renames it
+        # into place under {www}/dav/.
+        location /dav/ {{
+            dav_methods PUT;
+            create_full_put_path on;
+            dav_access user:rw;
+        }}
+        # Status reference: an answer of about our status answer's size, from memory.
+        location = /status200 {{
+            default_type application/json;
+            return 200 '{status_body}';
+        }}
     }}
 }}
 """
@@ -325,6 +360,7 @@ class Nginx:
     def __init__(self):
         self.dir = os.path.join(WORK, 'nginx')
         os.makedirs(os.path.join(self.dir, 'body_temp'), exist_ok=True)
+        os.makedirs(os.path.join(WORK, 'www', 'dav'), exist_ok=True)
         self.port = H.free_port()
         self.conf = os.path.join(self.dir, 'nginx.conf')
         self.access_log = os.path.join(self.dir, 'access.log')
@@ -332,7 +368,8 @@ class Nginx:
         user = 'user root;\n' if os.geteuid() == 0 else ''
         with open(self.conf, 'w') as f:
             f.write(NGINX_CONF.format(user=user, dir=self.dir, port=self.port,
-                                      www=os.path.join(WORK, 'www')))
+                                      www=os.path.join(WORK, 'www'),
+                                      status_body=STATUS_BODY))
         self.proc = None
 
     def start(self):
@@ -386,7 +423,8 @@ class Nginx:
 
 
 def nginx_log_tally(text):
-    """Access log lines -> ({(method, prefix, status): count}, [parsed POST lines])."""
+    """Access log lines -> ({(method, prefix, status): count}, [parsed POST and PUT
+    lines])."""
     tally, posts = {}, []
     for line in text.decode('utf-8', 'replace').splitlines():
         parts = line.split(' ')
@@ -395,8 +433,9 @@ def nginx_log_tally(text):
         method, uri, status = parts[0], parts[1], parts[2]
         prefix = '/' + uri.strip('/').split('/')[0] + '/'
         tally[(method, prefix, status)] = tally.get((method, prefix, status), 0) + 1
-        if method == 'POST':
-            posts.append({'status': status, 'request_length': int(parts[3]),
+        if method in ('POST', 'PUT'):
+            posts.append({'method': method, 'status': status,
+                          'request_length': int(parts[3]),
                           'body_file': parts[6].strip('"')})
     return tally, posts
 
@@ -452,15 +491,21 @@ def pilot_requests(size, c):
     return 5 if c == 1 else 50
 
 
-def h2load_upload(url, payload, c, n, label):
-    """One h2load run; a result dict (or None if h2load itself failed)."""
+def h2load_upload(url, payload, c, n, label, mode='post'):
+    """One h2load run of n uploads at concurrency c; a result dict (or None if h2load
+    itself failed). mode 'post': the multipart body; 'put': the raw file bytes as the
+    body of a PUT."""
     log = os.path.join(WORK, 'h2load-%s.log' % re.sub(r'[^A-Za-z0-9]+', '-', label))
     if os.path.exists(log):
         os.unlink(log)
+    if mode == 'put':
+        body, headers = payload['raw'], ['-H', ':method: PUT', '-H',
+                                         'Content-Type: application/octet-stream']
+    else:
+        body, headers = payload['body'], ['-H', 'Content-Type: multipart/form-data; '
+                                          'boundary=' + BOUNDARY]
     cmd = ['h2load', '--h1', '-n', str(n), '-c', str(c), '-t', str(threads_for(c)),
-           '-d', payload['body'], '-H',
-           'Content-Type: multipart/form-data; boundary=' + BOUNDARY,
-           '--log-file', log, url]
+           '-d', body] + headers + ['--log-file', log, url]
     code, out, err = run_tool(cmd, label=label)
     m = re.search(r'finished in ([\d.]+)(us|ms|s),', out)
     if code != 0 or not m:
@@ -476,9 +521,9 @@ def h2load_upload(url, payload, c, n, label):
             st = int(parts[1])
             statuses[st] = statuses.get(st, 0) + 1
             lat.append(int(parts[2]) / 1000.0)
-    ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
     mreq = re.search(r'requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, '
                      r'(\d+) failed, (\d+) errored, (\d+) timeout', out)
+    ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
     return {'n': n, 'secs': secs, 'ok': ok, 'errors': n - ok, 'statuses': statuses,
             'rps': ok / secs if secs else 0.0,
             'mbs': ok * payload['size'] / secs / 1e6 if secs else 0.0,
@@ -486,10 +531,10 @@ def h2load_upload(url, payload, c, n, label):
             'h2load': mreq.group(0) if mreq else None}
 
 
-def measure_upload(srv, url, payload, c, label):
+def measure_upload(srv, url, payload, c, label, mode='post'):
     """Pilot (warm-up, sizes the run) then the measured fixed-count run."""
     pilot = h2load_upload(url, payload, c, pilot_requests(payload['size'], c),
-                          label + '-pilot')
+                          label + '-pilot', mode)
     if pilot is None:
         return None
     if pilot['ok'] and pilot['secs'] > 0:
@@ -500,7 +545,7 @@ def measure_upload(srv, url, payload, c, label):
     n = min(n, 200000)
     n = -(-n // c) * c  # a multiple of c: every client does the same number
     before = srv.before_case()
-    r = h2load_upload(url, payload, c, n, label)
+    r = h2load_upload(url, payload, c, n, label, mode)
     srv.after_case(r, before)
     return r
 
@@ -710,6 +755,71 @@ def measure_download_nginx(ng, payload, c, tag):
     return r
 
 
+def status_paths(keys):
+    return ['/status/' + k.rsplit('/', 1)[-1] for k in keys]
+
+
+def measure_status(srv, paths, c, tag):
+    """wrk GETs of a list of paths (status never takes a use: the list may wrap)."""
+    nthreads = threads_for(c)
+    prefix = os.path.join(WORK, 'paths-%s' % tag)
+    write_path_lists(prefix, nthreads, [paths[i::nthreads] or paths for i in range(nthreads)])
+    before = srv.before_case()
+    w = wrk_download(srv.url, c, prefix, tag)
+    if w is None:
+        srv.after_case(None, before)
+        return None
+    r = download_result(w, {'size': 0})
+    srv.after_case(r, before)
+    return r
+
+
+def measure_probe(srv, url, payload, mode, probe_paths, tag):
+    """PROBE_UPLOADS concurrent uploads of payload, PROBE_ROUNDS each, and, on the same
+    server all the while, PROBE_CONNECTIONS connections asking for probe_paths one after another:
+    the probe's latency says whether the event loops kept turning under the uploads."""
+    prefix = os.path.join(WORK, 'paths-%s' % tag)
+    write_path_lists(prefix, 1, [probe_paths])
+    before = srv.before_case()
+    cmd = ['wrk', '-t', '1', '-c', str(PROBE_CONNECTIONS), '-d', '%ds' % int(TOOL_TIMEOUT),
+           '--timeout', '60s', '-s', os.path.join(BENCH_DIR, 'download.lua'), srv.url,
+           '--', prefix]
+    probe = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=WORK)
+    _procs.append(probe)
+    try:
+        up = h2load_upload(url, payload, PROBE_UPLOADS, PROBE_UPLOADS * PROBE_ROUNDS,
+                           tag + '-uploads', mode)
+        probe.send_signal(signal.SIGINT)
+        try:
+            out, err = probe.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            probe.kill()
+            out, err = probe.communicate()
+    finally:
+        _procs.remove(probe)
+    m = re.search(r'^BENCH (\{.*\})$', out, re.M)
+    if up is None or not m:
+        srv.after_case(None, before)
+        if not m:
+            say('    !! wrk probe failed: %s' % (err or out)[-500:].strip())
+        return None
+    w = json.loads(m.group(1))
+    r = download_result(w, {'size': 0})
+    r['max'] = w['max_us'] / 1000.0
+    r['uploads'] = up
+    srv.after_case(r, before)
+    return r
+
+
+def measure_rss(srv, url, payload, c, mode, tag):
+    """c concurrent uploads of payload, 2 rounds: the workers' peak anonymous RSS."""
+    before = srv.before_case()
+    r = h2load_upload(url, payload, c, 2 * c, tag, mode)
+    srv.after_case(r, before)
+    return r
+
+
 # ---------------------------------------------------------------------------------
 # Sanity checks before measuring
 
@@ -755,6 +865,28 @@ def check_nginx(ng, payloads):
             or not posts[-1]['body_file'] or posts[-1]['body_file'] == '-':
         raise CannotRun('nginx upload reference does not read the body: status %d %r, '
                         'log %r' % (resp.status, answer, posts[-1:]))
+    with open(p['raw'], 'rb') as f:
+        raw = f.read()
+    conn = http.client.HTTPConnection('127.0.0.1', ng.port, timeout=30)
+    conn.request('PUT', '/dav/check.bin', body=raw)
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    try:
+        with open(os.path.join(WORK, 'www', 'dav', 'check.bin'), 'rb') as f:
+            stored = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        stored = None
+    if resp.status not in (201, 204) or stored != p['sha256']:
+        raise CannotRun('nginx WebDAV PUT reference does not store the body: status %d'
+                        % resp.status)
+    conn = http.client.HTTPConnection('127.0.0.1', ng.port, timeout=30)
+    conn.request('GET', '/status200')
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise CannotRun('nginx /status200 answered %d' % resp.status)
     return posts[-1]
 
 
@@ -778,43 +910,120 @@ def ratio(a, b):
 
 
 def print_table(rows):
-    head = ('%-16s %-6s %9s %9s %9s %9s %7s %9s %9s %6s'
-            % ('case', 'server', 'req/s', 'MB/s', 'p50 ms', 'p99 ms', 'errors',
+    """rows: (case, [(server, result)], [(label, ours result, nginx result)])."""
+    head = ('%-16s %-11s %9s %9s %9s %9s %7s %9s %9s %6s'
+            % ('case', 'server', 'req/s', 'MB/s', 'p50 ms', 'p99 ms', 'non-2xx',
                'peak RSS', '(anon)', 'reqs'))
     say('')
     say(head)
     say('-' * len(head))
-    for case, ours, ng in rows:
-        for name, r in (('ours', ours), ('nginx', ng)):
+    for case, entries, ratios in rows:
+        first = True
+        for name, r in entries:
+            label = case if first else ''
+            first = False
             if r is None:
-                say('%-16s %-6s %9s' % (case if name == 'ours' else '', name,
-                                        'did not run'))
+                say('%-16s %-11s %9s' % (label, name, 'did not run'))
                 continue
-            say('%-16s %-6s %9s %9s %9s %9s %7d %9s %9s %6d'
-                % (case if name == 'ours' else '', name, fnum(r['rps']), fnum(r['mbs']),
+            say('%-16s %-11s %9s %9s %9s %9s %7d %9s %9s %6d'
+                % (label, name, fnum(r['rps']), fnum(r['mbs']),
                    fnum(r['p50'], 2), fnum(r['p99'], 2), r['errors'],
                    fnum(r.get('rss'), 1), '(%s)' % fnum(r.get('anon'), 1),
                    r['ok'] + r['errors']))
-        if ours and ng:
-            say('%-16s %-6s %9s %9s %9s %9s' % ('', 'ratio', ratio(ours['rps'], ng['rps']),
-                                                ratio(ours['mbs'], ng['mbs']),
-                                                ratio(ours['p50'], ng['p50']),
-                                                ratio(ours['p99'], ng['p99'])))
+        for label, a, b in ratios:
+            if a and b:
+                say('%-16s %-11s %9s %9s %9s %9s' % ('', label, ratio(a['rps'], b['rps']),
+                                                     ratio(a['mbs'], b['mbs']),
+                                                     ratio(a['p50'], b['p50']),
+                                                     ratio(a['p99'], b['p99'])))
     say('')
     say('req/s and MB/s count successful (2xx) answers only; MB = 10^6 bytes of file\n'
         'payload. ratio = ours/nginx (higher is better for req/s and MB/s, lower for\n'
         'latency). peak RSS = the largest VmHWM (MiB) of one worker process during that\n'
         'run; (anon) = its largest RssAnon sampled every 50 ms, i.e. heap rather than\n'
         'file-backed pages such as mmap-ed body buffers. reqs = requests answered or\n'
-        'failed in the measured run.')
+        'failed in the measured run; non-2xx = answers that were not 2xx, plus\n'
+        'connections that failed.')
+
+
+def verdict(ok, measured):
+    return '-' if not measured else ('met' if ok else 'NOT MET')
+
+
+def print_goals(goal_rows, probe, rss):
+    """The issue's table: one line per goal, measured in this run."""
+    say('')
+    say('goals (ratios of this run; a goal is met only when every answer of ours was 2xx)')
+    head = '%-12s %-24s %9s %9s %8s %8s %-8s %s' % (
+        'case', 'ours / nginx', 'ours', 'nginx', 'ratio', 'goal', 'result', 'non-2xx')
+    say(head)
+    say('-' * len(head))
+    for case, how, o, n, goal in goal_rows:
+        measured = bool(o and n and n['rps'])
+        rr = o['rps'] / n['rps'] if measured else None
+        met = measured and rr >= goal and o['errors'] == 0
+        say('%-12s %-24s %9s %9s %8s %8s %-8s %s' % (
+            case, how, fnum(o['rps']) if o else '-', fnum(n['rps']) if n else '-',
+            '%.2fx' % rr if rr is not None else '-', '>= %.1fx' % goal,
+            verdict(met, measured),
+            'ours %s, nginx %s' % (o['errors'] if o else '-', n['errors'] if n else '-')))
+    for name, r, ref in probe:
+        measured = r is not None
+        met = measured and r['p99'] < PROBE_P99_MS and r['errors'] == 0
+        say('%-12s %-24s %9s %9s %8s %8s %-8s %s' % (
+            name, 'status p99 ms (max)',
+            '%s (%s)' % (fnum(r['p99'], 1), fnum(r['max'], 0)) if r else '-',
+            '%s (%s)' % (fnum(ref['p99'], 1), fnum(ref['max'], 0)) if ref else '-',
+            '', '< %d ms' % PROBE_P99_MS, verdict(met, measured),
+            'probe %s, uploads %s' % (r['errors'], r['uploads']['errors']) if r else ''))
+    for name, r in rss:
+        measured = r is not None and r.get('anon') is not None
+        met = measured and r['anon'] < RSS_ANON_MIB
+        say('%-12s %-24s %9s %9s %8s %8s %-8s %s' % (
+            name, 'worker anon RSS MiB', fnum(r['anon'], 1) if measured else '-', '', '',
+            '< %d MiB' % RSS_ANON_MIB, verdict(met, measured),
+            'uploads %s' % r['errors'] if r else ''))
+    say('')
+    say('status: GET /status/{key} of live keys against nginx `return 200` of a body of\n'
+        'the same size. downloads: GET /download/{key} against nginx sending the same\n'
+        'bytes from a static file (sendfile). uploads: our raw-body PUT /{name} against\n'
+        'nginx WebDAV PUT, like with like: the same bytes on the wire, and both keep\n'
+        'them in a file (nginx writes a temporary file and renames it; we parse nothing,\n'
+        'but sniff, hash, encrypt and record them). Our multipart POST /upload/ is\n'
+        'shown against the same reference, and nginx reading the body into a file it\n'
+        'deletes at once (echo) beside it. probe: %d connections asking /status one\n'
+        'request after another while %d clients upload %d 10 MiB bodies each (ours:\n'
+        'POST /upload/; nginx: PUT). rss: %d concurrent 10 MiB uploads, largest RssAnon\n'
+        'of a worker sampled every 50 ms.'
+        % (PROBE_CONNECTIONS, PROBE_UPLOADS, PROBE_ROUNDS, RSS_UPLOADS))
+
+
+def wanted(row):
+    only = os.environ.get('RZ_BENCH_ONLY', '')
+    return not only or row in [x.strip() for x in only.split(',')]
 
 
 def main():
     sys.stdout.reconfigure(line_buffering=True)
     t_start = time.monotonic()
     redis = server = nginx = None
-    results = []
+    rows, goal_rows, probe_rows, rss_rows = [], [], [], []
+    anomalies = []
     failures = []
+
+    def run(who, case, measure):
+        r = attempt(measure)
+        if r is None:
+            failures.append('%s %s' % (who, case))
+        else:
+            say('    %-11s %8.1f req/s  %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  '
+                'non-2xx %d  %s'
+                % (who, r['rps'], r['mbs'], r['p50'] or 0, r['p99'] or 0, r['errors'],
+                   'statuses %s' % r['statuses'] if r.get('statuses')
+                   else 'log %s' % fmt_tally(r.get('log_tally') or {})))
+            anomalies.append((case, who, r))
+        return r
+
     try:
         for tool in ('wrk', 'h2load', 'redis-server', '/usr/sbin/nginx', H.binary()):
             which(tool)
@@ -844,71 +1053,106 @@ def main():
         check_ours(server, payloads)
         post = check_nginx(nginx, payloads)
         say('bench: checks passed (round trips intact; nginx read a %d-byte POST body '
-            'into %s)' % (post['request_length'], post['body_file']))
+            'into %s and stored a PUT body)' % (post['request_length'], post['body_file']))
         keymaker = KeyMaker(ours, payloads)
+        status_keys = []
+
+        if wanted('status') or wanted('probe'):
+            status_keys = status_paths(keymaker.make('1KiB', STATUS_KEYS))
 
         for label, size in SIZES:
             p = payloads[label]
-            up_rps = {}
-            for c in CONCURRENCY:
-                case = 'upload %s c%d' % (label, c)
+            c = CONCURRENCY[label]
+            up_rps = 100.0
+            if wanted('up-' + label):
+                case = 'up %s c%d' % (label, c)
                 say('bench: %s' % case)
-                r_ours = attempt(lambda: measure_upload(ours, ours.url + '/upload/', p, c,
-                                                        'ours-' + case))
-                r_ng = attempt(lambda: measure_upload(ng, ng.url + '/upload/', p, c,
-                                                      'nginx-' + case))
-                for who, r in (('ours', r_ours), ('nginx', r_ng)):
+                r_post = run('ours POST', case, lambda: measure_upload(
+                    ours, ours.url + '/upload/', p, c, 'ours-post-' + label))
+                r_put = run('ours PUT', case, lambda: measure_upload(
+                    ours, ours.url + '/bench-%s.bin?uses=5&expiry=60' % label, p, c,
+                    'ours-put-' + label, mode='put'))
+                r_dav = run('nginx PUT', case, lambda: measure_upload(
+                    ng, ng.url + '/dav/bench-%s.bin' % label, p, c, 'nginx-put-' + label,
+                    mode='put'))
+                r_echo = run('nginx echo', case, lambda: measure_upload(
+                    ng, ng.url + '/upload/', p, c, 'nginx-echo-' + label))
+                for r, want in ((r_dav, 'PUT'), (r_echo, 'POST')):
                     if r is None:
-                        failures.append('%s %s' % (who, case))
-                    else:
-                        say('    %-5s %8.1f req/s  %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  '
-                            'errors %d  statuses %s'
-                            % (who, r['rps'], r['mbs'], r['p50'] or 0, r['p99'] or 0,
-                               r['errors'], r['statuses']))
-                if r_ng is not None:
-                    bad = [q for q in r_ng.get('posts', [])
-                           if q['status'] == '201' and q['request_length'] < p['body_len']]
-                    r_ng['short_reads'] = len(bad)
-                    logged = sum(1 for q in r_ng.get('posts', []) if q['status'] == '201')
-                    if logged != r_ng['ok']:
-                        r_ng.setdefault('notes', []).append(
-                            'h2load saw %d answers 201 but the access log has %d'
-                            % (r_ng['ok'], logged))
-                up_rps[c] = r_ours['rps'] if r_ours else 100.0
-                results.append(('up', label, c, r_ours, r_ng))
-            prev = None
-            for c in CONCURRENCY:
-                case = 'download %s c%d' % (label, c)
+                        continue
+                    mine = [q for q in r.get('posts', []) if q['method'] == want]
+                    r['short_reads'] = sum(1 for q in mine if q['status'][0] == '2'
+                                           and q['request_length'] < (
+                                               p['size'] if want == 'PUT' else p['body_len']))
+                    logged = sum(1 for q in mine if q['status'][0] == '2')
+                    if logged != r['ok']:
+                        r.setdefault('notes', []).append(
+                            'h2load saw %d answers 2xx but the access log has %d'
+                            % (r['ok'], logged))
+                if r_post:
+                    up_rps = r_post['rps']
+                rows.append((case, [('ours PUT', r_put), ('ours POST', r_post),
+                                    ('nginx PUT', r_dav), ('nginx echo', r_echo)],
+                             [('PUT/PUT', r_put, r_dav), ('POST/PUT', r_post, r_dav),
+                              ('POST/echo', r_post, r_echo)]))
+                goal_rows.append(('up ' + label, 'PUT / WebDAV PUT', r_put, r_dav,
+                                  GOALS['up ' + label]))
+            if wanted('down-' + label):
+                case = 'down %s c%d' % (label, c)
                 say('bench: %s' % case)
                 # A generous guess of the download rate, to prepare enough keys; a run
                 # that runs out of keys is repeated with more.
-                # Keys of 1 KiB are cheap to make, so guess high there.
-                est = max(up_rps[c] * (8 if size <= 4096 else 6),
-                          (prev or 0) * (4 if size <= 4096 else 2), 50)
-                r_ours = attempt(lambda: measure_download_ours(
+                est = max(up_rps * (8 if size <= 4096 else 6), 50)
+                r_o = run('ours', case, lambda: measure_download_ours(
                     ours, keymaker, p, label, c, est, 'ours-dl-%s-c%d' % (label, c)))
-                r_ng = attempt(lambda: measure_download_nginx(
+                r_n = run('nginx', case, lambda: measure_download_nginx(
                     ng, p, c, 'nginx-dl-%s-c%d' % (label, c)))
-                for who, r in (('ours', r_ours), ('nginx', r_ng)):
-                    if r is None:
-                        failures.append('%s %s' % (who, case))
-                    else:
-                        say('    %-5s %8.1f req/s  %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  '
-                            'errors %d  log %s'
-                            % (who, r['rps'], r['mbs'], r['p50'], r['p99'], r['errors'],
-                               fmt_tally(r.get('log_tally') or {})))
-                prev = r_ours['rps'] if r_ours else None
-                results.append(('down', label, c, r_ours, r_ng))
+                rows.append((case, [('ours', r_o), ('nginx', r_n)], [('ratio', r_o, r_n)]))
+                goal_rows.append(('down ' + label, 'GET / static sendfile', r_o, r_n,
+                                  GOALS['down ' + label]))
 
-        rows = [('%s %s c%d' % ('up' if d == 'up' else 'down', label, c), o, n)
-                for d, label, c, o, n in results]
+        if wanted('status'):
+            case = 'status c%d' % STATUS_CONCURRENCY
+            say('bench: %s' % case)
+            r_o = run('ours', case, lambda: measure_status(ours, status_keys,
+                                                           STATUS_CONCURRENCY, 'ours-status'))
+            r_n = run('nginx', case, lambda: measure_status(ng, ['/status200'],
+                                                            STATUS_CONCURRENCY, 'nginx-status'))
+            rows.append((case, [('ours', r_o), ('nginx', r_n)], [('ratio', r_o, r_n)]))
+            goal_rows.insert(0, ('status', 'GET / return 200', r_o, r_n, GOALS['status']))
+
+        if wanted('probe'):
+            case = 'probe'
+            say('bench: /status probe during %d concurrent 10 MiB uploads, %d each'
+                % (PROBE_UPLOADS, PROBE_ROUNDS))
+            p = payloads['10MiB']
+            r_o = run('ours', case, lambda: measure_probe(
+                ours, ours.url + '/upload/', p, 'post', status_keys, 'ours-probe'))
+            r_n = run('nginx', case, lambda: measure_probe(
+                ng, ng.url + '/dav/probe.bin', p, 'put', ['/status200'], 'nginx-probe'))
+            for who, r in (('ours', r_o), ('nginx', r_n)):
+                if r:
+                    say('    %-11s uploads: %d done, %d non-2xx, %.1f MB/s; probe max %.1f ms'
+                        % (who, r['uploads']['ok'], r['uploads']['errors'],
+                           r['uploads']['mbs'], r['max']))
+            probe_rows.append(('probe', r_o, r_n))
+
+        if wanted('rss'):
+            case = 'rss c%d' % RSS_UPLOADS
+            say('bench: worker memory with %d concurrent 10 MiB uploads' % RSS_UPLOADS)
+            r_o = run('ours', case, lambda: measure_rss(
+                ours, ours.url + '/upload/', payloads['10MiB'], RSS_UPLOADS, 'post',
+                'ours-rss'))
+            rows.append((case, [('ours POST', r_o)], []))
+            rss_rows.append(('rss', r_o))
+
         print_table(rows)
-        report_anomalies(results, payloads)
-        if os.environ.get('RZ_BENCH_S3') != '0':
+        print_goals(goal_rows, probe_rows, rss_rows)
+        report_anomalies(anomalies)
+        if os.environ.get('RZ_BENCH_S3') != '0' and wanted('s3'):
             server.stop()
             object_storage_bench(redis, payloads, failures)
-        if not all(r.get('rss_reset', True) for _, _, _, o, n in results
-                   for r in (o, n) if r):
+        if not all(r.get('rss_reset', True) for _, _, r in anomalies):
             say('note: could not reset VmHWM (clear_refs); RSS figures are peaks since '
                 'the start of the process')
     finally:
@@ -1071,46 +1315,33 @@ def print_object_storage_table(rows):
         'competes with its store; a remote store costs network round trips instead.')
 
 
-def report_anomalies(results, payloads):
+def report_anomalies(results):
     lines = []
-    for d, label, c, o, n in results:
-        case = '%s %s c%d' % (d, label, c)
-        for who, r in (('ours', o), ('nginx', n)):
-            if r is None:
-                continue
-            if r['errors']:
-                detail = ''
-                if r.get('statuses'):
-                    detail += ' h2load statuses %s;' % r['statuses']
-                if r.get('wrk'):
-                    w = r['wrk']
-                    detail += (' wrk errors: status %d, connect %d, read %d, write %d, '
-                               'timeout %d;' % (w['status'], w['connect'], w['read'],
-                                                w['write'], w['timeout']))
-                if r.get('log_tally'):
-                    detail += ' server log: %s' % fmt_tally(r['log_tally'])
-                lines.append('%s %s: %d errors.%s' % (who, case, r['errors'], detail))
-            if r.get('short_reads'):
-                lines.append('%s %s: %d answers 201 with fewer body bytes read than sent'
-                             % (who, case, r['short_reads']))
-            if r.get('problems'):
-                lines.append('%s %s: server log warnings/errors: %s'
-                             % (who, case, r['problems']))
-                for o_ in r.get('odd', [])[:3]:
-                    lines.append('    %s' % json.dumps(o_)[:300])
-            for note in r.get('notes', []):
-                lines.append('%s %s: %s' % (who, case, note))
+    for case, who, r in results:
+        if r['errors']:
+            detail = ''
+            if r.get('statuses'):
+                detail += ' h2load statuses %s;' % r['statuses']
+            if r.get('wrk'):
+                w = r['wrk']
+                detail += (' wrk errors: status %d, connect %d, read %d, write %d, '
+                           'timeout %d;' % (w['status'], w['connect'], w['read'],
+                                            w['write'], w['timeout']))
+            if r.get('log_tally'):
+                detail += ' server log: %s' % fmt_tally(r['log_tally'])
+            lines.append('%s %s: %d non-2xx.%s' % (who, case, r['errors'], detail))
+        if r.get('short_reads'):
+            lines.append('%s %s: %d answers 2xx with fewer body bytes read than sent'
+                         % (who, case, r['short_reads']))
+        if r.get('problems'):
+            lines.append('%s %s: server log warnings/errors: %s'
+                         % (who, case, r['problems']))
+            for o_ in r.get('odd', [])[:3]:
+                lines.append('    %s' % json.dumps(o_)[:300])
+        for note in r.get('notes', []):
+            lines.append('%s %s: %s' % (who, case, note))
     say('reference: nginx %s, 2 worker processes, same loopback, same load tool and '
-        'options.\n'
-        '  down: GET of the same bytes as a static file (sendfile on, one file per size;\n'
-        '        ours reads, authenticates and decrypts a distinct stored file per key,\n'
-        '        takes a use in redis and burns the key after its 5th download).\n'
-        '  up:   POST of the same multipart body to a location that reads the whole body\n'
-        '        into a temporary file (client_body_in_file_only clean +\n'
-        '        echo_read_request_body) and answers 201 after the last byte; no parsing,\n'
-        '        hashing, sniffing, encryption or store. Checked: every 201 of nginx has\n'
-        '        $request_length >= the body size in its access log.'
-        % nginx_version())
+        'options.' % nginx_version())
     say('anomalies:' if lines else 'anomalies: none (no errors, every answer 2xx)')
     for line in lines:
         say('  ' + line)
