@@ -96,6 +96,8 @@ struct store {
     uint64_t stall_worst_ms;
     uint64_t stall_logged_ms;
     char sha[RECORD_SCRIPT_COUNT][41];
+    int want_write;           /* the db link's commands are buffered for store_flush */
+    int flushing;             /* in store_flush: hiredis asks for writability if it could not write all */
     int resolving;            /* a getaddrinfo_a() is under way: RESOLVE_* */
     struct gaicb gai;
     struct addrinfo gai_hints;
@@ -176,9 +178,17 @@ static void ev_del_read(void *p)
         h2o_socket_read_stop(e->sock);
 }
 
+/* Once connected, a command only marks the buffer for store_flush, which writes all
+ * the commands of a loop turn at once; waiting for writability is kept for the
+ * connection's set-up and for what store_flush could not write. */
 static void ev_add_write(void *p)
 {
     ev_conn *e = p;
+    store *s = e->ac->data;
+    if (e->ac == s->db.ac && !s->flushing && (e->ac->c.flags & REDIS_CONNECTED)) {
+        s->want_write = 1;
+        return;
+    }
     if (!h2o_socket_is_writing(e->sock))
         h2o_socket_notify_write(e->sock, on_sock_write);
 }
@@ -186,6 +196,19 @@ static void ev_add_write(void *p)
 static void ev_del_write(void *p)
 {
     (void)p; /* a spurious write notification is harmless to hiredis */
+}
+
+void store_flush(store *s)
+{
+    if (!s->want_write)
+        return;
+    s->want_write = 0;
+    redisAsyncContext *ac = s->db.ac;
+    if (ac == NULL || !(ac->c.flags & REDIS_CONNECTED) || h2o_socket_is_writing(((ev_conn *)ac->ev.data)->sock))
+        return; /* gone, or already waiting for writability, which writes it all */
+    s->flushing = 1;
+    redisAsyncHandleWrite(ac); /* may end the connection: ac is not used after */
+    s->flushing = 0;
 }
 
 static void ev_cleanup(void *p)
@@ -224,6 +247,7 @@ static int link_attach(store *s, store_link *l, redisAsyncContext *ac)
 static void connection_lost(store *s, const char *why)
 {
     s->db.ac = NULL;
+    s->want_write = 0;
     s->role_ok = s->role_asked = s->replicas = 0;
     s->replica_seen_ms = 0;
     s->connected = 0;

@@ -38,6 +38,10 @@ const secret *store_secret(const store *s);
 /* Usable now: connected, with the secret read when the client keeps it. */
 int store_ready(const store *s);
 
+/* Write the commands of this loop turn, all at once: called after every turn of the
+ * loop. Commands wait for it; nothing else sends them. */
+void store_flush(store *s);
+
 /* Calls failed over max_pending since the last time this was asked. */
 uint64_t store_take_shed(store *s);
 

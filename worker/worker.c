@@ -594,8 +594,10 @@ int worker_main(const proc_env *env)
      * is down is answered 503 at once, as ever. Meanwhile connections wait in the
      * listening sockets' backlog. */
     uint64_t ready_by = util_mono_ms() + STORE_TIMEOUT_MS;
-    while (!proc_terminate && !proc_quit && !store_ready(w.store) && util_mono_ms() < ready_by)
+    while (!proc_terminate && !proc_quit && !store_ready(w.store) && util_mono_ms() < ready_by) {
         h2o_evloop_run(w.ctx.loop, 10);
+        store_flush(w.store);
+    }
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
@@ -603,6 +605,7 @@ int worker_main(const proc_env *env)
         housekeeping(&w);
         if (proc_quit && !w.draining)
             drain_start(&w);
+        store_flush(w.store);
         if (w.draining && drain_done(&w))
             break;
     }
