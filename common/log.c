@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jsonw.h"
 #include "util.h"
 
 static int log_fd = 2;
@@ -35,38 +36,49 @@ const char *log_level_name(int level)
     return level >= LOG_DEBUG && level <= LOG_ERROR ? names[level] : "info";
 }
 
-/* Format a line into buf (NUL-terminated, newline included); returns its length. */
-static size_t log_format(char *buf, size_t cap, int level, const char *event, cJSON *fields)
+/* Format a line into buf (NUL-terminated, newline included); returns its length.
+ * members: the event's own fields as JSON members ("k":v,... without braces). */
+static size_t log_format(char *buf, size_t cap, int level, const char *event, const char *members, size_t len)
 {
     char ts[40];
+    jsonw j;
     util_iso_time_ms(util_now_ms(), ts, sizeof(ts));
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "timestamp", ts);
-    cJSON_AddStringToObject(o, "level", log_level_name(level));
-    cJSON_AddStringToObject(o, "event", event);
-    cJSON_AddStringToObject(o, "process", log_process);
-    if (fields != NULL) {
-        cJSON *f;
-        while ((f = fields->child) != NULL)
-            cJSON_AddItemToObject(o, f->string, cJSON_DetachItemViaPointer(fields, f));
-    }
-    size_t len = 0;
-    if (!cJSON_PrintPreallocated(o, buf, (int)cap - 1, 0)) {
+    jsonw_init(&j, buf, cap - 1, 1);
+    jsonw_str(&j, "timestamp", ts);
+    jsonw_str(&j, "level", log_level_name(level));
+    jsonw_str(&j, "event", event);
+    jsonw_str(&j, "process", log_process);
+    jsonw_members(&j, members, len);
+    jsonw_close(&j);
+    long n = jsonw_len(&j);
+    if (n < 0) {
         /* Too long for one atomic line: keep what identifies the event. */
-        cJSON_Delete(o);
-        len = (size_t)snprintf(buf, cap - 1,
-                               "{\"timestamp\":\"%s\",\"level\":\"%s\",\"event\":\"%s\",\"process\":\"%s\","
-                               "\"truncated\":true}",
-                               ts, log_level_name(level), event, log_process);
-        if (len > cap - 2)
-            len = cap - 2;
-    } else {
-        cJSON_Delete(o);
-        len = strlen(buf);
+        n = snprintf(buf, cap - 1,
+                     "{\"timestamp\":\"%s\",\"level\":\"%s\",\"event\":\"%s\",\"process\":\"%s\","
+                     "\"truncated\":true}",
+                     ts, log_level_name(level), event, log_process);
+        if (n > (long)cap - 2)
+            n = (long)cap - 2;
     }
-    buf[len++] = '\n';
-    buf[len] = '\0';
-    return len;
+    buf[n++] = '\n';
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
+static void log_write(int level, const char *event, const char *members, size_t len)
+{
+    char buf[LOG_LINE_MAX];
+    size_t n = log_format(buf, sizeof(buf), level, event, members, len);
+    ssize_t r;
+    do
+        r = write(log_fd, buf, n);
+    while (r < 0 && errno == EINTR);
+}
+
+void log_members(int level, const char *event, const char *members, size_t len)
+{
+    if (log_enabled(level))
+        log_write(level, event, members, len);
 }
 
 void log_fields(int level, const char *event, cJSON *fields)
@@ -75,13 +87,17 @@ void log_fields(int level, const char *event, cJSON *fields)
         cJSON_Delete(fields);
         return;
     }
-    char buf[LOG_LINE_MAX];
-    size_t len = log_format(buf, sizeof(buf), level, event, fields);
+    char text[LOG_LINE_MAX];
+    size_t len = 0;
+    if (fields != NULL && cJSON_PrintPreallocated(fields, text, (int)sizeof(text), 0)) {
+        len = strlen(text);
+        len = len >= 2 ? len - 2 : 0; /* the members, without the object's braces */
+        memmove(text, text + 1, len);
+    } else if (fields != NULL) {
+        len = sizeof(text); /* too long: the line says it was truncated */
+    }
     cJSON_Delete(fields);
-    ssize_t r;
-    do
-        r = write(log_fd, buf, len);
-    while (r < 0 && errno == EINTR);
+    log_write(level, event, text, len);
 }
 
 void log_event(int level, const char *event, const char *fmt, ...)

@@ -9,6 +9,7 @@
 #define RZ_LOG_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 
 enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARNING = 2, LOG_ERROR = 3 };
 #define LOG_LINE_MAX 4096
@@ -20,6 +21,9 @@ void log_setup(int fd, int min_level, const char *process);
 void log_event(int level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* One event with extra fields; takes ownership of fields (an object, or NULL). */
 void log_fields(int level, const char *event, cJSON *fields);
+/* The same with the fields already JSON members ("k":v,... without braces; jsonw.h
+ * writes them), for the lines of every request. */
+void log_members(int level, const char *event, const char *members, size_t len);
 const char *log_level_name(int level);
 
 #endif

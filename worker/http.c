@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "bodies.h"
+#include "jsonw.h"
 #include "log.h"
 #include "metrics.h"
 #include "routes.h"
@@ -83,6 +84,19 @@ void http_json(h2o_req_t *req, int status, cJSON *body)
     send_body(req, status, H("application/json; charset=utf-8"), json_text(req, body));
 }
 
+void http_json_w(h2o_req_t *req, int status, const jsonw *body)
+{
+    long len = jsonw_len(body);
+    if (len < 0) {
+        http_error(req, 500, "Internal server error");
+        return;
+    }
+    char *copy = h2o_mem_alloc_pool(&req->pool, (size_t)len + 1);
+    memcpy(copy, body->buf, (size_t)len);
+    copy[len] = '\n';
+    send_body(req, status, H("application/json; charset=utf-8"), h2o_iovec_init(copy, (size_t)len + 1));
+}
+
 void http_text(h2o_req_t *req, int status, const char *text, size_t len)
 {
     send_body(req, status, H("text/plain; charset=utf-8"), h2o_iovec_init(text, len));
@@ -93,16 +107,23 @@ void http_html(h2o_req_t *req, int status, const char *html, size_t len)
     send_body(req, status, H("text/html; charset=utf-8"), h2o_iovec_init(html, len));
 }
 
-static cJSON *detail_object(const char *detail)
+/* {"detail": detail} and the newline, in req's pool: room for every byte escaped. */
+static h2o_iovec_t detail_text(h2o_req_t *req, const char *detail)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "detail", detail);
-    return o;
+    size_t cap = strlen(detail) * 6 + 16;
+    char *buf = h2o_mem_alloc_pool(&req->pool, cap);
+    jsonw j;
+    jsonw_init(&j, buf, cap - 1, 1);
+    jsonw_str(&j, "detail", detail);
+    jsonw_close(&j);
+    size_t len = (size_t)jsonw_len(&j);
+    buf[len] = '\n';
+    return h2o_iovec_init(buf, len + 1);
 }
 
 void http_error(h2o_req_t *req, int status, const char *detail)
 {
-    http_json(req, status, detail_object(detail));
+    send_body(req, status, H("application/json; charset=utf-8"), detail_text(req, detail));
 }
 
 h2o_iovec_t http_error_head(h2o_req_t *req, int status, const char *detail, long retry_after_s)
@@ -113,7 +134,7 @@ h2o_iovec_t http_error_head(h2o_req_t *req, int status, const char *detail, long
     if (retry_after_s > 0)
         retry_after(req, retry_after_s);
     http_common_headers(req);
-    h2o_iovec_t text = json_text(req, detail_object(detail));
+    h2o_iovec_t text = detail_text(req, detail);
     req->res.content_length = text.len;
     return text;
 }
@@ -452,17 +473,20 @@ static void log_request(h2o_req_t *req, int store_failed)
     http_client(req, client);
     snprintf(method, sizeof(method), "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
     ssize_t i = h2o_find_header_by_str(&req->res.headers, H("x-request-id"), -1);
-    cJSON *f = cJSON_CreateObject();
+    char members[LOG_LINE_MAX];
+    jsonw f;
+    jsonw_init(&f, members, sizeof(members), 0);
     if (i != -1)
-        cJSON_AddStringToObject(f, "request_id", h2o_strdup(&req->pool, req->res.headers.entries[i].value.base,
-                                                            req->res.headers.entries[i].value.len)
-                                                     .base);
-    cJSON_AddStringToObject(f, "method", method);
-    cJSON_AddStringToObject(f, "path", path);
-    cJSON_AddNumberToObject(f, "status_code", req->res.status);
-    cJSON_AddNumberToObject(f, "duration", duration < 0 ? 0 : duration);
-    cJSON_AddStringToObject(f, "client", client);
-    log_fields(req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request", f);
+        jsonw_strn(&f, "request_id", req->res.headers.entries[i].value.base,
+                   strnlen(req->res.headers.entries[i].value.base, req->res.headers.entries[i].value.len));
+    jsonw_str(&f, "method", method);
+    jsonw_str(&f, "path", path);
+    jsonw_num(&f, "status_code", req->res.status);
+    jsonw_num(&f, "duration", duration < 0 ? 0 : duration);
+    jsonw_str(&f, "client", client);
+    long len = jsonw_len(&f);
+    log_members(req->res.status >= 500 ? LOG_ERROR : LOG_INFO, "request", members,
+                len < 0 ? sizeof(members) : (size_t)len);
     metrics_observe(worker_of(req)->env->shm, route.label, req->res.status, duration < 0 ? 0 : duration,
                     store_failed && req->res.status == 503);
 }

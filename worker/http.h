@@ -8,6 +8,7 @@
 #include <h2o.h>
 #include <stdint.h>
 
+#include "jsonw.h"
 #include "worker.h"
 
 #define HTTP_ADDR_MAX 64
@@ -16,6 +17,8 @@ const char *http_reason(int status);
 /* Send body as the JSON response, ending in a newline (takes ownership). Every JSON
  * answer goes through here or through the filter's rewrite of libh2o's own errors. */
 void http_json(h2o_req_t *req, int status, cJSON *body);
+/* The same for a body written with jsonw (a complete object; copied). */
+void http_json_w(h2o_req_t *req, int status, const jsonw *body);
 /* Send UTF-8 text or HTML as the body (copied; none for HEAD). */
 void http_text(h2o_req_t *req, int status, const char *text, size_t len);
 void http_html(h2o_req_t *req, int status, const char *html, size_t len);

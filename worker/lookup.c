@@ -11,19 +11,21 @@
 static void status_json(h2o_req_t *req, const keyed_op *op, const char *status, long long uses, long long expires,
                         int accessible)
 {
-    char ts[32];
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "key", op->echo);
-    cJSON_AddStringToObject(o, "status", status);
-    cJSON_AddNumberToObject(o, "remaining_uses", (double)uses);
+    char ts[32], buf[512];
+    jsonw o;
+    jsonw_init(&o, buf, sizeof(buf), 1);
+    jsonw_str(&o, "key", op->echo);
+    jsonw_str(&o, "status", status);
+    jsonw_num(&o, "remaining_uses", (double)uses);
     if (expires > 0) {
         util_iso_time(expires, ts, sizeof(ts));
-        cJSON_AddStringToObject(o, "expires_at", ts);
+        jsonw_str(&o, "expires_at", ts);
     } else {
-        cJSON_AddNullToObject(o, "expires_at");
+        jsonw_null(&o, "expires_at");
     }
-    cJSON_AddBoolToObject(o, "is_accessible", accessible);
-    http_json(req, 200, o);
+    jsonw_bool(&o, "is_accessible", accessible);
+    jsonw_close(&o);
+    http_json_w(req, 200, &o);
 }
 
 static void on_status(h2o_req_t *req, keyed_op *op, const record_access *r)
