@@ -268,6 +268,45 @@ __attribute__((format(printf, 2, 3))) static void arg_fmt(record_cmd *c, const c
         arg_bytes(c, tmp, (size_t)n);
 }
 
+/* v in decimal, without printf (several go with every request), ending at buf[24]. */
+static const char *num_text(char buf[24], long long v)
+{
+    size_t at = 23;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    buf[at] = '\0';
+    do
+        buf[--at] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        buf[--at] = '-';
+    return buf + at;
+}
+
+static void arg_int(record_cmd *c, long long v)
+{
+    char buf[24];
+    const char *t = num_text(buf, v);
+    arg_bytes(c, t, strlen(t));
+}
+
+/* One argument made of n strings end to end (a key name). */
+static void arg_cat(record_cmd *c, const char *const *parts, size_t n)
+{
+    char tmp[256];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(parts[i]);
+        if (l > sizeof(tmp) - len) {
+            c->used = sizeof(c->buf) + 1;
+            c->argc++;
+            return;
+        }
+        memcpy(tmp + len, parts[i], l);
+        len += l;
+    }
+    arg_bytes(c, tmp, len);
+}
+
 static int finish(record_cmd *c)
 {
     return c->argc <= RECORD_ARGS_MAX && c->used <= sizeof(c->buf) ? 0 : -1;
@@ -275,17 +314,21 @@ static int finish(record_cmd *c)
 
 static void key_upload(record_cmd *c, const char *id)
 {
-    arg_fmt(c, "upload:{%s}", id);
+    const char *parts[] = {"upload:{", id, "}"};
+    arg_cat(c, parts, 3);
 }
 
 static void key_client(record_cmd *c, const char *prefix, const char *client)
 {
-    arg_fmt(c, "%s:{%s}", prefix, client);
+    const char *parts[] = {prefix, ":{", client, "}"};
+    arg_cat(c, parts, 4);
 }
 
 static void key_rate(record_cmd *c, const char *kind, const char *client, uint32_t period_s, int64_t now)
 {
-    arg_fmt(c, "rate:%s:%s:%llu", kind, client, (unsigned long long)now / period_s);
+    char n[24];
+    const char *parts[] = {"rate:", kind, ":", client, ":", num_text(n, (long long)((uint64_t)now / period_s))};
+    arg_cat(c, parts, 6);
 }
 
 int record_cmd_create(record_cmd *cmd, const record_new *n)
@@ -298,13 +341,13 @@ int record_cmd_create(record_cmd *cmd, const record_new *n)
     key_client(cmd, "slots", n->client);
     arg_static(cmd, KEY_SECRET);
     arg_bytes(cmd, n->id, strlen(n->id));
-    arg_fmt(cmd, "%d", n->uses);
-    arg_fmt(cmd, "%lld", (long long)n->created);
-    arg_fmt(cmd, "%lld", (long long)n->expires);
-    arg_fmt(cmd, "%llu", (unsigned long long)n->size);
+    arg_int(cmd, (long long)n->uses);
+    arg_int(cmd, (long long)n->created);
+    arg_int(cmd, (long long)n->expires);
+    arg_int(cmd, (long long)n->size);
     arg_bytes(cmd, salt, strlen(salt));
     arg_bytes(cmd, n->meta, n->meta_len);
-    arg_fmt(cmd, "%lld", (long long)(n->expires - n->created));
+    arg_int(cmd, (long long)(n->expires - n->created));
     arg_bytes(cmd, n->slot, strlen(n->slot));
     arg_bytes(cmd, n->delete_digest, strlen(n->delete_digest));
     arg_bytes(cmd, n->secret_fp, strlen(n->secret_fp));
@@ -320,15 +363,17 @@ static int keyed(record_cmd *cmd, int script, const char *id, const char *client
     key_client(cmd, "fail", client);
     key_client(cmd, "block", client);
     arg_static(cmd, KEY_EXPIRIES);
-    arg_fmt(cmd, "fails:%llu", (unsigned long long)now / g->budget_period_s);
+    char window[24];
+    const char *fails[] = {"fails:", num_text(window, (long long)((uint64_t)now / g->budget_period_s))};
+    arg_cat(cmd, fails, 2);
     arg_static(cmd, KEY_SECRET);
-    arg_fmt(cmd, "%lld", (long long)now);
-    arg_fmt(cmd, "%u", g->fail_limit);
-    arg_fmt(cmd, "%u", g->block_s);
-    arg_fmt(cmd, "%u", g->fail_memory_s);
+    arg_int(cmd, (long long)now);
+    arg_int(cmd, (long long)g->fail_limit);
+    arg_int(cmd, (long long)g->block_s);
+    arg_int(cmd, (long long)g->fail_memory_s);
     arg_bytes(cmd, id, strlen(id));
-    arg_fmt(cmd, "%u", g->budget);
-    arg_fmt(cmd, "%u", g->budget_period_s);
+    arg_int(cmd, (long long)g->budget);
+    arg_int(cmd, (long long)g->budget_period_s);
     arg_bytes(cmd, g->secret_fp, strlen(g->secret_fp));
     return finish(cmd);
 }
@@ -361,7 +406,7 @@ int record_cmd_rate(record_cmd *cmd, const char *kind, const char *client, uint3
 {
     begin(cmd, RECORD_SCRIPT_RATE, 1);
     key_rate(cmd, kind, client, period_s, now);
-    arg_fmt(cmd, "%u", period_s);
+    arg_int(cmd, (long long)period_s);
     return finish(cmd);
 }
 
@@ -370,10 +415,10 @@ int record_cmd_gate_enter(record_cmd *cmd, const char *client, const char *slot,
     begin(cmd, RECORD_SCRIPT_GATE_ENTER, 2);
     key_rate(cmd, "upload", client, g->rate_period_s, now);
     key_client(cmd, "slots", client);
-    arg_fmt(cmd, "%u", g->rate_period_s);
-    arg_fmt(cmd, "%u", g->rate_count);
-    arg_fmt(cmd, "%u", g->max_slots);
-    arg_fmt(cmd, "%u", g->lease_ms);
+    arg_int(cmd, (long long)g->rate_period_s);
+    arg_int(cmd, (long long)g->rate_count);
+    arg_int(cmd, (long long)g->max_slots);
+    arg_int(cmd, (long long)g->lease_ms);
     arg_bytes(cmd, slot, strlen(slot));
     return finish(cmd);
 }
@@ -394,7 +439,7 @@ int record_cmd_renew(record_cmd *cmd, const record_slot *slots, size_t n, uint32
     begin(cmd, RECORD_SCRIPT_RENEW, (int)n);
     for (size_t i = 0; i < n; i++)
         key_client(cmd, "slots", slots[i].client);
-    arg_fmt(cmd, "%u", lease_ms);
+    arg_int(cmd, (long long)lease_ms);
     for (size_t i = 0; i < n; i++)
         arg_bytes(cmd, slots[i].slot, strlen(slots[i].slot));
     return finish(cmd);
@@ -408,8 +453,8 @@ int record_cmd_due(record_cmd *cmd, double due, unsigned skip, unsigned max)
     arg_static(cmd, "-inf");
     arg_fmt(cmd, "%.3f", due);
     arg_static(cmd, "LIMIT");
-    arg_fmt(cmd, "%u", skip);
-    arg_fmt(cmd, "%u", max < RECORD_DUE_MAX ? max : RECORD_DUE_MAX);
+    arg_int(cmd, (long long)skip);
+    arg_int(cmd, (long long)(max < RECORD_DUE_MAX ? max : RECORD_DUE_MAX));
     return finish(cmd);
 }
 
