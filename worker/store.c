@@ -128,17 +128,19 @@ typedef union {
 /* Reads a reply (NULL: none) into its typed form and calls cb with it. */
 typedef void (*deliver_fn)(store *s, const redisReply *reply, typed_cb cb, void *data);
 
-/* A command in flight; for scripts the arguments are kept to retry with EVAL if the
- * store has lost the script (NOSCRIPT). */
+/* A command in flight, formatted once (RESP) in the same allocation: for a script,
+ * EVALSHA sha and then tail, the arguments from numkeys on, which a retry with EVAL
+ * (the store lost the script: NOSCRIPT) sends again behind the script's body. */
 typedef struct {
     store *s;
     deliver_fn deliver;
     typed_cb cb;
     void *data;
-    int script;    /* -1 for plain commands */
-    int argc;
-    char **argv;
-    size_t *argvlen;
+    int script;      /* -1 for plain commands */
+    int nargs;       /* elements in tail */
+    size_t len;      /* of text */
+    size_t tail_off; /* where tail starts in text */
+    char text[];
 } store_cmd;
 
 /* ---- the evloop adapter ---- */
@@ -841,16 +843,74 @@ void store_free(store *s)
 
 static void cmd_free(store_cmd *c)
 {
-    if (c->argv != NULL) {
-        for (int i = 0; i < c->argc; i++)
-            free(c->argv[i]);
-        free(c->argv);
-        free(c->argvlen);
-    }
     free(c);
 }
 
-static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body);
+/* RESP: "*n\r\n" (type '*') or "$n\r\n" (type '$') at p; returns the end. */
+static char *resp_count(char *p, char type, size_t n)
+{
+    char digits[24];
+    size_t at = sizeof(digits);
+    do
+        digits[--at] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    *p++ = type;
+    memcpy(p, digits + at, sizeof(digits) - at);
+    p += sizeof(digits) - at;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+static char *resp_bulk(char *p, const char *arg, size_t len)
+{
+    p = resp_count(p, '$', len);
+    memcpy(p, arg, len);
+    p += len;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Room for a bulk string of len bytes: '$', up to 20 digits, CRLF, the bytes, CRLF. */
+static size_t resp_room(size_t len)
+{
+    return 1 + 20 + 2 + len + 2;
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv);
+
+static int cmd_send(store_cmd *c)
+{
+    store *s = c->s;
+    if (redisAsyncFormattedCommand(s->db.ac, on_reply, c, c->text, c->len) != REDIS_OK)
+        return -1;
+    if (s->inflight++ == 0)
+        s->progress_ms = util_mono_ms();
+    return 0;
+}
+
+/* The store has lost script: send it again as EVAL body, with the same tail. */
+static int cmd_send_eval(store_cmd *c, const char *body)
+{
+    store *s = c->s;
+    size_t body_len = strlen(body), tail_len = c->len - c->tail_off;
+    char *text = malloc(1 + 20 + 2 + resp_room(4) + resp_room(body_len) + tail_len);
+    if (text == NULL)
+        return -1;
+    char *p = resp_count(text, '*', (size_t)c->nargs + 2);
+    p = resp_bulk(p, "EVAL", 4);
+    p = resp_bulk(p, body, body_len);
+    memcpy(p, c->text + c->tail_off, tail_len);
+    p += tail_len;
+    int r = redisAsyncFormattedCommand(s->db.ac, on_reply, c, text, (size_t)(p - text));
+    free(text);
+    if (r != REDIS_OK)
+        return -1;
+    if (s->inflight++ == 0)
+        s->progress_ms = util_mono_ms();
+    return 0;
+}
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -864,7 +924,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
         strncmp(reply->str, "NOSCRIPT", 8) == 0 && s->db.ac != NULL) {
         int script = c->script;
         c->script = -1; /* retry once, with the body */
-        if (cmd_send(c, "EVAL", record_scripts[script]) == 0)
+        if (cmd_send_eval(c, record_scripts[script]) == 0)
             return;
         reply = NULL;
     }
@@ -879,57 +939,32 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
     cmd_free(c);
 }
 
-/* Sends VERB sha_or_body numkeys args... when verb is given, else argv as is. */
-static int cmd_send(store_cmd *c, const char *verb, const char *sha_or_body)
-{
-    store *s = c->s;
-    int r;
-    if (verb == NULL) {
-        r = redisAsyncCommandArgv(s->db.ac, on_reply, c, c->argc, (const char **)c->argv, c->argvlen);
-    } else {
-        int n = c->argc + 2;
-        const char *argv[n];
-        size_t lens[n];
-        argv[0] = verb;
-        lens[0] = strlen(verb);
-        argv[1] = sha_or_body;
-        lens[1] = strlen(sha_or_body);
-        for (int i = 0; i < c->argc; i++) {
-            argv[i + 2] = c->argv[i];
-            lens[i + 2] = c->argvlen[i];
-        }
-        r = redisAsyncCommandArgv(s->db.ac, on_reply, c, n, argv, lens);
-    }
-    if (r != REDIS_OK)
-        return -1;
-    if (s->inflight++ == 0)
-        s->progress_ms = util_mono_ms();
-    return 0;
-}
-
+/* One allocation holding the command as it goes to the store: EVALSHA sha (for a
+ * script) and argv. */
 static store_cmd *cmd_new(store *s, int script, int argc, const char **argv, const size_t *argvlen)
 {
-    store_cmd *c = calloc(1, sizeof(*c));
+    size_t room = 1 + 20 + 2;
+    if (script >= 0)
+        room += resp_room(7) + resp_room(40);
+    for (int i = 0; i < argc; i++)
+        room += resp_room(argvlen[i]);
+    store_cmd *c = malloc(sizeof(*c) + room);
     if (c == NULL)
         return NULL;
+    memset(c, 0, sizeof(*c));
     c->s = s;
     c->script = script;
-    c->argc = argc;
-    c->argv = calloc((size_t)argc + 1, sizeof(char *));
-    c->argvlen = calloc((size_t)argc + 1, sizeof(size_t));
-    if (c->argv == NULL || c->argvlen == NULL)
-        goto fail;
-    for (int i = 0; i < argc; i++) {
-        if ((c->argv[i] = malloc(argvlen[i] + 1)) == NULL)
-            goto fail;
-        memcpy(c->argv[i], argv[i], argvlen[i]);
-        c->argv[i][argvlen[i]] = '\0';
-        c->argvlen[i] = argvlen[i];
+    c->nargs = argc;
+    char *p = resp_count(c->text, '*', (size_t)argc + (script >= 0 ? 2 : 0));
+    if (script >= 0) {
+        p = resp_bulk(p, "EVALSHA", 7);
+        p = resp_bulk(p, s->sha[script], 40);
     }
+    c->tail_off = (size_t)(p - c->text);
+    for (int i = 0; i < argc; i++)
+        p = resp_bulk(p, argv[i], argvlen[i]);
+    c->len = (size_t)(p - c->text);
     return c;
-fail:
-    cmd_free(c);
-    return NULL;
 }
 
 uint64_t store_take_shed(store *s)
@@ -970,7 +1005,7 @@ static void submit(store *s, int starts, int built, const record_cmd *cmd, deliv
         c->cb = cb;
         c->data = data;
     }
-    if (c == NULL || cmd_send(c, c->script >= 0 ? "EVALSHA" : NULL, c->script >= 0 ? s->sha[c->script] : NULL) != 0) {
+    if (c == NULL || cmd_send(c) != 0) {
         if (c != NULL)
             cmd_free(c);
         deliver(s, NULL, cb, data);
