@@ -4,6 +4,7 @@
 #include "crypt.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -58,6 +59,64 @@ int crypt_id(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t key
     crypt_hex(mac, CRYPT_ID_HEX_LEN / 2, out);
     OPENSSL_cleanse(mac, sizeof mac);
     return 0;
+}
+
+struct crypt_hmac {
+    EVP_MD *sha256;
+    EVP_MD_CTX *ctx;
+};
+
+crypt_hmac *crypt_hmac_new(void)
+{
+    crypt_hmac *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    h->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    h->ctx = EVP_MD_CTX_new();
+    if (h->sha256 == NULL || h->ctx == NULL) {
+        crypt_hmac_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void crypt_hmac_free(crypt_hmac *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MD_CTX_free(h->ctx);
+    EVP_MD_free(h->sha256);
+    free(h);
+}
+
+/* H(pad || a || b), pad being the 64-byte block of the key XORed with ipad or opad. */
+static int sha256_of(crypt_hmac *h, const uint8_t pad[64], const void *a, size_t alen, uint8_t out[32])
+{
+    return EVP_DigestInit_ex2(h->ctx, h->sha256, NULL) == 1 && EVP_DigestUpdate(h->ctx, pad, 64) == 1 &&
+           (alen == 0 || EVP_DigestUpdate(h->ctx, a, alen) == 1) && EVP_DigestFinal_ex(h->ctx, out, NULL) == 1;
+}
+
+/* HMAC (RFC 2104) over SHA-256: the secret is shorter than a block, so it is the key
+ * block itself, zero-padded. */
+int crypt_id_with(crypt_hmac *h, const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+                  char out[CRYPT_ID_HEX_LEN + 1])
+{
+    uint8_t pad[64], inner[32], mac[32];
+    int ok;
+    out[0] = '\0';
+    memset(pad, 0x36, sizeof(pad));
+    for (size_t i = 0; i < CRYPT_SECRET_LEN; i++)
+        pad[i] ^= secret[i];
+    ok = sha256_of(h, pad, key, keylen, inner);
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    ok = ok && sha256_of(h, pad, inner, sizeof(inner), mac);
+    if (ok)
+        crypt_hex(mac, CRYPT_ID_HEX_LEN / 2, out);
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok ? 0 : -1;
 }
 
 int crypt_is_id(const char *s, size_t len)

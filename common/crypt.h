@@ -29,6 +29,15 @@ int crypt_random(void *buf, size_t len);
  * 0, or -1 (out = "") if libcrypto fails, e.g. out of memory. */
 int crypt_id(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
              char out[CRYPT_ID_HEX_LEN + 1]);
+/* SHA-256 fetched once and one digest context, reused by crypt_id_with: HMAC() fetches
+ * its algorithms anew on every call, which was most of a keyed request's id. One per
+ * thread; it holds nothing of a key between calls. */
+typedef struct crypt_hmac crypt_hmac;
+crypt_hmac *crypt_hmac_new(void);
+void crypt_hmac_free(crypt_hmac *h);
+/* crypt_id with h's context (the same id). */
+int crypt_id_with(crypt_hmac *h, const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+                  char out[CRYPT_ID_HEX_LEN + 1]);
 /* Is s (len bytes, NUL-terminated there) an id as crypt_id writes them? */
 int crypt_is_id(const char *s, size_t len);
 

@@ -253,7 +253,7 @@ static void start(h2o_req_t *req, store_access_fn call, int flags, const char *k
     if (words_key_valid(w->env->words, key, keylen)) {
         memcpy(st->op.key, key, keylen);
         st->op.keylen = keylen;
-        crypt_id(sec->key, key, keylen, st->op.id);
+        crypt_id_with(w->hmac, sec->key, key, keylen, st->op.id);
     } else {
         snprintf(st->op.id, sizeof(st->op.id), "none");
     }

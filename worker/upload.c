@@ -433,7 +433,7 @@ static int draw_key(upload_op *op, const secret *sec)
 {
     snprintf(op->secret_fp, sizeof(op->secret_fp), "%s", sec->store_fp);
     return words_draw_key(op->w->env->words, op->w->cfg->key_words, op->key) != 0 ||
-                   crypt_id(sec->key, op->key, strlen(op->key), op->id) != 0
+                   crypt_id_with(op->w->hmac, sec->key, op->key, strlen(op->key), op->id) != 0
                ? -1
                : 0;
 }

@@ -547,6 +547,11 @@ int worker_main(const proc_env *env)
         log_event(LOG_ERROR, "magic_failed", "cannot load the libmagic database");
         return 1;
     }
+    w.hmac = crypt_hmac_new();
+    if (w.hmac == NULL) {
+        log_event(LOG_ERROR, "crypto_failed", "cannot fetch SHA-256 from libcrypto");
+        return 1;
+    }
     char warn[256];
     if (env->secret != NULL) {
         (void)secret_lock(env->secret, warn, sizeof(warn)); /* the master's lock is its own */
@@ -621,6 +626,7 @@ int worker_main(const proc_env *env)
     store_free(w.store);
     secret_free(w.store_secret);
     magic_close(w.magic);
+    crypt_hmac_free(w.hmac);
     peers_free(&w.peers);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <magic.h>
 #include <stdint.h>
 
+#include "crypt.h"
 #include "gate.h"
 #include "linger.h"
 #include "objstore.h"
@@ -37,6 +38,7 @@ typedef struct worker {
     secret *store_secret;  /* store mode: the page the store client keeps the secret in */
     bodies *bodies;       /* the request bodies held, and their caps */
     magic_t magic;
+    crypt_hmac *hmac;     /* for the id of every keyed request and upload */
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
     h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */

@@ -107,6 +107,27 @@ static void id_changes_with_the_key_and_with_the_secret(void **state)
     assert_int_equal(strlen(a), CRYPT_ID_HEX_LEN);
 }
 
+static void id_with_a_reused_context_is_the_same_id(void **state)
+{
+    uint8_t secret[CRYPT_SECRET_LEN], salt[CRYPT_SALT_LEN];
+    char want[CRYPT_ID_HEX_LEN + 1], got[CRYPT_ID_HEX_LEN + 1], key[80];
+    crypt_hmac *h = crypt_hmac_new();
+
+    (void)state;
+    assert_non_null(h);
+    kat_inputs(secret, salt);
+    assert_int_equal(crypt_id_with(h, secret, KAT_KEY, strlen(KAT_KEY), got), 0);
+    assert_string_equal(got, KAT_ID);
+    for (size_t len = 0; len < sizeof(key); len++) {
+        key[len] = (char)('a' + len % 26);
+        secret[len % CRYPT_SECRET_LEN] ^= (uint8_t)len;
+        assert_int_equal(crypt_id(secret, key, len, want), 0);
+        assert_int_equal(crypt_id_with(h, secret, key, len, got), 0);
+        assert_string_equal(got, want);
+    }
+    crypt_hmac_free(h);
+}
+
 static void derive_is_hkdf_sha256_with_secret_and_salt_as_salt(void **state)
 {
     uint8_t secret[CRYPT_SECRET_LEN], salt[CRYPT_SALT_LEN], key[CRYPT_KEY_LEN];
@@ -362,6 +383,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(id_is_the_first_16_bytes_of_hmac_sha256_in_hex),
         cmocka_unit_test(id_changes_with_the_key_and_with_the_secret),
+        cmocka_unit_test(id_with_a_reused_context_is_the_same_id),
         cmocka_unit_test(derive_is_hkdf_sha256_with_secret_and_salt_as_salt),
         cmocka_unit_test(derive_changes_with_the_upload_salt),
         cmocka_unit_test(blob_open_matches_gcm_spec_test_case_15),
