@@ -46,6 +46,11 @@ void util_uuid4(char out[37])
 {
     uint8_t b[16];
     crypt_random(b, sizeof(b));
+    util_uuid4_from(b, out);
+}
+
+void util_uuid4_from(uint8_t b[16], char out[37])
+{
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     /* by hand: one per response, and snprintf of 16 bytes cost as much as drawing them */

@@ -13,6 +13,8 @@ void util_iso_time(int64_t unix_s, char *out, size_t cap);
 void util_iso_time_ms(uint64_t unix_ms, char *out, size_t cap);
 /* Random UUID v4, 36 chars + NUL. */
 void util_uuid4(char out[37]);
+/* The same from 16 random bytes the caller drew (b is changed: version and variant). */
+void util_uuid4_from(uint8_t b[16], char out[37]);
 /* mkdir -p with mode; 0 or -1 (errno set). */
 int util_mkdirs(const char *path, int mode);
 /* printf into a caller's error buffer; err may be NULL or errlen 0 (nothing written). */

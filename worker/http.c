@@ -419,10 +419,25 @@ static h2o_ostream_t **h2o_error_as_json(h2o_req_t *req, h2o_ostream_t **slot)
     return &os->super.next;
 }
 
+/* X-Request-ID: a UUID v4 from the worker's pool of random bytes, refilled 32 ids at
+ * a time (a libcrypto draw per response cost as much as the rest of a status answer). */
+static void request_id(worker *w, char id[37])
+{
+    if (w->rid_left < 16) {
+        if (crypt_random(w->rid_pool, sizeof(w->rid_pool)) != 0) {
+            util_uuid4(id);
+            return;
+        }
+        w->rid_left = sizeof(w->rid_pool);
+    }
+    w->rid_left -= 16;
+    util_uuid4_from(w->rid_pool + w->rid_left, id);
+}
+
 void http_common_headers(h2o_req_t *req)
 {
     char id[37];
-    util_uuid4(id);
+    request_id(worker_of(req), id);
     header_str(req, H("x-request-id"), h2o_strdup(&req->pool, id, 36).base, 36);
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,

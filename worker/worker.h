@@ -39,6 +39,8 @@ typedef struct worker {
     bodies *bodies;       /* the request bodies held, and their caps */
     magic_t magic;
     crypt_hmac *hmac;     /* for the id of every keyed request and upload */
+    uint8_t rid_pool[512]; /* random bytes for request ids, drawn 16 at a time */
+    size_t rid_left;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
     h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */
