@@ -28,6 +28,8 @@
 #include "util.h"
 
 #define ACCEPT_BATCH 16
+/* How uploads are sniffed (scripts/magic_flags.py reads this line). */
+#define MAGIC_FLAGS (MAGIC_MIME_TYPE | MAGIC_ERROR)
 #define TICK_MS 100
 #define STORE_TIMEOUT_MS 1000
 #define FRESH_CONN_MS 1000
@@ -542,7 +544,7 @@ int worker_main(const proc_env *env)
     w.env = env;
     w.cfg = env->cfg;
     setup_h2o(&w);
-    w.magic = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+    w.magic = magic_open(MAGIC_FLAGS);
     if (w.magic == NULL || magic_load(w.magic, NULL) != 0) {
         log_event(LOG_ERROR, "magic_failed", "cannot load the libmagic database");
         return 1;
