@@ -89,33 +89,56 @@ void crypt_hmac_free(crypt_hmac *h)
     free(h);
 }
 
-/* H(pad || a || b), pad being the 64-byte block of the key XORed with ipad or opad. */
-static int sha256_of(crypt_hmac *h, const uint8_t pad[64], const void *a, size_t alen, uint8_t out[32])
+/* HMAC-SHA256 (RFC 2104) of a || b under a key of at most one block (64 bytes), which
+ * is then its own key block, zero-padded. */
+static int hmac_sha256(crypt_hmac *h, const uint8_t *k, size_t klen, const void *a, size_t alen, const void *b,
+                       size_t blen, uint8_t out[32])
 {
-    return EVP_DigestInit_ex2(h->ctx, h->sha256, NULL) == 1 && EVP_DigestUpdate(h->ctx, pad, 64) == 1 &&
-           (alen == 0 || EVP_DigestUpdate(h->ctx, a, alen) == 1) && EVP_DigestFinal_ex(h->ctx, out, NULL) == 1;
+    uint8_t pad[64], inner[32];
+    int ok;
+    memset(pad, 0x36, sizeof(pad));
+    for (size_t i = 0; i < klen; i++)
+        pad[i] ^= k[i];
+    ok = EVP_DigestInit_ex2(h->ctx, h->sha256, NULL) == 1 && EVP_DigestUpdate(h->ctx, pad, 64) == 1 &&
+         (alen == 0 || EVP_DigestUpdate(h->ctx, a, alen) == 1) &&
+         (blen == 0 || EVP_DigestUpdate(h->ctx, b, blen) == 1) && EVP_DigestFinal_ex(h->ctx, inner, NULL) == 1;
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    ok = ok && EVP_DigestInit_ex2(h->ctx, h->sha256, NULL) == 1 && EVP_DigestUpdate(h->ctx, pad, 64) == 1 &&
+         EVP_DigestUpdate(h->ctx, inner, sizeof(inner)) == 1 && EVP_DigestFinal_ex(h->ctx, out, NULL) == 1;
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    return ok;
 }
 
-/* HMAC (RFC 2104) over SHA-256: the secret is shorter than a block, so it is the key
- * block itself, zero-padded. */
 int crypt_id_with(crypt_hmac *h, const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
                   char out[CRYPT_ID_HEX_LEN + 1])
 {
-    uint8_t pad[64], inner[32], mac[32];
-    int ok;
+    uint8_t mac[32];
     out[0] = '\0';
-    memset(pad, 0x36, sizeof(pad));
-    for (size_t i = 0; i < CRYPT_SECRET_LEN; i++)
-        pad[i] ^= secret[i];
-    ok = sha256_of(h, pad, key, keylen, inner);
-    for (size_t i = 0; i < sizeof(pad); i++)
-        pad[i] ^= 0x36 ^ 0x5c;
-    ok = ok && sha256_of(h, pad, inner, sizeof(inner), mac);
+    int ok = hmac_sha256(h, secret, CRYPT_SECRET_LEN, key, keylen, NULL, 0, mac);
     if (ok)
         crypt_hex(mac, CRYPT_ID_HEX_LEN / 2, out);
-    OPENSSL_cleanse(pad, sizeof(pad));
-    OPENSSL_cleanse(inner, sizeof(inner));
     OPENSSL_cleanse(mac, sizeof(mac));
+    return ok ? 0 : -1;
+}
+
+/* HKDF (RFC 5869) for one block of output: PRK = HMAC(salt, ikm), then
+ * OKM = HMAC(PRK, info || 0x01); the salt (secret || upload salt, 48 bytes) and PRK
+ * are shorter than a block. */
+int crypt_derive_with(crypt_hmac *h, const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+                      const uint8_t salt[CRYPT_SALT_LEN], const char *info, uint8_t out[CRYPT_KEY_LEN])
+{
+    uint8_t fullsalt[CRYPT_SECRET_LEN + CRYPT_SALT_LEN], prk[32];
+    static const uint8_t one = 1;
+    memcpy(fullsalt, secret, CRYPT_SECRET_LEN);
+    memcpy(fullsalt + CRYPT_SECRET_LEN, salt, CRYPT_SALT_LEN);
+    int ok = hmac_sha256(h, fullsalt, sizeof(fullsalt), key, keylen, NULL, 0, prk) &&
+             hmac_sha256(h, prk, sizeof(prk), info, strlen(info), &one, 1, out);
+    if (!ok)
+        OPENSSL_cleanse(out, CRYPT_KEY_LEN);
+    OPENSSL_cleanse(fullsalt, sizeof(fullsalt));
+    OPENSSL_cleanse(prk, sizeof(prk));
     return ok ? 0 : -1;
 }
 

@@ -47,6 +47,9 @@ int crypt_is_id(const char *s, size_t len);
 #define CRYPT_INFO_META "raven-zero v1 meta"
 int crypt_derive(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
                  const uint8_t salt[CRYPT_SALT_LEN], const char *info, uint8_t out[CRYPT_KEY_LEN]);
+/* crypt_derive with h's context (crypt_id_with's): the same key. */
+int crypt_derive_with(crypt_hmac *h, const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t keylen,
+                      const uint8_t salt[CRYPT_SALT_LEN], const char *info, uint8_t out[CRYPT_KEY_LEN]);
 
 /* Sealed blob: out = nonce(12) || ciphertext || tag(16); out must hold len + 28. */
 int crypt_blob_seal(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *pt, size_t len, uint8_t *out);

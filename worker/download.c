@@ -420,7 +420,7 @@ static void object_stream(h2o_req_t *req, keyed_op *op, const record_access *r, 
     s->length = objstore_get_length(s->g);
     objstore_get_source(s->g, &s->src);
     if (objstore_get_peek_header(s->g, &h) != 0 ||
-        crypt_derive(op->secret->key, op->key, op->keylen, r->salt, CRYPT_INFO_FILE, fk) != 0) {
+        crypt_derive_with(w->hmac, op->secret->key, op->key, op->keylen, r->salt, CRYPT_INFO_FILE, fk) != 0) {
         integrity_failed(req);
         return;
     }
@@ -490,7 +490,7 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     memcpy(st->salt, r->salt, sizeof(st->salt));
     memcpy(st->id, op->id, sizeof(st->id));
     st->meta = meta;
-    if (crypt_derive(op->secret->key, op->key, op->keylen, st->salt, CRYPT_INFO_FILE, st->fk) != 0) {
+    if (crypt_derive_with(w->hmac, op->secret->key, op->key, op->keylen, st->salt, CRYPT_INFO_FILE, st->fk) != 0) {
         OPENSSL_cleanse(st->fk, sizeof(st->fk));
         integrity_failed(req);
         return;

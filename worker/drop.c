@@ -9,8 +9,8 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-int drop_meta_seal(const uint8_t *secret, const char *key, size_t keylen, const uint8_t salt[CRYPT_SALT_LEN],
-                   const drop_meta *m, uint8_t *out)
+int drop_meta_seal(crypt_hmac *h, const uint8_t *secret, const char *key, size_t keylen,
+                   const uint8_t salt[CRYPT_SALT_LEN], const drop_meta *m, uint8_t *out)
 {
     uint8_t pt[DROP_BLOB_MAX], mk[CRYPT_KEY_LEN];
     size_t nl = strlen(m->filename), ml = strlen(m->mime), n = 0;
@@ -26,19 +26,20 @@ int drop_meta_seal(const uint8_t *secret, const char *key, size_t keylen, const 
     memcpy(pt + n, m->sha256, 64);
     n += 64;
     int r = -1;
-    if (crypt_derive(secret, key, keylen, salt, CRYPT_INFO_META, mk) == 0 && crypt_blob_seal(mk, pt, n, out) == 0)
+    if (crypt_derive_with(h, secret, key, keylen, salt, CRYPT_INFO_META, mk) == 0 &&
+        crypt_blob_seal(mk, pt, n, out) == 0)
         r = (int)(n + CRYPT_BLOB_OVERHEAD);
     OPENSSL_cleanse(mk, sizeof(mk));
     return r;
 }
 
-int drop_meta_open(const uint8_t *secret, const char *key, size_t keylen, const uint8_t salt[CRYPT_SALT_LEN],
-                   const uint8_t *blob, size_t len, drop_meta *m)
+int drop_meta_open(crypt_hmac *h, const uint8_t *secret, const char *key, size_t keylen,
+                   const uint8_t salt[CRYPT_SALT_LEN], const uint8_t *blob, size_t len, drop_meta *m)
 {
     uint8_t pt[DROP_BLOB_MAX], mk[CRYPT_KEY_LEN];
     if (len < CRYPT_BLOB_OVERHEAD || len > DROP_BLOB_MAX)
         return -1;
-    int ok = crypt_derive(secret, key, keylen, salt, CRYPT_INFO_META, mk) == 0 &&
+    int ok = crypt_derive_with(h, secret, key, keylen, salt, CRYPT_INFO_META, mk) == 0 &&
              crypt_blob_open(mk, blob, len, pt) == 0;
     OPENSSL_cleanse(mk, sizeof(mk));
     if (!ok)

@@ -19,12 +19,13 @@ typedef struct {
     char sha256[65];
 } drop_meta;
 
-/* Seal meta under the key's meta key; out holds DROP_BLOB_MAX; returns its length or -1. */
-int drop_meta_seal(const uint8_t *secret, const char *key, size_t keylen, const uint8_t salt[CRYPT_SALT_LEN],
-                   const drop_meta *m, uint8_t *out);
+/* Seal meta under the key's meta key (derived with h); out holds DROP_BLOB_MAX; returns
+ * its length or -1. */
+int drop_meta_seal(crypt_hmac *h, const uint8_t *secret, const char *key, size_t keylen,
+                   const uint8_t salt[CRYPT_SALT_LEN], const drop_meta *m, uint8_t *out);
 /* Open a blob; -1 when it does not authenticate or is malformed. */
-int drop_meta_open(const uint8_t *secret, const char *key, size_t keylen, const uint8_t salt[CRYPT_SALT_LEN],
-                   const uint8_t *blob, size_t len, drop_meta *m);
+int drop_meta_open(crypt_hmac *h, const uint8_t *secret, const char *key, size_t keylen,
+                   const uint8_t salt[CRYPT_SALT_LEN], const uint8_t *blob, size_t len, drop_meta *m);
 
 /* Turn a client's file name into what is stored: the last path component, C0 and C1
  * control characters and bidirectional controls (U+061C, U+200E/F, U+202A-E,

@@ -45,8 +45,8 @@ int keyed_open_meta(h2o_req_t *req, const keyed_op *op, const record_access *r, 
 {
     if (!r->sealed)
         return -1;
-    (void)req;
-    return drop_meta_open(op->secret->key, op->key, op->keylen, r->salt, r->meta, r->meta_len, meta);
+    return drop_meta_open(worker_of(req)->hmac, op->secret->key, op->key, op->keylen, r->salt, r->meta, r->meta_len,
+                          meta);
 }
 
 /* ---- the failure budget (GLOBAL_FAIL_LIMIT) ---- */

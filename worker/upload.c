@@ -449,7 +449,7 @@ static int file_begin(upload_op *op)
         return STOP_UNAVAILABLE;
     if ((!op->drawn && draw_key(op, sec) != 0) || crypt_random(op->salt, sizeof(op->salt)) != 0 ||
         sealed_header_new(&h, op->salt) != 0 ||
-        crypt_derive(sec->key, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
+        crypt_derive_with(op->w->hmac, sec->key, op->key, strlen(op->key), op->salt, CRYPT_INFO_FILE, fk) != 0)
         return STOP_INTERNAL;
     if (op->w->objstore != NULL) {
         op->obj = objstore_put_new(op->w->objstore, op->id, on_put_wake, op);
@@ -739,7 +739,7 @@ static void commit(upload_op *op, int expiry_min, int uses)
     snprintf(meta.filename, sizeof(meta.filename), "%s", op->filename);
     snprintf(meta.mime, sizeof(meta.mime), "%s", op->mime);
     memcpy(meta.sha256, op->sha_hex, sizeof(meta.sha256));
-    int bloblen = drop_meta_seal(sec->key, op->key, strlen(op->key), op->salt, &meta, op->blob);
+    int bloblen = drop_meta_seal(op->w->hmac, sec->key, op->key, strlen(op->key), op->salt, &meta, op->blob);
     if (op->obj != NULL) {
         if (bloblen < 0 || crypt_token_new(op->token) != 0 ||
             crypt_token_digest(op->token, strlen(op->token), op->token_digest) != 0) {

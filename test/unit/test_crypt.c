@@ -128,6 +128,27 @@ static void id_with_a_reused_context_is_the_same_id(void **state)
     crypt_hmac_free(h);
 }
 
+static void derive_with_a_reused_context_is_the_same_key(void **state)
+{
+    uint8_t secret[CRYPT_SECRET_LEN], salt[CRYPT_SALT_LEN], want[CRYPT_KEY_LEN], got[CRYPT_KEY_LEN];
+    char key[80];
+    crypt_hmac *h = crypt_hmac_new();
+
+    (void)state;
+    assert_non_null(h);
+    kat_inputs(secret, salt);
+    for (size_t len = 0; len < sizeof(key); len++) {
+        key[len] = (char)('a' + len % 26);
+        secret[len % CRYPT_SECRET_LEN] ^= (uint8_t)len;
+        salt[len % CRYPT_SALT_LEN] ^= (uint8_t)(len * 7);
+        const char *info = len % 2 ? CRYPT_INFO_FILE : CRYPT_INFO_META;
+        assert_int_equal(crypt_derive(secret, key, len, salt, info, want), 0);
+        assert_int_equal(crypt_derive_with(h, secret, key, len, salt, info, got), 0);
+        assert_memory_equal(got, want, CRYPT_KEY_LEN);
+    }
+    crypt_hmac_free(h);
+}
+
 static void derive_is_hkdf_sha256_with_secret_and_salt_as_salt(void **state)
 {
     uint8_t secret[CRYPT_SECRET_LEN], salt[CRYPT_SALT_LEN], key[CRYPT_KEY_LEN];
@@ -384,6 +405,7 @@ int main(void)
         cmocka_unit_test(id_is_the_first_16_bytes_of_hmac_sha256_in_hex),
         cmocka_unit_test(id_changes_with_the_key_and_with_the_secret),
         cmocka_unit_test(id_with_a_reused_context_is_the_same_id),
+        cmocka_unit_test(derive_with_a_reused_context_is_the_same_key),
         cmocka_unit_test(derive_is_hkdf_sha256_with_secret_and_salt_as_salt),
         cmocka_unit_test(derive_changes_with_the_upload_salt),
         cmocka_unit_test(blob_open_matches_gcm_spec_test_case_15),
