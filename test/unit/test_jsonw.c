@@ -28,8 +28,14 @@ static void strings_are_escaped_as_cjson_escapes_them(void **state)
 {
     (void)state;
     static const char *const values[] = {
-        "", "plain", "quote \" backslash \\ slash /", "\b\f\n\r\t", "\x01\x1f\x7f",
-        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xa6", "{\"key\":\"value\"}", "\xff\xfe invalid utf-8",
+        "",
+        "plain",
+        "quote \" backslash \\ slash /",
+        "\b\f\n\r\t",
+        "\x01\x1f\x7f",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xa6",
+        "{\"key\":\"value\"}",
+        "\xff\xfe invalid utf-8",
     };
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         char buf[256];
@@ -47,10 +53,36 @@ static void numbers_are_printed_as_cjson_prints_them(void **state)
 {
     (void)state;
     static const double values[] = {
-        0,          -0.0,         1,       -1,          42,         2147483647.0, -2147483648.0, 2147483648.0,
-        3e9,        -3e9,         1e300,   0.1,         0.000123,   1.5,          0.3333333333333333,
-        2.0 / 3.0,  1e-7,         123456.789012, 9007199254740993.0, 0.1 + 0.2, 1.0 / 0.0 - 1.0 / 0.0,
-        1.0 / 0.0,  -1.0 / 0.0,   999999999999999.0, 1e15, -999999999999999.0, -1e15, 5e14 + 0.5, 200, 404,
+        0,
+        -0.0,
+        1,
+        -1,
+        42,
+        2147483647.0,
+        -2147483648.0,
+        2147483648.0,
+        3e9,
+        -3e9,
+        1e300,
+        0.1,
+        0.000123,
+        1.5,
+        0.3333333333333333,
+        2.0 / 3.0,
+        1e-7,
+        123456.789012,
+        9007199254740993.0,
+        0.1 + 0.2,
+        1.0 / 0.0 - 1.0 / 0.0,
+        1.0 / 0.0,
+        -1.0 / 0.0,
+        999999999999999.0,
+        1e15,
+        -999999999999999.0,
+        -1e15,
+        5e14 + 0.5,
+        200,
+        404,
     };
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         char buf[128];
