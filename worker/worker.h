@@ -38,7 +38,7 @@ typedef struct worker {
     secret *store_secret;  /* store mode: the page the store client keeps the secret in */
     bodies *bodies;       /* the request bodies held, and their caps */
     magic_t magic;
-    crypt_hmac *hmac;      /* for the id of every keyed request and upload */
+    crypt_hmac *hmac;      /* ids and keys (HMAC, HKDF) of keyed requests and uploads */
     uint8_t rid_pool[512]; /* random bytes for request ids, drawn 16 at a time */
     size_t rid_left;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
