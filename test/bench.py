@@ -83,7 +83,7 @@ SIZES = [('1KiB', 1024), ('1MiB', 1 << 20), ('10MiB', 10 << 20)]
 CONCURRENCY = {'1KiB': 50, '1MiB': 50, '10MiB': 16}
 STATUS_CONCURRENCY = 50
 STATUS_KEYS = 200          # live keys the status requests cycle through
-# The issue's goals: ours/nginx req/s of the same run.
+# The performance goals: ours/nginx req/s of the same run.
 GOALS = {'status': 0.5, 'down 1KiB': 0.5, 'down 1MiB': 0.7, 'down 10MiB': 1.0,
          'up 1KiB': 1.0, 'up 1MiB': 1.0, 'up 10MiB': 1.0}
 PROBE_UPLOADS = 16         # concurrent 10 MiB uploads during the loop probe
@@ -951,7 +951,7 @@ def verdict(ok, measured):
 
 
 def print_goals(goal_rows, probe, rss):
-    """The issue's table: one line per goal, measured in this run."""
+    """The goals table: one line per goal, measured in this run."""
     say('')
     say('goals (ratios of this run; a goal is met only when every answer of ours was 2xx)')
     head = '%-12s %-24s %9s %9s %8s %8s %-8s %s' % (
