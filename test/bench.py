@@ -29,8 +29,10 @@ directory, then measures, against both, in one run, every row of the goals table
              that it stored them; after each upload run the access log is checked again.
              The goal compares our PUT with nginx's PUT: the same bytes on the wire.
   probe      while 16 clients upload 10 MiB bodies (ours: POST /upload/; nginx: PUT)
-             (PROBE_ROUNDS each), 4 connections ask /status one request after another:
-             its p99 says whether the event loops kept turning (goal: < 50 ms).
+             (PROBE_ROUNDS each), 2 keep-alive connections on each worker (placed with
+             ss: more are opened until every worker holds two) ask /status one request
+             after another: the worst worker's p99 says whether every event loop kept
+             turning (goal: < 50 ms).
   rss        50 concurrent 10 MiB uploads, twice over: the largest anonymous RSS of a
              worker, sampled every 50 ms (goal: < 64 MiB).
 
@@ -87,7 +89,8 @@ STATUS_KEYS = 200          # live keys the status requests cycle through
 GOALS = {'status': 0.5, 'down 1KiB': 0.5, 'down 1MiB': 0.7, 'down 10MiB': 1.0,
          'up 1KiB': 1.0, 'up 1MiB': 1.0, 'up 10MiB': 1.0}
 PROBE_UPLOADS = 16         # concurrent 10 MiB uploads during the loop probe
-PROBE_CONNECTIONS = 4      # probe connections (both workers get some)
+PROBE_CONNECTIONS = 2      # probe connections on each worker
+PROBE_OPEN_MAX = 64        # connections opened at most to place them
 PROBE_ROUNDS = 1 if QUICK else 3  # uploads per upload client during the probe
 PROBE_P99_MS = 50
 RSS_UPLOADS = 50           # concurrent 10 MiB uploads for the memory bound
@@ -774,40 +777,107 @@ def measure_status(srv, paths, c, tag):
     return r
 
 
-def measure_probe(srv, url, payload, mode, probe_paths, tag):
-    """PROBE_UPLOADS concurrent uploads of payload, PROBE_ROUNDS each, and, on the same
-    server all the while, PROBE_CONNECTIONS connections asking for probe_paths one after another:
-    the probe's latency says whether the event loops kept turning under the uploads."""
-    prefix = os.path.join(WORK, 'paths-%s' % tag)
-    write_path_lists(prefix, 1, [probe_paths])
+def socket_owner(port, local_port, pids):
+    """Which of pids holds the server side of our connection from local_port (None
+    until one has accepted it)."""
+    out = subprocess.run(['ss', '-tnpH', 'state', 'established', '( sport = :%d )' % port],
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[3].endswith(':%d' % local_port):
+            for pid in re.findall(r'pid=(\d+)', line):
+                if int(pid) in pids:
+                    return int(pid)
+    return None
+
+
+def probe_connections(port, pids):
+    """Keep-alive connections, PROBE_CONNECTIONS per worker: connections go to whichever
+    worker accepts first, so more are opened (up to PROBE_OPEN_MAX) until every worker
+    holds its share. [(connection, worker pid)]."""
+    import http.client
+    conns, per = [], {pid: 0 for pid in pids}
+    for _ in range(PROBE_OPEN_MAX):
+        if all(n >= PROBE_CONNECTIONS for n in per.values()):
+            break
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=60)
+        c.connect()
+        local = c.sock.getsockname()[1]
+        try:
+            owner = H.wait_until(lambda: socket_owner(port, local, set(pids)), 5.0,
+                                 message='a worker to accept the probe connection')
+        except H.Timeout:
+            c.close()
+            continue
+        if per[owner] >= PROBE_CONNECTIONS:
+            c.close()
+            continue
+        per[owner] += 1
+        conns.append((c, owner))
+    return conns
+
+
+class Prober(threading.Thread):
+    """One connection asking for a path over and over until stopped; its latencies."""
+
+    def __init__(self, conn, path):
+        super().__init__(daemon=True)
+        self.conn, self.path = conn, path
+        self.lat, self.errors = [], 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            t0 = time.monotonic()
+            try:
+                self.conn.request('GET', self.path)
+                resp = self.conn.getresponse()
+                resp.read()
+                ok = 200 <= resp.status < 300
+            except OSError:
+                ok = False
+            self.lat.append((time.monotonic() - t0) * 1000.0)
+            if not ok:
+                self.errors += 1
+                return
+
+
+def measure_probe(srv, url, payload, mode, probe_path, tag):
+    """PROBE_UPLOADS concurrent uploads of payload, PROBE_ROUNDS each, and all the while
+    PROBE_CONNECTIONS connections on every worker asking for probe_path one request
+    after another: the worst worker's probe latency says whether its event loop kept
+    turning under the uploads."""
     before = srv.before_case()
-    cmd = ['wrk', '-t', '1', '-c', str(PROBE_CONNECTIONS), '-d', '%ds' % int(TOOL_TIMEOUT),
-           '--timeout', '60s', '-s', os.path.join(BENCH_DIR, 'download.lua'), srv.url,
-           '--', prefix]
-    probe = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=WORK)
-    _procs.append(probe)
+    port = int(srv.url.rsplit(':', 1)[1])
+    conns = probe_connections(port, before['pids'])
+    probers = [Prober(c, probe_path) for c, _ in conns]
+    for p in probers:
+        p.start()
     try:
         up = h2load_upload(url, payload, PROBE_UPLOADS, PROBE_UPLOADS * PROBE_ROUNDS,
                            tag + '-uploads', mode)
-        probe.send_signal(signal.SIGINT)
-        try:
-            out, err = probe.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            probe.kill()
-            out, err = probe.communicate()
     finally:
-        _procs.remove(probe)
-    m = re.search(r'^BENCH (\{.*\})$', out, re.M)
-    if up is None or not m:
+        for p in probers:
+            p.halt.set()
+        for p in probers:
+            p.join(70)
+        for c, _ in conns:
+            c.close()
+    if up is None or not probers:
         srv.after_case(None, before)
-        if not m:
-            say('    !! wrk probe failed: %s' % (err or out)[-500:].strip())
+        if not probers:
+            say('    !! no probe connection could be placed on the workers')
         return None
-    w = json.loads(m.group(1))
-    r = download_result(w, {'size': 0})
-    r['max'] = w['max_us'] / 1000.0
-    r['uploads'] = up
+    lat = [x for p in probers for x in p.lat]
+    by_worker = {}
+    for p, (_, pid) in zip(probers, conns):
+        by_worker.setdefault(pid, []).extend(p.lat)
+    errors = sum(p.errors for p in probers)
+    r = {'ok': len(lat) - errors, 'errors': errors, 'rps': 0.0, 'mbs': 0.0,
+         'p50': percentile(lat, 50), 'max': max(lat) if lat else None,
+         'p99': max(percentile(v, 99) for v in by_worker.values()),
+         'workers': {pid: (len(v), percentile(v, 99)) for pid, v in by_worker.items()},
+         'uploads': up, 'statuses': None}
     srv.after_case(r, before)
     return r
 
@@ -991,8 +1061,9 @@ def print_goals(goal_rows, probe, rss):
         'them in a file (nginx writes a temporary file and renames it; we parse nothing,\n'
         'but sniff, hash, encrypt and record them). Our multipart POST /upload/ is\n'
         'shown against the same reference, and nginx reading the body into a file it\n'
-        'deletes at once (echo) beside it. probe: %d connections asking /status one\n'
-        'request after another while %d clients upload %d 10 MiB bodies each (ours:\n'
+        'deletes at once (echo) beside it. probe: %d connections on each worker asking\n'
+        '/status one request after another (p99 of the worst worker) while %d clients\n'
+        'upload %d 10 MiB bodies each (ours:\n'
         'POST /upload/; nginx: PUT). rss: %d concurrent 10 MiB uploads, largest RssAnon\n'
         'of a worker sampled every 50 ms.'
         % (PROBE_CONNECTIONS, PROBE_UPLOADS, PROBE_ROUNDS, RSS_UPLOADS))
@@ -1025,7 +1096,7 @@ def main():
         return r
 
     try:
-        for tool in ('wrk', 'h2load', 'redis-server', '/usr/sbin/nginx', H.binary()):
+        for tool in ('wrk', 'h2load', 'ss', 'redis-server', '/usr/sbin/nginx', H.binary()):
             which(tool)
         say('bench: working in %s (%d cores, load average %s)'
             % (WORK, os.cpu_count() or 0, loadavg()))
@@ -1127,14 +1198,17 @@ def main():
                 % (PROBE_UPLOADS, PROBE_ROUNDS))
             p = payloads['10MiB']
             r_o = run('ours', case, lambda: measure_probe(
-                ours, ours.url + '/upload/', p, 'post', status_keys, 'ours-probe'))
+                ours, ours.url + '/upload/', p, 'post', status_keys[0], 'ours-probe'))
             r_n = run('nginx', case, lambda: measure_probe(
-                ng, ng.url + '/dav/probe.bin', p, 'put', ['/status200'], 'nginx-probe'))
+                ng, ng.url + '/dav/probe.bin', p, 'put', '/status200', 'nginx-probe'))
             for who, r in (('ours', r_o), ('nginx', r_n)):
                 if r:
-                    say('    %-11s uploads: %d done, %d non-2xx, %.1f MB/s; probe max %.1f ms'
+                    say('    %-11s uploads: %d done, %d non-2xx, %.1f MB/s; probe max %.1f ms; '
+                        'per worker (requests, p99 ms): %s'
                         % (who, r['uploads']['ok'], r['uploads']['errors'],
-                           r['uploads']['mbs'], r['max']))
+                           r['uploads']['mbs'], r['max'],
+                           ', '.join('%d: %d, %.1f' % (pid, n, p99 or 0)
+                                     for pid, (n, p99) in sorted(r['workers'].items()))))
             probe_rows.append(('probe', r_o, r_n))
 
         if wanted('rss'):
