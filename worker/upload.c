@@ -8,8 +8,8 @@
  * whose file part feeds the pipeline and whose fields give expiry and uses; a PUT's
  * body is the file itself, named by the path, with expiry and uses from the query or
  * headers. libh2o hands us the whole body (spilled to a file above 1 MiB). We feed it
- * a slice per loop turn, so one large upload never stalls the worker's other
- * requests. Any failure unlinks what was written and records nothing. Moving the file
+ * in slices, SLICE_BYTES a loop turn for all uploads together, so large uploads never
+ * stall the worker's other requests. Any failure unlinks what was written and records nothing. Moving the file
  * into place and removing a failed one are done by a helper thread (offload.h): fsync,
  * and the close or unlink that frees a large file's blocks, can take the disk's time. */
 #include <errno.h>
@@ -33,7 +33,7 @@
 #include "sealed.h"
 #include "util.h"
 
-#define SLICE_BYTES (4u << 20) /* body bytes parsed per loop turn */
+#define SLICE_BYTES (256u << 10) /* body bytes parsed per loop turn, by all uploads together */
 #define SNIFF_BYTES 4096
 #define FIELD_MAX 32
 #define MAX_ATTEMPTS 3         /* new keys tried when one is already live */
@@ -833,8 +833,18 @@ static void step_run(h2o_timeout_entry_t *entry)
         op_free(op); /* the client left */
         return;
     }
+    uint64_t now = h2o_now(op->w->ctx.loop);
+    if (op->w->slice_at != now) {
+        op->w->slice_at = now;
+        op->w->slice_left = SLICE_BYTES;
+    }
     size_t n = op->body.len - op->offset;
-    n = n < SLICE_BYTES ? n : SLICE_BYTES;
+    n = n < op->w->slice_left ? n : op->w->slice_left;
+    if (n == 0 && op->offset < op->body.len) {
+        h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step); /* behind the others */
+        return;
+    }
+    op->w->slice_left -= n;
     const uint8_t *slice = (const uint8_t *)op->body.base + op->offset;
     int r;
     if (op->put) {

@@ -42,6 +42,11 @@ typedef struct worker {
     uint8_t rid_pool[512]; /* random bytes for request ids, drawn 16 at a time */
     size_t rid_left;
     h2o_timeout_t slice_timeout; /* 1 ms: work cut into slices resumes on a later loop turn */
+    /* Upload body bytes the loop may still hash and seal at slice_at (the loop's clock,
+     * which moves once a turn): shared by every upload, so sixteen at once cost a turn
+     * no more than one does. */
+    size_t slice_left;
+    uint64_t slice_at;
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
     h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */
     uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
