@@ -1,8 +1,9 @@
 /* offload.h - a worker's helper threads, for the work that may block in the kernel:
- * closing and unlinking large files, fsync, renames. The event loop must never wait for
- * the disk (ext4 frees a large unlinked file's blocks, and sends their discards, inside
- * the close or unlink that drops its last reference: up to a second), so such calls
- * run here and their completions come back to the loop.
+ * closing and unlinking large files, fsync, renames, the writes of an upload's sealed
+ * file. The event loop must never wait for the disk (ext4 frees a large unlinked file's
+ * blocks, and sends their discards, inside the close or unlink that drops its last
+ * reference: up to a second; a write waits for dirty pages to be written back), so such
+ * calls run here and their completions come back to the loop.
  *
  * A job is the caller's struct with an offload_job in it. work runs on a helper thread
  * and may only touch what the job owns (never the loop, a request, the store); done

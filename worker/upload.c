@@ -9,9 +9,10 @@
  * body is the file itself, named by the path, with expiry and uses from the query or
  * headers. libh2o hands us the whole body (spilled to a file above 1 MiB). We feed it
  * in slices, SLICE_BYTES a loop turn for all uploads together, so large uploads never
- * stall the worker's other requests. Any failure unlinks what was written and records nothing. Moving the file
- * into place and removing a failed one are done by a helper thread (offload.h): fsync,
- * and the close or unlink that frees a large file's blocks, can take the disk's time. */
+ * stall the worker's other requests. Any failure unlinks what was written and records
+ * nothing. Writing the sealed segments, moving the file into place and removing a
+ * failed one are done by helper threads (offload.h): a write, fsync, and the close or
+ * unlink that frees a large file's blocks, can take the disk's time. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -34,6 +35,7 @@
 #include "util.h"
 
 #define SLICE_BYTES (256u << 10) /* body bytes parsed per loop turn, by all uploads together */
+#define WRITES_MAX 4           /* sealed segments of one upload queued for the disk */
 #define SNIFF_BYTES 4096
 #define FIELD_MAX 32
 #define MAX_ATTEMPTS 3         /* new keys tried when one is already live */
@@ -85,7 +87,7 @@ typedef struct {
     EVP_MD_CTX *sha;
     int fd;
     char temp[PATHS_MAX];
-    sealed_sink sink;       /* writes to fd */
+    sealed_sink sink;       /* queues writes to fd for a helper thread (sink_write) */
     sealed_sink *to;        /* the writer's sink: &sink, or the object's */
     sealed_writer *sw;
     /* STORAGE_URL: the object is written only while the id is reserved in the store */
@@ -93,6 +95,12 @@ typedef struct {
     char reservation[RECORD_TOKEN_MAX + 1]; /* "" when none is held */
     int drawn;              /* key and id drawn (and reserved) ahead of the body */
     int put_waiting;        /* the body waits for a part to go out */
+    int writes;             /* queued or being written: nothing may end op before they are done */
+    uint64_t write_off;     /* where the next one goes in the file */
+    int write_failed;       /* one failed, with write_errno: the answer is 507 */
+    int write_waiting;      /* step_run waits for a write's completion to go on */
+    int parse_done;         /* the body is parsed: verdict is the parser's last word */
+    int verdict;
     uint64_t size;
     uint8_t sniff[SNIFF_BYTES];
     size_t sniff_len;
@@ -440,6 +448,73 @@ static int draw_key(upload_op *op, const secret *sec)
 
 static void on_put_wake(void *data);
 
+/* One sealed piece of the file, written at its place by a helper thread. Pieces do
+ * not overlap, so they need not land in order. */
+typedef struct {
+    offload_job job;
+    upload_op *op;
+    int fd;
+    uint64_t off;
+    size_t len;
+    int err;
+    uint8_t data[];
+} write_job;
+
+static int write_at(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : ENOSPC; /* as the file sink says it */
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static void write_work(offload_job *job)
+{
+    write_job *j = (write_job *)job;
+    j->err = write_at(j->fd, j->data, j->len, j->off);
+}
+
+static void write_done(offload_job *job)
+{
+    write_job *j = (write_job *)job;
+    upload_op *op = j->op;
+    op->writes--;
+    if (j->err != 0 && !op->write_failed) {
+        op->write_failed = 1;
+        op->write_errno = j->err;
+    }
+    free(j);
+    if (op->write_waiting) {
+        op->write_waiting = 0;
+        step_run(&op->step);
+    }
+}
+
+/* The sealed writer's sink for a local file: a copy of each piece is queued for a
+ * helper thread; when memory is short it is written here and now. A failure reaches
+ * the parser later, through step_run. */
+static int sink_write(sealed_sink *k, const uint8_t *buf, size_t len)
+{
+    upload_op *op = H2O_STRUCT_FROM_MEMBER(upload_op, sink, k);
+    uint64_t off = op->write_off;
+    op->write_off += len;
+    write_job *j = malloc(sizeof(*j) + len);
+    if (j == NULL)
+        return (k->err = write_at(op->fd, buf, len, off)) != 0 ? -1 : 0;
+    *j = (write_job){.job = {.work = write_work, .done = write_done}, .op = op, .fd = op->fd, .off = off, .len = len};
+    memcpy(j->data, buf, len);
+    op->writes++;
+    offload_submit(op->w->offload, &j->job);
+    return 0;
+}
+
 static int file_begin(upload_op *op)
 {
     const secret *sec = worker_secret(op->w);
@@ -471,7 +546,8 @@ static int file_begin(upload_op *op)
         op->write_errno = errno;
         return STOP_STORAGE;
     }
-    sealed_sink_fd(&op->sink, op->fd);
+    op->sink = (sealed_sink){.write = sink_write};
+    op->write_off = 0;
     return 0;
 }
 
@@ -829,8 +905,26 @@ static void on_put_wake(void *data)
 static void step_run(h2o_timeout_entry_t *entry)
 {
     upload_op *op = H2O_STRUCT_FROM_MEMBER(upload_op, step, entry);
+    /* A write in flight holds op and its descriptor: nothing ends before it is done,
+     * and no more is parsed while WRITES_MAX are queued. Its completion comes back. */
+    int ending = op->ref.req == NULL || op->write_failed || op->parse_done;
+    if (op->writes > 0 && (ending || op->writes >= WRITES_MAX)) {
+        op->write_waiting = 1;
+        return;
+    }
     if (op->ref.req == NULL) {
         op_free(op); /* the client left */
+        return;
+    }
+    if (op->write_failed) {
+        stopped(op, STOP_STORAGE); /* whatever the rest of the body would have said */
+        return;
+    }
+    if (op->parse_done) {
+        if (op->verdict == MP_OK)
+            parsed(op);
+        else
+            stopped(op, op->verdict);
         return;
     }
     uint64_t now = h2o_now(op->w->ctx.loop);
@@ -838,8 +932,12 @@ static void step_run(h2o_timeout_entry_t *entry)
         op->w->slice_at = now;
         op->w->slice_left = SLICE_BYTES;
     }
+    /* A slice is also what the write queue has room for: each segment sealed from it
+     * is one write. A file too large is no longer written. */
+    size_t room = op->too_large ? SIZE_MAX : (size_t)(WRITES_MAX - op->writes) * SEALED_SEGMENT_SIZE;
     size_t n = op->body.len - op->offset;
     n = n < op->w->slice_left ? n : op->w->slice_left;
+    n = n < room ? n : room;
     if (n == 0 && op->offset < op->body.len) {
         h2o_timeout_link(op->w->ctx.loop, &op->w->slice_timeout, &op->step); /* behind the others */
         return;
@@ -865,10 +963,9 @@ static void step_run(h2o_timeout_entry_t *entry)
     }
     if (r == MP_OK)
         r = op->put ? file_end(op) : mp_finish(op->mp);
-    if (r == MP_OK)
-        parsed(op);
-    else
-        stopped(op, r);
+    op->parse_done = 1;
+    op->verdict = r;
+    step_run(entry);
 }
 
 static int op_begin(upload_op *op)
@@ -898,6 +995,7 @@ static void restart(upload_op *op)
         memset(&op->uses, 0, sizeof(op->uses));
     }
     op->file_seen = op->too_large = 0;
+    op->parse_done = 0;
     op->size = 0;
     op->sniff_len = 0;
     op->offset = 0;
