@@ -22,6 +22,7 @@
 
 #define ZERO_CHUNK 65536
 #define EXTENTS 32 /* asked of FIEMAP at a time */
+#define MAPS_BUF 65536
 
 struct spill_ref {
     offload_job job;
@@ -42,6 +43,10 @@ static int still_mapped(dev_t dev, ino_t ino)
     FILE *f = fopen("/proc/self/maps", "re");
     if (f == NULL)
         return 1;
+    /* stdio reads /proc in its block size, 1 KiB: some forty reads a look on a worker
+     * holding a few spill maps, every one a system call on the loop. */
+    char buf[MAPS_BUF];
+    setvbuf(f, buf, _IOFBF, sizeof(buf));
     char line[512];
     int found = 0;
     while (!found && fgets(line, sizeof(line), f) != NULL) {
