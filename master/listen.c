@@ -11,11 +11,6 @@
 #include <unistd.h>
 
 #define BACKLOG 4096
-/* What a client connection may have waiting in the kernel (it doubles this). libh2o
- * reads all of it in one go, into the body's spill file, for every ready socket in
- * one loop turn: with the kernel's own sizing sixteen uploads put 13-20 MiB through
- * a turn, hundreds of milliseconds in which no other request is served. */
-#define RCVBUF_BYTES (64 << 10)
 
 static int split_host_port(const char *s, char *host, size_t hcap, char *port, size_t pcap)
 {
@@ -56,9 +51,7 @@ static int open_one(const char *setting, const char *addr, char *err, size_t err
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int on = 1;
     if (fd >= 0) {
-        int rcvbuf = RCVBUF_BYTES;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)); /* accepted sockets inherit it */
         if (res->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     }
