@@ -809,6 +809,9 @@ class Swift:
         self._spawn('object', [self.PYTHON, self._run_py(), etc, 'object'])
         wait_until(lambda: self.s3('PUT', '/rz-probe')[0] in (200, 409), self.START_TIMEOUT, interval=0.2,
                    message='Swift on port %d to answer S3 requests' % self.ports['proxy'])
+        # The object server starts on its own: ready once an object can be written.
+        wait_until(lambda: self.s3('PUT', '/rz-probe/ready', b'ready')[0] == 200, self.START_TIMEOUT,
+                   interval=0.2, message='Swift on port %d to store an object' % self.ports['proxy'])
 
     @staticmethod
     def _run_py():
