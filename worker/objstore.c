@@ -131,6 +131,15 @@ static void note(objstore *o, CURLcode rc, long status)
     o->online = up;
 }
 
+/* A finished request's HTTP status (0: none came), noted as above. */
+static long answered(objstore *o, CURL *e, CURLcode rc)
+{
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    note(o, rc, status);
+    return status;
+}
+
 /* ---- the probe ---- */
 
 static void probe_start(objstore *o);
@@ -138,11 +147,9 @@ static void probe_start(objstore *o);
 static void probe_done(CURL *e, CURLcode rc, void *data)
 {
     objstore *o = data;
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     /* A 403 or 404 of a HEAD still proves a server answers; it is the settings' problem,
      * which every upload then reports. */
-    note(o, rc, status);
+    (void)answered(o, e, rc);
     h2o_timeout_link(o->loop, &o->probe_every, &o->probe);
 }
 
@@ -411,10 +418,8 @@ static void put_pump(objstore_put *p)
 static void put_sent(CURL *e, CURLcode rc, void *data)
 {
     objstore_put *p = data;
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    long status = answered(p->o, e, rc);
     p->busy = 0;
-    note(p->o, rc, status);
     int what = p->inflight;
     part_free(&p->sending);
     /* Complete may report a failure under a 200. */
@@ -514,10 +519,8 @@ static void discard_next(objstore_put *p)
 static void discard_sent(CURL *e, CURLcode rc, void *data)
 {
     objstore_put *p = data;
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    long status = answered(p->o, e, rc);
     p->busy = 0;
-    note(p->o, rc, status);
     if (rc != CURLE_OK || (status != 204 && status != 200 && status != 404))
         log_event(LOG_WARNING, "storage_discard_failed",
                   "a failed upload's object could not be removed (HTTP %ld): the orphan sweep takes it", status);
@@ -608,12 +611,10 @@ static size_t get_write(char *buf, size_t size, size_t n, void *arg)
 static void get_done(CURL *e, CURLcode rc, void *data)
 {
     objstore_get *g = data;
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    long status = answered(g->o, e, rc);
     g->running = 0;
     if (h2o_timeout_is_linked(&g->answer))
         h2o_timeout_unlink(&g->answer);
-    note(g->o, rc, status);
     if (rc != CURLE_OK)
         g->status = -1;
     else if (status != 200)
