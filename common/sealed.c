@@ -39,7 +39,7 @@ struct sealed_reader {
     uint64_t segments; /* up to 2^32 */
     uint32_t max_segments;
     uint64_t plain_size;
-    uint8_t *sealed; /* room for the largest read */
+    uint8_t *sealed; /* room for sealed_read's largest read, once it is asked for one */
 };
 
 /* ---- header ---- */
@@ -388,9 +388,7 @@ int sealed_reader_open(sealed_reader **out, const uint8_t key[CRYPT_KEY_LEN], se
     r->plain_size = plain_size;
     r->max_segments = max_segments < segments ? max_segments : (uint32_t)segments;
     r->cs = stream_for(key, &h, encoded);
-    /* Bounded by the file too: a small file's header may claim 16 MiB segments. */
-    r->sealed = malloc(sealed_reader_plain_max(r) + (size_t)r->max_segments * CRYPT_TAG_LEN);
-    if (r->cs == NULL || r->sealed == NULL) {
+    if (r->cs == NULL) {
         sealed_reader_free(r);
         return SEALED_ERR_INTERNAL;
     }
@@ -409,7 +407,18 @@ size_t sealed_reader_plain_max(const sealed_reader *r)
     return (size_t)(most < r->plain_size ? most : r->plain_size);
 }
 
-int sealed_read(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *plain, size_t *plain_len)
+size_t sealed_reader_buf_max(const sealed_reader *r)
+{
+    /* Bounded by the file too: a small file's header may claim 16 MiB segments. */
+    return sealed_reader_plain_max(r) + (size_t)r->max_segments * CRYPT_TAG_LEN;
+}
+
+/* Reads the sealed bytes of segments first .. first + count - 1 into in and opens each:
+ * into out at its plaintext offset, or, with out NULL, in place, spans[i] saying where.
+ * On failure every plaintext byte is wiped, its authentic neighbours' too, so that a
+ * caller holds either the whole read or nothing of it. */
+static int read_segments(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *in, uint8_t *out,
+                         struct iovec *spans, size_t *plain_len)
 {
     *plain_len = 0;
     if (count == 0 || count > r->max_segments || first >= r->segments || count > r->segments - first)
@@ -418,24 +427,40 @@ int sealed_read(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *plain
     size_t ptlen = (size_t)((to < r->plain_size ? to : r->plain_size) - from);
     size_t stride = (size_t)r->segment_size + CRYPT_TAG_LEN;
     uint64_t off = SEALED_HEADER_LEN + first * stride;
-    if (r->src->read(r->src, r->sealed, ptlen + (size_t)count * CRYPT_TAG_LEN, off) != 0)
+    size_t sealed_len = ptlen + (size_t)count * CRYPT_TAG_LEN;
+    if (r->src->read(r->src, in, sealed_len, off) != 0)
         return SEALED_ERR_IO;
-    size_t in = 0, done = 0;
+    size_t at = 0, done = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint64_t index = first + i; /* below 2^32: the file has at most 2^32 segments */
         int last = index == r->segments - 1;
         size_t n = last ? ptlen - done : r->segment_size;
-        if (crypt_open_segment(r->cs, (uint32_t)index, last, r->sealed + in, n + CRYPT_TAG_LEN, plain + done) != 0) {
-            /* The failed segment is wiped already; its authentic neighbours go too, so
-             * a caller holds either the whole read or nothing of it. */
-            OPENSSL_cleanse(plain, done);
+        uint8_t *into = out != NULL ? out + done : in + at;
+        if (crypt_open_segment(r->cs, (uint32_t)index, last, in + at, n + CRYPT_TAG_LEN, into) != 0) {
+            OPENSSL_cleanse(out != NULL ? out : in, out != NULL ? done : sealed_len);
             return SEALED_ERR_AUTH;
         }
-        in += n + CRYPT_TAG_LEN;
+        if (spans != NULL)
+            spans[i] = (struct iovec){.iov_base = into, .iov_len = n};
+        at += n + CRYPT_TAG_LEN;
         done += n;
     }
     *plain_len = done;
     return SEALED_OK;
+}
+
+int sealed_read(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *plain, size_t *plain_len)
+{
+    *plain_len = 0;
+    if (r->sealed == NULL && (r->sealed = malloc(sealed_reader_buf_max(r))) == NULL)
+        return SEALED_ERR_INTERNAL;
+    return read_segments(r, first, count, r->sealed, plain, NULL, plain_len);
+}
+
+int sealed_read_in_place(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *buf, struct iovec *spans,
+                         size_t *plain_len)
+{
+    return read_segments(r, first, count, buf, NULL, spans, plain_len);
 }
 
 void sealed_reader_free(sealed_reader *r)

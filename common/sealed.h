@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "crypt.h"
 
@@ -138,6 +139,14 @@ size_t sealed_reader_plain_max(const sealed_reader *r);
  * bytes. Every segment is authenticated before the call returns SEALED_OK; on any
  * failure plain holds nothing (wiped) and *plain_len is 0. */
 int sealed_read(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *plain, size_t *plain_len);
+/* Bytes the largest sealed_read_in_place needs: its plaintext and its segments' tags. */
+size_t sealed_reader_buf_max(const sealed_reader *r);
+/* The same read into the caller's buf (sealed_reader_buf_max bytes), each segment opened
+ * where its sealed bytes lie, so a chunk costs one buffer, not two: spans[i] (count of
+ * them) is segment first + i's plaintext within buf, *plain_len their sum. On failure
+ * buf holds no plaintext (wiped) and *plain_len is 0. */
+int sealed_read_in_place(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *buf, struct iovec *spans,
+                         size_t *plain_len);
 void sealed_reader_free(sealed_reader *r);
 
 #endif

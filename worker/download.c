@@ -30,6 +30,16 @@
 #include "sealed.h"
 #include "util.h"
 
+/* Segments read, authenticated and sent per chunk after the first: one pread and one
+ * write of up to 256 KiB instead of four. The first chunk is one segment, so the
+ * headers go out after a single segment has been checked. */
+#define CHUNK_SEGMENTS 4
+/* A chunk's buffer of a file in SEALED_SEGMENT_SIZE segments. Buffers of this length
+ * are kept by the worker for the next download (chunk_take): each fresh one is mapped
+ * by malloc and faults every page in, which cost a 1 MiB download more than its
+ * decryption did. */
+#define CHUNK_BUF_LEN ((size_t)CHUNK_SEGMENTS * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN))
+
 typedef struct stream stream;
 struct stream {
     h2o_generator_t super;
@@ -41,11 +51,16 @@ struct stream {
     sealed_reader *rd;
     uint64_t nsegs;
     uint64_t next;     /* next segment to read */
-    uint8_t *plain[2]; /* the chunk being sent, and the one being read meanwhile */
+    /* The chunk being sent, and the one being read meanwhile: each opened in place in
+     * its buffer, spans[i] its segments' plaintext. */
+    uint8_t *buf[2];
+    size_t buf_len;    /* of each */
+    struct iovec spans[2][CHUNK_SEGMENTS];
+    size_t nspans[2];
     size_t plain_len[2];
     int sending;       /* which of the two is with libh2o */
     /* The read of the next chunk on a helper thread: while it is in flight it owns rd,
-     * src and plain[!sending], and the loop touches none of them. */
+     * src and buf[!sending], and the loop touches none of them. */
     offload_job job;
     uint64_t job_first;
     uint32_t job_count;
@@ -62,10 +77,36 @@ struct stream {
     drop_meta meta;
 };
 
-/* Segments read, authenticated and sent per chunk after the first: one pread and one
- * write of up to 256 KiB instead of four. The first chunk is one segment, so the
- * headers go out after a single segment has been checked. */
-#define CHUNK_SEGMENTS 4
+/* A buffer for len bytes of chunk: one the worker kept when the file's chunks take a
+ * whole kept buffer's worth of room or more than one segment, a small one of its own
+ * otherwise (from the heap, where malloc reuses memory). *got is its length. */
+static uint8_t *chunk_take(worker *w, size_t len, size_t *got)
+{
+    if (len <= SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN || len > CHUNK_BUF_LEN) {
+        *got = len;
+        return malloc(len);
+    }
+    *got = CHUNK_BUF_LEN;
+    return w->nchunks > 0 ? w->chunks[--w->nchunks] : malloc(CHUNK_BUF_LEN);
+}
+
+/* Wiped of the file's plaintext, and kept if it is of the kept kind and there is room. */
+static void chunk_give(worker *w, uint8_t *buf, size_t len)
+{
+    if (buf == NULL)
+        return;
+    OPENSSL_cleanse(buf, len);
+    if (len == CHUNK_BUF_LEN && w->nchunks < WORKER_CHUNKS_KEPT)
+        w->chunks[w->nchunks++] = buf;
+    else
+        free(buf);
+}
+
+void download_chunks_free(worker *w)
+{
+    while (w->nchunks > 0)
+        free(w->chunks[--w->nchunks]);
+}
 
 static void stream_free(stream *s)
 {
@@ -74,8 +115,8 @@ static void stream_free(stream *s)
     if (s->fd >= 0) /* releases the shared lock: the shredder may now take the file */
         offload_close(s->w->offload, s->fd, NULL);
     sealed_reader_free(s->rd);
-    free(s->plain[0]);
-    free(s->plain[1]);
+    chunk_give(s->w, s->buf[0], s->buf_len);
+    chunk_give(s->w, s->buf[1], s->buf_len);
     free(s);
 }
 
@@ -107,12 +148,15 @@ static void on_stall(h2o_timeout_entry_t *entry)
 /* The last chunk goes out once nothing is left to read or being read. */
 static void send_current(stream *s)
 {
-    h2o_iovec_t buf = h2o_iovec_init(s->plain[s->sending], s->plain_len[s->sending]);
+    h2o_iovec_t bufs[CHUNK_SEGMENTS];
+    size_t n = s->nspans[s->sending];
+    for (size_t i = 0; i < n; i++)
+        bufs[i] = h2o_iovec_init(s->spans[s->sending][i].iov_base, s->spans[s->sending][i].iov_len);
     int final = s->next == s->nsegs && !s->reading;
     if (h2o_timeout_is_linked(&s->stall))
         h2o_timeout_unlink(&s->stall);
     h2o_timeout_link(s->w->ctx.loop, &s->w->stall_timeout, &s->stall);
-    h2o_send(s->req, &buf, 1, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_send(s->req, bufs, n, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
 }
 
 /* ---- reading ahead ---- */
@@ -121,7 +165,9 @@ static void read_work(offload_job *job)
 {
     stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
     int into = !s->sending;
-    s->job_result = sealed_read(s->rd, s->job_first, s->job_count, s->plain[into], &s->plain_len[into]);
+    s->job_result = sealed_read_in_place(s->rd, s->job_first, s->job_count, s->buf[into], s->spans[into],
+                                         &s->plain_len[into]);
+    s->nspans[into] = s->job_count;
 }
 
 static void send_next(stream *s);
@@ -267,13 +313,12 @@ static void open_work(offload_job *job)
         return;
     s->opened = 1;
     s->nsegs = sealed_reader_segments(s->rd);
-    /* Each holds one chunk, or the whole file if smaller. */
-    s->plain[0] = malloc(sealed_reader_plain_max(s->rd));
-    s->plain[1] = malloc(sealed_reader_plain_max(s->rd));
-    if (s->plain[0] == NULL || s->plain[1] == NULL)
-        s->job_result = SEALED_ERR_INTERNAL;
-    else
-        s->job_result = sealed_read(s->rd, 0, 1, s->plain[0], &s->plain_len[0]);
+    if (s->buf[0] == NULL || (s->nsegs > 1 && s->buf[1] == NULL) || sealed_reader_buf_max(s->rd) > s->buf_len) {
+        s->job_result = SEALED_ERR_INTERNAL; /* out of memory, or a header claiming larger segments */
+        return;
+    }
+    s->job_result = sealed_read_in_place(s->rd, 0, 1, s->buf[0], s->spans[0], &s->plain_len[0]);
+    s->nspans[0] = 1;
 }
 
 /* The first segment is authenticated before any header is sent. */
@@ -495,6 +540,14 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
         integrity_failed(req);
         return;
     }
+    /* Each holds one chunk, or the whole file if smaller. Taken here, on the loop, which
+     * alone keeps buffers. */
+    size_t segs = (st->size + SEALED_SEGMENT_SIZE - 1) / SEALED_SEGMENT_SIZE;
+    size_t chunk = segs < CHUNK_SEGMENTS ? st->size : (size_t)CHUNK_SEGMENTS * SEALED_SEGMENT_SIZE;
+    size_t len = chunk + (segs < CHUNK_SEGMENTS ? segs : CHUNK_SEGMENTS) * CRYPT_TAG_LEN;
+    st->buf[0] = chunk_take(w, len, &st->buf_len);
+    if (segs > 1)
+        st->buf[1] = chunk_take(w, len, &st->buf_len);
     st->job = (offload_job){.work = open_work, .done = open_done};
     st->reading = 1;
     offload_submit(w->offload, &st->job);

@@ -620,6 +620,7 @@ int worker_main(const proc_env *env)
     w.bodies = NULL;
     linger_free(&w.linger);
     offload_free(w.offload); /* what it was given to close and unlink, it has */
+    download_chunks_free(&w);
     gate_free(w.gate);
     if (w.objstore != NULL) {
         objstore_free(w.objstore);

@@ -19,6 +19,10 @@
 
 typedef struct worker_conn worker_conn;
 
+/* Download chunk buffers (256 KiB) a worker keeps once their downloads end: enough for
+ * the downloads that start while as many end, 4 MiB at most. */
+#define WORKER_CHUNKS_KEPT 16
+
 typedef struct worker {
     const proc_env *env;
     const cfg *cfg;
@@ -48,6 +52,8 @@ typedef struct worker {
     size_t slice_left;
     uint64_t slice_at;
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
+    uint8_t *chunks[WORKER_CHUNKS_KEPT]; /* download buffers kept for the next downloads */
+    size_t nchunks;
     h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */
     uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
     h2o_timeout_t retry_timeout; /* 1 s: work waiting on what it cannot be told of looks again */
@@ -105,6 +111,8 @@ int health_handle(h2o_req_t *req);
 int upload_handle(h2o_req_t *req);
 int put_handle(h2o_req_t *req, const char *name, size_t len);
 int download_handle(h2o_req_t *req, const char *key, size_t keylen);
+/* Frees the download buffers the worker kept (download.c), on the way out. */
+void download_chunks_free(worker *w);
 int burn_handle(h2o_req_t *req, const char *key, size_t keylen);
 int preview_handle(h2o_req_t *req, const char *key, size_t keylen);
 int status_handle(h2o_req_t *req, const char *key, size_t keylen);

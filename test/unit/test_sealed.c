@@ -318,6 +318,84 @@ static void the_reader_reads_segments_in_any_order(void **state)
     free(pt);
 }
 
+/* What a download does: chunks of up to four segments, each opened where it was read;
+ * the spans, read in order, are the file. */
+static void reads_in_place_give_the_plaintext_in_spans_within_the_buffer(void **state)
+{
+    static const size_t sizes[] = {1, SEG, 2 * SEG + 1000, 4 * SEG, 9 * SEG + 5};
+    uint8_t key[CRYPT_KEY_LEN], salt[CRYPT_SALT_LEN] = {0};
+
+    (void)state;
+    file_key(key);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t size = sizes[k], len, got = 0, n;
+        uint8_t *pt = pattern(size), *sealed, *buf;
+        struct iovec spans[4];
+        sealed_source src;
+        sealed_reader *r;
+        sealed_header h;
+
+        assert_int_equal(sealed_header_new(&h, salt), 0);
+        sealed = seal(key, &h, pt, size, 0, &len);
+        sealed_source_mem(&src, sealed, len);
+        assert_int_equal(sealed_reader_open(&r, key, &src, salt, size, 4), SEALED_OK);
+        uint64_t most = sealed_reader_segments(r) < 4 ? sealed_reader_segments(r) : 4;
+        assert_int_equal(sealed_reader_buf_max(r), sealed_reader_plain_max(r) + most * TAG);
+        buf = malloc(sealed_reader_buf_max(r));
+        assert_non_null(buf);
+        for (uint64_t next = 0; next < sealed_reader_segments(r);) {
+            uint64_t left = sealed_reader_segments(r) - next;
+            uint32_t count = left < 4 ? (uint32_t)left : 4;
+            assert_int_equal(sealed_read_in_place(r, next, count, buf, spans, &n), SEALED_OK);
+            size_t sum = 0;
+            for (uint32_t i = 0; i < count; i++) {
+                const uint8_t *at = spans[i].iov_base;
+                assert_true(at >= buf && at + spans[i].iov_len <= buf + sealed_reader_buf_max(r));
+                assert_memory_equal(at, pt + got + sum, spans[i].iov_len);
+                sum += spans[i].iov_len;
+            }
+            assert_int_equal(sum, n);
+            got += n;
+            next += count;
+        }
+        assert_int_equal(got, size);
+        sealed_reader_free(r);
+        free(buf);
+        free(sealed);
+        free(pt);
+    }
+}
+
+/* One flipped byte in the third segment of a four-segment read: the call fails, and the
+ * buffer keeps none of the plaintext of the two authentic segments before it. */
+static void a_read_in_place_with_a_damaged_segment_leaves_no_plaintext(void **state)
+{
+    uint8_t key[CRYPT_KEY_LEN], salt[CRYPT_SALT_LEN] = {0}, *pt = pattern(4 * SEG), *sealed, *buf;
+    struct iovec spans[4];
+    sealed_source src;
+    sealed_reader *r;
+    sealed_header h;
+    size_t len, n = 1;
+
+    (void)state;
+    file_key(key);
+    assert_int_equal(sealed_header_new(&h, salt), 0);
+    sealed = seal(key, &h, pt, 4 * SEG, 0, &len);
+    sealed[HDR + 2 * (SEG + TAG) + 100] ^= 1;
+    sealed_source_mem(&src, sealed, len);
+    assert_int_equal(sealed_reader_open(&r, key, &src, salt, 4 * SEG, 4), SEALED_OK);
+    buf = malloc(sealed_reader_buf_max(r));
+    assert_non_null(buf);
+    assert_int_equal(sealed_read_in_place(r, 0, 4, buf, spans, &n), SEALED_ERR_AUTH);
+    assert_int_equal(n, 0);
+    assert_null(memmem(buf, sealed_reader_buf_max(r), pt, 64));
+    assert_null(memmem(buf, sealed_reader_buf_max(r), pt + SEG, 64));
+    sealed_reader_free(r);
+    free(buf);
+    free(sealed);
+    free(pt);
+}
+
 static void reads_past_the_end_or_over_the_bound_are_refused(void **state)
 {
     uint8_t key[CRYPT_KEY_LEN], salt[CRYPT_SALT_LEN] = {0}, *pt = pattern(2 * SEG + 1000), *sealed, *out;
@@ -867,6 +945,8 @@ int main(void)
         cmocka_unit_test(a_file_of_an_exact_multiple_of_segments_round_trips),
         cmocka_unit_test(files_of_odd_sizes_round_trip),
         cmocka_unit_test(the_reader_reads_segments_in_any_order),
+        cmocka_unit_test(reads_in_place_give_the_plaintext_in_spans_within_the_buffer),
+        cmocka_unit_test(a_read_in_place_with_a_damaged_segment_leaves_no_plaintext),
         cmocka_unit_test(reads_past_the_end_or_over_the_bound_are_refused),
         cmocka_unit_test(the_writer_writes_a_full_segment_only_once_more_data_shows_it_is_not_last),
         cmocka_unit_test(the_writer_refuses_an_empty_file_and_anything_after_finish),
