@@ -214,6 +214,26 @@ static int fd_read(sealed_source *s, uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* All len bytes from the page cache, or -1 with EAGAIN: a read that would wait for the
+ * disk, a file system that cannot tell (EOPNOTSUPP), and a short read alike. A reader
+ * that gets EAGAIN tries again through sealed_source_fd, which then tells the truth. */
+static int fd_read_cached(sealed_source *s, uint8_t *buf, size_t len, uint64_t off)
+{
+    struct iovec v = {.iov_base = buf, .iov_len = len};
+    ssize_t n;
+
+    if (off > INT64_MAX - len) {
+        s->err = EOVERFLOW;
+        return -1;
+    }
+    while ((n = preadv2(s->io.fd, &v, 1, (off_t)off, RWF_NOWAIT)) < 0 && errno == EINTR)
+        ;
+    if (n == (ssize_t)len)
+        return 0;
+    s->err = EAGAIN;
+    return -1;
+}
+
 static int fd_size(sealed_source *s, uint64_t *size)
 {
     struct stat st;
@@ -255,6 +275,11 @@ void sealed_sink_mem(sealed_sink *k)
 void sealed_source_fd(sealed_source *s, int fd)
 {
     *s = (sealed_source){.read = fd_read, .size = fd_size, .io.fd = fd};
+}
+
+void sealed_source_fd_cached(sealed_source *s, int fd)
+{
+    *s = (sealed_source){.read = fd_read_cached, .size = fd_size, .io.fd = fd};
 }
 
 void sealed_source_mem(sealed_source *s, const uint8_t *buf, size_t len)

@@ -100,6 +100,10 @@ struct sealed_source {
 void sealed_sink_fd(sealed_sink *k, int fd);
 void sealed_sink_mem(sealed_sink *k);
 void sealed_source_fd(sealed_source *s, int fd);
+/* The same descriptor, read only as far as the page cache holds it: a read that would
+ * wait for the disk fails at once with err EAGAIN (so a loop can read without blocking
+ * and leave the rest to a thread). A reader may be switched between the two. */
+void sealed_source_fd_cached(sealed_source *s, int fd);
 void sealed_source_mem(sealed_source *s, const uint8_t *buf, size_t len);
 
 /* ---- the writer ---- */

@@ -3,14 +3,14 @@
  * burn it at once with its delete token.
  *
  * The open descriptor holds a shared flock for the whole stream; the shredder only
- * overwrites under an exclusive one, so nothing is destroyed under a reader. When the
- * last use is taken, or the file is burned, it is renamed into the trash at once (a
- * descriptor keeps reading), so it leaves the namespace immediately and is shredded
- * once every download in progress lets go. The descriptor is closed by a helper
- * thread: should the file have lost its last name meanwhile, that close frees its
- * blocks, which takes the disk's time. For the same reason the file is checked and
- * read on a helper thread: its header and first segment before the headers go out,
- * every further chunk while the client takes the one before. The loop only sends.
+ * overwrites and unlinks under an exclusive one, so nothing is destroyed under a
+ * reader, and the descriptor, never the file's last reference, closes on the loop at
+ * once. When the last use is taken, or the file is burned, it is renamed into the
+ * trash at once (a descriptor keeps reading), so it leaves the namespace immediately
+ * and is shredded once every download in progress lets go. The file is checked and
+ * read on the loop as far as the page cache holds it (RWF_NOWAIT), and on a helper
+ * thread when that would wait for the disk: its header and first segment before the
+ * headers go out, every further chunk while the client takes the one before.
  * With STORAGE_URL the file is an object: its GET was started (and its first segment
  * held) before the use was taken (keyed.h); it streams in as the client reads, each
  * chunk authenticated on the loop as it completes, and the shredder deletes a burned
@@ -67,6 +67,7 @@ struct stream {
     int job_result;
     int reading;       /* a job is in flight: its completion frees a stream left behind */
     int waiting;       /* the client took the last chunk before the next one was read */
+    int ready;         /* the next chunk is read and waits for the client */
     /* Until the headers go out: opening the file and its first segment is a job too. */
     uint8_t fk[CRYPT_KEY_LEN]; /* the file key, wiped once the reader has it */
     uint8_t salt[CRYPT_SALT_LEN];
@@ -113,7 +114,7 @@ static void stream_free(stream *s)
     if (h2o_timeout_is_linked(&s->stall))
         h2o_timeout_unlink(&s->stall);
     if (s->fd >= 0) /* releases the shared lock: the shredder may now take the file */
-        offload_close(s->w->offload, s->fd, NULL);
+        close(s->fd);
     sealed_reader_free(s->rd);
     chunk_give(s->w, s->buf[0], s->buf_len);
     chunk_give(s->w, s->buf[1], s->buf_len);
@@ -152,7 +153,7 @@ static void send_current(stream *s)
     size_t n = s->nspans[s->sending];
     for (size_t i = 0; i < n; i++)
         bufs[i] = h2o_iovec_init(s->spans[s->sending][i].iov_base, s->spans[s->sending][i].iov_len);
-    int final = s->next == s->nsegs && !s->reading;
+    int final = s->next == s->nsegs && !s->reading && !s->ready;
     if (h2o_timeout_is_linked(&s->stall))
         h2o_timeout_unlink(&s->stall);
     h2o_timeout_link(s->w->ctx.loop, &s->w->stall_timeout, &s->stall);
@@ -160,6 +161,12 @@ static void send_current(stream *s)
 }
 
 /* ---- reading ahead ---- */
+
+/* A read that the page cache could not answer: the loop leaves it to a helper thread. */
+static int uncached(const stream *s)
+{
+    return s->job_result == SEALED_ERR_IO && s->src.err == EAGAIN;
+}
 
 static void read_work(offload_job *job)
 {
@@ -176,6 +183,7 @@ static void read_done(offload_job *job)
 {
     stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
     s->reading = 0;
+    s->ready = 1;
     if (s->req == NULL) {
         stream_free(s); /* the client went away meanwhile */
         return;
@@ -186,8 +194,8 @@ static void read_done(offload_job *job)
     }
 }
 
-/* Read the next chunk, if any, into the buffer libh2o is not holding: the disk's time
- * is spent on a helper thread while the client takes the current chunk. */
+/* Read the next chunk, if any, into the buffer libh2o is not holding, while the client
+ * takes the current one: at once from the page cache, else on a helper thread. */
 static void read_ahead(stream *s)
 {
     if (s->next == s->nsegs)
@@ -196,6 +204,13 @@ static void read_ahead(stream *s)
     s->job_count = s->nsegs - s->next < CHUNK_SEGMENTS ? (uint32_t)(s->nsegs - s->next) : CHUNK_SEGMENTS;
     s->next += s->job_count;
     s->job = (offload_job){.work = read_work, .done = read_done};
+    sealed_source_fd_cached(&s->src, s->fd);
+    read_work(&s->job);
+    if (!uncached(s)) {
+        s->ready = 1;
+        return;
+    }
+    sealed_source_fd(&s->src, s->fd);
     s->reading = 1;
     offload_submit(s->w->offload, &s->job);
 }
@@ -210,6 +225,7 @@ static void send_next(stream *s)
         return;
     }
     s->sending = !s->sending;
+    s->ready = 0;
     shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len[s->sending]);
     read_ahead(s);
     send_current(s);
@@ -302,12 +318,14 @@ static void burn_rename(worker *w, const char *id)
         log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
 }
 
-/* On a helper thread: check the header, the salt and the file's length against the
- * record, and read and authenticate the first segment. */
-static void open_work(offload_job *job)
+/* Check the header, the salt and the file's length against the record, and read and
+ * authenticate the first segment: on the loop as far as the page cache holds them
+ * (open_cached), the rest on a helper thread (open_work). */
+static void open_reader(stream *s)
 {
-    stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
     s->job_result = sealed_reader_open(&s->rd, s->fk, &s->src, s->salt, s->size, CHUNK_SEGMENTS);
+    if (uncached(s))
+        return; /* the helper thread needs the key */
     OPENSSL_cleanse(s->fk, sizeof(s->fk));
     if (s->job_result != SEALED_OK)
         return;
@@ -315,6 +333,29 @@ static void open_work(offload_job *job)
     s->nsegs = sealed_reader_segments(s->rd);
     if (s->buf[0] == NULL || (s->nsegs > 1 && s->buf[1] == NULL) || sealed_reader_buf_max(s->rd) > s->buf_len) {
         s->job_result = SEALED_ERR_INTERNAL; /* out of memory, or a header claiming larger segments */
+        return;
+    }
+    s->job_result = sealed_read_in_place(s->rd, 0, 1, s->buf[0], s->spans[0], &s->plain_len[0]);
+    s->nspans[0] = 1;
+}
+
+/* 1 when the first segment is read or the file has failed for good, 0 when the disk
+ * must be waited for: the source is then a blocking one again, for open_work. */
+static int open_cached(stream *s)
+{
+    sealed_source_fd_cached(&s->src, s->fd);
+    open_reader(s);
+    if (!uncached(s))
+        return 1;
+    sealed_source_fd(&s->src, s->fd);
+    return 0;
+}
+
+static void open_work(offload_job *job)
+{
+    stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
+    if (s->rd == NULL) {
+        open_reader(s);
         return;
     }
     s->job_result = sealed_read_in_place(s->rd, 0, 1, s->buf[0], s->spans[0], &s->plain_len[0]);
@@ -526,7 +567,6 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     *(stream **)h2o_mem_alloc_shared(&req->pool, sizeof(stream *), stream_detach) = st;
     st->fd = op->fd; /* the stream owns it now */
     op->fd = -1;
-    sealed_source_fd(&st->src, st->fd);
     st->w = w;
     st->req = req;
     st->stall.cb = on_stall;
@@ -549,6 +589,10 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     if (segs > 1)
         st->buf[1] = chunk_take(w, len, &st->buf_len);
     st->job = (offload_job){.work = open_work, .done = open_done};
+    if (open_cached(st)) {
+        open_done(&st->job);
+        return;
+    }
     st->reading = 1;
     offload_submit(w->offload, &st->job);
 }

@@ -1,6 +1,7 @@
 """GET /download/{key}: the headers, exactly `uses` downloads (also when they race),
 404 for an unknown key, big files intact, and curl as a new user runs it."""
 
+import http.client
 import json
 import os
 
@@ -144,3 +145,54 @@ def test_an_8_mib_download_matches_its_x_sha256():
         status, headers, got = download(server, up['key'], timeout=60)
         assert status == 200 and len(got) == len(data)
         assert headers.get('x-sha256') == sha256(got) == sha256(data), headers
+
+
+def _cached(stored):
+    """Whether the page cache holds the stored file's first page (a read that would
+    wait for the disk fails with RWF_NOWAIT)."""
+    fd = os.open(stored, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _evict(stored):
+    fd = os.open(stored, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # dirty pages stay cached: write them back first
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_a_file_no_longer_in_the_page_cache_is_read_from_the_disk_whole():
+    # The worker reads what the page cache holds on its loop and leaves a read that
+    # would wait for the disk to a helper thread: the first chunk, when the file was
+    # evicted before the download, and the later ones, when it is evicted while the
+    # client has read only the start (the kernel may have read the rest ahead before).
+    with Redis() as redis, Server(redis) as server:
+        data = os.urandom(64 * SEGMENT + 4321)
+        up, _ = upload_ok(server, data, uses=3)
+        stored = stored_path(server, up['key'])
+        _evict(stored)
+        assert not _cached(stored), 'the stored file is still in the page cache'
+        status, headers, got = download(server, up['key'], timeout=30)
+        assert status == 200 and got == data, 'download from the disk: %d' % status
+
+        conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=30)
+        conn.request('GET', '/download/' + up['key'])
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.status
+        got = resp.read(SEGMENT)
+        _evict(stored)
+        got += resp.read()
+        conn.close()
+        assert got == data, 'download evicted after its first segment: %d of %d bytes, %s' % (
+            len(got), len(data), 'intact' if data.startswith(got) else 'different')
+
+        status, headers, got = download(server, up['key'], timeout=30)
+        assert status == 200 and got == data, 'download from the page cache: %d' % status
