@@ -120,7 +120,9 @@ const char *const record_scripts[RECORD_SCRIPT_COUNT] = {
               "redis.call('HSET', KEYS[1], 'p', 1)\n"
               "return {'ok', tonumber(h[1]), h[2], h[3], h[4], h[5], h[6]}\n",
 
-    /* -> stale | blocked ttl | unknown window_fails | active|expired|burned uses_left expiry */
+    /* -> stale | blocked ttl | unknown window_fails | active|expired|burned uses_left expiry.
+     * A live key's status is read without it (record_cmd_status_peek, record_peek_answer,
+     * which must keep its order of checks): it runs for the keys they do not find. */
     [RECORD_SCRIPT_STATUS] = GUARD "local h = redis.call('HMGET', KEYS[1], 'u', 'e', 'b')\n"
                                    "if not h[1] then return fail() end\n"
                                    "if tonumber(ARGV[1]) >= tonumber(h[2]) then return {'expired', 0, h[2]} end\n"
@@ -393,6 +395,37 @@ int record_cmd_status(record_cmd *cmd, const char *id, const char *client, const
     return keyed(cmd, RECORD_SCRIPT_STATUS, id, client, g, now);
 }
 
+int record_cmd_status_peek(record_cmd cmds[RECORD_PEEK_CMDS], record_peek *p, const char *id, const char *client,
+                           const record_guard *g, int64_t now)
+{
+    size_t fplen = strlen(g->secret_fp);
+    if (fplen >= sizeof(p->secret_fp))
+        return -1;
+    *p = (record_peek){.now = now};
+    memcpy(p->secret_fp, g->secret_fp, fplen + 1);
+    record_cmd *c;
+    if (fplen > 0) {
+        c = &cmds[p->n++];
+        begin(c, -1, 0);
+        arg_static(c, "EXISTS");
+        arg_static(c, KEY_SECRET);
+    }
+    c = &cmds[p->n++];
+    begin(c, -1, 0);
+    arg_static(c, "TTL");
+    key_client(c, "block", client);
+    if (finish(c) != 0)
+        return -1;
+    c = &cmds[p->n++];
+    begin(c, -1, 0);
+    arg_static(c, "HMGET");
+    key_upload(c, id);
+    arg_static(c, "u");
+    arg_static(c, "e");
+    arg_static(c, "b");
+    return finish(c);
+}
+
 int record_cmd_burn(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now,
                     const char *digest)
 {
@@ -651,6 +684,72 @@ void record_read_access(const redisReply *r, record_access *out)
         break;
     default: break;
     }
+}
+
+/* A whole decimal integer, as the scripts write every number into a record: 0, or -1. */
+static int whole(const redisReply *r, long long *out)
+{
+    char *end;
+    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len == 0)
+        return -1;
+    *out = strtoll(r->str, &end, 10);
+    return end == r->str + r->len ? 0 : -1;
+}
+
+void record_read_peek(record_peek *p, const redisReply *r)
+{
+    /* The commands in full are EXISTS secret, TTL block:{client}, HMGET upload:{id} u e
+     * b; without a fingerprint the first is left out. */
+    size_t step = p->read++ + (RECORD_PEEK_CMDS - p->n);
+    if (p->read > p->n || r == NULL) {
+        p->unavailable = 1;
+        return;
+    }
+    switch (step) {
+    case 0:
+        if (r->type == REDIS_REPLY_INTEGER)
+            p->stale = r->integer == 0;
+        else
+            p->unavailable = 1;
+        break;
+    case 1:
+        if (r->type == REDIS_REPLY_INTEGER)
+            p->block_ttl = r->integer;
+        else
+            p->unavailable = 1;
+        break;
+    default:
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+            p->unavailable = 1;
+        else if (r->element[0]->type == REDIS_REPLY_NIL)
+            p->found = 0;
+        else if (whole(r->element[0], &p->uses) == 0 && whole(r->element[1], &p->expires) == 0)
+            p->found = 1;
+        else
+            p->found = -1;
+        p->burned = p->found == 1 && r->element[2]->type == REDIS_REPLY_STRING && strcmp(r->element[2]->str, "1") == 0;
+        break;
+    }
+}
+
+int record_peek_answer(const record_peek *p, record_access *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->unavailable || p->read != p->n)
+        out->outcome = RECORD_UNAVAILABLE;
+    else if (p->stale)
+        out->outcome = RECORD_STALE;
+    else if (p->block_ttl > 0) {
+        out->outcome = RECORD_BLOCKED;
+        out->retry_after = p->block_ttl;
+    } else if (p->found != 1)
+        return 0;
+    else {
+        out->outcome = p->now >= p->expires ? RECORD_EXPIRED : p->burned ? RECORD_BURNED : RECORD_OK;
+        out->uses_left = out->outcome == RECORD_OK ? p->uses : 0;
+        out->expires = p->expires;
+    }
+    return 1;
 }
 
 record_outcome record_read_create(const redisReply *r)

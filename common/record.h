@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "crypt.h"
+#include "secret.h"
 #include "store_url.h"
 
 enum {
@@ -96,6 +97,21 @@ typedef struct {
     size_t meta_len;
 } record_access;
 
+/* What the reads of a status without the script found (record_cmd_status_peek). */
+#define RECORD_PEEK_CMDS 3
+typedef struct {
+    size_t n;             /* commands built */
+    size_t read;          /* replies read */
+    int64_t now;
+    char secret_fp[SECRET_FP_LEN + 1];
+    int unavailable;      /* a reply missing or not understood */
+    int stale;            /* the store has no secret (it was emptied) */
+    long long block_ttl;  /* > 0: blocked that long */
+    int found;            /* 1 the record, read; 0 none; -1 one not as the scripts write it */
+    long long uses, expires;
+    int burned;
+} record_peek;
+
 /* A new upload's record. */
 typedef struct {
     const char *id;
@@ -148,6 +164,17 @@ int record_cmd_create(record_cmd *cmd, const record_new *n);
 int record_cmd_take_use(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
 int record_cmd_preview(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
 int record_cmd_status(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now);
+/* Status without the script, for a live key: the script's reads (the client's block,
+ * the record) as plain commands to send in one round trip; record_read_peek and
+ * record_peek_answer then answer as the script does whenever it writes nothing. With
+ * a fingerprint in g they ask whether the store still has a secret, not which one:
+ * reading it would bring it out of the worker's locked page (secret.h) on every
+ * request. A store emptied or replaced since the id was derived holds no record under
+ * it, so the read misses and the script, which compares the secret, answers; only a
+ * secret overwritten over the records made under it goes unseen here (the next
+ * script sees it). Commands into cmds[0 .. p->n). */
+int record_cmd_status_peek(record_cmd cmds[RECORD_PEEK_CMDS], record_peek *p, const char *id, const char *client,
+                           const record_guard *g, int64_t now);
 /* Burn id at once, as its last use does, if digest is its delete token's digest; a
  * digest that is not counts a failure like an unknown key. */
 int record_cmd_burn(record_cmd *cmd, const char *id, const char *client, const record_guard *g, int64_t now,
@@ -207,6 +234,12 @@ int record_cmd_wait(record_cmd *cmd, uint32_t ms);
  * burn: OK (burned now) EXPIRED BURNED (already) FORBIDDEN; all: STALE UNKNOWN BLOCKED
  * UNAVAILABLE. An outcome no script gives reads as UNKNOWN. */
 void record_read_access(const redisReply *r, record_access *out);
+/* The reply to cmds[p->read] of record_cmd_status_peek (NULL when there was none). */
+void record_read_peek(record_peek *p, const redisReply *r);
+/* Once every reply is read: 1 with out as record_read_access reads the status script's
+ * answer (STALE, BLOCKED, OK, EXPIRED, BURNED or UNAVAILABLE); 0 when only the script
+ * can answer: there is no record, so it counts a failure, atomically. */
+int record_peek_answer(const record_peek *p, record_access *out);
 /* OK TAKEN STALE UNAVAILABLE */
 record_outcome record_read_create(const redisReply *r);
 /* Requests counted in the window, or -1. */

@@ -3,9 +3,9 @@
  * Asynchronous, driven by the worker's own h2o event loop: calls never block, a lost
  * connection is retried with back-off, and while the store is down every call fails
  * at once (RECORD_UNAVAILABLE, or a count of -1) so requests answer 503. Each call is
- * one round trip; what it sends and how its reply reads is record.h's. Every callback
- * runs exactly once, possibly before the call returns (when the store is known to be
- * down); a pointer it is given lives only while it runs.
+ * one round trip (an unknown key's status: two); what it sends and how its reply reads
+ * is record.h's. Every callback runs exactly once, possibly before the call returns
+ * (when the store is known to be down); a pointer it is given lives only while it runs.
  *
  * Given a secret page, the client keeps the server secret there (store mode): it reads
  * the store's (offering a new one if it has none) on every connection before anything
@@ -60,6 +60,8 @@ void store_take_use(store *s, const char *id, const char *client, const record_g
                     store_access_cb cb, void *data);
 void store_preview(store *s, const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
                    void *data);
+/* A live key's status is read with plain commands (record_cmd_status_peek); the status
+ * script runs, in a second round trip, only for a key they do not find. */
 void store_status(store *s, const char *id, const char *client, const record_guard *g, int64_t now, store_access_cb cb,
                   void *data);
 

@@ -386,6 +386,115 @@ static void keyed_commands_tag_the_clients_keys_alike(void **state)
     assert_arg(&c, c.argc - 1, "");
 }
 
+static void status_without_the_script_asks_for_a_secret_the_block_and_the_record(void **state)
+{
+    (void)state;
+    record_guard g = {.fail_limit = 10, .block_s = 600, .fail_memory_s = 600, .budget = 500, .budget_period_s = 60,
+                      .secret_fp = FP};
+    record_cmd c[RECORD_PEEK_CMDS];
+    record_peek p;
+    assert_int_equal(record_cmd_status_peek(c, &p, ID, "2001:db8::/64", &g, 1700000000), 0);
+    assert_int_equal(p.n, 3);
+    for (size_t i = 0; i < p.n; i++)
+        assert_int_equal(c[i].script, -1);
+    assert_int_equal(c[0].argc, 2);
+    assert_arg(&c[0], 0, "EXISTS"); /* not GET: the secret stays out of the worker's heap */
+    assert_arg(&c[0], 1, "secret");
+    assert_int_equal(c[1].argc, 2);
+    assert_arg(&c[1], 0, "TTL");
+    assert_arg(&c[1], 1, "block:{2001:db8::/64}");
+    assert_int_equal(c[2].argc, 5);
+    assert_arg(&c[2], 0, "HMGET");
+    assert_arg(&c[2], 1, "upload:{" ID "}");
+    assert_arg(&c[2], 2, "u");
+    assert_arg(&c[2], 3, "e");
+    assert_arg(&c[2], 4, "b");
+    g.secret_fp = ""; /* a pinned secret: nothing to compare */
+    assert_int_equal(record_cmd_status_peek(c, &p, ID, "::1", &g, 1700000000), 0);
+    assert_int_equal(p.n, 2);
+    assert_arg(&c[0], 0, "TTL");
+    assert_arg(&c[0], 1, "block:{::1}");
+    assert_arg(&c[1], 0, "HMGET");
+}
+
+/* Reads of a status without the script, one reply each ("": none), stored the answer
+ * to whether the store has a secret (NULL: pinned, not asked); record_peek_answer's
+ * verdict, out its answer. */
+static int peek(const char *stored, const char *block, const char *fields, int64_t now, record_access *out)
+{
+    record_guard g = {10, 600, 600, 500, 60, stored != NULL ? FP : ""};
+    const char *resp[] = {stored, block, fields};
+    record_cmd c[RECORD_PEEK_CMDS];
+    record_peek p;
+    assert_int_equal(record_cmd_status_peek(c, &p, ID, "::1", &g, now), 0);
+    for (size_t i = stored != NULL ? 0 : 1; i < 3; i++) {
+        redisReply *r = resp[i][0] != '\0' ? reply_n(resp[i], strlen(resp[i])) : NULL;
+        record_read_peek(&p, r);
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    return record_peek_answer(&p, out);
+}
+
+#define LIVE "*3\r\n$1\r\n3\r\n$10\r\n1700000600\r\n$1\r\n0\r\n"
+#define NONE "*3\r\n$-1\r\n$-1\r\n$-1\r\n"
+#define HAS ":1\r\n"
+#define UNBLOCKED ":-2\r\n"
+
+static void status_without_the_script_answers_a_live_record_as_the_script_does(void **state)
+{
+    (void)state;
+    record_access a;
+    assert_int_equal(peek(HAS, UNBLOCKED, LIVE, 1700000599, &a), 1);
+    assert_int_equal(a.outcome, RECORD_OK);
+    assert_int_equal(a.uses_left, 3);
+    assert_int_equal(a.expires, 1700000600);
+    assert_int_equal(peek(NULL, ":-1\r\n", LIVE, 1700000599, &a), 1); /* pinned; no expiry on the block key */
+    assert_int_equal(a.outcome, RECORD_OK);
+    /* Expired first, then burned, each with no uses and the expiry. */
+    assert_int_equal(peek(HAS, UNBLOCKED, LIVE, 1700000600, &a), 1);
+    assert_int_equal(a.outcome, RECORD_EXPIRED);
+    assert_int_equal(a.uses_left, 0);
+    assert_int_equal(a.expires, 1700000600);
+    assert_int_equal(peek(HAS, UNBLOCKED, "*3\r\n$1\r\n0\r\n$10\r\n1700000600\r\n$1\r\n1\r\n", 1700000600, &a), 1);
+    assert_int_equal(a.outcome, RECORD_EXPIRED);
+    assert_int_equal(peek(HAS, UNBLOCKED, "*3\r\n$1\r\n0\r\n$10\r\n1700000600\r\n$1\r\n1\r\n", 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_BURNED);
+    assert_int_equal(a.uses_left, 0);
+    assert_int_equal(a.expires, 1700000600);
+    /* Stale (no secret: the store was emptied) before blocked, blocked before the record. */
+    assert_int_equal(peek(":0\r\n", ":42\r\n", LIVE, 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_STALE);
+    assert_int_equal(peek(":0\r\n", ":42\r\n", NONE, 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_STALE);
+    assert_int_equal(peek(HAS, ":42\r\n", NONE, 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_BLOCKED);
+    assert_int_equal(a.retry_after, 42);
+}
+
+static void status_without_the_script_leaves_a_missing_or_strange_record_to_the_script(void **state)
+{
+    (void)state;
+    record_access a;
+    /* No record: only the script may count the failure. */
+    assert_int_equal(peek(HAS, UNBLOCKED, NONE, 1, &a), 0);
+    assert_int_equal(peek(NULL, UNBLOCKED, NONE, 1, &a), 0);
+    /* Not as the scripts write it: whatever the script makes of it. */
+    assert_int_equal(peek(HAS, UNBLOCKED, "*3\r\n$1\r\nx\r\n$10\r\n1700000600\r\n$1\r\n0\r\n", 1, &a), 0);
+    assert_int_equal(peek(HAS, UNBLOCKED, "*3\r\n$1\r\n3\r\n$-1\r\n$1\r\n0\r\n", 1, &a), 0);
+    /* A reply missing or of the wrong shape is no answer at all. */
+    assert_int_equal(peek(HAS, "", LIVE, 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(peek(HAS, UNBLOCKED, "", 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(peek(HAS, "$2\r\n42\r\n", LIVE, 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(peek("$4\r\ntest\r\n", UNBLOCKED, LIVE, 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_UNAVAILABLE);
+    assert_int_equal(peek(HAS, UNBLOCKED, "*2\r\n$1\r\n3\r\n$10\r\n1700000600\r\n", 1, &a), 1);
+    assert_int_equal(a.outcome, RECORD_UNAVAILABLE);
+}
+
 static void the_failure_budget_counts_in_a_fixed_window_of_its_period(void **state)
 {
     (void)state;
@@ -580,6 +689,9 @@ int main(void)
         cmocka_unit_test(a_slot_is_taken_and_given_back_by_name_in_its_clients_set),
         cmocka_unit_test(one_command_renews_up_to_its_batch_of_slots_each_under_its_clients_key),
         cmocka_unit_test(keyed_commands_tag_the_clients_keys_alike),
+        cmocka_unit_test(status_without_the_script_asks_for_a_secret_the_block_and_the_record),
+        cmocka_unit_test(status_without_the_script_answers_a_live_record_as_the_script_does),
+        cmocka_unit_test(status_without_the_script_leaves_a_missing_or_strange_record_to_the_script),
         cmocka_unit_test(the_failure_budget_counts_in_a_fixed_window_of_its_period),
         cmocka_unit_test(an_unknown_key_says_how_many_failed_in_the_window),
         cmocka_unit_test(a_burn_is_a_keyed_command_that_carries_the_token_digest),
