@@ -216,6 +216,8 @@ def test_a_pinned_secret_off_the_data_volume_is_used_kept_locked_and_never_store
             assert os.path.exists(os.path.join(storage(server), mac(secret, up['key'])[:2],
                                                mac(secret, up['key'])))
             assert download(server, up['key'])[2] == b'pinned'
+            status, _, st = server.json('GET', '/status/' + up['key'])  # read with no secret check
+            assert status == 200 and st['status'] == 'active' and st['remaining_uses'] == 1, st
             assert redis.command('EXISTS', 'secret') == 0, 'a pinned secret went into the store'
             kids = server.full_tree()
             assert_kept_in_a_locked_page('the master', server.pid, secret)
