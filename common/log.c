@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,12 @@
 static int log_fd = 2;
 static int log_min = LOG_INFO;
 static const char *log_process = "raven-zero";
+/* log_batch's lines waiting for log_flush: whole lines, one atomic write's worth, of
+ * the thread that asked for it (a helper thread's lines go out at once). */
+static int batch_on;
+static pthread_t batch_thread;
+static size_t batch_len;
+static char batch_buf[LOG_LINE_MAX];
 
 void log_setup(int fd, int min_level, const char *process)
 {
@@ -65,14 +72,42 @@ static size_t log_format(char *buf, size_t cap, int level, const char *event, co
     return (size_t)n;
 }
 
-static void log_write(int level, const char *event, const char *members, size_t len)
+static void write_all(const char *buf, size_t n)
 {
-    char buf[LOG_LINE_MAX];
-    size_t n = log_format(buf, sizeof(buf), level, event, members, len);
     ssize_t r;
     do
         r = write(log_fd, buf, n);
     while (r < 0 && errno == EINTR);
+}
+
+void log_batch(int on)
+{
+    log_flush();
+    batch_on = on;
+    batch_thread = pthread_self();
+}
+
+void log_flush(void)
+{
+    if (batch_len > 0)
+        write_all(batch_buf, batch_len);
+    batch_len = 0;
+}
+
+static void log_write(int level, const char *event, const char *members, size_t len)
+{
+    char buf[LOG_LINE_MAX];
+    size_t n = log_format(buf, sizeof(buf), level, event, members, len);
+    if (!batch_on || !pthread_equal(pthread_self(), batch_thread)) {
+        write_all(buf, n);
+        return;
+    }
+    if (batch_len + n > sizeof(batch_buf))
+        log_flush();
+    memcpy(batch_buf + batch_len, buf, n);
+    batch_len += n;
+    if (level >= LOG_WARNING)
+        log_flush();
 }
 
 void log_members(int level, const char *event, const char *members, size_t len)

@@ -26,4 +26,12 @@ void log_fields(int level, const char *event, cJSON *fields);
 void log_members(int level, const char *event, const char *members, size_t len);
 const char *log_level_name(int level);
 
+/* With on, this process's lines wait, in order, until log_flush() or until the next
+ * one would not fit in one atomic write with them: a worker logs every request and
+ * flushes once a loop turn, one write for the turn's lines instead of one each. A
+ * warning or an error flushes at once, with what waited before it. Only the calling
+ * thread's lines wait; other threads' are written at once. */
+void log_batch(int on);
+void log_flush(void);
+
 #endif

@@ -601,9 +601,12 @@ int worker_main(const proc_env *env)
      * is down is answered 503 at once, as ever. Meanwhile connections wait in the
      * listening sockets' backlog. */
     uint64_t ready_by = util_mono_ms() + STORE_TIMEOUT_MS;
+    /* A line for every request: a turn's lines go out in one write, after the turn. */
+    log_batch(1);
     while (!proc_terminate && !proc_quit && !store_ready(w.store) && util_mono_ms() < ready_by) {
         h2o_evloop_run(w.ctx.loop, 10);
         store_flush(w.store);
+        log_flush();
     }
     listeners_start(&w);
     while (!proc_terminate) {
@@ -613,6 +616,7 @@ int worker_main(const proc_env *env)
         if (proc_quit && !w.draining)
             drain_start(&w);
         store_flush(w.store);
+        log_flush();
         if (w.draining && drain_done(&w))
             break;
     }
@@ -631,5 +635,6 @@ int worker_main(const proc_env *env)
     magic_close(w.magic);
     crypt_hmac_free(w.hmac);
     peers_free(&w.peers);
+    log_batch(0);
     return 0;
 }
