@@ -1,8 +1,10 @@
-/* words.c - load the word list into a sorted array; draw and check keys.
+/* words.c - load the word list and a hash table of it; draw and check keys.
  *
  * Drawing uses rejection sampling on 16-bit random values so each word has exactly
- * the same chance; lookup is a binary search over the sorted copy; a key's shape is
- * checked by walking its hyphens once, noting how many words can end at each. */
+ * the same chance; lookup is one probe, mostly, of an open-addressing hash table (every
+ * keyed request checks its key's words, and a binary search cost a dozen string
+ * compares a word); a key's shape is checked by walking its hyphens once, noting how
+ * many words can end at each. */
 #include "words.h"
 
 #include <errno.h>
@@ -18,13 +20,27 @@
 
 struct words {
     char **list;   /* file order: what keys are drawn from */
-    char **sorted; /* for lookups */
     size_t n;
+    const char **slots; /* the words by hash, linear probing; NULL: empty */
+    size_t mask;        /* slots - 1, a power of two at least twice n */
 };
 
-static int cmp_str(const void *a, const void *b)
+/* FNV-1a: the words are the operator's list, not an attacker's, so no seed is needed. */
+static size_t hash(const char *s, size_t len)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+/* The slot holding s[0..len), or the empty one where it would go. */
+static size_t slot_of(const words *w, const char *s, size_t len)
+{
+    size_t i = hash(s, len) & w->mask;
+    while (w->slots[i] != NULL && (strncmp(w->slots[i], s, len) != 0 || w->slots[i][len] != '\0'))
+        i = (i + 1) & w->mask;
+    return i;
 }
 
 static int word_ok(const char *s, size_t len)
@@ -93,16 +109,22 @@ words *words_load(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: %zu words, expected %d", path, w->n, WORDS_EXPECTED);
         goto fail;
     }
-    w->sorted = malloc(w->n * sizeof(char *));
-    if (w->sorted == NULL)
+    size_t size = 1;
+    while (size < 2 * w->n)
+        size *= 2;
+    w->mask = size - 1;
+    if ((w->slots = calloc(size, sizeof(*w->slots))) == NULL) {
+        snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: out of memory", path);
         goto fail;
-    memcpy(w->sorted, w->list, w->n * sizeof(char *));
-    qsort(w->sorted, w->n, sizeof(char *), cmp_str);
-    for (size_t i = 1; i < w->n; i++)
-        if (strcmp(w->sorted[i - 1], w->sorted[i]) == 0) {
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        size_t at = slot_of(w, w->list[i], strlen(w->list[i]));
+        if (w->slots[at] != NULL) {
             snprintf(err, errlen, "DICEWARE_WORDLIST_PATH=%s: duplicate word", path);
             goto fail;
         }
+        w->slots[at] = w->list[i];
+    }
     fclose(f);
     return w;
 fail:
@@ -119,7 +141,7 @@ void words_free(words *w)
     for (size_t i = 0; i < w->n; i++)
         free(w->list[i]);
     free(w->list);
-    free(w->sorted);
+    free(w->slots);
     free(w);
 }
 
@@ -159,13 +181,7 @@ int words_draw_key(const words *w, unsigned n, char out[WORDS_KEY_MAX])
 
 static int is_word(const words *w, const char *s, size_t len)
 {
-    char buf[WORD_MAX + 1];
-    if (len < WORD_MIN || len > WORD_MAX)
-        return 0;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    const char *key = buf;
-    return bsearch(&key, w->sorted, w->n, sizeof(char *), cmp_str) != NULL;
+    return len >= WORD_MIN && len <= WORD_MAX && w->slots[slot_of(w, s, len)] != NULL;
 }
 
 int words_key_valid(const words *w, const char *s, size_t len)

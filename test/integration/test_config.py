@@ -6,8 +6,8 @@ naming it; missing directories are created at start."""
 import os
 import re
 
-from harness import (ROOT, Redis, Server, free_port, lines_of, parse_json_lines, path, port_open,
-                     request_line, run, upload_ok, wait_until, write_file)
+from harness import (ROOT, WORDLIST, Redis, Server, free_port, lines_of, parse_json_lines, path,
+                     port_open, request_line, run, upload_ok, wait_until, write_file)
 
 
 BAD_SETTINGS = [
@@ -233,3 +233,15 @@ def test_missing_directories_are_created_at_start():
             assert os.path.isdir(env[key]), '%s %s not created' % (key, env[key])
         wait_until(lambda: os.path.isfile(env['LOG_PATH']), 5, message='log file created')
         assert server.running()
+
+
+def test_a_word_list_with_a_repeated_or_an_uppercase_word_stops_startup():
+    with open(WORDLIST) as f:
+        words = f.read().splitlines()
+    cases = [(words + [words[len(words) // 2]], 'duplicate word'),
+             (words[:100] + ['Upper'] + words[100:], 'line 101 is not a lowercase word')]
+    for i, (lines, why) in enumerate(cases):
+        p = write_file('words-%d.txt' % i, '\n'.join(lines) + '\n')
+        code, _, stderr = run(['-t'], env={'DICEWARE_WORDLIST_PATH': p})
+        assert code == 1 and len(lines_of(stderr)) == 1, (code, stderr)
+        assert 'DICEWARE_WORDLIST_PATH=%s:' % p in stderr and why in stderr, stderr
