@@ -83,7 +83,7 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-void logfile_write(logfile *lf, const char *buf, size_t len)
+static void write_lines(logfile *lf, const char *buf, size_t len)
 {
     if (lf->to_stdout)
         write_all(1, buf, len);
@@ -95,6 +95,23 @@ void logfile_write(logfile *lf, const char *buf, size_t len)
         return;
     write_all(lf->fd, buf, len);
     lf->size += len;
+}
+
+void logfile_write(logfile *lf, const char *buf, size_t len)
+{
+    /* All in one write unless they would pass the limit: then line by line, so that
+     * the rotation falls between two of them. */
+    if (lf->size + len <= lf->max_bytes) {
+        write_lines(lf, buf, len);
+        return;
+    }
+    const char *end = buf + len, *nl;
+    while (buf < end && (nl = memchr(buf, '\n', (size_t)(end - buf))) != NULL) {
+        write_lines(lf, buf, (size_t)(nl - buf + 1));
+        buf = nl + 1;
+    }
+    if (buf < end)
+        write_lines(lf, buf, (size_t)(end - buf));
 }
 
 void logfile_close(logfile *lf)

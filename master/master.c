@@ -276,8 +276,9 @@ static void drain_pipe(master_ctx *m, int max_reads)
         if (n <= 0)
             return;
         m->pipelen += (size_t)n;
-        char *start = m->pipebuf, *end = m->pipebuf + m->pipelen, *nl;
-        while ((nl = memchr(start, '\n', (size_t)(end - start))) != NULL) {
+        /* The whole lines read go out in one write; a partial last one waits. */
+        char *start = m->pipebuf, *end = m->pipebuf + m->pipelen, *nl = memrchr(start, '\n', m->pipelen);
+        if (nl != NULL) {
             logfile_write(&m->lf, start, (size_t)(nl - start + 1));
             start = nl + 1;
         }
