@@ -432,10 +432,18 @@ size_t sealed_reader_plain_max(const sealed_reader *r)
     return (size_t)(most < r->plain_size ? most : r->plain_size);
 }
 
-size_t sealed_reader_buf_max(const sealed_reader *r)
+size_t sealed_buf_max(uint64_t plain_size, uint32_t segment_size, uint32_t max_segments)
 {
     /* Bounded by the file too: a small file's header may claim 16 MiB segments. */
-    return sealed_reader_plain_max(r) + (size_t)r->max_segments * CRYPT_TAG_LEN;
+    uint64_t segments = (plain_size + segment_size - 1) / segment_size;
+    uint64_t count = segments < max_segments ? segments : max_segments;
+    uint64_t most = count * segment_size;
+    return (size_t)((most < plain_size ? most : plain_size) + count * CRYPT_TAG_LEN);
+}
+
+size_t sealed_reader_buf_max(const sealed_reader *r)
+{
+    return sealed_buf_max(r->plain_size, r->segment_size, r->max_segments);
 }
 
 /* Reads the sealed bytes of segments first .. first + count - 1 into in and opens each:

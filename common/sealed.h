@@ -145,6 +145,9 @@ size_t sealed_reader_plain_max(const sealed_reader *r);
 int sealed_read(sealed_reader *r, uint64_t first, uint32_t count, uint8_t *plain, size_t *plain_len);
 /* Bytes the largest sealed_read_in_place needs: its plaintext and its segments' tags. */
 size_t sealed_reader_buf_max(const sealed_reader *r);
+/* The same for a file of plain_size bytes in segments of segment_size, read at most
+ * max_segments at a time, known before its header is read. */
+size_t sealed_buf_max(uint64_t plain_size, uint32_t segment_size, uint32_t max_segments);
 /* The same read into the caller's buf (sealed_reader_buf_max bytes), each segment opened
  * where its sealed bytes lie, so a chunk costs one buffer, not two: spans[i] (count of
  * them) is segment first + i's plaintext within buf, *plain_len their sum. On failure

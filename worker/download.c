@@ -78,9 +78,9 @@ struct stream {
     drop_meta meta;
 };
 
-/* A buffer for len bytes of chunk: one the worker kept when the file's chunks take a
- * whole kept buffer's worth of room or more than one segment, a small one of its own
- * otherwise (from the heap, where malloc reuses memory). *got is its length. */
+/* A buffer of at least len bytes for a file's chunks: one the worker keeps for chunks
+ * of more than one segment, one of its own for smaller ones (malloc serves those from
+ * memory it reuses). *got is its length. */
 static uint8_t *chunk_take(worker *w, size_t len, size_t *got)
 {
     if (len <= SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN || len > CHUNK_BUF_LEN) {
@@ -318,6 +318,12 @@ static void burn_rename(worker *w, const char *id)
         log_event(LOG_ERROR, "burn_rename_failed", "%s", strerror(errno));
 }
 
+static void read_first(stream *s)
+{
+    s->job_result = sealed_read_in_place(s->rd, 0, 1, s->buf[0], s->spans[0], &s->plain_len[0]);
+    s->nspans[0] = 1;
+}
+
 /* Check the header, the salt and the file's length against the record, and read and
  * authenticate the first segment: on the loop as far as the page cache holds them
  * (open_cached), the rest on a helper thread (open_work). */
@@ -335,8 +341,7 @@ static void open_reader(stream *s)
         s->job_result = SEALED_ERR_INTERNAL; /* out of memory, or a header claiming larger segments */
         return;
     }
-    s->job_result = sealed_read_in_place(s->rd, 0, 1, s->buf[0], s->spans[0], &s->plain_len[0]);
-    s->nspans[0] = 1;
+    read_first(s);
 }
 
 /* 1 when the first segment is read or the file has failed for good, 0 when the disk
@@ -354,12 +359,10 @@ static int open_cached(stream *s)
 static void open_work(offload_job *job)
 {
     stream *s = H2O_STRUCT_FROM_MEMBER(stream, job, job);
-    if (s->rd == NULL) {
+    if (s->rd == NULL)
         open_reader(s);
-        return;
-    }
-    s->job_result = sealed_read_in_place(s->rd, 0, 1, s->buf[0], s->spans[0], &s->plain_len[0]);
-    s->nspans[0] = 1;
+    else
+        read_first(s); /* the loop opened it, the first segment was not cached */
 }
 
 /* The first segment is authenticated before any header is sent. */
@@ -582,11 +585,9 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     }
     /* Each holds one chunk, or the whole file if smaller. Taken here, on the loop, which
      * alone keeps buffers. */
-    size_t segs = (st->size + SEALED_SEGMENT_SIZE - 1) / SEALED_SEGMENT_SIZE;
-    size_t chunk = segs < CHUNK_SEGMENTS ? st->size : (size_t)CHUNK_SEGMENTS * SEALED_SEGMENT_SIZE;
-    size_t len = chunk + (segs < CHUNK_SEGMENTS ? segs : CHUNK_SEGMENTS) * CRYPT_TAG_LEN;
+    size_t len = sealed_buf_max(st->size, SEALED_SEGMENT_SIZE, CHUNK_SEGMENTS);
     st->buf[0] = chunk_take(w, len, &st->buf_len);
-    if (segs > 1)
+    if (st->size > SEALED_SEGMENT_SIZE)
         st->buf[1] = chunk_take(w, len, &st->buf_len);
     st->job = (offload_job){.work = open_work, .done = open_done};
     if (open_cached(st)) {

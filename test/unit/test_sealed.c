@@ -341,6 +341,7 @@ static void reads_in_place_give_the_plaintext_in_spans_within_the_buffer(void **
         assert_int_equal(sealed_reader_open(&r, key, &src, salt, size, 4), SEALED_OK);
         uint64_t most = sealed_reader_segments(r) < 4 ? sealed_reader_segments(r) : 4;
         assert_int_equal(sealed_reader_buf_max(r), sealed_reader_plain_max(r) + most * TAG);
+        assert_int_equal(sealed_buf_max(size, h.segment_size, 4), sealed_reader_buf_max(r));
         buf = malloc(sealed_reader_buf_max(r));
         assert_non_null(buf);
         for (uint64_t next = 0; next < sealed_reader_segments(r);) {
