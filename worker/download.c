@@ -146,18 +146,25 @@ static void on_stall(h2o_timeout_entry_t *entry)
         shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
 }
 
+/* A chunk's n segments to the client (of a file or an object), the stall timer started
+ * afresh. */
+static void send_chunk(worker *w, h2o_req_t *req, h2o_timeout_entry_t *stall, const struct iovec *spans, size_t n,
+                       int final)
+{
+    h2o_iovec_t bufs[CHUNK_SEGMENTS];
+    for (size_t i = 0; i < n; i++)
+        bufs[i] = h2o_iovec_init(spans[i].iov_base, spans[i].iov_len);
+    if (h2o_timeout_is_linked(stall))
+        h2o_timeout_unlink(stall);
+    h2o_timeout_link(w->ctx.loop, &w->stall_timeout, stall);
+    h2o_send(req, bufs, n, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
 /* The last chunk goes out once nothing is left to read or being read. */
 static void send_current(stream *s)
 {
-    h2o_iovec_t bufs[CHUNK_SEGMENTS];
-    size_t n = s->nspans[s->sending];
-    for (size_t i = 0; i < n; i++)
-        bufs[i] = h2o_iovec_init(s->spans[s->sending][i].iov_base, s->spans[s->sending][i].iov_len);
-    int final = s->next == s->nsegs && !s->reading && !s->ready;
-    if (h2o_timeout_is_linked(&s->stall))
-        h2o_timeout_unlink(&s->stall);
-    h2o_timeout_link(s->w->ctx.loop, &s->w->stall_timeout, &s->stall);
-    h2o_send(s->req, bufs, n, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    send_chunk(s->w, s->req, &s->stall, s->spans[s->sending], s->nspans[s->sending],
+               s->next == s->nsegs && !s->reading && !s->ready);
 }
 
 /* ---- reading ahead ---- */
@@ -405,7 +412,11 @@ typedef struct {
     uint64_t nsegs, next;
     uint32_t segment_size;
     uint64_t length;   /* of the object */
-    uint8_t *plain;
+    /* The chunk being sent: opened in place in buf, spans its segments' plaintext. The
+     * next is read into it once the client has taken it. */
+    uint8_t *buf;
+    size_t buf_len;
+    struct iovec spans[CHUNK_SEGMENTS];
     size_t plain_len;
     int waiting;       /* the client took the last chunk; the next has not come whole */
 } ostream;
@@ -416,9 +427,7 @@ static void ostream_free(ostream *s)
         h2o_timeout_unlink(&s->stall);
     sealed_reader_free(s->rd);
     objstore_get_free(s->g);
-    if (s->plain != NULL)
-        OPENSSL_cleanse(s->plain, s->plain_len);
-    free(s->plain);
+    chunk_give(s->w, s->buf, s->buf_len);
     free(s);
 }
 
@@ -457,7 +466,7 @@ static int ostream_send(ostream *s)
         h2o_send(s->req, NULL, 0, H2O_SEND_STATE_ERROR);
         return 1;
     }
-    if (sealed_read(s->rd, s->next, count, s->plain, &s->plain_len) != SEALED_OK) {
+    if (sealed_read_in_place(s->rd, s->next, count, s->buf, s->spans, &s->plain_len) != SEALED_OK) {
         /* Tampered or truncated after the headers went out: abort, never send bad bytes. */
         log_event(LOG_ERROR, "integrity_check_failed", "segment failed authentication mid-stream");
         h2o_send(s->req, NULL, 0, H2O_SEND_STATE_ERROR);
@@ -465,11 +474,7 @@ static int ostream_send(ostream *s)
     }
     s->next += count;
     shm_add(s->w->env->shm, M_DOWNLOAD_BYTES, s->plain_len);
-    h2o_iovec_t buf = h2o_iovec_init(s->plain, s->plain_len);
-    if (h2o_timeout_is_linked(&s->stall))
-        h2o_timeout_unlink(&s->stall);
-    h2o_timeout_link(s->w->ctx.loop, &s->w->stall_timeout, &s->stall);
-    h2o_send(s->req, &buf, 1, s->next == s->nsegs ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    send_chunk(s->w, s->req, &s->stall, s->spans, count, s->next == s->nsegs);
     return 1;
 }
 
@@ -518,8 +523,9 @@ static void object_stream(h2o_req_t *req, keyed_op *op, const record_access *r, 
     OPENSSL_cleanse(fk, sizeof(fk));
     if (rc == SEALED_OK) {
         s->nsegs = sealed_reader_segments(s->rd);
-        s->plain = malloc(sealed_reader_plain_max(s->rd));
-        rc = s->plain != NULL ? sealed_read(s->rd, 0, 1, s->plain, &s->plain_len) : SEALED_ERR_INTERNAL;
+        s->buf = chunk_take(w, sealed_reader_buf_max(s->rd), &s->buf_len);
+        rc = s->buf != NULL ? sealed_read_in_place(s->rd, 0, 1, s->buf, s->spans, &s->plain_len)
+                            : SEALED_ERR_INTERNAL;
     }
     if (rc != SEALED_OK) {
         integrity_failed(req);
@@ -533,9 +539,7 @@ static void object_stream(h2o_req_t *req, keyed_op *op, const record_access *r, 
     s->super.stop = on_stop;
     objstore_get_notify(s->g, on_ochanged, s);
     h2o_start_response(req, &s->super);
-    h2o_iovec_t buf = h2o_iovec_init(s->plain, s->plain_len);
-    h2o_timeout_link(w->ctx.loop, &w->stall_timeout, &s->stall);
-    h2o_send(req, &buf, 1, s->nsegs == 1 ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    send_chunk(w, req, &s->stall, s->spans, 1, s->nsegs == 1);
 }
 
 static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
