@@ -375,6 +375,8 @@ static void collect(h2o_req_t *req, void *p)
     size_t most = b->w->globalconf.max_request_entity_size;
     if (body.arriving && body.declared != SIZE_MAX && body.declared > it->need)
         it->need = body.declared < most ? body.declared : most;
+    if (body.streamed)
+        return; /* its bytes are sealed on disk: they count, but spill nothing */
     if (body.buf != NULL && body.buf->_fd != -1)
         it->spill = body.buf->capacity;
     if (body.arriving && capacity_for(it->need) >= h2o_socket_buffer_mmap_settings.threshold &&

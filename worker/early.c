@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "stream.h"
 
 #define HTTP1_ANSWER_MAX 4096
 
@@ -59,6 +60,7 @@ static int body_of_http2(h2o_req_t *req, early_body *out)
     out->held = out->buf != NULL ? out->buf->size : 0;
     out->declared = stream->_expected_content_length;
     out->arriving = stream->state == H2O_HTTP2_STREAM_STATE_RECV_BODY;
+    out->streamed = 0;
     out->stream = stream->stream_id;
     return 0;
 }
@@ -76,6 +78,7 @@ static int body_of_http1(h2o_req_t *req, early_body *out)
     /* Not yet whole (libh2o sets the entity when it is), not answered (by libh2o or
      * by us). */
     out->arriving = req->entity.base == NULL && req->res.status == 0;
+    out->streamed = stream_holds(req);
     out->stream = 0;
     return 0;
 }

@@ -18,6 +18,8 @@ typedef struct {
     size_t held;       /* bytes buffered (for HTTP/1, the request head included) */
     size_t declared;   /* the length announced (Content-Length), SIZE_MAX if none */
     int arriving;      /* still arriving: may be answered early */
+    int streamed;      /* read by the worker and sealed as it comes (stream.h): it never
+                        * spills, and what it holds is on disk, sealed */
     uint32_t stream;   /* the HTTP/2 stream id, 0 for HTTP/1 */
 } early_body;
 

@@ -27,7 +27,7 @@ static const char *const tail_mask[] = {[KEY_TAIL] = "{key}", [NAME_TAIL] = "{na
  * its pattern fits that no other row names, and makes no other method a 405 there (so
  * PUT /{name} leaves GET /anything a 404). LINK_PAGE: link previewers asking GET or
  * HEAD get the link page instead of the handler (the links people paste into chats). */
-enum { OPEN = 1 << 0, LINK_PAGE = 1 << 1 };
+enum { OPEN = 1 << 0, LINK_PAGE = 1 << 1, STREAMS = 1 << 2 };
 
 typedef struct {
     unsigned methods;
@@ -46,8 +46,13 @@ typedef struct {
 /* A key's link as people share it. */
 #define LINKED(methods, prefix, handler, label)                                                                        \
     {methods, prefix, KEY_TAIL, NULL, handler, label, LINK_PAGE, ROUTES_PUBLIC}
+/* An upload: its body is sealed as it arrives (stream.h). */
+#define UPLOAD(methods, path, handler, label) {methods, path, EXACT_PATH, handler, NULL, label, STREAMS, ROUTES_PUBLIC}
+#define UPLOAD_NAMED(methods, prefix, handler, label)                                                                  \
+    {methods, prefix, NAME_TAIL, NULL, handler, label, STREAMS, ROUTES_PUBLIC}
 /* "/{name}": any one-segment path no other row names, for these methods only. */
-#define ANY_NAME(methods, handler, label) {methods, "/", NAME_TAIL, NULL, handler, label, OPEN, ROUTES_PUBLIC}
+#define UPLOAD_ANY_NAME(methods, handler, label)                                                                       \
+    {methods, "/", NAME_TAIL, NULL, handler, label, OPEN | STREAMS, ROUTES_PUBLIC}
 /* An operator's route: on METRICS_LISTEN's sockets alone when it is set. */
 #define ADMIN(methods, path, handler, label) {methods, path, EXACT_PATH, handler, NULL, label, 0, ROUTES_ADMIN}
 
@@ -59,8 +64,8 @@ typedef struct {
 static const route routes[] = {
     EXACT(GET | HEAD, "/", page_handle, "page"),
     NAMED(GET | HEAD, "/assets/", page_asset_handle, "assets"),
-    EXACT(POST, "/upload", upload_handle, "upload"),
-    NAMED(PUT, "/upload/", put_handle, "put_upload"),
+    UPLOAD(POST, "/upload", upload_handle, "upload"),
+    UPLOAD_NAMED(PUT, "/upload/", put_handle, "put_upload"),
     LINKED(GET, "/preview/", preview_handle, "preview"),
     LINKED(GET, "/download/", download_handle, "download"),
     KEYED(DELETE, "/download/", burn_handle, "delete"),
@@ -68,7 +73,7 @@ static const route routes[] = {
     EXACT(GET | HEAD, "/health", health_handle, "health"),
     EXACT(GET | HEAD, "/openapi.json", openapi_handle, "openapi"),
     ADMIN(GET | HEAD, "/metrics", metrics_handle, "metrics"),
-    ANY_NAME(PUT, put_handle, "put"),
+    UPLOAD_ANY_NAME(PUT, put_handle, "put"),
 };
 
 enum { NROUTES = sizeof routes / sizeof routes[0] };
@@ -127,6 +132,14 @@ route_match routes_match(h2o_iovec_t path, h2o_iovec_t method, unsigned served)
             }
         }
     return m;
+}
+
+int routes_streams(h2o_iovec_t path, h2o_iovec_t method, unsigned served)
+{
+    route_match m = routes_match(path, method, served);
+    if (m.row == -1 || !m.allowed || (routes[m.row].flags & STREAMS) == 0)
+        return 0;
+    return (routes[m.row].methods & PUT) != 0 ? 1 : 2;
 }
 
 route_match routes_match_request(h2o_req_t *req)

@@ -31,6 +31,11 @@ route_match routes_match(h2o_iovec_t path, h2o_iovec_t method, unsigned served);
  * normalizing it, its raw path up to the query; the rows of its listener. */
 route_match routes_match_request(h2o_req_t *req);
 
+/* Whether a request whose head just came in is an upload whose body is sealed as it
+ * arrives (stream.h): 1 a PUT (the body is the file), 2 a POST (a form), 0 neither.
+ * path is normalized, without the query. */
+int routes_streams(h2o_iovec_t path, h2o_iovec_t method, unsigned served);
+
 /* Answer a request: OPTIONS on any path is the CORS preflight (204); a link previewer
  * (PREVIEW_AGENTS) asking GET or HEAD on a link people share gets the link page;
  * otherwise the row's handler, 405 with Allow, or 404. */

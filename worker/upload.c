@@ -7,9 +7,11 @@
  * Both share one pipeline; only the framing differs. A POST's body is a multipart form
  * whose file part feeds the pipeline and whose fields give expiry and uses; a PUT's
  * body is the file itself, named by the path, with expiry and uses from the query or
- * headers. libh2o hands us the whole body (spilled to a file above 1 MiB). We feed it
- * in slices, SLICE_BYTES a loop turn for all uploads together, so large uploads never
- * stall the worker's other requests. Any failure unlinks what was written and records
+ * headers. Over plain HTTP/1 with a Content-Length the worker reads the body itself
+ * and feeds each read as it arrives (stream.h); the handler then finds the file sealed
+ * and the form parsed. Otherwise libh2o hands us the whole body (spilled to a file
+ * above 1 MiB) and we feed it in slices, SLICE_BYTES a loop turn for all uploads
+ * together, so large uploads never stall the worker's other requests. Any failure unlinks what was written and records
  * nothing. Writing the sealed segments, moving the file into place and removing a
  * failed one are done by helper threads (offload.h): a write, fsync, and the close or
  * unlink that frees a large file's blocks, can take the disk's time. */
@@ -32,6 +34,7 @@
 #include "gate.h"
 #include "offload.h"
 #include "sealed.h"
+#include "stream.h"
 #include "util.h"
 
 #define SLICE_BYTES (256u << 10) /* body bytes parsed per loop turn, by all uploads together */
@@ -57,10 +60,11 @@ typedef struct {
     const char *loc; /* where it came from, for a 422: "body", "query" or "header" */
 } form_field;
 
-typedef struct {
+typedef struct upload_op {
     req_ref ref;
     worker *w;
     int put;                /* the body is the file (PUT); else a multipart form */
+    int streamed;           /* fed as the body arrived (stream.h), not from req->entity */
     int plain;              /* the 201 as text lines for a terminal */
     char client[HTTP_ADDR_MAX];
     gate_slot *slot;        /* held while the upload is in progress */
@@ -893,6 +897,26 @@ static void stopped(upload_op *op, int r)
     }
 }
 
+/* The next n bytes of the body: a PUT's are the file, a POST's the form. */
+static int feed(upload_op *op, const uint8_t *data, size_t n)
+{
+    int r;
+    if (op->put) {
+        r = op->offset == 0 ? file_begin(op) : 0;
+        if (r == 0)
+            r = file_data(op, data, n);
+    } else {
+        r = mp_feed(op->mp, data, n);
+    }
+    op->offset += n;
+    return r;
+}
+
+static int feed_end(upload_op *op)
+{
+    return op->put ? file_end(op) : mp_finish(op->mp);
+}
+
 static void on_put_wake(void *data)
 {
     upload_op *op = data;
@@ -943,16 +967,7 @@ static void step_run(h2o_timeout_entry_t *entry)
         return;
     }
     op->w->slice_left -= n;
-    const uint8_t *slice = (const uint8_t *)op->body.base + op->offset;
-    int r;
-    if (op->put) {
-        r = op->offset == 0 ? file_begin(op) : 0;
-        if (r == 0)
-            r = file_data(op, slice, n);
-    } else {
-        r = mp_feed(op->mp, slice, n);
-    }
-    op->offset += n;
+    int r = feed(op, (const uint8_t *)op->body.base + op->offset, n);
     if (r == MP_OK && op->offset < op->body.len) {
         /* Object storage: at most two parts held; the next slice once one has gone. */
         if (op->obj != NULL && objstore_put_full(op->obj))
@@ -962,7 +977,7 @@ static void step_run(h2o_timeout_entry_t *entry)
         return;
     }
     if (r == MP_OK)
-        r = op->put ? file_end(op) : mp_finish(op->mp);
+        r = feed_end(op);
     op->parse_done = 1;
     op->verdict = r;
     step_run(entry);
@@ -986,7 +1001,12 @@ static void restart(upload_op *op)
     discard(op, NULL);
     mp_free(op->mp);
     op->mp = NULL;
-    if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS) {
+    /* A streamed body is gone: sealed under the drawn key, it cannot be sealed again
+     * under another. The client is asked to send it again (one in ~10^11 with a full
+     * word list). */
+    if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS || op->streamed) {
+        if (op->streamed)
+            log_event(LOG_WARNING, "upload_key_taken", "a streamed upload drew a live key: answered 503");
         unavailable(op);
         return;
     }
@@ -1074,14 +1094,12 @@ static void on_rate(void *data, int outcome, long retry_after)
     }
 }
 
-/* A new upload of req's body, or NULL when it was answered already. */
-static upload_op *op_new(h2o_req_t *req)
+/* A new upload of req's body; NULL when memory is short. */
+static upload_op *op_alloc(h2o_req_t *req)
 {
     upload_op *op = calloc(1, sizeof(*op));
-    if (op == NULL) {
-        http_error(req, 500, "Internal server error"); /* nothing to release yet */
+    if (op == NULL)
         return NULL;
-    }
     req_ref_init(&op->ref, req);
     op->w = worker_of(req);
     op->fd = -1;
@@ -1090,16 +1108,25 @@ static upload_op *op_new(h2o_req_t *req)
     op->expiry.loc = op->uses.loc = "body";
     op->sha = EVP_MD_CTX_new();
     if (op->sha == NULL) {
-        answer_detail(op, 500, "Internal server error");
+        op_free(op);
         return NULL;
     }
+    return op;
+}
+
+/* The same, or NULL when it was answered already. */
+static upload_op *op_new(h2o_req_t *req)
+{
+    upload_op *op = op_alloc(req);
+    if (op == NULL)
+        http_error(req, 500, "Internal server error"); /* nothing to release yet */
     return op;
 }
 
 /* Past the checks of the request itself: the upload gate, then the body. */
 static void op_start(h2o_req_t *req, upload_op *op)
 {
-    if (op_begin(op) != 0) {
+    if (!op->streamed && op_begin(op) != 0) {
         answer_detail(op, 500, "Internal server error");
         return;
     }
@@ -1107,14 +1134,26 @@ static void op_start(h2o_req_t *req, upload_op *op)
     gate_enter(op->w->gate, op->w->cfg, op->client, &op->slot, on_rate, op);
 }
 
-int upload_handle(h2o_req_t *req)
+/* The form's boundary into op, from req's Content-Type; -1 when there is none. */
+static int boundary_of(h2o_req_t *req, upload_op *op)
 {
     ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
-    upload_op *op = op_new(req);
+    return ct == -1 ? -1
+                    : mp_boundary(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
+                                  op->boundary);
+}
+
+int upload_handle(h2o_req_t *req)
+{
+    upload_op *op = stream_take(req);
+    if (op != NULL) { /* the form was parsed as it came */
+        op_start(req, op);
+        return 0;
+    }
+    op = op_new(req);
     if (op == NULL)
         return 0;
-    if (ct == -1 || mp_boundary(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
-                                op->boundary) != 0) {
+    if (boundary_of(req, op) != 0) {
         unprocessable_one(op, "value_error", "body", NULL, "Expected multipart/form-data with a boundary");
         return 0;
     }
@@ -1213,8 +1252,9 @@ static int wants_json(h2o_req_t *req)
 int put_handle(h2o_req_t *req, const char *name, size_t len)
 {
     const cfg *c = worker_of(req)->cfg;
-    upload_op *op = op_new(req);
-    if (op == NULL)
+    upload_op *op = stream_take(req); /* the file sealed as it came */
+    int streamed = op != NULL;
+    if (op == NULL && (op = op_new(req)) == NULL)
         return 0;
     op->put = 1;
     op->plain = !wants_json(req);
@@ -1223,7 +1263,7 @@ int put_handle(h2o_req_t *req, const char *name, size_t len)
     put_field(req, "uses", &op->uses);
     /* libh2o refuses a Content-Length far over the limit unread (413, see http.c); one
      * just over it, or an HTTP/2 body, arrives whole: the same 413, before any work. */
-    if (req->entity.len > c->max_file_size) {
+    if (!streamed && req->entity.len > c->max_file_size) {
         char detail[160];
         snprintf(detail, sizeof(detail), "File too large: %llu bytes (Max Size: %llu bytes)",
                  (unsigned long long)req->entity.len, (unsigned long long)c->max_file_size);
@@ -1232,7 +1272,7 @@ int put_handle(h2o_req_t *req, const char *name, size_t len)
     }
     cJSON *errors = cJSON_CreateArray();
     int v;
-    if (req->entity.base == NULL || req->entity.len == 0)
+    if (!streamed && (req->entity.base == NULL || req->entity.len == 0))
         cJSON_AddItemToArray(errors, error_item("value_error", "body", NULL, "File is empty"));
     field_int(&op->expiry, "expiry", EXPIRY_DEFAULT, 1, 60, &v, errors);
     field_int(&op->uses, "uses", USES_DEFAULT, 1, 5, &v, errors);
@@ -1243,4 +1283,58 @@ int put_handle(h2o_req_t *req, const char *name, size_t len)
     cJSON_Delete(errors);
     op_start(req, op);
     return 0;
+}
+
+/* ---- a body fed as it arrives (stream.h) ---- */
+
+upload_op *upload_stream_begin(h2o_req_t *req, int put)
+{
+    if (worker_of(req)->objstore != NULL)
+        return NULL; /* its id is reserved before anything is written (reserve_begin) */
+    upload_op *op = op_alloc(req);
+    if (op == NULL)
+        return NULL;
+    op->put = put;
+    op->streamed = 1;
+    if ((!put && boundary_of(req, op) != 0) || op_begin(op) != 0) {
+        op_free(op); /* the handler answers it, the body whole */
+        return NULL;
+    }
+    return op;
+}
+
+size_t upload_stream_room(upload_op *op)
+{
+    /* With the verdict in, nothing more is written: the rest is read and dropped. */
+    if (op->parse_done || op->write_failed)
+        return SIZE_MAX;
+    return op->writes < WRITES_MAX ? (size_t)(WRITES_MAX - op->writes) * SEALED_SEGMENT_SIZE : 0;
+}
+
+void upload_stream_data(upload_op *op, const uint8_t *p, size_t n)
+{
+    if (op->parse_done || op->write_failed)
+        return;
+    int r = feed(op, p, n);
+    if (r != MP_OK) {
+        op->parse_done = 1;
+        op->verdict = r;
+    }
+}
+
+void upload_stream_end(upload_op *op)
+{
+    if (op->parse_done || op->write_failed)
+        return;
+    op->verdict = feed_end(op);
+    op->parse_done = 1;
+}
+
+void upload_stream_gone(upload_op *op)
+{
+    req_ref_release(&op->ref);
+    if (op->writes > 0)
+        op->write_waiting = 1; /* the last write's completion frees it (step_run) */
+    else
+        op_free(op);
 }

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "routes.h"
 #include "spill.h"
+#include "stream.h"
 #include "util.h"
 
 #define ACCEPT_BATCH 16
@@ -302,6 +303,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.data = c;
         spill_guard(w);
         h2o_accept(actx, sock);
+        stream_adopt(w, sock);
     }
 }
 
@@ -611,6 +613,9 @@ int worker_main(const proc_env *env)
     listeners_start(&w);
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
+        for (worker_conn *c = w.conns; c != NULL; c = c->next)
+            stream_settle(&w, c->sock);
+        stream_check(&w);
         bodies_check(w.bodies);
         housekeeping(&w);
         if (proc_quit && !w.draining)
@@ -625,6 +630,7 @@ int worker_main(const proc_env *env)
     linger_free(&w.linger);
     offload_free(w.offload); /* what it was given to close and unlink, it has */
     download_chunks_free(&w);
+    stream_free(&w);
     gate_free(w.gate);
     if (w.objstore != NULL) {
         objstore_free(w.objstore);

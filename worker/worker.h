@@ -57,6 +57,13 @@ typedef struct worker {
     h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */
     uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
     h2o_timeout_t retry_timeout; /* 1 s: work waiting on what it cannot be told of looks again */
+    /* HTTP/1 reading (stream.h): libh2o's reader we put ours in front of, the uploads
+     * whose bodies are read as they arrive, the buffer each read lands in, and the body
+     * bytes all of them may still read this loop turn. */
+    h2o_socket_cb http1_read;
+    struct stream_rec *streams;
+    uint8_t *stream_buf;
+    size_t stream_turn_left;
     worker_conn *conns;   /* open client connections */
     size_t nconns;
     peers peers;          /* the same, counted per client (MAX_CONNECTIONS_PER_CLIENT) */
@@ -110,6 +117,15 @@ void req_ref_release(req_ref *r);
 int health_handle(h2o_req_t *req);
 int upload_handle(h2o_req_t *req);
 int put_handle(h2o_req_t *req, const char *name, size_t len);
+/* An upload fed from its body as it arrives (stream.h): begun once the head is in (put:
+ * a PUT, else a POST; NULL: let the body arrive whole), told how much it takes now
+ * (0: wait), fed, ended once the body is in. Gone: the request went before its handler
+ * took the upload (stream_take). */
+struct upload_op *upload_stream_begin(h2o_req_t *req, int put);
+size_t upload_stream_room(struct upload_op *op);
+void upload_stream_data(struct upload_op *op, const uint8_t *p, size_t n);
+void upload_stream_end(struct upload_op *op);
+void upload_stream_gone(struct upload_op *op);
 int download_handle(h2o_req_t *req, const char *key, size_t keylen);
 /* Frees the download buffers the worker kept (download.c), on the way out. */
 void download_chunks_free(worker *w);

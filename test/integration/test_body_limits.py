@@ -11,7 +11,7 @@ import time
 
 from harness import (CLIENT, OTHER, H2, Redis, Server, assert_json_error, assert_nobody_replaced,
                      in_one_window, multipart, one_response, raw_connect, read_response, retry_after,
-                     spill_maps, upload_ok, wait_until)
+                     spill_maps, temp, upload_ok, wait_until)
 from test_openapi import check_response, spec
 
 MIB = 1 << 20
@@ -25,11 +25,23 @@ def head_of(body, ctype, target='/upload/', forwarded=None):
             % (target, ctype, len(body), extra)).encode()
 
 
+def chunked(body, size=64 * 1024):
+    """body in Transfer-Encoding: chunked."""
+    return b''.join(b'%x\r\n%s\r\n' % (len(body[at:at + size]), body[at:at + size])
+                    for at in range(0, len(body), size)) + b'0\r\n\r\n'
+
+
+def sealed_bytes(server):
+    """Bytes sealed so far into TEMP_PATH: where an upload's body goes as it arrives."""
+    return sum(os.path.getsize(os.path.join(temp(server), n)) for n in os.listdir(temp(server)))
+
+
 class PartialUpload:
     """An HTTP/1 upload whose head and first `sent` bytes of body go out now; the rest
-    when the test says."""
+    when the test says. A Content-Length upload is sealed as it arrives; one sent
+    chunked, or whose form names no boundary, arrives whole and spills (the README)."""
 
-    def __init__(self, server, source, size, sent, forwarded=None, put=None):
+    def __init__(self, server, source, size, sent, forwarded=None, put=None, chunked_body=False, ctype=None):
         """put: a file name, to send the file as the raw body of PUT /upload/NAME."""
         self.method = 'PUT' if put else 'POST'
         if put:
@@ -37,8 +49,12 @@ class PartialUpload:
             head = ('PUT /upload/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n'
                     % (put, size)).encode()
         else:
-            self.body, ctype = multipart(os.urandom(size))
-            head = head_of(self.body, ctype, forwarded=forwarded)
+            self.body, form_type = multipart(os.urandom(size))
+            head = head_of(self.body, ctype or form_type, forwarded=forwarded)
+        if chunked_body:
+            self.body = chunked(self.body)
+            head = b'\r\n'.join(line for line in head.split(b'\r\n') if not line.startswith(b'Content-Length:'))
+            head = head.replace(b'Host: 127.0.0.1', b'Host: 127.0.0.1\r\nTransfer-Encoding: chunked')
         self.sock = raw_connect(server, source)
         try:
             self.sock.sendall(head + self.body[:sent])
@@ -146,8 +162,7 @@ def test_a_body_over_the_clients_cap_is_refused_at_once_and_the_clients_others_g
     with Redis() as redis, Server(redis, env=env) as server:
         before = server.full_tree()
         first = PartialUpload(server, CLIENT, 2 * MIB, MIB)
-        wait_until(lambda: server.events('request') is not None and
-                   sum(size for _, size, _ in spill_maps(before['workers'][0])) >= MIB, 5,
+        wait_until(lambda: server.events('request') is not None and sealed_bytes(server) >= MIB // 2, 5,
                    message='the first upload half received')
         started = time.monotonic()
         second = PartialUpload(server, CLIENT, 2 * MIB, 64 * 1024)
@@ -168,8 +183,7 @@ def test_raw_put_bodies_count_against_the_clients_cap_like_post_bodies():
     with Redis() as redis, Server(redis, env=env) as server:
         before = server.full_tree()
         first = PartialUpload(server, CLIENT, 2 * MIB, MIB, put='first.bin')
-        wait_until(lambda: sum(size for _, size, _ in spill_maps(before['workers'][0])) >= MIB, 5,
-                   message='the first PUT half received')
+        wait_until(lambda: sealed_bytes(server) >= MIB // 2, 5, message='the first PUT half received')
         second = PartialUpload(server, CLIENT, 2 * MIB, 64 * 1024, put='second.bin')
         status, headers, data = second.answer_now(5)
         assert_json_error(status, headers, data, 503, TOO_MUCH, what='a PUT body over the client cap')
@@ -305,10 +319,11 @@ def test_a_body_that_would_spill_past_spill_max_bytes_is_refused_not_kept_in_mem
     with Redis() as redis, Server(redis, env=env) as server:
         before = server.full_tree()
         worker = before['workers'][0]
-        first = PartialUpload(server, CLIENT, 3 * MIB, 2 * MIB)  # a 4 MiB spill file
+        first = PartialUpload(server, CLIENT, 3 * MIB, 2 * MIB, chunked_body=True)  # a 4 MiB spill file
         wait_until(lambda: sum(size for _, size, _ in spill_maps(worker)) >= 4 * MIB, 5,
                    message='the first body spilled')
-        status, headers, data = PartialUpload(server, OTHER, MIB, 4096).answer_now(5)
+        late = PartialUpload(server, OTHER, MIB, 4096, ctype='application/octet-stream')  # would spill
+        status, headers, data = late.answer_now(5)
         assert_json_error(status, headers, data, 503, TOO_MUCH, what='a body past the spill cap')
         # A body small enough to stay in memory is not concerned.
         upload_ok(server, os.urandom(16 * 1024), source_address=THIRD)

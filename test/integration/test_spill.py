@@ -1,5 +1,6 @@
-"""Plaintext on disk: a request body above BODY_MEMORY_MAX spills to an unlinked file
-under SPILL_PATH, which is overwritten with zeros once the answer is decided (sealed,
+"""Plaintext on disk: a request body above BODY_MEMORY_MAX that arrives whole (HTTP/2,
+or HTTP/1 chunked; an HTTP/1 upload with a Content-Length is sealed as it arrives
+instead) spills to an unlinked file under SPILL_PATH, which is overwritten with zeros once the answer is decided (sealed,
 refused) or the client goes away. The file is opened by the test through
 /proc/PID/map_files while the request is in flight: that descriptor keeps the file
 alive after libh2o lets it go, so what the file held at that moment can be read."""
@@ -60,6 +61,16 @@ def upload_head(body, ctype):
             'Content-Length: %d\r\n\r\n' % (ctype, len(body))).encode()
 
 
+def chunked_head(ctype):
+    return ('POST /upload/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n'
+            'Transfer-Encoding: chunked\r\n\r\n' % ctype).encode()
+
+
+def chunked(body, size=64 * 1024):
+    return b''.join(b'%x\r\n%s\r\n' % (len(body[at:at + size]), body[at:at + size])
+                    for at in range(0, len(body), size)) + b'0\r\n\r\n'
+
+
 def test_a_sealed_upload_leaves_its_spill_file_zeroed_on_the_spill_path():
     spill_dir = os.path.join('/dev/shm', os.path.basename(path('spill')))
     env = {'WORKERS': '1', 'BODY_MEMORY_MAX': '64K', 'SPILL_PATH': spill_dir}
@@ -70,7 +81,8 @@ def test_a_sealed_upload_leaves_its_spill_file_zeroed_on_the_spill_path():
             body, ctype = multipart(marked(3 * MIB))
             sock = raw_connect(server, CLIENT)
             try:
-                sock.sendall(upload_head(body, ctype) + body[:-4096])
+                wire = chunked(body)
+                sock.sendall(chunked_head(ctype) + wire[:-4096])
                 fd, name = open_spill(worker)
                 assert name.startswith(spill_dir + '/.body.'), name
                 if fd is None:
@@ -79,7 +91,7 @@ def test_a_sealed_upload_leaves_its_spill_file_zeroed_on_the_spill_path():
                 try:
                     wait_until(lambda: content(fd).count(MARKER) > 30000, 5,
                                message='the body in its spill file')
-                    sock.sendall(body[-4096:])
+                    sock.sendall(wire[-4096:])
                     status, _, data = read_response(sock, 'POST')
                     assert status == 201, data
                     wait_until(lambda: not held(worker, name), 5, message='the spill let go')
@@ -148,7 +160,7 @@ def test_a_body_its_client_abandons_or_that_is_refused_leaves_only_zeros():
         # is refused; then the first one's client goes away.
         first = raw_connect(server, CLIENT)
         try:
-            first.sendall(upload_head(body, ctype) + body[:2 * MIB])
+            first.sendall(chunked_head(ctype) + chunked(body)[:2 * MIB])
             fd, name = open_spill(worker)
             try:
                 wait_until(lambda: content(fd).count(MARKER) > 20000, 5, message='the body spilled')
