@@ -88,6 +88,14 @@ static const char *read_some(h2o_socket_t *sock, size_t max)
     return NULL;
 }
 
+/* A head's read, with the body bytes behind it, never makes libh2o's buffer spill:
+ * the buffer doubles while less than 4 KiB of it is free. */
+static size_t head_read_max(const worker *w)
+{
+    size_t most = (size_t)w->cfg->body_memory_max / 4;
+    return most < HEAD_READ_BYTES ? most : HEAD_READ_BYTES;
+}
+
 static void on_readable(h2o_socket_t *sock, const char *err)
 {
     h2o_private_http1_conn *conn = http1_conn(sock);
@@ -96,7 +104,7 @@ static void on_readable(h2o_socket_t *sock, const char *err)
      * keeps is read whole, as libh2o would; a head in small reads, so that the body
      * behind it stays in the kernel until it is known where it goes. */
     if (err == NULL && streaming(conn) == NULL)
-        err = read_some(sock, conn->_req_entity_reader != NULL ? SIZE_MAX : HEAD_READ_BYTES);
+        err = read_some(sock, conn->_req_entity_reader != NULL ? SIZE_MAX : head_read_max(w));
     w->http1_read(sock, err);
 }
 

@@ -1002,8 +1002,8 @@ static void restart(upload_op *op)
     mp_free(op->mp);
     op->mp = NULL;
     /* A streamed body is gone: sealed under the drawn key, it cannot be sealed again
-     * under another. The client is asked to send it again (one in ~10^11 with a full
-     * word list). */
+     * under another. The client is asked to send it again (three words, a million
+     * live keys: one upload in about 470,000). */
     if (op->ref.req == NULL || ++op->attempt >= MAX_ATTEMPTS || op->streamed) {
         if (op->streamed)
             log_event(LOG_WARNING, "upload_key_taken", "a streamed upload drew a live key: answered 503");

@@ -10,7 +10,7 @@ import os
 import time
 
 from harness import (CLIENT, OTHER, H2, Redis, Server, assert_json_error, assert_nobody_replaced,
-                     in_one_window, multipart, one_response, raw_connect, read_response, retry_after,
+                     chunked, in_one_window, multipart, one_response, raw_connect, read_response, retry_after,
                      spill_maps, temp, upload_ok, wait_until)
 from test_openapi import check_response, spec
 
@@ -23,12 +23,6 @@ def head_of(body, ctype, target='/upload/', forwarded=None):
     extra = 'X-Forwarded-For: %s\r\n' % forwarded if forwarded else ''
     return ('POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n'
             % (target, ctype, len(body), extra)).encode()
-
-
-def chunked(body, size=64 * 1024):
-    """body in Transfer-Encoding: chunked."""
-    return b''.join(b'%x\r\n%s\r\n' % (len(body[at:at + size]), body[at:at + size])
-                    for at in range(0, len(body), size)) + b'0\r\n\r\n'
 
 
 def sealed_bytes(server):
@@ -52,7 +46,7 @@ class PartialUpload:
             self.body, form_type = multipart(os.urandom(size))
             head = head_of(self.body, ctype or form_type, forwarded=forwarded)
         if chunked_body:
-            self.body = chunked(self.body)
+            self.body = chunked(self.body, 64 * 1024)
             head = b'\r\n'.join(line for line in head.split(b'\r\n') if not line.startswith(b'Content-Length:'))
             head = head.replace(b'Host: 127.0.0.1', b'Host: 127.0.0.1\r\nTransfer-Encoding: chunked')
         self.sock = raw_connect(server, source)
@@ -319,7 +313,7 @@ def test_a_body_that_would_spill_past_spill_max_bytes_is_refused_not_kept_in_mem
     with Redis() as redis, Server(redis, env=env) as server:
         before = server.full_tree()
         worker = before['workers'][0]
-        first = PartialUpload(server, CLIENT, 3 * MIB, 2 * MIB, chunked_body=True)  # a 4 MiB spill file
+        first = PartialUpload(server, CLIENT, 3 * MIB, 5 * MIB // 2, chunked_body=True)  # a 4 MiB spill file
         wait_until(lambda: sum(size for _, size, _ in spill_maps(worker)) >= 4 * MIB, 5,
                    message='the first body spilled')
         late = PartialUpload(server, OTHER, MIB, 4096, ctype='application/octet-stream')  # would spill

@@ -26,9 +26,9 @@ import threading
 import time
 
 from harness import (CLIENT, RETRY_AFTER, ROOT, SERVICES, Redis, Server, assert_json_error,
-                     assert_nobody_replaced, assert_nothing_left, binary, files_under, path,
-                     retry_after, sha256, skip, storage, stored_path, temp, trash, upload_ok,
-                     timeout, wait_until)
+                     assert_nobody_replaced, assert_nothing_left, binary, chunked, files_under,
+                     multipart, path, raw_connect, read_response, retry_after, sha256, skip,
+                     storage, stored_path, temp, trash, upload_ok, timeout, wait_until)
 
 
 UNAVAILABLE = {'detail': 'Service temporarily unavailable'}
@@ -759,9 +759,20 @@ def test_a_worker_stopped_for_1_5s_with_a_store_command_pending_blames_not_the_s
         # The worker is busy in its own callbacks (a large upload, cut in slices), as a
         # loop blocked in the kernel would be; the store is kept busy by a script, so
         # the worker's next command is pending when it is stopped, and its reply waits
-        # unread in the socket for the rest of the stop.
-        uploader = threading.Thread(target=ask, args=('upload', lambda: server.upload(
-            os.urandom(48 << 20), source_address=CLIENT)), daemon=True)
+        # unread in the socket for the rest of the stop. The body goes chunked: libh2o
+        # hands it over whole and it is sealed in slices past the gate (one with a
+        # Content-Length is sealed as it arrives, before the gate).
+        body, ctype = multipart(os.urandom(48 << 20))
+
+        def upload_chunked():
+            sock = raw_connect(server, CLIENT, timeout=30)
+            try:
+                sock.sendall(b'POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n'
+                             b'Transfer-Encoding: chunked\r\n\r\n' % ctype.encode() + chunked(body, 1 << 20))
+                return read_response(sock, 'POST')
+            finally:
+                sock.close()
+        uploader = threading.Thread(target=ask, args=('upload', upload_chunked), daemon=True)
         uploader.start()
         wait_until(lambda: redis.command('ZCARD', slots) == 1, 20, interval=0.002,
                    message='the upload past its gate')

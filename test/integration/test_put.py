@@ -15,7 +15,8 @@ import time
 from harness import (PDF, TEXT, Redis, Server, assert_422, assert_common_headers,
                      assert_json_error, assert_nothing_left, assert_upload_body, chunked, curl,
                      curl_headers, download, json_answer, key_words, one_response, path,
-                     raw_connect, raw_exchange, sha256, temp, upload_ok, wait_until)
+                     parse_responses, raw_connect, raw_exchange, read_response, sha256, spill_maps,
+                     temp, upload_ok, wait_until)
 
 TEXT_CT = 'text/plain; charset=utf-8'
 LINE = re.compile(r'^([a-z0-9]+) +(.*)$')
@@ -354,3 +355,64 @@ def test_put_over_http2_is_stored_and_over_the_limit_is_413():
             _, headers = curl_headers(f.read())
         assert_json_error(413, headers, answer, 413,
                           'File too large: 30000 bytes (Max Size: 1000 bytes)', 'h2 PUT 413')
+
+
+# ---------------------------------------------------------------------------------
+# The body sealed as it arrives (plain HTTP/1 with a Content-Length)
+
+def sealed_bytes(server):
+    return sum(os.path.getsize(os.path.join(temp(server), n)) for n in os.listdir(temp(server)))
+
+
+def test_a_put_body_is_sealed_as_it_arrives_and_never_spills():
+    with Redis() as redis, Server(redis, env={'WORKERS': '1', 'BODY_MEMORY_MAX': '64K'}) as server:
+        worker = server.full_tree()['workers'][0]
+        data = os.urandom(3 << 20)
+        sock = raw_connect(server)
+        try:
+            sock.sendall(b'PUT /arriving.bin HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n'
+                         b'Content-Length: %d\r\n\r\n' % len(data) + data[:2 << 20])
+            # Two thirds sent: most of it is sealed in TEMP_PATH already, and nothing of
+            # it is held in a spill file (libh2o alone would hold all of it there).
+            wait_until(lambda: sealed_bytes(server) >= 1 << 20, 5, message='the body sealed as it came')
+            assert spill_maps(worker) == [], spill_maps(worker)
+            sock.sendall(data[2 << 20:])
+            status, _, body = read_response(sock, 'PUT')
+        finally:
+            sock.close()
+        assert status == 201, body
+        answer = json.loads(body)
+        assert answer['size'] == len(data) and answer['sha256'] == sha256(data), answer
+        status, _, got = download(server, answer['key'])
+        assert (status, got == data) == (200, True), status
+
+
+def test_a_streamed_put_its_client_abandons_leaves_nothing():
+    with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
+        data = os.urandom(3 << 20)
+        sock = raw_connect(server)
+        try:
+            sock.sendall(b'PUT /left.bin HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n' % len(data) +
+                         data[:1 << 20])
+            wait_until(lambda: sealed_bytes(server) > 0, 5, message='the body sealed as it came')
+        finally:
+            sock.close()
+        assert_nothing_left(server, redis, 'a streamed PUT abandoned halfway')
+        upload_ok(server, os.urandom(100 << 10))
+
+
+def test_puts_sent_back_to_back_on_one_connection_each_get_their_own_body():
+    with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
+        files = [os.urandom(n) for n in (300 << 10, 70 << 10, 1 << 20)]
+        wire = b''.join(b'PUT /f%d.bin HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n'
+                        b'Content-Length: %d\r\n\r\n' % (i, len(f)) + f for i, f in enumerate(files))
+        # Pipelined: each body followed at once by the next head.
+        received, how = raw_exchange(server, wire, responses=len(files))
+        answers = parse_responses(received)
+        assert (how, len(answers)) == ('answered', len(files)), (how, received[:300])
+        for f, (status, _, body) in zip(files, answers):
+            assert status == 201, body
+            answer = json.loads(body)
+            assert answer['sha256'] == sha256(f), answer
+            status, _, got = download(server, answer['key'])
+            assert (status, got == f) == (200, True), status

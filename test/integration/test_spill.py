@@ -7,7 +7,7 @@ alive after libh2o lets it go, so what the file held at that moment can be read.
 
 import os
 
-from harness import (CLIENT, H2, Redis, Server, assert_nobody_replaced, multipart, path,
+from harness import (CLIENT, H2, Redis, Server, assert_nobody_replaced, chunked, multipart, path,
                      raw_connect, read_response, skip, spill_maps, wait_until)
 
 MIB = 1 << 20
@@ -66,11 +66,6 @@ def chunked_head(ctype):
             'Transfer-Encoding: chunked\r\n\r\n' % ctype).encode()
 
 
-def chunked(body, size=64 * 1024):
-    return b''.join(b'%x\r\n%s\r\n' % (len(body[at:at + size]), body[at:at + size])
-                    for at in range(0, len(body), size)) + b'0\r\n\r\n'
-
-
 def test_a_sealed_upload_leaves_its_spill_file_zeroed_on_the_spill_path():
     spill_dir = os.path.join('/dev/shm', os.path.basename(path('spill')))
     env = {'WORKERS': '1', 'BODY_MEMORY_MAX': '64K', 'SPILL_PATH': spill_dir}
@@ -81,7 +76,7 @@ def test_a_sealed_upload_leaves_its_spill_file_zeroed_on_the_spill_path():
             body, ctype = multipart(marked(3 * MIB))
             sock = raw_connect(server, CLIENT)
             try:
-                wire = chunked(body)
+                wire = chunked(body, 64 * 1024)
                 sock.sendall(chunked_head(ctype) + wire[:-4096])
                 fd, name = open_spill(worker)
                 assert name.startswith(spill_dir + '/.body.'), name
@@ -160,7 +155,7 @@ def test_a_body_its_client_abandons_or_that_is_refused_leaves_only_zeros():
         # is refused; then the first one's client goes away.
         first = raw_connect(server, CLIENT)
         try:
-            first.sendall(chunked_head(ctype) + chunked(body)[:2 * MIB])
+            first.sendall(chunked_head(ctype) + chunked(body, 64 * 1024)[:2 * MIB])
             fd, name = open_spill(worker)
             try:
                 wait_until(lambda: content(fd).count(MARKER) > 20000, 5, message='the body spilled')
