@@ -34,11 +34,10 @@
  * write of up to 256 KiB instead of four. The first chunk is one segment, so the
  * headers go out after a single segment has been checked. */
 #define CHUNK_SEGMENTS 4
-/* A chunk's buffer of a file in SEALED_SEGMENT_SIZE segments. Buffers of this length
- * are kept by the worker for the next download (chunk_take): each fresh one is mapped
- * by malloc and faults every page in, which cost a 1 MiB download more than its
- * decryption did. */
+/* A chunk's buffer of a file in SEALED_SEGMENT_SIZE segments: one the worker keeps
+ * (worker_chunk_take). */
 #define CHUNK_BUF_LEN ((size_t)CHUNK_SEGMENTS * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN))
+_Static_assert(CHUNK_BUF_LEN == WORKER_CHUNK_LEN, "a chunk is a buffer the worker keeps");
 
 typedef struct stream stream;
 struct stream {
@@ -88,25 +87,20 @@ static uint8_t *chunk_take(worker *w, size_t len, size_t *got)
         return malloc(len);
     }
     *got = CHUNK_BUF_LEN;
-    return w->nchunks > 0 ? w->chunks[--w->nchunks] : malloc(CHUNK_BUF_LEN);
+    return worker_chunk_take(w);
 }
 
-/* Wiped of the file's plaintext, and kept if it is of the kept kind and there is room. */
+/* Wiped of the file's plaintext, and kept if it is of the kept kind. */
 static void chunk_give(worker *w, uint8_t *buf, size_t len)
 {
     if (buf == NULL)
         return;
+    if (len == CHUNK_BUF_LEN) {
+        worker_chunk_give(w, buf, 1);
+        return;
+    }
     OPENSSL_cleanse(buf, len);
-    if (len == CHUNK_BUF_LEN && w->nchunks < WORKER_CHUNKS_KEPT)
-        w->chunks[w->nchunks++] = buf;
-    else
-        free(buf);
-}
-
-void download_chunks_free(worker *w)
-{
-    while (w->nchunks > 0)
-        free(w->chunks[--w->nchunks]);
+    free(buf);
 }
 
 static void stream_free(stream *s)

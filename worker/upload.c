@@ -38,7 +38,8 @@
 #include "util.h"
 
 #define SLICE_BYTES (256u << 10) /* body bytes parsed per loop turn, by all uploads together */
-#define WRITES_MAX 4           /* sealed segments of one upload queued for the disk */
+#define WRITE_SEGMENTS 4 /* sealed segments gathered into one write: a worker chunk */
+#define WRITES_MAX 2     /* such writes of one upload queued for the disk */
 #define SNIFF_BYTES 4096
 #define FIELD_MAX 32
 #define MAX_ATTEMPTS 3         /* new keys tried when one is already live */
@@ -99,6 +100,7 @@ typedef struct upload_op {
     char reservation[RECORD_TOKEN_MAX + 1]; /* "" when none is held */
     int drawn;              /* key and id drawn (and reserved) ahead of the body */
     int put_waiting;        /* the body waits for a part to go out */
+    struct write_job *filling; /* sealed pieces gathered for the next write */
     int writes;             /* queued or being written: nothing may end op before they are done */
     uint64_t write_off;     /* where the next one goes in the file */
     int write_failed;       /* one failed, with write_errno: the answer is 507 */
@@ -121,6 +123,7 @@ typedef struct upload_op {
 
 static void step_run(h2o_timeout_entry_t *entry);
 static void reserve_begin(upload_op *op);
+static void filling_drop(upload_op *op);
 
 /* ---- clean-up ---- */
 
@@ -201,6 +204,7 @@ static void discard(upload_op *op, void (*then)(upload_op *op))
 {
     sealed_writer_free(op->sw);
     op->sw = NULL;
+    filling_drop(op);
     if (op->obj != NULL || op->reservation[0] != '\0') {
         discard_object(op, then);
         return;
@@ -452,16 +456,16 @@ static int draw_key(upload_op *op, const secret *sec)
 
 static void on_put_wake(void *data);
 
-/* One sealed piece of the file, written at its place by a helper thread. Pieces do
- * not overlap, so they need not land in order. */
-typedef struct {
+/* Sealed pieces of the file that follow each other, written at their place by a
+ * helper thread. Writes do not overlap, so they need not land in order. */
+typedef struct write_job {
     offload_job job;
     upload_op *op;
     int fd;
     uint64_t off;
     size_t len;
     int err;
-    uint8_t data[];
+    uint8_t *data; /* a worker chunk: ciphertext only */
 } write_job;
 
 static int write_at(int fd, const uint8_t *buf, size_t len, uint64_t off)
@@ -489,6 +493,7 @@ static void write_done(offload_job *job)
 {
     write_job *j = (write_job *)job;
     upload_op *op = j->op;
+    worker_chunk_give(op->w, j->data, 0);
     op->writes--;
     if (j->err != 0 && !op->write_failed) {
         op->write_failed = 1;
@@ -501,22 +506,59 @@ static void write_done(offload_job *job)
     }
 }
 
-/* The sealed writer's sink for a local file: a copy of each piece is queued for a
- * helper thread; when memory is short it is written here and now. A failure reaches
- * the parser later, through step_run. */
+/* Pieces gathered and never queued: the upload ends without them. */
+static void filling_drop(upload_op *op)
+{
+    if (op->filling == NULL)
+        return;
+    worker_chunk_give(op->w, op->filling->data, 0);
+    free(op->filling);
+    op->filling = NULL;
+}
+
+/* The pieces gathered go to a helper thread. */
+static void writes_flush(upload_op *op)
+{
+    write_job *j = op->filling;
+    op->filling = NULL;
+    if (j == NULL)
+        return;
+    op->writes++;
+    offload_submit(op->w->offload, &j->job);
+}
+
+/* The sealed writer's sink for a local file: a copy of each piece is gathered, up to
+ * WRITE_SEGMENTS of them, for one write on a helper thread (writes_flush, after each
+ * slice fed); when memory is short it is written here and now. A failure reaches the
+ * parser later, through step_run. */
 static int sink_write(sealed_sink *k, const uint8_t *buf, size_t len)
 {
     upload_op *op = H2O_STRUCT_FROM_MEMBER(upload_op, sink, k);
     uint64_t off = op->write_off;
     op->write_off += len;
-    write_job *j = malloc(sizeof(*j) + len);
+    if (op->filling != NULL && op->filling->len + len > WORKER_CHUNK_LEN)
+        writes_flush(op);
+    write_job *j = op->filling;
+    if (j == NULL && len <= WORKER_CHUNK_LEN && (j = malloc(sizeof(*j))) != NULL) {
+        *j = (write_job){.job = {.work = write_work, .done = write_done}, .op = op, .fd = op->fd, .off = off};
+        if ((j->data = worker_chunk_take(op->w)) == NULL) {
+            free(j);
+            j = NULL;
+        }
+        op->filling = j;
+    }
     if (j == NULL)
         return (k->err = write_at(op->fd, buf, len, off)) != 0 ? -1 : 0;
-    *j = (write_job){.job = {.work = write_work, .done = write_done}, .op = op, .fd = op->fd, .off = off, .len = len};
-    memcpy(j->data, buf, len);
-    op->writes++;
-    offload_submit(op->w->offload, &j->job);
+    memcpy(j->data + j->len, buf, len);
+    j->len += len;
     return 0;
+}
+
+/* Body bytes an upload takes before its writes catch up: a write's worth for each
+ * one that may still be queued. */
+static size_t write_room(const upload_op *op)
+{
+    return op->writes < WRITES_MAX ? (size_t)(WRITES_MAX - op->writes) * WRITE_SEGMENTS * SEALED_SEGMENT_SIZE : 0;
 }
 
 static int file_begin(upload_op *op)
@@ -909,12 +951,15 @@ static int feed(upload_op *op, const uint8_t *data, size_t n)
         r = mp_feed(op->mp, data, n);
     }
     op->offset += n;
+    writes_flush(op);
     return r;
 }
 
 static int feed_end(upload_op *op)
 {
-    return op->put ? file_end(op) : mp_finish(op->mp);
+    int r = op->put ? file_end(op) : mp_finish(op->mp);
+    writes_flush(op);
+    return r;
 }
 
 static void on_put_wake(void *data)
@@ -958,7 +1003,7 @@ static void step_run(h2o_timeout_entry_t *entry)
     }
     /* A slice is also what the write queue has room for: each segment sealed from it
      * is one write. A file too large is no longer written. */
-    size_t room = op->too_large ? SIZE_MAX : (size_t)(WRITES_MAX - op->writes) * SEALED_SEGMENT_SIZE;
+    size_t room = op->too_large ? SIZE_MAX : write_room(op);
     size_t n = op->body.len - op->offset;
     n = n < op->w->slice_left ? n : op->w->slice_left;
     n = n < room ? n : room;
@@ -1308,7 +1353,7 @@ size_t upload_stream_room(upload_op *op)
     /* With the verdict in, nothing more is written: the rest is read and dropped. */
     if (op->parse_done || op->write_failed)
         return SIZE_MAX;
-    return op->writes < WRITES_MAX ? (size_t)(WRITES_MAX - op->writes) * SEALED_SEGMENT_SIZE : 0;
+    return write_room(op);
 }
 
 void upload_stream_data(upload_op *op, const uint8_t *p, size_t n)

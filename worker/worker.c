@@ -81,6 +81,23 @@ void req_ref_init(req_ref *r, h2o_req_t *req)
     r->slot = (void **)slot;
 }
 
+uint8_t *worker_chunk_take(worker *w)
+{
+    return w->nchunks > 0 ? w->chunks[--w->nchunks] : malloc(WORKER_CHUNK_LEN);
+}
+
+void worker_chunk_give(worker *w, uint8_t *buf, int plaintext)
+{
+    if (buf == NULL)
+        return;
+    if (plaintext)
+        OPENSSL_cleanse(buf, WORKER_CHUNK_LEN);
+    if (w->nchunks < WORKER_CHUNKS_KEPT)
+        w->chunks[w->nchunks++] = buf;
+    else
+        free(buf);
+}
+
 void req_ref_release(req_ref *r)
 {
     if (r->slot != NULL)
@@ -629,7 +646,8 @@ int worker_main(const proc_env *env)
     w.bodies = NULL;
     linger_free(&w.linger);
     offload_free(w.offload); /* what it was given to close and unlink, it has */
-    download_chunks_free(&w);
+    while (w.nchunks > 0)
+        free(w.chunks[--w.nchunks]);
     stream_free(&w);
     gate_free(w.gate);
     if (w.objstore != NULL) {

@@ -13,15 +13,19 @@
 #include "objstore.h"
 #include "offload.h"
 #include "peers.h"
+#include "sealed.h"
 #include "bodies.h"
 #include "proc.h"
 #include "store.h"
 
 typedef struct worker_conn worker_conn;
 
-/* Download chunk buffers (256 KiB) a worker keeps once their downloads end: enough for
- * the downloads that start while as many end, 4 MiB at most. */
-#define WORKER_CHUNKS_KEPT 16
+/* Buffers of four sealed segments (256 KiB): a download's chunks, an upload's writes.
+ * Each fresh one is mapped by malloc and faults every page in, which on these machines
+ * costs more than sealing or opening the bytes in it, so the worker keeps up to 32
+ * (8 MiB) once their owners end, for the next ones. */
+#define WORKER_CHUNK_LEN ((size_t)4 * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN))
+#define WORKER_CHUNKS_KEPT 32
 
 typedef struct worker {
     const proc_env *env;
@@ -52,7 +56,7 @@ typedef struct worker {
     size_t slice_left;
     uint64_t slice_at;
     h2o_timeout_t stall_timeout; /* BODY_TIMEOUT: a download making no progress is cut */
-    uint8_t *chunks[WORKER_CHUNKS_KEPT]; /* download buffers kept for the next downloads */
+    uint8_t *chunks[WORKER_CHUNKS_KEPT]; /* WORKER_CHUNK_LEN buffers kept for the next owners */
     size_t nchunks;
     h2o_timeout_t budget_timeout; /* KEYED_BUDGET_DELAY_MS: keyed requests wait it while ... */
     uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
@@ -127,8 +131,10 @@ void upload_stream_data(struct upload_op *op, const uint8_t *p, size_t n);
 void upload_stream_end(struct upload_op *op);
 void upload_stream_gone(struct upload_op *op);
 int download_handle(h2o_req_t *req, const char *key, size_t keylen);
-/* Frees the download buffers the worker kept (download.c), on the way out. */
-void download_chunks_free(worker *w);
+/* A WORKER_CHUNK_LEN buffer: a kept one, else a new one (NULL when memory is short). */
+uint8_t *worker_chunk_take(worker *w);
+/* Done with it: wiped first when it held plaintext, then kept if there is room. */
+void worker_chunk_give(worker *w, uint8_t *buf, int plaintext);
 int burn_handle(h2o_req_t *req, const char *key, size_t keylen);
 int preview_handle(h2o_req_t *req, const char *key, size_t keylen);
 int status_handle(h2o_req_t *req, const char *key, size_t keylen);
