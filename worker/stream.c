@@ -28,7 +28,6 @@
 
 #define HEAD_READ_BYTES (64u << 10)  /* read per call while no body is streamed */
 #define BODY_READ_BYTES (256u << 10) /* the worker's buffer: one read of a body */
-#define TURN_BYTES (1u << 20)        /* body bytes all streams read in one loop turn */
 
 typedef struct stream_rec {
     h2o_private_length_reader reader; /* first: it is the connection's reader */
@@ -38,7 +37,7 @@ typedef struct stream_rec {
     struct upload_op *op; /* until the handler takes it */
     size_t head;          /* bytes of the request head at the front of the input */
     size_t left;          /* body bytes still to come */
-    int waiting;          /* for room in the upload, or for the next turn's budget */
+    int waiting;          /* for room in the upload's write queue */
     struct stream_rec *next, **prev;
 } stream_rec;
 
@@ -161,19 +160,16 @@ static void feed(stream_rec *s, uint8_t *p, size_t n)
     upload_stream_data(s->op, p, n);
     explicit_bzero(p, n);
     s->left -= n;
-    if (s->w->stream_turn_left >= n)
-        s->w->stream_turn_left -= n;
-    else
-        s->w->stream_turn_left = 0;
 }
 
-/* Bytes of the body to read now: what the upload has room for, within the turn's. */
+/* Bytes of the body to read now: what the upload has room for, one buffer at most.
+ * Each upload whose socket is ready reads once a loop turn, so none waits behind
+ * another, and sixteen cost a turn a few milliseconds of sealing. */
 static size_t readable_now(stream_rec *s)
 {
     size_t n = upload_stream_room(s->op);
     n = n < s->left ? n : s->left;
-    n = n < BODY_READ_BYTES ? n : BODY_READ_BYTES;
-    return n < s->w->stream_turn_left ? n : s->w->stream_turn_left;
+    return n < BODY_READ_BYTES ? n : BODY_READ_BYTES;
 }
 
 /* The body is in: libh2o's reader, told the body is empty and the request the head
@@ -234,8 +230,8 @@ static void on_body(h2o_private_http1_conn *conn)
         finish(conn, s);
         return;
     }
-    /* Out of room or budget: no more reads until stream_check finds some, rather than
-     * a loop that wakes to a readable socket it may not read. */
+    /* Out of room: no more reads until stream_check finds some, rather than a loop
+     * that wakes to a readable socket it may not read. */
     if (!s->waiting && readable_now(s) == 0) {
         s->waiting = 1;
         h2o_socket_read_stop(conn->sock);
@@ -295,7 +291,6 @@ static int visit(h2o_req_t *req, void *data)
 
 void stream_check(worker *w)
 {
-    w->stream_turn_left = TURN_BYTES;
     if (w->http1_read == NULL)
         return;
     for (stream_rec *s = w->streams; s != NULL; s = s->next) {

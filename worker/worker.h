@@ -62,12 +62,10 @@ typedef struct worker {
     uint64_t budget_spent_until_ms; /* ... the failure budget is spent, until then (wall clock) */
     h2o_timeout_t retry_timeout; /* 1 s: work waiting on what it cannot be told of looks again */
     /* HTTP/1 reading (stream.h): libh2o's reader we put ours in front of, the uploads
-     * whose bodies are read as they arrive, the buffer each read lands in, and the body
-     * bytes all of them may still read this loop turn. */
+     * whose bodies are read as they arrive, and the buffer each read lands in. */
     h2o_socket_cb http1_read;
     struct stream_rec *streams;
     uint8_t *stream_buf;
-    size_t stream_turn_left;
     worker_conn *conns;   /* open client connections */
     size_t nconns;
     peers peers;          /* the same, counted per client (MAX_CONNECTIONS_PER_CLIENT) */
