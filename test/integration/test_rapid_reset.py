@@ -9,7 +9,8 @@ import socket
 import time
 
 from harness import (CLIENT, OTHER, H2, H2_CANCEL, H2_ENHANCE_YOUR_CALM, H2_PREFACE, Redis, Server,
-                     assert_nobody_replaced, raw_connect, rss_kib, unknown_key, wait_until)
+                     assert_nobody_replaced, curl, path, raw_connect, rss_kib, unknown_key,
+                     wait_until)
 
 FLOOD = 20000
 BATCH = 500
@@ -156,6 +157,19 @@ def h2c_answer(server):
         return received
     finally:
         sock.close()
+
+
+def test_an_http1_connection_upgraded_to_h2c_goes_on_in_http2():
+    # The worker reads an HTTP/1 connection itself; once libh2o hands it to HTTP/2
+    # (here through "Upgrade: h2c") libh2o reads it again. curl upgrades the first
+    # request and sends the next ones on the same connection.
+    with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
+        url = 'http://127.0.0.1:%d/health/' % server.port
+        code, out, err = curl(['--http2', '-o', '/dev/null', '-o', '/dev/null', '-o', '/dev/null', '-w',
+                               '%{http_version} %{response_code} %{num_connects}\n', url, url, url],
+                              cwd=path())
+        assert code == 0, err
+        assert out.decode().split('\n')[:3] == ['2 200 1', '2 200 0', '2 200 0'], out
 
 
 def test_http2_false_refuses_h2c_and_speaks_http1_only():
