@@ -22,7 +22,6 @@
 
 #include "h2o_private.h"
 #include "http.h"
-#include "log.h"
 #include "routes.h"
 #include "worker.h"
 
