@@ -26,7 +26,7 @@
 #include "worker.h"
 
 #define HEAD_READ_BYTES (64u << 10)  /* read per call while no body is streamed */
-#define BODY_READ_BYTES (256u << 10) /* the worker's buffer: one read of a body */
+#define BODY_READ_BYTES (128u << 10) /* the worker's buffer: one read of a body */
 
 typedef struct stream_rec {
     h2o_private_length_reader reader; /* first: it is the connection's reader */
