@@ -22,10 +22,10 @@ typedef struct worker_conn worker_conn;
 
 /* Buffers of four sealed segments (256 KiB): a download's chunks, an upload's writes.
  * Each fresh one is mapped by malloc and faults every page in, which on these machines
- * costs more than sealing or opening the bytes in it, so the worker keeps up to 32
- * (8 MiB) once their owners end, for the next ones. */
+ * costs more than sealing or opening the bytes in it, so the worker keeps up to 64
+ * (16 MiB) once their owners end, for the next ones: a download holds two. */
 #define WORKER_CHUNK_LEN ((size_t)4 * (SEALED_SEGMENT_SIZE + CRYPT_TAG_LEN))
-#define WORKER_CHUNKS_KEPT 32
+#define WORKER_CHUNKS_KEPT 64
 
 typedef struct worker {
     const proc_env *env;
