@@ -326,7 +326,7 @@ int stream_holds(h2o_req_t *req)
     return req->version < 0x200 && rec_of(req) != NULL;
 }
 
-void stream_free(worker *w)
+void stream_buffer_free(worker *w)
 {
     free(w->stream_buf);
     w->stream_buf = NULL;

@@ -40,6 +40,6 @@ struct upload_op *stream_take(h2o_req_t *req);
 int stream_holds(h2o_req_t *req);
 
 /* On the way out: the worker's read buffer. */
-void stream_free(struct worker *w);
+void stream_buffer_free(struct worker *w);
 
 #endif

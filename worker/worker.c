@@ -648,7 +648,7 @@ int worker_main(const proc_env *env)
     offload_free(w.offload); /* what it was given to close and unlink, it has */
     while (w.nchunks > 0)
         free(w.chunks[--w.nchunks]);
-    stream_free(&w);
+    stream_buffer_free(&w);
     gate_free(w.gate);
     if (w.objstore != NULL) {
         objstore_free(w.objstore);
