@@ -11,10 +11,11 @@
  * and feeds each read as it arrives (stream.h); the handler then finds the file sealed
  * and the form parsed. Otherwise libh2o hands us the whole body (spilled to a file
  * above 1 MiB) and we feed it in slices, SLICE_BYTES a loop turn for all uploads
- * together, so large uploads never stall the worker's other requests. Any failure unlinks what was written and records
- * nothing. Writing the sealed segments, moving the file into place and removing a
- * failed one are done by helper threads (offload.h): a write, fsync, and the close or
- * unlink that frees a large file's blocks, can take the disk's time. */
+ * together, so large uploads never stall the worker's other requests. Any failure
+ * unlinks what was written and records nothing. Writing the sealed segments, moving
+ * the file into place and removing a failed one are done by helper threads
+ * (offload.h): a write, fsync, and the close or unlink that frees a large file's
+ * blocks, can take the disk's time. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -1001,8 +1002,8 @@ static void step_run(h2o_timeout_entry_t *entry)
         op->w->slice_at = now;
         op->w->slice_left = SLICE_BYTES;
     }
-    /* A slice is also what the write queue has room for: each segment sealed from it
-     * is one write. A file too large is no longer written. */
+    /* A slice is also what the write queue has room for (write_room). A file too
+     * large is no longer written. */
     size_t room = op->too_large ? SIZE_MAX : write_room(op);
     size_t n = op->body.len - op->offset;
     n = n < op->w->slice_left ? n : op->w->slice_left;
