@@ -39,8 +39,11 @@ def holders(root, needles, skip=()):
     for p in files_under(root):
         if any(p.startswith(s + os.sep) for s in skip):
             continue
-        with open(p, 'rb') as f:
-            content = f.read()
+        try:
+            with open(p, 'rb') as f:
+                content = f.read()
+        except FileNotFoundError:
+            continue  # the shredder took it (a burned file in trash/) since the listing
         out += [(p, n[:8]) for n in needles if n in content]
     return out
 
