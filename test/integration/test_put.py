@@ -416,3 +416,16 @@ def test_puts_sent_back_to_back_on_one_connection_each_get_their_own_body():
             assert answer['sha256'] == sha256(f), answer
             status, _, got = download(server, answer['key'])
             assert (status, got == f) == (200, True), status
+
+
+def test_a_streamed_put_refused_for_its_type_reads_the_rest_and_leaves_nothing():
+    # The type is known from the first 4 KiB, long before a 3 MiB body is in: the rest
+    # is read and dropped, nothing more is written, and the 415 comes once it is in.
+    with Redis() as redis, Server(redis, env={'WORKERS': '1', 'ALLOWED_MIME_TYPES': 'text/plain'}) as server:
+        data = PDF + os.urandom(3 << 20)
+        status, headers, body = put(server, '/paper.txt', data)
+        assert_json_error(status, headers, body, 415, 'File type not supported: application/pdf',
+                          'a 3 MiB PDF named .txt')
+        assert_nothing_left(server, redis, '415 of a streamed PUT')
+        status, _, body = put_json(server, '/notes.txt', b'plain words\n' * 100000)
+        assert status == 201, body
