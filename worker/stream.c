@@ -240,10 +240,16 @@ static void on_body(h2o_private_http1_conn *conn)
 /* The upload route of a request whose head just came in: 1 PUT, 2 POST, 0 neither. */
 static int upload_route(h2o_req_t *req)
 {
+    /* Asked each turn while a body that is not an upload's arrives: a path that needs
+     * rewriting is rewritten in a pool of its own, not the request's, which would grow. */
+    h2o_mem_pool_t pool;
     size_t query_at, *norm_indexes;
+    h2o_mem_init_pool(&pool);
     h2o_iovec_t path =
-        h2o_url_normalize_path(&req->pool, req->input.path.base, req->input.path.len, &query_at, &norm_indexes);
-    return routes_streams(path, req->input.method, worker_routes_served(req));
+        h2o_url_normalize_path(&pool, req->input.path.base, req->input.path.len, &query_at, &norm_indexes);
+    int route = routes_streams(path, req->input.method, worker_routes_served(req));
+    h2o_mem_clear_pool(&pool);
+    return route;
 }
 
 /* Take over the body of req if it is an upload's, announced and not yet in. */

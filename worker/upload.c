@@ -1180,13 +1180,13 @@ static void op_start(h2o_req_t *req, upload_op *op)
     gate_enter(op->w->gate, op->w->cfg, op->client, &op->slot, on_rate, op);
 }
 
-/* The form's boundary into op, from req's Content-Type; -1 when there is none. */
-static int boundary_of(h2o_req_t *req, upload_op *op)
+/* The form's boundary into out (MP_MAX_BOUNDARY + 1 bytes), from req's Content-Type;
+ * -1 when there is none. */
+static int boundary_of(h2o_req_t *req, char *out)
 {
     ssize_t ct = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     return ct == -1 ? -1
-                    : mp_boundary(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len,
-                                  op->boundary);
+                    : mp_boundary(req->headers.entries[ct].value.base, req->headers.entries[ct].value.len, out);
 }
 
 int upload_handle(h2o_req_t *req)
@@ -1199,7 +1199,7 @@ int upload_handle(h2o_req_t *req)
     op = op_new(req);
     if (op == NULL)
         return 0;
-    if (boundary_of(req, op) != 0) {
+    if (boundary_of(req, op->boundary) != 0) {
         unprocessable_one(op, "value_error", "body", NULL, "Expected multipart/form-data with a boundary");
         return 0;
     }
@@ -1335,15 +1335,21 @@ int put_handle(h2o_req_t *req, const char *name, size_t len)
 
 upload_op *upload_stream_begin(h2o_req_t *req, int put)
 {
+    /* Declined, it is asked again each loop turn while the body arrives: nothing is
+     * allocated before the answer is known to be yes. */
+    char boundary[MP_MAX_BOUNDARY + 1] = "";
     if (worker_of(req)->objstore != NULL)
         return NULL; /* its id is reserved before anything is written (reserve_begin) */
+    if (!put && boundary_of(req, boundary) != 0)
+        return NULL; /* the handler answers it, the body whole */
     upload_op *op = op_alloc(req);
     if (op == NULL)
         return NULL;
     op->put = put;
     op->streamed = 1;
-    if ((!put && boundary_of(req, op) != 0) || op_begin(op) != 0) {
-        op_free(op); /* the handler answers it, the body whole */
+    memcpy(op->boundary, boundary, sizeof(op->boundary));
+    if (op_begin(op) != 0) {
+        op_free(op);
         return NULL;
     }
     return op;
