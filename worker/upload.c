@@ -106,6 +106,7 @@ typedef struct upload_op {
     uint64_t write_off;     /* where the next one goes in the file */
     int write_failed;       /* one failed, with write_errno: the answer is 507 */
     int write_waiting;      /* step_run waits for a write's completion to go on */
+    int answer_waiting;     /* answer() waits for the last write: the file goes with it */
     int parse_done;         /* the body is parsed: verdict is the parser's last word */
     int verdict;
     uint64_t size;
@@ -329,12 +330,28 @@ static void release_slot(upload_op *op)
 
 /* The one way an upload ends. What it wrote is removed and its slot among the
  * client's uploads in progress released before the answer goes out, so the client's
- * next upload (on any worker) can never find either still there. Takes body. */
+ * next upload (on any worker) can never find either still there. A streamed body's
+ * writes may still be in flight (its handler answers after the body is in, and the
+ * writes hold op and its descriptor): the last one's completion goes on. Takes body. */
 static void answer(upload_op *op, int status, cJSON *body)
 {
     op->status = status;
     op->answer = body;
+    if (op->writes > 0) {
+        op->answer_waiting = 1;
+        return;
+    }
     discard(op, release_slot);
+}
+
+/* The client left: op goes once no write holds it (step_run frees it then). */
+static void op_gone(upload_op *op)
+{
+    req_ref_release(&op->ref);
+    if (op->writes > 0)
+        op->write_waiting = 1;
+    else
+        op_free(op);
 }
 
 static void answer_detail(upload_op *op, int status, const char *detail)
@@ -501,7 +518,10 @@ static void write_done(offload_job *job)
         op->write_errno = j->err;
     }
     free(j);
-    if (op->write_waiting) {
+    if (op->answer_waiting && op->writes == 0) {
+        op->answer_waiting = 0;
+        discard(op, release_slot);
+    } else if (op->write_waiting) {
         op->write_waiting = 0;
         step_run(&op->step);
     }
@@ -1120,7 +1140,7 @@ static void on_rate(void *data, int outcome, long retry_after)
     upload_op *op = data;
     h2o_req_t *req = op->ref.req;
     if (req == NULL) {
-        op_free(op);
+        op_gone(op); /* a streamed body's writes may be in flight */
     } else if (outcome == RATE_UNAVAILABLE) {
         unavailable(op);
     } else if (outcome == RATE_LIMITED || outcome == RATE_BUSY) {
@@ -1384,9 +1404,5 @@ void upload_stream_end(upload_op *op)
 
 void upload_stream_gone(upload_op *op)
 {
-    req_ref_release(&op->ref);
-    if (op->writes > 0)
-        op->write_waiting = 1; /* the last write's completion frees it (step_run) */
-    else
-        op_free(op);
+    op_gone(op);
 }
