@@ -5,10 +5,13 @@
  * then answered (degraded) rather than refused. The host's own probe (a container's
  * HEALTHCHECK) is counted like any client but never refused: a supervisor that
  * probes again within the window must not see its service as failing. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "http.h"
+#include "log.h"
 #include "ratelimit.h"
 #include "util.h"
 #include "version.h"
@@ -31,6 +34,23 @@ static int storage_online(const worker *w)
     return access(c->storage_path, W_OK | X_OK) == 0 && access(c->temp_path, W_OK | X_OK) == 0;
 }
 
+/* A worker says when what its health answers changes: degraded, with the services
+ * offline, or healthy again. Once per change, not per probe. */
+static void log_change(int redis, int storage, int scheduler, int diceware)
+{
+    static char last[64]; /* the offline services named; "" while all are online */
+    char now[64];
+    snprintf(now, sizeof(now), "%s%s%s%s", redis ? "" : " redis", storage ? "" : " storage",
+             scheduler ? "" : " scheduler", diceware ? "" : " diceware");
+    if (strcmp(now, last) == 0)
+        return;
+    memcpy(last, now, sizeof(last));
+    if (now[0] == '\0')
+        log_event(LOG_INFO, "health_restored", "every service is online");
+    else
+        log_event(LOG_WARNING, "health_degraded", "offline:%s", now);
+}
+
 static void respond(h2o_req_t *req, int redis_online)
 {
     worker *w = worker_of(req);
@@ -41,6 +61,7 @@ static void respond(h2o_req_t *req, int redis_online)
     int scheduler = beat != 0 && mono >= beat && mono - beat < SCHEDULER_STALE_MS;
     int diceware = words_count(w->env->words) == WORDS_EXPECTED;
     int healthy = redis_online && storage && scheduler && diceware;
+    log_change(redis_online, storage, scheduler, diceware);
     char ts[32], started[32];
     util_iso_time((int64_t)(now / 1000), ts, sizeof(ts));
     util_iso_time((int64_t)(w->env->started_ms / 1000), started, sizeof(started));

@@ -334,6 +334,11 @@ def test_started_with_the_store_down_it_says_so_is_degraded_and_recovers():
         assert status == 503 and body['status'] == 'degraded', body
         assert body['services'] == dict({s: 'online' for s in SERVICES}, redis='offline'), body
         assert headers.get('retry-after') == str(RETRY_AFTER[503]), headers
+        # A worker that answered says so, once, naming what is offline.
+        degraded = wait_until(lambda: server.events('health_degraded', 'worker'), 5,
+                              message='a health_degraded line in the log')
+        assert all(x['message'] == 'offline: redis' and x['level'] == 'warning' for x in degraded), degraded
+        assert len(degraded) <= 2, 'said more than once per worker: %r' % degraded
         (status, headers, body), seconds = timed(server.upload, b'while the store is down')
         assert_json_error(status, headers, body, 503, UNAVAILABLE['detail'], 'upload, store down')
         assert seconds < 1, seconds
@@ -349,6 +354,8 @@ def test_started_with_the_store_down_it_says_so_is_degraded_and_recovers():
         print('first success %.3fs after the store started, 20 in a row from %.3fs'
               % (first, complete))
         wait_until(lambda: server.events('store_up'), 5, message='a store_up line in the log')
+        wait_until(lambda: server.events('health_restored', 'worker'), 5,
+                   message='a health_restored line in the log')
         assert_nobody_replaced(server, before)
 
 

@@ -374,8 +374,8 @@ def test_master_notifies_ready_once_listening_then_reloading_ready_on_hup_and_st
             assert 'READY' not in reloading, reloading
             again = notify.receive('READY')
             assert again['READY'] == '1', again
-            status, _, _ = server.request('GET', '/health/')
-            assert status == 200, 'not serving after the reload'
+            status, _, body = server.request('GET', '/health/')
+            assert status == 200, 'not serving after the reload: %r' % body
 
             server.signal(signal.SIGTERM)
             stopping = notify.receive('STOPPING', timeout=10)
