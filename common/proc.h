@@ -23,6 +23,7 @@ typedef struct {
     const words *words;
     int log_fd;            /* write end of the master's log pipe */
     uint64_t started_ms;   /* when the master started, for health */
+    unsigned slot;         /* a worker's place among WORKERS (shm's worker_load) */
 } proc_env;
 
 /* Signals a child acts on, set by its handlers; 0, or -1 with errno. */

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfg.h"
+
 enum {
     M_UPLOADS,
     M_UPLOAD_BYTES,
@@ -32,9 +34,15 @@ enum {
 
 #define SHM_LATENCY_BUCKETS 12
 #define SHM_STATUS_CLASSES 6 /* status / 100; 0 for anything out of range */
+#define SHM_LOAD(ms, conns) ((uint64_t)(ms) << 24 | ((conns) & 0xffffffu))
+#define SHM_LOAD_MS(v) ((v) >> 24)
+#define SHM_LOAD_CONNS(v) ((unsigned)((v) & 0xffffffu))
 
 typedef struct {
     _Atomic uint64_t shredder_heartbeat_ms; /* monotonic clock (ms) of the shredder's last beat */
+    /* Each accepting worker's load, by slot: SHM_LOAD(monotonic ms, connections); 0
+     * while the slot's worker does not accept (worker.c balances accepts by it). */
+    _Atomic uint64_t worker_load[CFG_WORKERS_MAX];
     _Atomic uint64_t counters[M_COUNT];
     _Atomic uint64_t latency[SHM_LATENCY_BUCKETS + 1]; /* cumulative at read time */
     _Atomic uint64_t latency_sum_us;

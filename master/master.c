@@ -135,7 +135,7 @@ static void child_drop(master_ctx *m, int kind)
 }
 
 /* In the child, right after fork(); never returns. */
-static void child_exec(master_ctx *m, int kind, pid_t master_pid)
+static void child_exec(master_ctx *m, int kind, unsigned slot, pid_t master_pid)
 {
     child_drop(m, kind);
     close(m->log_rd);
@@ -166,6 +166,7 @@ static void child_exec(master_ctx *m, int kind, pid_t master_pid)
         .words = m->words,
         .log_fd = m->log_wr,
         .started_ms = m->started_ms,
+        .slot = slot,
     };
     _exit(kind == KIND_WORKER ? worker_main(&env) : shredder_main(&env));
 }
@@ -182,7 +183,7 @@ static void child_spawn(master_ctx *m, int kind, unsigned slot)
         return;
     }
     if (pid == 0)
-        child_exec(m, kind, master_pid);
+        child_exec(m, kind, slot, master_pid);
     m->children[m->nchildren++] = (child){.pid = pid, .kind = kind, .slot = slot, .started_ms = util_mono_ms()};
     /* A shredder just started counts as alive until it has had time to beat itself, so
      * health does not flap to "scheduler offline" at every start and restart. */

@@ -29,6 +29,11 @@
 #include "util.h"
 
 #define ACCEPT_BATCH 16
+/* Accepts are balanced: a worker leaves new connections to another that holds more
+ * than ACCEPT_SLACK fewer, if that one said so within LOAD_FRESH_MS (an idle loop
+ * turns every TICK_MS; one stalled longer is not waited for). */
+#define ACCEPT_SLACK 1
+#define LOAD_FRESH_MS 300
 /* How uploads are sniffed (scripts/magic_flags.py reads this line). */
 #define MAGIC_FLAGS (MAGIC_MIME_TYPE | MAGIC_ERROR)
 #define TICK_MS 100
@@ -284,13 +289,67 @@ static int client_admits(worker *w, worker_conn *c, h2o_socket_t *sock)
     return 1;
 }
 
+/* ---- accept balancing ----
+ * Every worker waits on the same listening sockets, and the kernel wakes them all for a
+ * connection: the first to run takes it, and a whole batch. Under a burst of
+ * connections (a load balancer's pool, a client's) one worker took most of them and
+ * saturated its core while the other idled. So each worker publishes its connection
+ * count in shared memory every loop turn, and stops accepting while another accepting
+ * worker holds fewer by more than the slack; it looks again every turn. */
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void load_publish(worker *w, uint64_t now)
+{
+    uint64_t v = w->draining ? 0 : SHM_LOAD(now, w->nconns);
+    atomic_store_explicit(&w->env->shm->worker_load[w->env->slot], v, memory_order_relaxed);
+}
+
+/* 1 when another worker that accepts holds fewer connections by more than the slack. */
+static int accept_yields(const worker *w, uint64_t now)
+{
+    for (unsigned i = 0; i < w->cfg->workers && i < CFG_WORKERS_MAX; i++) {
+        uint64_t v = atomic_load_explicit(&w->env->shm->worker_load[i], memory_order_relaxed);
+        if (i != w->env->slot && v != 0 && SHM_LOAD_MS(v) + LOAD_FRESH_MS > now &&
+            w->nconns > SHM_LOAD_CONNS(v) + ACCEPT_SLACK)
+            return 1;
+    }
+    return 0;
+}
+
+static void accept_pause(worker *w, int pause)
+{
+    for (size_t i = 0; i < w->nlisten; i++) {
+        if (pause)
+            h2o_socket_read_stop(w->listeners[i]);
+        else
+            h2o_socket_read_start(w->listeners[i], on_accept);
+    }
+    w->accept_paused = pause;
+}
+
+/* After each loop turn: say how loaded this worker is, and take connections again
+ * once the others have caught up. */
+static void accept_balance(worker *w)
+{
+    uint64_t now = util_mono_ms();
+    load_publish(w, now);
+    if (w->accept_paused && !w->draining && !accept_yields(w, now))
+        accept_pause(w, 0);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     h2o_accept_ctx_t *actx = listener->data;
     worker *w = H2O_STRUCT_FROM_MEMBER(worker, ctx, actx->ctx);
     if (err != NULL)
         return;
+    uint64_t now = util_mono_ms();
     for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (accept_yields(w, now)) {
+            accept_pause(w, 1);
+            return;
+        }
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             return;
@@ -316,6 +375,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             w->conns->prev = c;
         w->conns = c;
         w->nconns++;
+        load_publish(w, now); /* at once: the others may be taking this burst too */
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
         spill_guard(w);
@@ -501,13 +561,15 @@ static void drain_start(worker *w)
         h2o_socket_close(w->listeners[i]);
     }
     w->nlisten = 0;
+    w->draining = 1;
+    w->accept_paused = 0;
+    load_publish(w, 0); /* no longer one to leave connections to */
     h2o_context_request_shutdown(&w->ctx);
     /* HTTP/2 clients got a GOAWAY. libh2o 2.2.5 would send another a second later and
      * from then on close a connection the moment its last stream's final frames are
      * handed to the socket, dropping those the socket has not taken yet. Its
      * connections are closed by the flush below instead, once they are idle. */
     h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
-    w->draining = 1;
     w->drain_deadline_ms = util_mono_ms() + (uint64_t)w->cfg->shutdown_timeout * 1000;
     linger_limit(&w->linger, w->drain_deadline_ms);
 }
@@ -628,6 +690,7 @@ int worker_main(const proc_env *env)
         log_flush();
     }
     listeners_start(&w);
+    load_publish(&w, util_mono_ms());
     while (!proc_terminate) {
         h2o_evloop_run(w.ctx.loop, TICK_MS);
         for (worker_conn *c = w.conns; c != NULL; c = c->next)
@@ -635,6 +698,7 @@ int worker_main(const proc_env *env)
         stream_check(&w);
         bodies_check(w.bodies);
         housekeeping(&w);
+        accept_balance(&w);
         if (proc_quit && !w.draining)
             drain_start(&w);
         store_flush(w.store);

@@ -39,6 +39,7 @@ typedef struct worker {
     h2o_hostconf_t *metrics_hosts[2];
     h2o_socket_t *listeners[2 * CFG_LISTEN_MAX];
     size_t nlisten;
+    int accept_paused;          /* the listeners left to the other workers (worker.c) */
     store *store;
     gate *gate;
     offload *offload;

@@ -195,6 +195,100 @@ def test_killed_worker_is_replaced_and_service_continues():
             assert status == 200, body
 
 
+def connections_held(port, pids):
+    """{pid: how many established connections to port it holds} from /proc."""
+    inodes = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(':', 1)[1], 16) == port and fields[3] == '01':
+                    inodes.add(fields[9])
+    held = {}
+    for pid in pids:
+        n = 0
+        for fd in os.listdir('/proc/%d/fd' % pid):
+            try:
+                link = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+            except OSError:
+                continue
+            n += link.startswith('socket:[') and link[8:-1] in inodes
+        held[pid] = n
+    return held
+
+
+def both_workers_accept(server):
+    """Wait until each worker accepts (each connects to the store first); their pids."""
+    workers = server.children()['workers']
+    socks, owners = [], set()
+    try:
+        deadline = time.monotonic() + 10
+        while owners != set(workers):
+            assert time.monotonic() < deadline, 'only %r of %r accept' % (owners, workers)
+            before = connections_held(server.port, workers)
+            socks.append(socket.create_connection(('127.0.0.1', server.port), timeout=5))
+            after = wait_until(lambda: (lambda h: sum(h.values()) == sum(before.values()) + 1 and h)(
+                connections_held(server.port, workers)), 5, message='the connection accepted')
+            owners |= {pid for pid in workers if after[pid] > before[pid]}
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: sum(connections_held(server.port, workers).values()) == 0, 5,
+               message='the workers to see those connections closed')
+    return workers
+
+
+def open_connections(server, n):
+    socks = []
+    for _ in range(n):
+        socks.append(socket.create_connection(('127.0.0.1', server.port), timeout=5))
+    return socks
+
+
+def test_a_burst_of_connections_is_shared_between_the_workers():
+    with Redis() as redis, Server(redis) as server:
+        workers = both_workers_accept(server)
+        socks = []
+        try:
+            for burst in range(3):
+                socks += open_connections(server, 16)
+                held = wait_until(lambda: (lambda h: sum(h.values()) == len(socks) and h)(
+                    connections_held(server.port, workers)), 5,
+                    message='every connection accepted')
+                counts = sorted(held.values())
+                assert counts[-1] - counts[0] <= 4, \
+                    'burst %d: the workers hold %r of %d connections' % (burst, held, len(socks))
+        finally:
+            for s in socks:
+                s.close()
+
+
+def test_a_stopped_worker_is_not_waited_for_new_connections_go_to_the_other():
+    with Redis() as redis, Server(redis) as server:
+        workers = both_workers_accept(server)
+        socks = open_connections(server, 8)
+        stopped = None
+        try:
+            wait_until(lambda: sum(connections_held(server.port, workers).values()) == 8, 5,
+                       message='every connection accepted')
+            stopped = workers[0]
+            os.kill(stopped, signal.SIGSTOP)
+            socks += open_connections(server, 16)
+            held = wait_until(lambda: (lambda h: h[workers[1]] == 24 - h[stopped] and h)(
+                connections_held(server.port, workers)), 5,
+                message='the running worker to take every new connection')
+            assert held[stopped] <= 6, held
+            os.kill(stopped, signal.SIGCONT)
+            stopped = None
+            status, _, body = server.json('GET', '/health/')
+            assert status == 200, body
+        finally:
+            if stopped is not None:
+                os.kill(stopped, signal.SIGCONT)
+            for s in socks:
+                s.close()
+
+
 def test_sigquit_during_a_large_download_lets_it_finish_then_the_master_exits_0():
     env = {'MAX_FILE_SIZE': str(64 * MIB), 'SHUTDOWN_TIMEOUT': '30'}
     with Redis() as redis, Server(redis, env=env) as server:
