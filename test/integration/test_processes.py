@@ -12,8 +12,8 @@ import time
 import uuid
 
 import harness
-from harness import (MIB, PacedDownload, Redis, Server, SlowDownload, alive, comm, lines_of,
-                     path, port_open, run, sha256, upload_ok, wait_until)
+from harness import (MIB, PacedDownload, Redis, Server, SlowDownload, Timeout, alive, comm,
+                     lines_of, path, port_open, run, sha256, upload_ok, wait_until)
 
 
 def test_master_forks_the_configured_workers_and_one_shredder():
@@ -196,14 +196,19 @@ def test_killed_worker_is_replaced_and_service_continues():
 
 
 def connections_held(port, pids):
-    """{pid: how many established connections to port it holds} from /proc."""
-    inodes = set()
+    """{pid: how many established connections to port it holds, 'backlog': how many
+    wait in the listening socket's queue, accepted by none} from /proc."""
+    inodes, backlog = set(), 0
     for table in ('/proc/net/tcp', '/proc/net/tcp6'):
         with open(table) as f:
             for line in f.readlines()[1:]:
                 fields = line.split()
-                if int(fields[1].rsplit(':', 1)[1], 16) == port and fields[3] == '01':
+                if int(fields[1].rsplit(':', 1)[1], 16) != port:
+                    continue
+                if fields[3] == '01':
                     inodes.add(fields[9])
+                elif fields[3] == '0A':
+                    backlog += int(fields[4].split(':')[1], 16)
     held = {}
     for pid in pids:
         n = 0
@@ -214,7 +219,29 @@ def connections_held(port, pids):
                 continue
             n += link.startswith('socket:[') and link[8:-1] in inodes
         held[pid] = n
-    return held
+    return held, backlog
+
+
+def wait_held(server, workers, done, message):
+    """Poll connections_held until done(held) is true; on time-out say what each worker
+    held, what waited in the backlog, and what each worker was doing."""
+    last = {}
+
+    def check():
+        last['held'], last['backlog'] = connections_held(server.port, workers)
+        return done(last['held'])
+    try:
+        wait_until(check, 5, message=message)
+    except Timeout:
+        states = {}
+        for pid in workers:
+            with open('/proc/%d/stat' % pid) as f:
+                states[pid] = f.read().rsplit(')', 1)[1].split()[0]
+            with open('/proc/%d/wchan' % pid) as f:
+                states[pid] += ' ' + f.read()
+        raise Timeout('timed out after 5s waiting for %s: held %r, backlog %d, workers %r'
+                      % (message, last['held'], last['backlog'], states)) from None
+    return last['held']
 
 
 def both_workers_accept(server):
@@ -225,16 +252,17 @@ def both_workers_accept(server):
         deadline = time.monotonic() + 10
         while owners != set(workers):
             assert time.monotonic() < deadline, 'only %r of %r accept' % (owners, workers)
-            before = connections_held(server.port, workers)
+            before = connections_held(server.port, workers)[0]
             socks.append(socket.create_connection(('127.0.0.1', server.port), timeout=5))
-            after = wait_until(lambda: (lambda h: sum(h.values()) == sum(before.values()) + 1 and h)(
-                connections_held(server.port, workers)), 5, message='the connection accepted')
+            after = wait_held(server, workers,
+                              lambda h: sum(h.values()) == sum(before.values()) + 1,
+                              'the connection accepted')
             owners |= {pid for pid in workers if after[pid] > before[pid]}
     finally:
         for s in socks:
             s.close()
-    wait_until(lambda: sum(connections_held(server.port, workers).values()) == 0, 5,
-               message='the workers to see those connections closed')
+    wait_held(server, workers, lambda h: sum(h.values()) == 0,
+              'the workers to see those connections closed')
     return workers
 
 
@@ -252,9 +280,8 @@ def test_a_burst_of_connections_is_shared_between_the_workers():
         try:
             for burst in range(3):
                 socks += open_connections(server, 16)
-                held = wait_until(lambda: (lambda h: sum(h.values()) == len(socks) and h)(
-                    connections_held(server.port, workers)), 5,
-                    message='every connection accepted')
+                held = wait_held(server, workers, lambda h: sum(h.values()) == len(socks),
+                                 'every connection accepted')
                 counts = sorted(held.values())
                 assert counts[-1] - counts[0] <= 4, \
                     'burst %d: the workers hold %r of %d connections' % (burst, held, len(socks))
@@ -269,14 +296,13 @@ def test_a_stopped_worker_is_not_waited_for_new_connections_go_to_the_other():
         socks = open_connections(server, 8)
         stopped = None
         try:
-            wait_until(lambda: sum(connections_held(server.port, workers).values()) == 8, 5,
-                       message='every connection accepted')
+            wait_held(server, workers, lambda h: sum(h.values()) == 8,
+                      'every connection accepted')
             stopped = workers[0]
             os.kill(stopped, signal.SIGSTOP)
             socks += open_connections(server, 16)
-            held = wait_until(lambda: (lambda h: h[workers[1]] == 24 - h[stopped] and h)(
-                connections_held(server.port, workers)), 5,
-                message='the running worker to take every new connection')
+            held = wait_held(server, workers, lambda h: h[workers[1]] == 24 - h[stopped],
+                             'the running worker to take every new connection')
             assert held[stopped] <= 6, held
             os.kill(stopped, signal.SIGCONT)
             stopped = None
