@@ -582,6 +582,24 @@ static size_t write_room(const upload_op *op)
     return op->writes < WRITES_MAX ? (size_t)(WRITES_MAX - op->writes) * WRITE_SEGMENTS * SEALED_SEGMENT_SIZE : 0;
 }
 
+/* The file an upload is sealed into, in TEMP_PATH. It has no name (O_TMPFILE) until it
+ * is sealed whole and linked into place (install_file): so an upload creates and
+ * renames no entry in TEMP_PATH, whose lock every upload took twice, and a file whose
+ * worker dies goes with it. Where the file system or /proc cannot, a named file. */
+static int temp_open(upload_op *op)
+{
+    worker *w = op->w;
+    op->temp[0] = '\0';
+    if (w->unnamed_temp) {
+        int fd = open(w->cfg->temp_path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+            return fd;
+        w->unnamed_temp = 0;
+    }
+    snprintf(op->temp, sizeof(op->temp), "%s/up-XXXXXX", w->cfg->temp_path);
+    return mkostemp(op->temp, O_CLOEXEC);
+}
+
 static int file_begin(upload_op *op)
 {
     const secret *sec = worker_secret(op->w);
@@ -606,8 +624,7 @@ static int file_begin(upload_op *op)
         return STOP_INTERNAL;
     if (op->obj != NULL)
         return 0;
-    snprintf(op->temp, sizeof(op->temp), "%s/up-XXXXXX", op->w->cfg->temp_path);
-    op->fd = mkostemp(op->temp, O_CLOEXEC);
+    op->fd = temp_open(op);
     if (op->fd < 0) {
         op->temp[0] = '\0';
         op->write_errno = errno;
@@ -792,23 +809,32 @@ typedef struct {
     int err;
 } install_job;
 
-/* Never replaces a file: one already there is a live upload, or one not yet shredded. */
+/* Never replaces a file: one already there is a live upload, or one not yet shredded.
+ * An unnamed file (temp "") is linked in through its descriptor, closed after. */
 static int install_file(install_job *j)
 {
     if (j->fsync && fsync(j->fd) != 0)
         return -1;
-    close(j->fd);
-    j->fd = -1;
-    /* The shredder removes emptied directories: if it took ours between mkdir and
-     * rename, make it again once. */
+    char fd_path[32];
+    snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", j->fd);
+    if (j->temp[0] != '\0') {
+        close(j->fd);
+        j->fd = -1;
+    }
+    /* Its directory is made when missing; the shredder removes emptied ones, so if it
+     * took ours between mkdir and the move, once more. */
     int r = -1;
-    for (int attempt = 0; attempt < 2 && r != 0; attempt++) {
-        if (mkdir(j->dir, 0700) != 0 && errno != EEXIST)
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (attempt > 0 && mkdir(j->dir, 0700) != 0 && errno != EEXIST)
             return -1;
-        r = renameat2(AT_FDCWD, j->temp, AT_FDCWD, j->path, RENAME_NOREPLACE);
-        if (r != 0 && errno == EINVAL && (r = link(j->temp, j->path)) == 0)
-            unlink(j->temp); /* a file system without RENAME_NOREPLACE */
-        if (r != 0 && errno != ENOENT)
+        if (j->temp[0] == '\0') {
+            r = linkat(AT_FDCWD, fd_path, AT_FDCWD, j->path, AT_SYMLINK_FOLLOW);
+        } else {
+            r = renameat2(AT_FDCWD, j->temp, AT_FDCWD, j->path, RENAME_NOREPLACE);
+            if (r != 0 && errno == EINVAL && (r = link(j->temp, j->path)) == 0)
+                unlink(j->temp); /* a file system without RENAME_NOREPLACE */
+        }
+        if (r == 0 || errno != ENOENT)
             break;
     }
     if (r != 0)

@@ -43,6 +43,7 @@ typedef struct worker {
     store *store;
     gate *gate;
     offload *offload;
+    int unnamed_temp;     /* uploads' temp files made with O_TMPFILE (upload.c) */
     objstore *objstore;   /* STORAGE_URL's; NULL: files live in STORAGE_PATH */
     secret *store_secret;  /* store mode: the page the store client keeps the secret in */
     bodies *bodies;       /* the request bodies held, and their caps */

@@ -1797,12 +1797,46 @@ def files_under(root):
     return sorted(out)
 
 
+def unnamed_temp_files(server):
+    """[(who, bytes)]: the files in TEMP_PATH with no name (O_TMPFILE) that the server's
+    processes hold open, each an upload being sealed; who is 'pid:fd'."""
+    prefix = os.path.realpath(temp(server)) + '/#'
+    kids = server.children()
+    out = []
+    for pid in [server.pid] + kids['workers'] + [kids['shredder']] + kids['other']:
+        try:
+            fds = os.listdir('/proc/%s/fd' % pid)
+        except (OSError, TypeError):
+            continue
+        for fd in fds:
+            where = '/proc/%s/fd/%s' % (pid, fd)
+            try:
+                link = os.readlink(where)
+                if link.startswith(prefix) and link.endswith(' (deleted)'):
+                    out.append(('%s:%s' % (pid, fd), os.stat(where).st_size))
+            except OSError:
+                continue  # closed meanwhile
+    return out
+
+
+def temp_files(server):
+    """What TEMP_PATH holds: its named files, and the unnamed ones held open."""
+    return files_under(temp(server)) + ['unnamed, held by %s (%d bytes)' % u
+                                        for u in unnamed_temp_files(server)]
+
+
+def sealed_bytes(server):
+    """Bytes sealed so far into TEMP_PATH: where an upload's body goes as it arrives."""
+    return (sum(os.path.getsize(f) for f in files_under(temp(server))) +
+            sum(n for _, n in unnamed_temp_files(server)))
+
+
 def assert_nothing_left(server, redis, what):
     """A failed upload leaves no file, no partial file and no record."""
     seen = []
 
     def clean():
-        left = files_under(temp(server)) + files_under(storage(server))
+        left = temp_files(server) + files_under(storage(server))
         keys = redis.command('KEYS', 'upload:*')
         seen[:] = ['files %r, keys %r' % (left, keys)]
         return not left and not keys and not redis.command('ZCARD', 'expiries')

@@ -12,9 +12,9 @@ Requests are written on raw sockets where http.client would refuse to send them.
 import os
 import socket
 
-from harness import (STATUS_UNKNOWN, Redis, Server, assert_json_error,
-                     assert_nobody_replaced, assert_nothing_left, json_answer, multipart,
-                     one_response, parse_responses, raw_exchange, sha256, wait_until)
+from harness import (STATUS_UNKNOWN, Redis, Server, assert_json_error, assert_nobody_replaced,
+                     assert_nothing_left, json_answer, multipart, one_response, parse_responses,
+                     raw_exchange, sha256, temp_files, wait_until)
 
 
 # Failed lookups count towards the brute-force block; the sweep sends many on purpose.
@@ -39,7 +39,7 @@ class Sweep:
         self.redis.stop()
 
     def temp_files(self):
-        return sorted(os.listdir(self.server.settings['TEMP_PATH']))
+        return temp_files(self.server)
 
     def assert_nothing_left(self, what):
         assert_nothing_left(self.server, self.redis, what)

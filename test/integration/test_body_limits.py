@@ -9,9 +9,9 @@ import json
 import os
 import time
 
-from harness import (CLIENT, OTHER, H2, Redis, Server, assert_json_error, assert_nobody_replaced,
-                     chunked, in_one_window, multipart, one_response, raw_connect, read_response, retry_after,
-                     spill_maps, temp, upload_ok, wait_until)
+from harness import (CLIENT, H2, OTHER, Redis, Server, assert_json_error, assert_nobody_replaced,
+                     chunked, in_one_window, multipart, one_response, raw_connect, read_response,
+                     retry_after, sealed_bytes, spill_maps, upload_ok, wait_until)
 from test_openapi import check_response, spec
 
 MIB = 1 << 20
@@ -23,11 +23,6 @@ def head_of(body, ctype, target='/upload/', forwarded=None):
     extra = 'X-Forwarded-For: %s\r\n' % forwarded if forwarded else ''
     return ('POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n'
             % (target, ctype, len(body), extra)).encode()
-
-
-def sealed_bytes(server):
-    """Bytes sealed so far into TEMP_PATH: where an upload's body goes as it arrives."""
-    return sum(os.path.getsize(os.path.join(temp(server), n)) for n in os.listdir(temp(server)))
 
 
 class PartialUpload:

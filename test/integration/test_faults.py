@@ -28,7 +28,7 @@ import time
 from harness import (CLIENT, RETRY_AFTER, ROOT, SERVICES, Redis, Server, assert_json_error,
                      assert_nobody_replaced, assert_nothing_left, binary, chunked, files_under,
                      multipart, path, raw_connect, read_response, retry_after, sha256, skip,
-                     storage, stored_path, temp, trash, upload_ok, timeout, wait_until)
+                     storage, stored_path, temp, temp_files, timeout, trash, upload_ok, wait_until)
 
 
 UNAVAILABLE = {'detail': 'Service temporarily unavailable'}
@@ -506,9 +506,6 @@ class DiskFull:
             out += [os.path.join(root, f) for f in files]
         return sorted(out)
 
-    def temp(self):
-        return sorted(os.listdir(os.path.join(self.mnt, 'temp')))
-
 
 def test_disk_full_upload_is_507_leaves_nothing_and_downloads_keep_working():
     with DiskFull() as disk:
@@ -528,7 +525,7 @@ def test_disk_full_upload_is_507_leaves_nothing_and_downloads_keep_working():
                     status, headers, body = server.upload(os.urandom(size), filename='full.bin')
                     what = 'upload of %d bytes with %d bytes free' % (size, leave)
                     assert_json_error(status, headers, body, 507, 'Insufficient storage', what)
-                    assert disk.temp() == [], '%s left %r in TEMP_PATH' % (what, disk.temp())
+                    assert temp_files(server) == [], '%s left %r in TEMP_PATH' % (what, temp_files(server))
                     assert disk.stored() == stored, '%s left %r in STORAGE_PATH' % (
                         what, sorted(set(disk.stored()) - set(stored)))
                     assert sorted(redis.command('KEYS', 'upload:*')) == records, \
@@ -565,7 +562,7 @@ def test_disk_full_large_upload_spilled_by_the_http_layer_is_507_too():
                 answer = (status, body)
             except (OSError, ConnectionError) as e:
                 answer = 'no answer: %r' % e
-            assert disk.temp() == [], 'left %r in TEMP_PATH' % disk.temp()
+            assert temp_files(server) == [], 'left %r in TEMP_PATH' % temp_files(server)
             assert disk.stored() == [] and redis.command('KEYS', 'upload:*') == []
             assert_nobody_replaced(server, before, healthy=False)
             os.remove(filler)

@@ -8,15 +8,16 @@ import datetime
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
 
-from harness import (PDF, TEXT, Redis, Server, assert_422, assert_common_headers,
-                     assert_json_error, assert_nothing_left, assert_upload_body, chunked, curl,
-                     curl_headers, download, json_answer, key_words, one_response, path,
-                     parse_responses, raw_connect, raw_exchange, read_response, sha256, spill_maps,
-                     temp, upload_ok, wait_until)
+from harness import (PDF, TEXT, Redis, Server, assert_422, assert_common_headers, assert_json_error,
+                     assert_nothing_left, assert_upload_body, chunked, curl, curl_headers, download,
+                     files_under, json_answer, key_words, one_response, parse_responses, path,
+                     raw_connect, raw_exchange, read_response, sealed_bytes, sha256, spill_maps,
+                     temp, unnamed_temp_files, upload_ok, wait_until)
 
 TEXT_CT = 'text/plain; charset=utf-8'
 LINE = re.compile(r'^([a-z0-9]+) +(.*)$')
@@ -360,10 +361,6 @@ def test_put_over_http2_is_stored_and_over_the_limit_is_413():
 # ---------------------------------------------------------------------------------
 # The body sealed as it arrives (plain HTTP/1 with a Content-Length)
 
-def sealed_bytes(server):
-    return sum(os.path.getsize(os.path.join(temp(server), n)) for n in os.listdir(temp(server)))
-
-
 def test_a_put_body_is_sealed_as_it_arrives_and_never_spills():
     with Redis() as redis, Server(redis, env={'WORKERS': '1', 'BODY_MEMORY_MAX': '64K'}) as server:
         worker = server.full_tree()['workers'][0]
@@ -398,6 +395,27 @@ def test_a_streamed_put_its_client_abandons_leaves_nothing():
         finally:
             sock.close()
         assert_nothing_left(server, redis, 'a streamed PUT abandoned halfway')
+        upload_ok(server, os.urandom(100 << 10))
+
+
+def test_a_body_being_sealed_has_no_name_in_temp_path_and_goes_with_a_killed_worker():
+    with Redis() as redis, Server(redis, env={'WORKERS': '1'}) as server:
+        worker = server.full_tree()['workers'][0]
+        data = os.urandom(3 << 20)
+        sock = raw_connect(server)
+        try:
+            sock.sendall(b'PUT /unnamed.bin HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n'
+                         % len(data) + data[:1 << 20])
+            held = wait_until(lambda: unnamed_temp_files(server), 5,
+                              message='the body sealed into a file with no name')
+            assert [who.split(':')[0] for who, _ in held] == [str(worker)], held
+            assert files_under(temp(server)) == [], files_under(temp(server))
+            os.kill(worker, signal.SIGKILL)
+            server.full_tree()
+        finally:
+            sock.close()
+        # Nothing named was left for a sweep, and no process holds the file.
+        assert_nothing_left(server, redis, 'a worker killed while it sealed a PUT')
         upload_ok(server, os.urandom(100 << 10))
 
 
