@@ -17,7 +17,7 @@ from harness import (PDF, TEXT, Redis, Server, assert_422, assert_common_headers
                      assert_nothing_left, assert_upload_body, chunked, curl, curl_headers, download,
                      files_under, json_answer, key_words, one_response, parse_responses, path,
                      raw_connect, raw_exchange, read_response, sealed_bytes, sha256, spill_maps,
-                     temp, unnamed_temp_files, upload_ok, wait_until)
+                     temp, temp_files, unnamed_temp_files, upload_ok, wait_until)
 
 TEXT_CT = 'text/plain; charset=utf-8'
 LINE = re.compile(r'^([a-z0-9]+) +(.*)$')
@@ -329,7 +329,7 @@ def test_put_with_the_store_down_is_503_and_with_no_storage_507_leaving_nothing(
         assert_json_error(status, headers, body, 503, 'Service temporarily unavailable',
                           'PUT with the store down')
         assert time.monotonic() - started < 5, 'the 503 took too long'
-        assert os.listdir(temp(server)) == [], os.listdir(temp(server))
+        assert temp_files(server) == [], temp_files(server)
 
 
 def test_put_over_http2_is_stored_and_over_the_limit_is_413():

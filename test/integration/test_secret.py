@@ -17,9 +17,9 @@ import subprocess
 import tempfile
 import threading
 
-from harness import (MIB, SEGMENT, Redis, Server, download, drop_id, files_under,
-                     lines_of, path, run, server_secret, storage, temp, timeout, tmp,
-                     upload_ok, wait_until)
+from harness import (MIB, SEGMENT, Redis, Server, download, drop_id, files_under, lines_of, path,
+                     run, server_secret, storage, temp, temp_files, timeout, tmp,
+                     unnamed_temp_files, upload_ok, wait_until)
 
 ASAN = os.environ.get('RZ_FLAVOUR') == 'asan'  # AddressSanitizer makes mlock a no-op
 NOBODY = 65534
@@ -294,7 +294,8 @@ def test_an_upload_straddling_a_store_restart_fails_cleanly_and_records_nothing(
         before = server_secret(server)
 
         def sealing():
-            return [n for n in os.listdir(temp(server)) if n.startswith('up-')]
+            return ([n for n in os.listdir(temp(server)) if n.startswith('up-')] +
+                    unnamed_temp_files(server))
         caught = None
         for _ in range(5):
             result = {}
@@ -375,7 +376,7 @@ def test_a_delete_or_a_put_under_a_secret_the_store_no_longer_has_is_refused_and
         status, headers, body = server.request('PUT', '/put.bin', body=b'sealed under a lost secret')
         assert status == 503 and 'retry-after' in headers, (status, body)
         assert redis.command('KEYS', 'upload:*') == [record], 'the refused PUT was recorded'
-        wait_until(lambda: files_under(storage(server)) == stored and not os.listdir(temp(server)),
+        wait_until(lambda: files_under(storage(server)) == stored and not temp_files(server),
                    5, message='nothing left of the refused PUT')
         wait_until(lambda: len(server.events('store_secret_changed')) == 2, 5,
                    message='the change noticed')
