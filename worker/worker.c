@@ -625,8 +625,9 @@ int worker_main(const proc_env *env)
     w.env = env;
     w.cfg = env->cfg;
     setup_h2o(&w);
+    /* An upload's unnamed file is linked into place through /proc/self/fd (upload.c). */
+    w.unnamed_temp = access("/proc/self/fd", X_OK) == 0;
     w.magic = magic_open(MAGIC_FLAGS);
-    w.unnamed_temp = access("/proc/self/fd", X_OK) == 0; /* how such a file is named */
     if (w.magic == NULL || magic_load(w.magic, NULL) != 0) {
         log_event(LOG_ERROR, "magic_failed", "cannot load the libmagic database");
         return 1;
