@@ -301,8 +301,8 @@ static void on_accept(h2o_socket_t *listener, const char *err);
 
 static void load_publish(worker *w, uint64_t now)
 {
-    uint64_t v = w->draining ? 0 : SHM_LOAD(now, w->nconns);
-    atomic_store_explicit(&w->env->shm->worker_load[w->env->slot], v, memory_order_relaxed);
+    atomic_store_explicit(&w->env->shm->worker_load[w->env->slot], SHM_LOAD(now, w->nconns),
+                          memory_order_relaxed);
 }
 
 /* 1 when another worker that accepts holds fewer connections by more than the slack. */
@@ -329,12 +329,15 @@ static void accept_pause(worker *w, int pause)
 }
 
 /* After each loop turn: say how loaded this worker is, and take connections again
- * once the others have caught up. */
+ * once the others have caught up. A draining worker says nothing: its slot is its
+ * successor's (drain_start). */
 static void accept_balance(worker *w)
 {
+    if (w->draining)
+        return;
     uint64_t now = util_mono_ms();
     load_publish(w, now);
-    if (w->accept_paused && !w->draining && !accept_yields(w, now))
+    if (w->accept_paused && !accept_yields(w, now))
         accept_pause(w, 0);
 }
 
@@ -563,7 +566,9 @@ static void drain_start(worker *w)
     w->nlisten = 0;
     w->draining = 1;
     w->accept_paused = 0;
-    load_publish(w, 0); /* no longer one to leave connections to */
+    /* No longer one to leave connections to. A reload's successor in this slot may have
+     * published already: it does again at its next turn, and this worker no more. */
+    atomic_store_explicit(&w->env->shm->worker_load[w->env->slot], 0, memory_order_relaxed);
     h2o_context_request_shutdown(&w->ctx);
     /* HTTP/2 clients got a GOAWAY. libh2o 2.2.5 would send another a second later and
      * from then on close a connection the moment its last stream's final frames are
