@@ -815,9 +815,10 @@ static int install_file(install_job *j)
 {
     if (j->fsync && fsync(j->fd) != 0)
         return -1;
-    char fd_path[32];
-    snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", j->fd);
-    if (j->temp[0] != '\0') {
+    char fd_path[32] = "";
+    if (j->temp[0] == '\0') {
+        snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", j->fd);
+    } else {
         close(j->fd);
         j->fd = -1;
     }

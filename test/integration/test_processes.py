@@ -196,8 +196,8 @@ def test_killed_worker_is_replaced_and_service_continues():
 
 
 def connections_held(port, pids):
-    """{pid: how many established connections to port it holds, 'backlog': how many
-    wait in the listening socket's queue, accepted by none} from /proc."""
+    """({pid: how many established connections to port it holds}, how many wait in the
+    listening socket's queue, accepted by none), from /proc."""
     inodes, backlog = set(), 0
     for table in ('/proc/net/tcp', '/proc/net/tcp6'):
         with open(table) as f:
