@@ -357,6 +357,89 @@ def skip(why):
     print('SKIP: %s' % why)
 
 
+# A library preloaded into the server that makes one system call fail, as a kernel, a
+# sandbox or a file system may: RZ_FAIL=sigprocmask fails the master's SIG_BLOCK,
+# RZ_FAIL=kill every SIGQUIT sent, RZ_FAIL=O_TMPFILE every open of an unnamed file
+# (EOPNOTSUPP, as on a file system that has none).
+FAILING_CALLS = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failing(const char *call)
+{
+    const char *f = getenv("RZ_FAIL");
+    return f != NULL && strcmp(f, call) == 0;
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (failing("sigprocmask") && how == SIG_BLOCK) {
+        errno = EINVAL;
+        return -1;
+    }
+    int (*real)(int, const sigset_t *, sigset_t *) = (int (*)(int, const sigset_t *, sigset_t *))dlsym(RTLD_NEXT, "sigprocmask");
+    return real(how, set, old);
+}
+
+int kill(pid_t pid, int sig)
+{
+    if (failing("kill") && sig == SIGQUIT) {
+        errno = EPERM;
+        return -1;
+    }
+    int (*real)(pid_t, int) = (int (*)(pid_t, int))dlsym(RTLD_NEXT, "kill");
+    return real(pid, sig);
+}
+
+static int open_as(const char *name, const char *file, int flags, va_list ap)
+{
+    mode_t mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+    if (failing("O_TMPFILE") && (flags & O_TMPFILE) == O_TMPFILE) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    int (*real)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, name);
+    return real(file, flags, mode);
+}
+
+int open(const char *file, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    int fd = open_as("open", file, flags, ap);
+    va_end(ap);
+    return fd;
+}
+
+int open64(const char *file, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    int fd = open_as("open64", file, flags, ap);
+    va_end(ap);
+    return fd;
+}
+"""
+
+
+def failing_calls(call):
+    """Settings that preload FAILING_CALLS (built here with cc) and make `call` fail."""
+    source, library = path('failing_calls.c'), path('failing_calls.so')
+    with open(source, 'w') as f:
+        f.write(FAILING_CALLS)
+    subprocess.run(['cc', '-shared', '-fPIC', '-o', library, source, '-ldl'], check=True)
+    env = {'LD_PRELOAD': library, 'RZ_FAIL': call}
+    if 'ASAN_OPTIONS' in os.environ:  # the sanitizer runtime then no longer loads first
+        env['ASAN_OPTIONS'] = os.environ['ASAN_OPTIONS'] + ':verify_asan_link_order=0'
+    return env
+
+
 def rss_kib(pid):
     """A process's resident memory (VmRSS), in KiB."""
     with open('/proc/%d/status' % pid) as f:

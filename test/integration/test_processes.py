@@ -6,14 +6,13 @@ through NOTIFY_SOCKET when it is ready, reloading and stopping."""
 import os
 import signal
 import socket
-import subprocess
 import threading
 import time
 import uuid
 
 import harness
 from harness import (MIB, PacedDownload, Redis, Server, SlowDownload, Timeout, alive, comm,
-                     lines_of, path, port_open, run, sha256, upload_ok, wait_until)
+                     failing_calls, lines_of, path, port_open, run, sha256, upload_ok, wait_until)
 
 
 def test_master_forks_the_configured_workers_and_one_shredder():
@@ -50,57 +49,6 @@ def test_sigint_stops_fast_with_exit_0_and_no_children_left():
 def test_sigquit_stops_gracefully_with_exit_0():
     with Redis() as redis, Server(redis, env={'SHUTDOWN_TIMEOUT': '5'}) as server:
         assert_stops(server, signal.SIGQUIT, 15)
-
-
-# A library preloaded into the server that makes one system call fail, as a kernel or
-# a sandbox may: RZ_FAIL=sigprocmask fails the master's SIG_BLOCK, RZ_FAIL=kill fails
-# every SIGQUIT sent.
-FAILING_CALLS = r"""
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <errno.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-
-static int failing(const char *call)
-{
-    const char *f = getenv("RZ_FAIL");
-    return f != NULL && strcmp(f, call) == 0;
-}
-
-int sigprocmask(int how, const sigset_t *set, sigset_t *old)
-{
-    if (failing("sigprocmask") && how == SIG_BLOCK) {
-        errno = EINVAL;
-        return -1;
-    }
-    int (*real)(int, const sigset_t *, sigset_t *) = (int (*)(int, const sigset_t *, sigset_t *))dlsym(RTLD_NEXT, "sigprocmask");
-    return real(how, set, old);
-}
-
-int kill(pid_t pid, int sig)
-{
-    if (failing("kill") && sig == SIGQUIT) {
-        errno = EPERM;
-        return -1;
-    }
-    int (*real)(pid_t, int) = (int (*)(pid_t, int))dlsym(RTLD_NEXT, "kill");
-    return real(pid, sig);
-}
-"""
-
-
-def failing_calls(call):
-    """Settings that preload FAILING_CALLS (built here with cc) and make `call` fail."""
-    source, library = path('failing_calls.c'), path('failing_calls.so')
-    with open(source, 'w') as f:
-        f.write(FAILING_CALLS)
-    subprocess.run(['cc', '-shared', '-fPIC', '-o', library, source, '-ldl'], check=True)
-    env = {'LD_PRELOAD': library, 'RZ_FAIL': call}
-    if 'ASAN_OPTIONS' in os.environ:  # the sanitizer runtime then no longer loads first
-        env['ASAN_OPTIONS'] = os.environ['ASAN_OPTIONS'] + ':verify_asan_link_order=0'
-    return env
 
 
 def test_a_failing_sigprocmask_stops_start_up_with_one_line():

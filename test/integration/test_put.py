@@ -15,9 +15,10 @@ import time
 
 from harness import (PDF, TEXT, Redis, Server, assert_422, assert_common_headers, assert_json_error,
                      assert_nothing_left, assert_upload_body, chunked, curl, curl_headers, download,
-                     files_under, json_answer, key_words, one_response, parse_responses, path,
-                     raw_connect, raw_exchange, read_response, sealed_bytes, sha256, skip,
-                     spill_maps, temp, temp_files, unnamed_temp_files, upload_ok, wait_until)
+                     failing_calls, files_under, json_answer, key_words, one_response,
+                     parse_responses, path, raw_connect, raw_exchange, read_response, sealed_bytes,
+                     sha256, skip, spill_maps, temp, temp_files, unnamed_temp_files, upload_ok,
+                     wait_until)
 
 TEXT_CT = 'text/plain; charset=utf-8'
 LINE = re.compile(r'^([a-z0-9]+) +(.*)$')
@@ -422,6 +423,37 @@ def test_a_body_being_sealed_has_no_name_in_temp_path_and_goes_with_a_killed_wor
         # Nothing named was left for a sweep, and no process holds the file.
         assert_nothing_left(server, redis, 'a worker killed while it sealed a PUT')
         upload_ok(server, os.urandom(100 << 10))
+
+
+def test_where_temp_path_makes_no_unnamed_files_the_body_is_sealed_under_a_name_and_renamed():
+    # As on a file system without O_TMPFILE: every unnamed open fails with EOPNOTSUPP.
+    # The worker seals into a named file in TEMP_PATH instead, renames it into place,
+    # and keeps doing so for the next upload.
+    env = dict(failing_calls('O_TMPFILE'), WORKERS='1')
+    with Redis() as redis, Server(redis, env=env) as server:
+        data = os.urandom(3 << 20)
+        sock = raw_connect(server)
+        try:
+            sock.sendall(b'PUT /named.bin HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n'
+                         b'Content-Length: %d\r\n\r\n' % len(data) + data[:1 << 20])
+            named = wait_until(lambda: files_under(temp(server)), 5,
+                               message='the body sealed into a named file in TEMP_PATH')
+            assert [os.path.basename(f)[:3] for f in named] == ['up-'], named
+            assert unnamed_temp_files(server) == [], unnamed_temp_files(server)
+            sock.sendall(data[1 << 20:])
+            status, _, body = read_response(sock, 'PUT')
+        finally:
+            sock.close()
+        assert status == 201, body
+        answer = json.loads(body)
+        assert answer['sha256'] == sha256(data), answer
+        assert temp_files(server) == [], temp_files(server)
+        status, _, got = download(server, answer['key'])
+        assert (status, got == data) == (200, True), status
+        again = os.urandom(100 << 10)
+        status, _, got = download(server, upload_ok(server, again)[0]['key'])
+        assert (status, got == again) == (200, True), status
+        assert temp_files(server) == [], temp_files(server)
 
 
 def test_puts_sent_back_to_back_on_one_connection_each_get_their_own_body():
