@@ -53,11 +53,11 @@ int crypt_id(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t key
     out[0] = '\0';
     if (HMAC(EVP_sha256(), secret, CRYPT_SECRET_LEN, keylen ? (const uint8_t *)key : &empty,
              keylen, mac, &maclen) == NULL || maclen < CRYPT_ID_HEX_LEN / 2) {
-        OPENSSL_cleanse(mac, sizeof mac);
+        explicit_bzero(mac, sizeof mac);
         return -1;
     }
     crypt_hex(mac, CRYPT_ID_HEX_LEN / 2, out);
-    OPENSSL_cleanse(mac, sizeof mac);
+    explicit_bzero(mac, sizeof mac);
     return 0;
 }
 
@@ -106,8 +106,8 @@ static int hmac_sha256(crypt_hmac *h, const uint8_t *k, size_t klen, const void 
         pad[i] ^= 0x36 ^ 0x5c;
     ok = ok && EVP_DigestInit_ex2(h->ctx, h->sha256, NULL) == 1 && EVP_DigestUpdate(h->ctx, pad, 64) == 1 &&
          EVP_DigestUpdate(h->ctx, inner, sizeof(inner)) == 1 && EVP_DigestFinal_ex(h->ctx, out, NULL) == 1;
-    OPENSSL_cleanse(pad, sizeof(pad));
-    OPENSSL_cleanse(inner, sizeof(inner));
+    explicit_bzero(pad, sizeof(pad));
+    explicit_bzero(inner, sizeof(inner));
     return ok;
 }
 
@@ -119,7 +119,7 @@ int crypt_id_with(crypt_hmac *h, const uint8_t secret[CRYPT_SECRET_LEN], const c
     int ok = hmac_sha256(h, secret, CRYPT_SECRET_LEN, key, keylen, NULL, 0, mac);
     if (ok)
         crypt_hex(mac, CRYPT_ID_HEX_LEN / 2, out);
-    OPENSSL_cleanse(mac, sizeof(mac));
+    explicit_bzero(mac, sizeof(mac));
     return ok ? 0 : -1;
 }
 
@@ -136,9 +136,9 @@ int crypt_derive_with(crypt_hmac *h, const uint8_t secret[CRYPT_SECRET_LEN], con
     int ok = hmac_sha256(h, fullsalt, sizeof(fullsalt), key, keylen, NULL, 0, prk) &&
              hmac_sha256(h, prk, sizeof(prk), info, strlen(info), &one, 1, out);
     if (!ok)
-        OPENSSL_cleanse(out, CRYPT_KEY_LEN);
-    OPENSSL_cleanse(fullsalt, sizeof(fullsalt));
-    OPENSSL_cleanse(prk, sizeof(prk));
+        explicit_bzero(out, CRYPT_KEY_LEN);
+    explicit_bzero(fullsalt, sizeof(fullsalt));
+    explicit_bzero(prk, sizeof(prk));
     return ok ? 0 : -1;
 }
 
@@ -179,8 +179,8 @@ int crypt_derive(const uint8_t secret[CRYPT_SECRET_LEN], const char *key, size_t
     rc = 0;
 out:
     if (rc != 0)
-        OPENSSL_cleanse(out, CRYPT_KEY_LEN);
-    OPENSSL_cleanse(fullsalt, sizeof fullsalt);
+        explicit_bzero(out, CRYPT_KEY_LEN);
+    explicit_bzero(fullsalt, sizeof fullsalt);
     EVP_KDF_CTX_free(kctx);
     EVP_KDF_free(kdf);
     return rc;
@@ -234,7 +234,7 @@ int crypt_blob_open(const uint8_t key[CRYPT_KEY_LEN], const uint8_t *in, size_t 
 out:
     /* Unauthenticated plaintext must not reach a caller that ignores the return value. */
     if (rc != 0 && ctlen > 0)
-        OPENSSL_cleanse(out, ctlen);
+        explicit_bzero(out, ctlen);
     EVP_CIPHER_CTX_free(ctx);
     return rc;
 }
@@ -326,7 +326,7 @@ int crypt_open_segment(crypt_stream *s, uint32_t index, int last, const uint8_t 
         EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_SET_TAG, CRYPT_TAG_LEN, (void *)(in + ptlen)) != 1 ||
         EVP_DecryptFinal_ex(s->ctx, out + n, &fin) != 1) {
         /* Never leave unauthenticated plaintext where a careless caller could send it. */
-        OPENSSL_cleanse(out, ptlen);
+        explicit_bzero(out, ptlen);
         return -1;
     }
     return 0;
@@ -341,7 +341,7 @@ int crypt_token_new(char out[CRYPT_TOKEN_HEX_LEN + 1])
     if (crypt_random(t, sizeof t) != 0)
         return -1;
     crypt_hex(t, sizeof t, out);
-    OPENSSL_cleanse(t, sizeof t);
+    explicit_bzero(t, sizeof t);
     return 0;
 }
 

@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #define KEY_EXPIRIES "expiries"
 #define KEY_SECRET "secret"
@@ -557,7 +556,7 @@ int record_cmd_secret_create(record_cmd *cmd, const uint8_t *candidate)
 
 void record_cmd_wipe(record_cmd *cmd)
 {
-    OPENSSL_cleanse(cmd->buf, sizeof(cmd->buf));
+    explicit_bzero(cmd->buf, sizeof(cmd->buf));
 }
 
 int record_cmd_lease(record_cmd *cmd, const char *scope, const char *holder, uint32_t ms)

@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +103,7 @@ static int read_credentials(const char *path, s3_conf *out, char *err, size_t er
             snprintf(dst, S3_TEXT_MAX, "%s", v + 1);
         }
     }
-    OPENSSL_cleanse(line, sizeof(line));
+    explicit_bzero(line, sizeof(line));
     fclose(f);
     return rc;
 }
@@ -170,7 +169,7 @@ int s3_conf_load(s3_conf *out, const cfg *c, char *err, size_t errlen)
 
 void s3_conf_wipe(s3_conf *conf)
 {
-    OPENSSL_cleanse(conf->secret_key, sizeof(conf->secret_key));
+    explicit_bzero(conf->secret_key, sizeof(conf->secret_key));
 }
 
 int s3_check(const cfg *c, char *err, size_t errlen)

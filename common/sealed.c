@@ -9,7 +9,6 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include <openssl/crypto.h>
 
 #define HEADER_MAGIC "RZ0F"
 #define HEADER_VERSION 1
@@ -374,7 +373,7 @@ void sealed_writer_free(sealed_writer *w)
     if (w == NULL)
         return;
     if (w->seg != NULL)
-        OPENSSL_cleanse(w->seg, w->segment_size);
+        explicit_bzero(w->seg, w->segment_size);
     free(w->seg);
     free(w->sealed);
     crypt_stream_free(w->cs);
@@ -470,7 +469,7 @@ static int read_segments(sealed_reader *r, uint64_t first, uint32_t count, uint8
         size_t n = last ? ptlen - done : r->segment_size;
         uint8_t *into = out != NULL ? out + done : in + at;
         if (crypt_open_segment(r->cs, (uint32_t)index, last, in + at, n + CRYPT_TAG_LEN, into) != 0) {
-            OPENSSL_cleanse(out != NULL ? out : in, out != NULL ? done : sealed_len);
+            explicit_bzero(out != NULL ? out : in, out != NULL ? done : sealed_len);
             return SEALED_ERR_AUTH;
         }
         if (spans != NULL)

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "paths.h"
@@ -59,7 +58,7 @@ void secret_free(secret *s)
     if (s == NULL)
         return;
     size_t len = page_size();
-    OPENSSL_cleanse(s, len);
+    explicit_bzero(s, len);
     munlock(s, len);
     munmap(s, len);
 }
@@ -78,14 +77,14 @@ void secret_set(secret *s, const uint8_t key[CRYPT_SECRET_LEN], int from_store)
     if (from_store) {
         SHA1(s->key, CRYPT_SECRET_LEN, d);
         crypt_hex(d, sizeof d, s->store_fp);
-        OPENSSL_cleanse(d, sizeof d);
+        explicit_bzero(d, sizeof d);
     }
     s->loaded = 1;
 }
 
 void secret_clear(secret *s)
 {
-    OPENSSL_cleanse(s, sizeof *s);
+    explicit_bzero(s, sizeof *s);
 }
 
 /* ---- the process ---- */
@@ -277,7 +276,7 @@ fail:
     /* A partial file would be refused at every later start; leave nothing instead. */
     close(fd);
     (void)unlink(path);
-    OPENSSL_cleanse(key, CRYPT_SECRET_LEN);
+    explicit_bzero(key, CRYPT_SECRET_LEN);
     return -1;
 }
 
@@ -331,7 +330,7 @@ int secret_load_file(const cfg *c, secret *s, char *err, size_t errlen)
         secret_set(s, key, 0);
     else if (err[0] == '\0')
         snprintf(err, errlen, "SECRET_PATH=%s: vanished while being created", shown);
-    OPENSSL_cleanse(key, sizeof key);
+    explicit_bzero(key, sizeof key);
     return r;
 }
 

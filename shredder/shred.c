@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "crypt.h"
@@ -80,7 +79,7 @@ static int keystream_start(shred_job *j)
     uint8_t key[32], iv[16];
     int ok = crypt_random(key, sizeof(key)) == 0 && crypt_random(iv, sizeof(iv)) == 0 &&
              EVP_EncryptInit_ex(j->cipher, EVP_aes_256_ctr(), NULL, key, iv) == 1;
-    OPENSSL_cleanse(key, sizeof(key));
+    explicit_bzero(key, sizeof(key));
     if (!ok)
         errno = EIO;
     return ok ? 0 : -1;

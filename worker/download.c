@@ -99,7 +99,7 @@ static void chunk_give(worker *w, uint8_t *buf, size_t len)
         worker_chunk_give(w, buf, 1);
         return;
     }
-    OPENSSL_cleanse(buf, len);
+    explicit_bzero(buf, len);
     free(buf);
 }
 
@@ -333,7 +333,7 @@ static void open_reader(stream *s)
     s->job_result = sealed_reader_open(&s->rd, s->fk, &s->src, s->salt, s->size, CHUNK_SEGMENTS);
     if (uncached(s))
         return; /* the helper thread needs the key */
-    OPENSSL_cleanse(s->fk, sizeof(s->fk));
+    explicit_bzero(s->fk, sizeof(s->fk));
     if (s->job_result != SEALED_OK)
         return;
     s->opened = 1;
@@ -514,7 +514,7 @@ static void object_stream(h2o_req_t *req, keyed_op *op, const record_access *r, 
     }
     s->segment_size = h.segment_size;
     int rc = sealed_reader_open(&s->rd, fk, &s->src, r->salt, r->size, CHUNK_SEGMENTS);
-    OPENSSL_cleanse(fk, sizeof(fk));
+    explicit_bzero(fk, sizeof(fk));
     if (rc == SEALED_OK) {
         s->nsegs = sealed_reader_segments(s->rd);
         s->buf = chunk_take(w, sealed_reader_buf_max(s->rd), &s->buf_len);
@@ -577,7 +577,7 @@ static void on_take_use(h2o_req_t *req, keyed_op *op, const record_access *r)
     memcpy(st->id, op->id, sizeof(st->id));
     st->meta = meta;
     if (crypt_derive_with(w->hmac, op->secret->key, op->key, op->keylen, st->salt, CRYPT_INFO_FILE, st->fk) != 0) {
-        OPENSSL_cleanse(st->fk, sizeof(st->fk));
+        explicit_bzero(st->fk, sizeof(st->fk));
         integrity_failed(req);
         return;
     }

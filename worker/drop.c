@@ -6,7 +6,6 @@
 #include "drop.h"
 
 #include <stdio.h>
-#include <openssl/crypto.h>
 #include <string.h>
 
 int drop_meta_seal(crypt_hmac *h, const uint8_t *secret, const char *key, size_t keylen,
@@ -29,7 +28,7 @@ int drop_meta_seal(crypt_hmac *h, const uint8_t *secret, const char *key, size_t
     if (crypt_derive_with(h, secret, key, keylen, salt, CRYPT_INFO_META, mk) == 0 &&
         crypt_blob_seal(mk, pt, n, out) == 0)
         r = (int)(n + CRYPT_BLOB_OVERHEAD);
-    OPENSSL_cleanse(mk, sizeof(mk));
+    explicit_bzero(mk, sizeof(mk));
     return r;
 }
 
@@ -41,7 +40,7 @@ int drop_meta_open(crypt_hmac *h, const uint8_t *secret, const char *key, size_t
         return -1;
     int ok = crypt_derive_with(h, secret, key, keylen, salt, CRYPT_INFO_META, mk) == 0 &&
              crypt_blob_open(mk, blob, len, pt) == 0;
-    OPENSSL_cleanse(mk, sizeof(mk));
+    explicit_bzero(mk, sizeof(mk));
     if (!ok)
         return -1;
     size_t n = len - CRYPT_BLOB_OVERHEAD, p = 0;

@@ -7,7 +7,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +36,7 @@ static void state_free(keyed_state *st)
     if (st->op.fd >= 0)
         offload_close(st->w->offload, st->op.fd, NULL);
     objstore_get_free(st->op.get);
-    OPENSSL_cleanse(st->op.key, sizeof(st->op.key));
+    explicit_bzero(st->op.key, sizeof(st->op.key));
     free(st);
 }
 

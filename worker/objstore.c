@@ -4,7 +4,6 @@
 #include "objstore.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,7 +336,7 @@ int objstore_put_failed(const objstore_put *p)
 static void part_free(part *x)
 {
     if (x->buf != NULL)
-        OPENSSL_cleanse(x->buf, x->len);
+        explicit_bzero(x->buf, x->len);
     free(x->buf);
     *x = (part){0};
 }

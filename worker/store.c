@@ -39,7 +39,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 
 #include "crypt.h"
 #include "log.h"
@@ -323,17 +322,17 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
 static __attribute__((noinline)) void wipe_stack(void)
 {
     uint8_t below[32 * 1024];
-    OPENSSL_cleanse(below, sizeof(below));
+    explicit_bzero(below, sizeof(below));
 }
 
 static void wipe_read(redisAsyncContext *ac, redisReply *reply)
 {
     redisReader *rd = ac->c.reader;
     if (reply != NULL && reply->type == REDIS_REPLY_STRING)
-        OPENSSL_cleanse(reply->str, reply->len);
+        explicit_bzero(reply->str, reply->len);
     if (rd != NULL && rd->buf != NULL) {
-        OPENSSL_cleanse(rd->buf, rd->pos);
-        OPENSSL_cleanse(rd->buf + rd->len, sdsavail(rd->buf));
+        explicit_bzero(rd->buf, rd->pos);
+        explicit_bzero(rd->buf + rd->len, sdsavail(rd->buf));
     }
     wipe_stack();
 }
@@ -370,7 +369,7 @@ static void on_secret(redisAsyncContext *ac, void *r, void *priv)
         return;
     }
     secret_set(s->sec, key, 1);
-    OPENSSL_cleanse(key, sizeof(key));
+    explicit_bzero(key, sizeof(key));
     s->sec_complained = 0;
     check_up(s);
 }
@@ -409,7 +408,7 @@ static void secret_create(store *s)
         len = redisFormatCommandArgv(&out, cmd.argc + 3, argv, lens);
         record_cmd_wipe(&cmd);
     }
-    OPENSSL_cleanse(candidate, sizeof(candidate));
+    explicit_bzero(candidate, sizeof(candidate));
     if (len > 0 && redisAsyncFormattedCommand(s->db.ac, on_secret, s, out, (size_t)len) == REDIS_OK) {
         s->sec_asked = s->sec_creating = 1;
         s->connect_started_ms = util_mono_ms();
@@ -417,7 +416,7 @@ static void secret_create(store *s)
         s->sec_asked = 0; /* not up: the watchdog retries with a new connection */
     }
     if (out != NULL) {
-        OPENSSL_cleanse(out, (size_t)len);
+        explicit_bzero(out, (size_t)len);
         redisFreeCommand(out);
     }
 }

@@ -242,8 +242,8 @@ static void op_free(upload_op *op)
     cJSON_Delete(op->answer);
     mp_free(op->mp);
     EVP_MD_CTX_free(op->sha);
-    OPENSSL_cleanse(op->key, sizeof(op->key));
-    OPENSSL_cleanse(op->token, sizeof(op->token));
+    explicit_bzero(op->key, sizeof(op->key));
+    explicit_bzero(op->token, sizeof(op->token));
     req_ref_release(&op->ref);
     free(op);
 }
@@ -619,7 +619,7 @@ static int file_begin(upload_op *op)
     }
     /* It writes nothing before the first data; its sink is the file made below. */
     op->sw = op->to != NULL ? sealed_writer_new(fk, &h, op->to) : NULL;
-    OPENSSL_cleanse(fk, sizeof(fk));
+    explicit_bzero(fk, sizeof(fk));
     if (op->sw == NULL || EVP_DigestInit_ex(op->sha, EVP_sha256(), NULL) != 1)
         return STOP_INTERNAL;
     if (op->obj != NULL)

@@ -96,7 +96,7 @@ void worker_chunk_give(worker *w, uint8_t *buf, int plaintext)
     if (buf == NULL)
         return;
     if (plaintext)
-        OPENSSL_cleanse(buf, WORKER_CHUNK_LEN);
+        explicit_bzero(buf, WORKER_CHUNK_LEN);
     if (w->nchunks < WORKER_CHUNKS_KEPT)
         w->chunks[w->nchunks++] = buf;
     else
