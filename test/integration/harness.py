@@ -408,23 +408,18 @@ static int open_as(const char *name, const char *file, int flags, va_list ap)
     return real(file, flags, mode);
 }
 
-int open(const char *file, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int fd = open_as("open", file, flags, ap);
-    va_end(ap);
-    return fd;
-}
-
-int open64(const char *file, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    int fd = open_as("open64", file, flags, ap);
-    va_end(ap);
-    return fd;
-}
+/* open and open64: which one a program calls depends on how it was built. */
+#define OPEN(name)                                          \
+    int name(const char *file, int flags, ...)              \
+    {                                                       \
+        va_list ap;                                         \
+        va_start(ap, flags);                                \
+        int fd = open_as(#name, file, flags, ap);           \
+        va_end(ap);                                         \
+        return fd;                                          \
+    }
+OPEN(open)
+OPEN(open64)
 """
 
 

@@ -362,27 +362,35 @@ def test_put_over_http2_is_stored_and_over_the_limit_is_413():
 # ---------------------------------------------------------------------------------
 # The body sealed as it arrives (plain HTTP/1 with a Content-Length)
 
+def put_paused(server, name, data, sent, arriving):
+    """PUT data as /name, pausing after `sent` bytes to call arriving() while the rest is
+    still to come; then the rest: its 201 answer, checked, and its file downloaded whole."""
+    sock = raw_connect(server)
+    try:
+        sock.sendall(b'PUT /%s HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n'
+                     b'Content-Length: %d\r\n\r\n' % (name, len(data)) + data[:sent])
+        arriving()
+        sock.sendall(data[sent:])
+        status, _, body = read_response(sock, 'PUT')
+    finally:
+        sock.close()
+    assert status == 201, body
+    answer = json.loads(body)
+    assert answer['size'] == len(data) and answer['sha256'] == sha256(data), answer
+    status, _, got = download(server, answer['key'])
+    assert (status, got == data) == (200, True), status
+
+
 def test_a_put_body_is_sealed_as_it_arrives_and_never_spills():
     with Redis() as redis, Server(redis, env={'WORKERS': '1', 'BODY_MEMORY_MAX': '64K'}) as server:
         worker = server.full_tree()['workers'][0]
-        data = os.urandom(3 << 20)
-        sock = raw_connect(server)
-        try:
-            sock.sendall(b'PUT /arriving.bin HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n'
-                         b'Content-Length: %d\r\n\r\n' % len(data) + data[:2 << 20])
+
+        def arriving():
             # Two thirds sent: most of it is sealed in TEMP_PATH already, and nothing of
             # it is held in a spill file (libh2o alone would hold all of it there).
             wait_until(lambda: sealed_bytes(server) >= 1 << 20, 5, message='the body sealed as it came')
             assert spill_maps(worker) == [], spill_maps(worker)
-            sock.sendall(data[2 << 20:])
-            status, _, body = read_response(sock, 'PUT')
-        finally:
-            sock.close()
-        assert status == 201, body
-        answer = json.loads(body)
-        assert answer['size'] == len(data) and answer['sha256'] == sha256(data), answer
-        status, _, got = download(server, answer['key'])
-        assert (status, got == data) == (200, True), status
+        put_paused(server, b'arriving.bin', os.urandom(3 << 20), 2 << 20, arriving)
 
 
 def test_a_streamed_put_its_client_abandons_leaves_nothing():
@@ -431,25 +439,13 @@ def test_where_temp_path_makes_no_unnamed_files_the_body_is_sealed_under_a_name_
     # and keeps doing so for the next upload.
     env = dict(failing_calls('O_TMPFILE'), WORKERS='1')
     with Redis() as redis, Server(redis, env=env) as server:
-        data = os.urandom(3 << 20)
-        sock = raw_connect(server)
-        try:
-            sock.sendall(b'PUT /named.bin HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n'
-                         b'Content-Length: %d\r\n\r\n' % len(data) + data[:1 << 20])
+        def arriving():
             named = wait_until(lambda: files_under(temp(server)), 5,
                                message='the body sealed into a named file in TEMP_PATH')
             assert [os.path.basename(f)[:3] for f in named] == ['up-'], named
             assert unnamed_temp_files(server) == [], unnamed_temp_files(server)
-            sock.sendall(data[1 << 20:])
-            status, _, body = read_response(sock, 'PUT')
-        finally:
-            sock.close()
-        assert status == 201, body
-        answer = json.loads(body)
-        assert answer['sha256'] == sha256(data), answer
+        put_paused(server, b'named.bin', os.urandom(3 << 20), 1 << 20, arriving)
         assert temp_files(server) == [], temp_files(server)
-        status, _, got = download(server, answer['key'])
-        assert (status, got == data) == (200, True), status
         again = os.urandom(100 << 10)
         status, _, got = download(server, upload_ok(server, again)[0]['key'])
         assert (status, got == again) == (200, True), status
