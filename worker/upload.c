@@ -550,8 +550,8 @@ static void writes_flush(upload_op *op)
 
 /* The sealed writer's sink for a local file: a copy of each piece is gathered, up to
  * WRITE_SEGMENTS of them, for one write on a helper thread (writes_flush, after each
- * slice fed); when memory is short it is written here and now. A failure reaches the
- * parser later, through step_run. */
+ * slice fed; the last ones with the install, commit); when memory is short it is
+ * written here and now. A failure reaches the parser later, through step_run. */
 static int sink_write(sealed_sink *k, const uint8_t *buf, size_t len)
 {
     upload_op *op = H2O_STRUCT_FROM_MEMBER(upload_op, sink, k);
@@ -798,11 +798,13 @@ static void record(upload_op *op)
     store_create(op->w->store, &rec, on_created, op);
 }
 
-/* Moving the sealed file into place, on a helper thread: it owns fd from the start. */
+/* Moving the sealed file into place, on a helper thread: it owns fd from the start,
+ * and writes the file's last pieces (tail, if any) first. */
 typedef struct {
     offload_job job;
     upload_op *op;
     int fd;
+    write_job *tail;
     int fsync;
     char temp[PATHS_MAX], dir[PATHS_MAX], path[PATHS_MAX];
     int result; /* 0 moved to path, 1 the id's file exists (the key is taken), -1 failed */
@@ -855,9 +857,9 @@ static int install_file(install_job *j)
 static void install_work(offload_job *job)
 {
     install_job *j = (install_job *)job;
-    j->err = 0;
-    j->result = install_file(j);
-    if (j->result != 0)
+    j->err = j->tail != NULL ? write_at(j->fd, j->tail->data, j->tail->len, j->tail->off) : 0;
+    j->result = j->err != 0 ? -1 : install_file(j);
+    if (j->result != 0 && j->err == 0)
         j->err = errno;
     if (j->fd >= 0)
         close(j->fd);
@@ -868,6 +870,10 @@ static void install_done(offload_job *job)
     install_job *j = (install_job *)job;
     upload_op *op = j->op;
     int result = j->result, err = j->err;
+    if (j->tail != NULL) {
+        worker_chunk_give(op->w, j->tail->data, 0);
+        free(j->tail);
+    }
     if (result == 0) {
         snprintf(op->stored, sizeof(op->stored), "%s", j->path);
         op->temp[0] = '\0';
@@ -935,6 +941,8 @@ static void commit(upload_op *op, int expiry_min, int uses)
     j->op = op;
     j->fd = op->fd;
     j->fsync = op->w->cfg->fsync_uploads;
+    j->tail = op->filling;
+    op->filling = NULL;
     memcpy(j->temp, op->temp, sizeof(j->temp));
     op->fd = -1; /* the job's now; op->temp stays named until the file has moved */
     offload_submit(op->w->offload, &j->job);
@@ -1003,11 +1011,11 @@ static int feed(upload_op *op, const uint8_t *data, size_t n)
     return r;
 }
 
+/* The last pieces gathered stay: a file that is whole goes with its install_job
+ * (commit), so a small upload hands its one write and its move to a single helper. */
 static int feed_end(upload_op *op)
 {
-    int r = op->put ? file_end(op) : mp_finish(op->mp);
-    writes_flush(op);
-    return r;
+    return op->put ? file_end(op) : mp_finish(op->mp);
 }
 
 static void on_put_wake(void *data)
