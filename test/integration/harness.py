@@ -360,7 +360,8 @@ def skip(why):
 # A library preloaded into the server that makes one system call fail, as a kernel, a
 # sandbox or a file system may: RZ_FAIL=sigprocmask fails the master's SIG_BLOCK,
 # RZ_FAIL=kill every SIGQUIT sent, RZ_FAIL=O_TMPFILE every open of an unnamed file
-# (EOPNOTSUPP, as on a file system that has none).
+# (EOPNOTSUPP, as on a file system that has none), RZ_FAIL=fsync every fsync (EIO, as
+# a failing disk).
 FAILING_CALLS = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -395,6 +396,16 @@ int kill(pid_t pid, int sig)
     }
     int (*real)(pid_t, int) = (int (*)(pid_t, int))dlsym(RTLD_NEXT, "kill");
     return real(pid, sig);
+}
+
+int fsync(int fd)
+{
+    if (failing("fsync")) {
+        errno = EIO;
+        return -1;
+    }
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    return real(fd);
 }
 
 static int open_as(const char *name, const char *file, int flags, va_list ap)

@@ -26,7 +26,8 @@ import threading
 import time
 
 from harness import (CLIENT, RETRY_AFTER, ROOT, SERVICES, Redis, Server, assert_json_error,
-                     assert_nobody_replaced, assert_nothing_left, binary, chunked, files_under,
+                     assert_nobody_replaced, assert_nothing_left, binary, chunked, failing_calls,
+                     files_under,
                      multipart, path, raw_connect, read_response, retry_after, sha256, skip,
                      storage, stored_path, temp, temp_files, timeout, trash, upload_ok, wait_until)
 
@@ -542,6 +543,30 @@ def test_disk_full_upload_is_507_leaves_nothing_and_downloads_keep_working():
             key = upload_ok(server, data)[0]['key']
             assert_downloads(server, key, data, 'download after space was freed')
             assert_nobody_replaced(server, before)
+
+
+def test_with_fsync_uploads_an_upload_the_disk_cannot_make_durable_is_507_and_leaves_nothing():
+    # FSYNC_UPLOADS: the file, then its directory, are synced before the record is
+    # written. A disk whose fsync fails (EIO) gets no upload: one of 1000 bytes (its one
+    # write goes with the move into place) and one of 3 MiB (written as it is sealed).
+    with Redis() as redis, Server(redis, env=dict(failing_calls('fsync'), FSYNC_UPLOADS='true')) as server:
+        for size in (1000, 3 << 20):
+            what = 'upload of %d bytes whose fsync fails' % size
+            status, headers, body = server.upload(os.urandom(size), filename='durable.bin')
+            assert_json_error(status, headers, body, 507, 'Insufficient storage', what)
+            assert_nothing_left(server, redis, what)
+        assert server.events('upload_storage_failed'), 'the failure was not logged'
+    # Without FSYNC_UPLOADS nothing is synced, so the same disk takes uploads.
+    with Redis() as redis, Server(redis, env=failing_calls('fsync')) as server:
+        data = os.urandom(3 << 20)
+        assert_downloads(server, upload_ok(server, data)[0]['key'], data)
+
+
+def test_with_fsync_uploads_uploads_of_every_size_round_trip():
+    with Redis() as redis, Server(redis, env={'FSYNC_UPLOADS': 'true'}) as server:
+        for size in (1, 1000, 65536, 3 << 20):
+            data = os.urandom(size)
+            assert_downloads(server, upload_ok(server, data)[0]['key'], data, 'download of %d bytes' % size)
 
 
 def test_disk_full_large_upload_spilled_by_the_http_layer_is_507_too():
