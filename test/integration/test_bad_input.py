@@ -38,9 +38,6 @@ class Sweep:
         self.server.stop()
         self.redis.stop()
 
-    def temp_files(self):
-        return temp_files(self.server)
-
     def assert_nothing_left(self, what):
         assert_nothing_left(self.server, self.redis, what)
 
@@ -109,7 +106,7 @@ def test_upload_cut_short_by_the_client_leaves_nothing_and_crashes_nothing():
             sock.sendall(head + body[:len(body) // 2])
             sock.close()
         # The server notices the closed connections; nothing of them may remain.
-        wait_until(lambda: sweep.temp_files() == [], 10,
+        wait_until(lambda: temp_files(sweep.server) == [], 10,
                    message='TEMP_PATH empty after uploads cut short')
         sweep.assert_nothing_left('uploads cut short')
         sweep.check()

@@ -27,9 +27,9 @@ import time
 
 from harness import (CLIENT, RETRY_AFTER, ROOT, SERVICES, Redis, Server, assert_json_error,
                      assert_nobody_replaced, assert_nothing_left, binary, chunked, failing_calls,
-                     files_under,
-                     multipart, path, raw_connect, read_response, retry_after, sha256, skip,
-                     storage, stored_path, temp, temp_files, timeout, trash, upload_ok, wait_until)
+                     files_under, multipart, path, raw_connect, read_response, retry_after,
+                     sha256, skip, storage, stored_path, temp, temp_files, timeout, trash,
+                     upload_ok, wait_until)
 
 
 UNAVAILABLE = {'detail': 'Service temporarily unavailable'}

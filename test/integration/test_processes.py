@@ -178,8 +178,9 @@ def wait_held(server, workers, done, message):
     def check():
         last['held'], last['backlog'] = connections_held(server.port, workers)
         return done(last['held'])
+    limit = 5
     try:
-        wait_until(check, 5, message=message)
+        wait_until(check, limit, message=message)
     except Timeout:
         states = {}
         for pid in workers:
@@ -187,8 +188,8 @@ def wait_held(server, workers, done, message):
                 states[pid] = f.read().rsplit(')', 1)[1].split()[0]
             with open('/proc/%d/wchan' % pid) as f:
                 states[pid] += ' ' + f.read()
-        raise Timeout('timed out after 5s waiting for %s: held %r, backlog %d, workers %r'
-                      % (message, last['held'], last['backlog'], states)) from None
+        raise Timeout('timed out after %ds waiting for %s: held %r, backlog %d, workers %r'
+                      % (limit, message, last['held'], last['backlog'], states)) from None
     return last['held']
 
 
